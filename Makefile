@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make demo` (the main job) and `make test` (the whole suite).
+# Each creates .venv and installs the pinned dependencies on first use (torch 2.13.0 first: a CPU wheel
+# on this machine; asking pip for plain `torch` would pull several GB of CUDA packages).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.installed
+EXTRAS := jax,orbax,flax,torch,plot,test,dev
+DEMO_DIR ?= demo_output
+
+.PHONY: all demo test lint bench format clean
+
+all: test
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (jax, flax, orbax); set PYTHON=python3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c requirements/constraints.txt -e '.[$(EXTRAS)]'
+	@touch $@
+
+demo: $(STAMP)
+	$(PY) -m wsd_jax.demo --out $(DEMO_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

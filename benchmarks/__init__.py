@@ -1,0 +1,1 @@
+"""Side-by-side speed ratios of this library against the alternatives (``make bench``)."""

@@ -1,0 +1,74 @@
+"""Each way the project evaluates a spec, as ``fn(spec, steps) -> (values as float64 ndarray, dtype)``.
+
+Tests parametrised over ``BACKENDS`` compare every backend with the reference in one place; a backend
+whose framework is not installed is skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from wsd_core import WSDSpec
+
+Evaluator = Callable[[WSDSpec, list[int]], np.ndarray]
+
+
+def python_floats(spec: WSDSpec, steps: list[int]) -> np.ndarray:
+    return np.array([spec.multiplier(s) for s in steps], dtype=np.float64)
+
+
+def jax_float32(spec: WSDSpec, steps: list[int]) -> np.ndarray:
+    import jax
+    import jax.numpy as jnp
+
+    from wsd_jax import wsd_schedule
+
+    sched = jax.jit(wsd_schedule(1.0, spec=spec))
+    out = sched(jnp.asarray(np.clip(steps, -(2**31), 2**31 - 1), dtype=jnp.int32))
+    assert out.dtype == jnp.float32
+    return np.asarray(out, dtype=np.float64)
+
+
+def jax_float64(spec: WSDSpec, steps: list[int]) -> np.ndarray:
+    import jax
+    import jax.numpy as jnp
+
+    from wsd_jax import wsd_schedule
+
+    with jax.enable_x64(True):
+        sched = jax.jit(wsd_schedule(1.0, spec=spec, dtype=jnp.float64))
+        out = sched(jnp.asarray(steps, dtype=jnp.int64))
+        assert out.dtype == jnp.float64
+        return np.asarray(out, dtype=np.float64)
+
+
+def _requires(module: str) -> Any:
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=f"{module} missing")
+
+
+# (id, evaluator, relative tolerance)
+BACKENDS = [
+    pytest.param(python_floats, 1e-12, id="python-float64"),
+    pytest.param(jax_float32, 1e-6, id="jax-float32", marks=_requires("jax")),
+    pytest.param(jax_float64, 1e-12, id="jax-float64", marks=_requires("jax")),
+]
+
+_TINY = {1e-6: float(np.finfo(np.float32).tiny), 1e-12: float(np.finfo(np.float64).tiny)}
+
+
+def assert_close(actual: np.ndarray, expected: list[float], rtol: float, steps: list[int]) -> None:
+    """Relative agreement; the absolute slack is only the smallest normal number of the dtype."""
+    expected_arr = np.asarray(expected, dtype=np.float64)
+    err = np.abs(actual - expected_arr)
+    bad = err > rtol * np.abs(expected_arr) + _TINY[rtol]
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise AssertionError(
+            f"{int(bad.sum())} of {len(steps)} steps differ; first at step {steps[k]}: "
+            f"got {actual[k]!r}, contract {expected_arr[k]!r}"
+        )

@@ -1,0 +1,56 @@
+"""Hypothesis strategies that draw valid WSDSpec fields over every option of the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+DECAY_SHAPES = ["linear", "cosine", "1-sqrt", "inverse", "exponential"]
+WARMUP_SHAPES = ["linear", "cosine"]
+
+ratios = st.one_of(
+    st.sampled_from([0.0, 1.0, 0.5, 0.1]),
+    st.floats(0.0, 1.0, allow_nan=False, allow_subnormal=False),
+)
+
+
+@st.composite
+def spec_fields(draw: Any, max_total: int = 3000) -> dict[str, Any]:
+    """A dict of valid WSDSpec fields (checkpoints explicit, geometric or None)."""
+    total = draw(st.integers(1, max_total))
+    kind = draw(st.sampled_from(["none", "explicit", "geometric"]))
+    checkpoints: Any = None
+    if kind == "explicit" and total >= 2:
+        inner = draw(st.lists(st.integers(1, total - 1), max_size=6, unique=True))
+        checkpoints = [*sorted(inner), total]
+        ends = checkpoints
+    elif kind == "geometric":
+        k = draw(st.integers(1, min(6, total.bit_length())))
+        checkpoints = k
+        ends = [total >> (k - i) for i in range(1, k + 1)]
+    else:
+        ends = [total]
+    lengths = [e - s for s, e in zip([0, *ends[:-1]], ends, strict=True)]
+    decay_kind = draw(st.sampled_from(["steps", "ratio", "default"]))
+    fields: dict[str, Any] = {"total_steps": total, "checkpoints": checkpoints}
+    if decay_kind == "steps":
+        fields["decay_steps"] = draw(st.integers(0, min(lengths)))
+    elif decay_kind == "ratio":
+        fields["decay_ratio"] = draw(ratios)
+    fields["warmup_steps"] = draw(st.integers(0, ends[0]))
+    fields["decay_shape"] = shape = draw(st.sampled_from(DECAY_SHAPES))
+    fields["warmup_shape"] = draw(st.sampled_from(WARMUP_SHAPES))
+    fields["init_ratio"] = draw(ratios)
+    if shape == "inverse":
+        fields["min_ratio"] = draw(st.floats(1e-4, 1.0))
+    else:
+        fields["min_ratio"] = draw(ratios)
+    fields["start_step"] = draw(st.sampled_from([0, 0, 1, 7, 1000]))
+    return fields
+
+
+def probe_steps(fields: dict[str, Any]) -> list[int]:
+    """Every step of the run plus edges before and far after it."""
+    s0, total = fields["start_step"], fields["total_steps"]
+    return [-3, 0, *range(s0, s0 + total + 3), s0 + 10 * total, 2**31 - 1]

@@ -1,0 +1,205 @@
+"""wsd_jax.wsd_schedule as an optax schedule: jit, vmap, grad, optimizers, dtypes and errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from tests.reference import reference_multiplier
+from wsd_jax import WSDSchedule, WSDSpec, learning_rate_from_state, wsd_schedule
+
+FIELDS = dict(
+    total_steps=1000,
+    warmup_steps=100,
+    decay_steps=150,
+    checkpoints=[400, 1000],
+    decay_shape="1-sqrt",
+    init_ratio=0.05,
+    min_ratio=0.01,
+)
+PEAK = 3e-4
+
+
+@pytest.fixture
+def schedule() -> WSDSchedule:
+    return wsd_schedule(PEAK, **FIELDS)
+
+
+def test_returns_peak_times_multiplier(schedule):
+    steps = [0, 50, 100, 249, 250, 300, 399, 400, 849, 850, 999, 1000, 10**6]
+    got = np.asarray(schedule(jnp.asarray(steps)))
+    want = np.array([PEAK * reference_multiplier(s, **FIELDS) for s in steps])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_jit_matches_eager_and_arrays_match_scalars(schedule):
+    steps = jnp.arange(-5, 1100, dtype=jnp.int32)
+    eager = schedule(steps)
+    jitted = jax.jit(schedule)(steps)
+    vmapped = jax.vmap(schedule)(steps)
+    scalars = jnp.stack([jax.jit(schedule)(s) for s in steps[::37]])
+    # XLA may fuse a + (1 - a) * p into one rounding under jit: agreement is to 2 float32 ulps.
+    ulp2 = 2.4e-7
+    np.testing.assert_allclose(np.asarray(eager), np.asarray(jitted), rtol=ulp2)
+    np.testing.assert_allclose(np.asarray(eager), np.asarray(vmapped), rtol=ulp2)
+    np.testing.assert_allclose(np.asarray(jitted[::37]), np.asarray(scalars), rtol=ulp2)
+    assert schedule(steps.reshape(5, 221)).shape == (5, 221)
+
+
+def test_python_ints_and_all_int_dtypes_agree(schedule):
+    ref = np.asarray(schedule(jnp.asarray([0, 300, 900], jnp.int32)))
+    for dtype in (jnp.int8, jnp.int16, jnp.uint16, jnp.uint32):
+        got = np.asarray(schedule(jnp.asarray([0, 300, 900]).astype(dtype)[:1]))
+        assert got[0] == ref[0]
+    assert float(schedule(300)) == ref[1]
+    assert float(schedule(np.int64(900))) == ref[2]
+
+
+def test_traced_once_for_a_whole_run(schedule):
+    traces = []
+
+    @jax.jit
+    def f(count):
+        traces.append(1)
+        return schedule(count)
+
+    for step in range(0, 1100, 7):
+        f(jnp.asarray(step, jnp.int32))
+    assert len(traces) == 1
+
+
+def test_float_steps_give_the_real_extension(schedule):
+    assert float(schedule(50.0)) == pytest.approx(float(schedule(50)), rel=1e-6)
+    assert float(schedule(125.5)) == pytest.approx(PEAK, rel=1e-6)
+
+
+def test_grad_has_no_nan_anywhere():
+    steps = jnp.concatenate([jnp.arange(-3.0, 1010.0), jnp.array([1e9, -1e9, 0.5, 249.5])])
+    for shape in ("linear", "cosine", "1-sqrt", "inverse", "exponential"):
+        for warm in ("linear", "cosine"):
+            sched = wsd_schedule(PEAK, **{**FIELDS, "decay_shape": shape, "warmup_shape": warm})
+            spec = sched.spec
+            with jax.debug_nans(True):
+                d_step = jax.vmap(jax.grad(sched))(steps)
+                d_peak = jax.vmap(
+                    jax.grad(lambda p, s, spec=spec: wsd_schedule(p, spec=spec)(s)), in_axes=(None, 0)
+                )(1.0, steps)
+            assert np.isfinite(np.asarray(d_step)).all(), shape
+            np.testing.assert_allclose(np.asarray(d_peak), np.asarray(sched(steps)) / PEAK, rtol=1e-6)
+
+
+def _loss(params, x):
+    return jnp.mean((x @ params["w"] + params["b"]) ** 2)
+
+
+def test_adamw_step_under_jit_uses_the_scheduled_rate(schedule):
+    tx = optax.adamw(learning_rate=schedule, weight_decay=0.0)
+    params = {"w": jnp.ones((4, 2)), "b": jnp.zeros(2)}
+    state = tx.init(params)
+    x = jnp.arange(12.0).reshape(3, 4)
+
+    @jax.jit
+    def step(params, state):
+        grads = jax.grad(_loss)(params, x)
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(3):
+        params, state = step(params, state)
+    # adam's first update has magnitude ~lr per coordinate: check it scaled with the schedule.
+    params0 = {"w": jnp.ones((4, 2)), "b": jnp.zeros(2)}
+    p1, _ = step(params0, tx.init(params0))
+    first_update = float(jnp.abs(p1["b"] - params0["b"]).max())
+    assert first_update == pytest.approx(float(schedule(0)), rel=1e-3)
+
+
+def test_inject_hyperparams_with_bf16_params_keeps_a_float32_rate(schedule):
+    params = {"w": jnp.ones((4, 2), jnp.bfloat16), "b": jnp.zeros(2, jnp.bfloat16)}
+    tx = optax.inject_hyperparams(optax.adamw, hyperparam_dtype=jnp.float32)(learning_rate=schedule)
+    state = tx.init(params)
+    assert learning_rate_from_state(state).dtype == jnp.float32
+    assert float(learning_rate_from_state(state)) == float(schedule(0))  # init: the first rate
+    x = jnp.ones((3, 4), jnp.bfloat16)
+    update = jax.jit(lambda g, s, p: tx.update(g, s, p))
+    for n in range(1, 260):
+        grads = jax.grad(_loss)(params, x)
+        _, state = update(grads, state, params)
+        # after n updates the state holds the rate of update n, i.e. schedule(n - 1)
+        assert float(learning_rate_from_state(state)) == pytest.approx(float(schedule(n - 1)), rel=2.4e-7)
+    assert int(state.count) == 259
+
+    # Without hyperparam_dtype the rate still stays float32 (the schedule returns a strongly typed
+    # array, which inject_hyperparams passes through); plain-float hyperparameters become bf16.
+    state_default = optax.inject_hyperparams(optax.adamw)(learning_rate=schedule).init(params)
+    assert learning_rate_from_state(state_default).dtype == jnp.float32
+    assert state_default.hyperparams["b1"].dtype == jnp.bfloat16
+
+
+def test_learning_rate_from_nested_states(schedule):
+    tx = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.inject_hyperparams(optax.adamw)(learning_rate=schedule),
+    )
+    state = tx.init({"w": jnp.zeros(3)})
+    assert float(learning_rate_from_state(state)) == float(schedule(0))
+    with pytest.raises(ValueError, match="inject_hyperparams"):
+        learning_rate_from_state(optax.adamw(schedule).init({"w": jnp.zeros(3)}))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "text"),
+    [
+        ({"peak_value": -1.0, "total_steps": 10}, ValueError, "peak_value"),
+        ({"peak_value": float("nan"), "total_steps": 10}, ValueError, "peak_value"),
+        ({"peak_value": "1e-3", "total_steps": 10}, TypeError, "peak_value"),
+        ({"peak_value": 1.0, "total_steps": 10, "dtype": jnp.int32}, TypeError, "dtype"),
+        ({"peak_value": 1.0, "total_steps": 10, "dtype": jnp.float64}, ValueError, "x64"),
+        ({"peak_value": 1.0, "total_steps": 2**31}, ValueError, "int32"),
+        ({"peak_value": 1.0, "total_steps": 10, "warmup_steps": 11}, ValueError, "warmup_steps"),
+        ({"peak_value": 1.0, "spec": WSDSpec(10), "total_steps": 10}, TypeError, "not both"),
+        ({"peak_value": 1.0, "spec": {"total_steps": 10}}, TypeError, "WSDSpec"),
+    ],
+)
+def test_bad_arguments(kwargs, error, text):
+    peak = kwargs.pop("peak_value")
+    with pytest.raises(error, match=text):
+        wsd_schedule(peak, **kwargs)
+
+
+def test_concrete_array_peak_is_accepted():
+    assert wsd_schedule(jnp.asarray(2e-3), total_steps=10).peak_value == pytest.approx(2e-3)
+
+
+def test_int64_counts_beyond_int32_with_x64():
+    with jax.enable_x64(True):
+        big = 2**40
+        sched = wsd_schedule(1.0, total_steps=big, decay_steps=10, decay_shape="linear", dtype=jnp.float64)
+        got = sched(jnp.asarray([big - 11, big - 10, big - 5, big], jnp.int64))
+        np.testing.assert_allclose(np.asarray(got), [1.0, 1.0, 0.5, 0.0])
+
+
+def test_importing_wsd_jax_needs_no_torch():
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked for this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import wsd_jax, wsd_core\n"
+        "print(float(wsd_jax.wsd_schedule(1.0, total_steps=10)(9)))\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) == pytest.approx(reference_multiplier(9, total_steps=10), rel=1e-6)
+
+
+def test_core_imports_no_framework():
+    code = "import sys, wsd_core; assert not {'jax', 'torch', 'numpy'} & set(sys.modules), sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

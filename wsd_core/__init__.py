@@ -1,0 +1,22 @@
+"""Framework-free core of the WSD schedule: the spec, its validation and the formula, written once.
+
+Neither jax nor torch is imported here; ``wsd_jax`` and ``wsd_torch`` evaluate the same formula.
+"""
+
+from wsd_core._formula import DECAY_SHAPES as DECAY_SHAPES
+from wsd_core._formula import WARMUP_SHAPES as WARMUP_SHAPES
+from wsd_core._formula import Backend as Backend
+from wsd_core._formula import Resolved as Resolved
+from wsd_core._formula import evaluate as evaluate
+from wsd_core._spec import Phase as Phase
+from wsd_core._spec import WSDSpec as WSDSpec
+
+__all__ = [
+    "DECAY_SHAPES",
+    "WARMUP_SHAPES",
+    "Backend",
+    "Phase",
+    "Resolved",
+    "WSDSpec",
+    "evaluate",
+]

@@ -1,0 +1,200 @@
+"""The WSD multiplier m(s), written once for every backend.
+
+``evaluate`` is the contract's piecewise function (``shared/wsd-semantics.md``, "The function"). It
+touches its input only through Python operators and the small ``Backend`` interface below, so the same
+code runs on Python numbers (the per-step ``LambdaLR`` path), on ``jax.numpy`` arrays under ``jit``
+and ``vmap`` and on torch tensors on any device. Backends differ only in how they select branches:
+Python evaluates the chosen branch alone, array backends evaluate both and pick with ``where``.
+
+Numerics (why the shapes are not typed exactly as the contract prints them):
+
+* Phase tests compare integers, and the decay progress ``p`` and its complement ``q = 1 - p`` are each
+  formed from an *integer* difference (``u - b_i`` and ``c_i - u``) before one division. Both are
+  then exact up to one rounding, so boundaries are exact for every int32 count.
+* Each shape is an algebraically identical rewrite of the contract's formula that avoids cancellation
+  when the value approaches a floor of 0 (e.g. ``1 - sqrt(p) == q / (1 + sqrt(p))``,
+  ``(1 + cos(pi p)) / 2 == sin(pi q / 2) ** 2``, ``2 * 0.5**p - 1 == expm1(q ln 2)``). The literal
+  forms lose every significant digit of float32 near the end of a decay to ``min_ratio = 0``.
+* ``p`` and ``q`` are clipped to [0, 1] before any sqrt or sine, ``Backend.sqrt`` is gradient-safe at
+  0, and divisors are never 0, so no branch produces NaN, also the branches ``where`` discards (which
+  would otherwise poison ``jax.grad``).
+* The result is finally clipped to the contract's range [min(init_ratio, min_ratio), 1] so that
+  rounding can never step outside it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+_HALF_PI = math.pi / 2.0
+_LN2 = math.log(2.0)
+
+
+class Backend(Protocol):
+    """What ``evaluate`` needs from a numeric backend beyond Python's arithmetic operators."""
+
+    def locate(self, u: Any) -> tuple[Any, Any, Any]:
+        """Returns ``(b_i, c_i, d_i)`` of the period that local step ``u`` falls in."""
+        ...
+
+    def to_float(self, x: Any) -> Any:
+        """Converts an integer (or float) quantity to the backend's compute float type."""
+        ...
+
+    def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
+        """``if_true()`` where ``cond`` holds, else ``if_false()``."""
+        ...
+
+    def maximum(self, x: Any, y: Any) -> Any: ...
+
+    def clip(self, x: Any, low: float, high: float) -> Any: ...
+
+    def sqrt(self, x: Any) -> Any:
+        """Square root of ``x >= 0`` whose gradient is finite (0) at ``x == 0``."""
+        ...
+
+    def sin(self, x: Any) -> Any: ...
+
+    def expm1(self, x: Any) -> Any: ...
+
+
+# --- shapes -----------------------------------------------------------------------------------
+# Decay shapes take progress p, its complement q = 1 - p (formed independently, see above) and the
+# floor r; each has g(p=0) = 1 and g(p=1) = r. Warmup shapes take progress p and have w(0)=0, w(1)=1.
+
+DecayShape = Callable[[Any, Any, float, Backend], Any]
+WarmupShape = Callable[[Any, Backend], Any]
+
+
+def _decay_linear(p: Any, q: Any, r: float, ops: Backend) -> Any:
+    # 1 - (1 - r) p
+    return r + (1.0 - r) * q
+
+
+def _decay_cosine(p: Any, q: Any, r: float, ops: Backend) -> Any:
+    # r + (1 - r) (1 + cos(pi p)) / 2
+    s = ops.sin(_HALF_PI * q)
+    return r + (1.0 - r) * (s * s)
+
+
+def _decay_one_minus_sqrt(p: Any, q: Any, r: float, ops: Backend) -> Any:
+    # r + (1 - r) (1 - sqrt(p))
+    return r + (1.0 - r) * (q / (1.0 + ops.sqrt(p)))
+
+
+def _decay_inverse(p: Any, q: Any, r: float, ops: Backend) -> Any:
+    # 1 / (p / r + 1 - p); r > 0 is enforced by the spec, so the divisor is >= 1.
+    return 1.0 / (p / r + q)
+
+
+def _decay_exponential(p: Any, q: Any, r: float, ops: Backend) -> Any:
+    # r + (1 - r) (2 * 0.5**p - 1)
+    return r + (1.0 - r) * ops.expm1(_LN2 * q)
+
+
+def _warmup_linear(p: Any, ops: Backend) -> Any:
+    return p
+
+
+def _warmup_cosine(p: Any, ops: Backend) -> Any:
+    # (1 - cos(pi p)) / 2
+    s = ops.sin(_HALF_PI * p)
+    return s * s
+
+
+DECAY_SHAPES: dict[str, DecayShape] = {
+    "linear": _decay_linear,
+    "cosine": _decay_cosine,
+    "1-sqrt": _decay_one_minus_sqrt,
+    "inverse": _decay_inverse,
+    "exponential": _decay_exponential,
+}
+
+WARMUP_SHAPES: dict[str, WarmupShape] = {
+    "linear": _warmup_linear,
+    "cosine": _warmup_cosine,
+}
+
+
+class Resolved(NamedTuple):
+    """A validated spec reduced to the numbers ``evaluate`` reads (local steps, start_step removed)."""
+
+    start_step: int
+    warmup_steps: int
+    init_ratio: float
+    warmup_shape: str
+    decay_shape: str
+    min_ratio: float
+    ends: tuple[int, ...]  # c_1 .. c_K
+    decay_starts: tuple[int, ...]  # b_i = c_i - d_i
+    decay_lengths: tuple[int, ...]  # d_i
+
+    @property
+    def floor(self) -> float:
+        """The smallest value m can take: min(init_ratio, min_ratio) (init_ratio only with warmup)."""
+        return min(self.init_ratio, self.min_ratio) if self.warmup_steps > 0 else self.min_ratio
+
+
+def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
+    """The contract's m(step) on any backend; ``step`` is the optimizer's update count."""
+    s0 = plan.start_step
+    # u = max(s - s0, 0), written so that no intermediate can overflow a fixed-width integer.
+    u = ops.maximum(step, s0) - s0
+    b, c, d = ops.locate(u)
+    decaying = (d > 0) & (u >= b)
+
+    def decay() -> Any:
+        width = ops.to_float(ops.maximum(d, 1))
+        p = ops.clip(ops.to_float(u - b) / width, 0.0, 1.0)
+        q = ops.clip(ops.to_float(c - u) / width, 0.0, 1.0)
+        return DECAY_SHAPES[plan.decay_shape](p, q, plan.min_ratio, ops)
+
+    m = ops.select(decaying, decay, lambda: 1.0)
+    if plan.warmup_steps > 0:  # static: no warmup branch at all when W = 0
+        a, w = plan.init_ratio, plan.warmup_steps
+        stable_or_decay = m
+
+        def warmup() -> Any:
+            p = ops.clip(ops.to_float(u) / w, 0.0, 1.0)
+            return a + (1.0 - a) * WARMUP_SHAPES[plan.warmup_shape](p, ops)
+
+        m = ops.select(u < w, warmup, lambda: stable_or_decay)
+    return ops.clip(m, plan.floor, 1.0)
+
+
+class PythonBackend:
+    """Plain Python numbers; evaluates only the selected branch (a few microseconds a call)."""
+
+    def __init__(self, plan: Resolved) -> None:
+        self._ends = plan.ends
+        self._inner_ends = plan.ends[:-1]
+        self._starts = plan.decay_starts
+        self._lengths = plan.decay_lengths
+
+    def locate(self, u: Any) -> tuple[Any, Any, Any]:
+        i = bisect.bisect_right(self._inner_ends, u)
+        return self._starts[i], self._ends[i], self._lengths[i]
+
+    def to_float(self, x: Any) -> float:
+        return float(x)
+
+    def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
+        return if_true() if cond else if_false()
+
+    def maximum(self, x: Any, y: Any) -> Any:
+        return x if x >= y else y
+
+    def clip(self, x: Any, low: float, high: float) -> Any:
+        return low if x < low else high if x > high else x
+
+    def sqrt(self, x: Any) -> float:
+        return math.sqrt(x)
+
+    def sin(self, x: Any) -> float:
+        return math.sin(x)
+
+    def expm1(self, x: Any) -> float:
+        return math.expm1(x)

@@ -1,0 +1,300 @@
+"""``WSDSpec``: the contract's parameters as one validated, serialisable value."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from wsd_core import _validation as v
+from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES, PythonBackend, Resolved, evaluate
+
+DEFAULT_DECAY_RATIO = 0.1
+
+
+class Phase(NamedTuple):
+    """Where an optimizer step falls in the schedule.
+
+    Attributes:
+      name: ``"warmup"``, ``"stable"``, ``"decay"`` or ``"done"`` (at or past the end of the run).
+      period: 0-based index of the period (``len(period_ends) - 1`` for ``"done"``).
+      progress: fraction of the phase completed before this step, in [0, 1]: ``u / W`` in warmup,
+        the contract's ``p`` in a decay, 1.0 when done.
+      multiplier: m(step), the factor applied to the peak learning rate.
+    """
+
+    name: str
+    period: int
+    progress: float
+    multiplier: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WSDSpec:
+    """A Warmup-Stable-Decay schedule, exactly as ``shared/wsd-semantics.md`` defines it.
+
+    The spec is framework-free: ``wsd_jax`` and ``wsd_torch`` evaluate it, and ``multiplier`` evaluates
+    it on Python floats. Every field is validated at construction (``dataclasses.replace`` validates
+    too); bad values raise ``ValueError`` or ``TypeError`` naming the parameter, the value and the
+    valid range.
+
+    Steps given to and returned by the methods are the optimizer's update counts (optax's ``count``,
+    torch's ``last_epoch``), with ``start_step`` already added; the fields themselves are in the
+    schedule's own time (``checkpoints`` and ``total_steps`` count from ``start_step``).
+
+    Attributes:
+      total_steps: T, updates in the run (int >= 1).
+      warmup_steps: W, warmup length (0 <= W <= first period end).
+      decay_steps: D, the decay length of every period. Exclusive with ``decay_ratio``.
+      decay_ratio: rho, each period decays for ``floor(rho * period_length)`` updates. When neither
+        ``decay_steps`` nor ``decay_ratio`` is given, rho = 0.1.
+      decay_shape: ``"linear"``, ``"cosine"``, ``"1-sqrt"`` (default), ``"inverse"`` or
+        ``"exponential"``.
+      warmup_shape: ``"linear"`` (default) or ``"cosine"``.
+      init_ratio: m(0) when W > 0, in [0, 1].
+      min_ratio: m at the end of each decay, in [0, 1]; > 0 for ``"inverse"``.
+      checkpoints: period ends c_1 < ... < c_K = T (WSD-S), an int K for geometric ends
+        ``T >> (K - i)``, or None for a single period.
+      start_step: s0; the schedule is m(max(step - s0, 0)).
+
+    Example:
+      >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear")
+      >>> spec.multiplier(0), spec.multiplier(500), spec.multiplier(900), spec.multiplier(1000)
+      (0.0, 1.0, 0.5, 0.0)
+      >>> spec.phase(850).name
+      'decay'
+    """
+
+    total_steps: int
+    warmup_steps: int = 0
+    decay_steps: int | None = None
+    decay_ratio: float | None = None
+    decay_shape: str = "1-sqrt"
+    warmup_shape: str = "linear"
+    init_ratio: float = 0.0
+    min_ratio: float = 0.0
+    checkpoints: int | tuple[int, ...] | None = None
+    start_step: int = 0
+
+    def __post_init__(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)
+        total = v.check_int("total_steps", self.total_steps, minimum=1)
+        set_("total_steps", total)
+        set_("warmup_steps", v.check_int("warmup_steps", self.warmup_steps, minimum=0))
+        set_("start_step", v.check_int("start_step", self.start_step, minimum=0))
+        set_("decay_shape", v.check_choice("decay_shape", self.decay_shape, DECAY_SHAPES))
+        set_("warmup_shape", v.check_choice("warmup_shape", self.warmup_shape, WARMUP_SHAPES))
+        set_("init_ratio", v.check_ratio("init_ratio", self.init_ratio))
+        inverse = self.decay_shape == "inverse"
+        set_("min_ratio", v.check_ratio("min_ratio", self.min_ratio, positive=inverse))
+        if self.decay_steps is not None and self.decay_ratio is not None:
+            raise ValueError(
+                "give at most one of decay_steps and decay_ratio, got "
+                f"decay_steps={self.decay_steps!r} and decay_ratio={self.decay_ratio!r}"
+            )
+        if self.decay_steps is not None:
+            set_("decay_steps", v.check_int("decay_steps", self.decay_steps, minimum=0))
+        if self.decay_ratio is not None:
+            set_("decay_ratio", v.check_ratio("decay_ratio", self.decay_ratio))
+        set_("checkpoints", _normalise_checkpoints(self.checkpoints, total))
+        ends = self._resolved.ends  # resolves and validates periods, decays and warmup
+        del ends
+
+    # --- resolution -------------------------------------------------------------------------
+
+    @functools.cached_property
+    def _resolved(self) -> Resolved:
+        ends = _period_ends(self.checkpoints, self.total_steps)
+        if self.warmup_steps > ends[0]:
+            raise ValueError(
+                f"warmup_steps must be <= the first period end ({ends[0]}), got {self.warmup_steps}"
+            )
+        lengths = []
+        previous = 0
+        for i, end in enumerate(ends):
+            period = end - previous
+            if self.decay_steps is not None:
+                decay = self.decay_steps
+                if decay > period:
+                    raise ValueError(
+                        f"decay_steps must be <= every period's length; got {decay}, but period {i} "
+                        f"(steps {previous}..{end - 1}) has {period} steps"
+                    )
+            else:
+                rho = DEFAULT_DECAY_RATIO if self.decay_ratio is None else self.decay_ratio
+                decay = math.floor(rho * period)  # in float64, as the contract specifies
+            lengths.append(decay)
+            previous = end
+        return Resolved(
+            start_step=self.start_step,
+            warmup_steps=self.warmup_steps,
+            init_ratio=self.init_ratio,
+            warmup_shape=self.warmup_shape,
+            decay_shape=self.decay_shape,
+            min_ratio=self.min_ratio,
+            ends=ends,
+            decay_starts=tuple(e - d for e, d in zip(ends, lengths, strict=True)),
+            decay_lengths=tuple(lengths),
+        )
+
+    @functools.cached_property
+    def _python_backend(self) -> PythonBackend:
+        return PythonBackend(self._resolved)
+
+    def resolved(self) -> Resolved:
+        """The numbers the backends evaluate: period ends, decay starts and lengths (local steps)."""
+        return self._resolved
+
+    # --- evaluation on Python numbers --------------------------------------------------------
+
+    def multiplier(self, step: int | float) -> float:
+        """m(step) as a Python float, for ``LambdaLR`` and logging (microseconds per call)."""
+        return float(evaluate(step, self._resolved, self._python_backend))
+
+    # --- introspection (optimizer steps, start_step included) ---------------------------------
+
+    @property
+    def period_ends(self) -> tuple[int, ...]:
+        """The optimizer step at which each period ends (its first step at the period's floor)."""
+        return tuple(self.start_step + c for c in self._resolved.ends)
+
+    @property
+    def decay_starts(self) -> tuple[int, ...]:
+        """Each period's first decayed step; a checkpoint saved at this count is pre-decay."""
+        return tuple(self.start_step + b for b in self._resolved.decay_starts)
+
+    @property
+    def decay_lengths(self) -> tuple[int, ...]:
+        """d_i, the number of decayed updates in each period."""
+        return self._resolved.decay_lengths
+
+    @property
+    def end_step(self) -> int:
+        """The first optimizer step past the run (``start_step + total_steps``)."""
+        return self.start_step + self.total_steps
+
+    def phase(self, step: int) -> Phase:
+        """The phase, period and progress of optimizer step ``step`` (any int, also negative)."""
+        step = v.check_int("step", step)
+        plan = self._resolved
+        u = max(step - self.start_step, 0)
+        m = self.multiplier(step)
+        if u < plan.warmup_steps:
+            return Phase("warmup", 0, u / plan.warmup_steps, m)
+        last = len(plan.ends) - 1
+        if u >= self.total_steps:
+            return Phase("done", last, 1.0, m)
+        i = next(k for k, end in enumerate(plan.ends) if u < end)
+        b, d = plan.decay_starts[i], plan.decay_lengths[i]
+        if d == 0 or u < b:
+            return Phase("stable", i, _stable_progress(plan, i, u), m)
+        return Phase("decay", i, (u - b) / d, m)
+
+    def phase_table(self) -> str:
+        """A human-readable table of the phases: steps, lengths and the multiplier at each end."""
+        rows = [("phase", "period", "first step", "last step", "steps", "multiplier")]
+        for name, period, first, last in self._segments():
+            m_first, m_last = self.multiplier(first), self.multiplier(last)
+            span = f"{m_first:.6g}" if m_first == m_last else f"{m_first:.6g} -> {m_last:.6g}"
+            rows.append((name, str(period), str(first), str(last), str(last - first + 1), span))
+        done = self.end_step
+        rows.append(("done", "-", str(done), "...", "-", f"{self.multiplier(done):.6g}"))
+        widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
+        return "\n".join(lines)
+
+    def _segments(self) -> list[tuple[str, int, int, int]]:
+        """(name, period, first step, last step) of every non-empty phase, in optimizer steps."""
+        plan, s0 = self._resolved, self.start_step
+        segments = []
+        if plan.warmup_steps > 0:
+            segments.append(("warmup", 0, s0, s0 + plan.warmup_steps - 1))
+        previous = 0
+        for i, (end, b) in enumerate(zip(plan.ends, plan.decay_starts, strict=True)):
+            stable_from = max(previous, plan.warmup_steps)
+            if b > stable_from:
+                segments.append(("stable", i, s0 + stable_from, s0 + b - 1))
+            decay_from = max(b, plan.warmup_steps)
+            if end > decay_from:
+                segments.append(("decay", i, s0 + decay_from, s0 + end - 1))
+            previous = end
+        return segments
+
+    # --- serialisation -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (``checkpoints`` as a list); ``from_dict`` inverts it."""
+        out = dataclasses.asdict(self)
+        if isinstance(self.checkpoints, tuple):
+            out["checkpoints"] = list(self.checkpoints)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WSDSpec:
+        """Rebuilds (and validates) a spec from ``to_dict()`` output, e.g. after a JSON round-trip."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"from_dict expects a mapping, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown WSDSpec fields {unknown}; valid fields are {sorted(names)}")
+        if "total_steps" not in data:
+            raise ValueError("from_dict needs 'total_steps'")
+        return cls(**data)
+
+
+def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | None:
+    """None, a geometric count K (kept as the int the user gave) or a tuple of period ends."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        count = v.check_int("checkpoints", value, minimum=1)
+        ends = _geometric_ends(count, total)
+        if ends[0] < 1:
+            raise ValueError(
+                f"checkpoints={count} with total_steps={total} gives period ends {list(ends)}; "
+                f"geometric ends T >> (K - i) need total_steps >= 2**(K-1) = {2 ** (count - 1)}"
+            )
+        return count
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise TypeError(
+            "checkpoints must be None, an int K (geometric ends) or a sequence of ints, got "
+            f"{value!r} (type {type(value).__name__})"
+        )
+    ends = tuple(v.check_int(f"checkpoints[{i}]", c) for i, c in enumerate(value))
+    if not ends:
+        raise ValueError("checkpoints must not be empty; use None for a single period")
+    if ends[0] < 1:
+        raise ValueError(f"checkpoints must start at >= 1, got {list(ends)}")
+    for i in range(1, len(ends)):
+        if ends[i] <= ends[i - 1]:
+            raise ValueError(
+                f"checkpoints must be strictly increasing, got {list(ends)} "
+                f"(checkpoints[{i}]={ends[i]} <= checkpoints[{i - 1}]={ends[i - 1]})"
+            )
+    if ends[-1] != total:
+        raise ValueError(f"the last of checkpoints must equal total_steps={total}, got {list(ends)}")
+    return ends
+
+
+def _geometric_ends(count: int, total: int) -> tuple[int, ...]:
+    return tuple(total >> (count - i) for i in range(1, count + 1))
+
+
+def _period_ends(checkpoints: int | tuple[int, ...] | None, total: int) -> tuple[int, ...]:
+    if checkpoints is None:
+        return (total,)
+    if isinstance(checkpoints, int):
+        return _geometric_ends(checkpoints, total)
+    return checkpoints
+
+
+def _stable_progress(plan: Resolved, i: int, u: int) -> float:
+    start = plan.ends[i - 1] if i > 0 else plan.warmup_steps
+    length = plan.decay_starts[i] - start
+    return (u - start) / length if length > 0 else 0.0

@@ -1,0 +1,160 @@
+"""``wsd_schedule``: the contract's multiplier as a jittable ``optax`` schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wsd_core import Resolved, WSDSpec, evaluate
+from wsd_core._validation import check_real
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+class _JaxBackend:
+    """``wsd_core.Backend`` on ``jax.numpy``: both branches evaluated, chosen with ``where``.
+
+    The period tables become constants of the traced program: one comparison per inner checkpoint
+    and a gather, so the compiled graph does not grow a branch per period.
+    """
+
+    def __init__(self, plan: Resolved, table_dtype: Any, float_dtype: Any) -> None:
+        self._float = float_dtype
+        as_table = lambda xs: jnp.asarray(np.asarray(xs), dtype=table_dtype)
+        self._inner_ends = as_table(plan.ends[:-1])
+        self._starts = as_table(plan.decay_starts)
+        self._ends = as_table(plan.ends)
+        self._lengths = as_table(plan.decay_lengths)
+
+    def locate(self, u: Any) -> tuple[Any, Any, Any]:
+        if self._inner_ends.shape[0] == 0:  # one period: no lookup at all
+            return self._starts[0], self._ends[0], self._lengths[0]
+        i = jnp.searchsorted(self._inner_ends, u, side="right", method="compare_all")
+        return self._starts[i], self._ends[i], self._lengths[i]
+
+    def to_float(self, x: Any) -> Any:
+        return jnp.asarray(x).astype(self._float)
+
+    def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
+        return jnp.where(cond, if_true(), if_false())
+
+    def maximum(self, x: Any, y: Any) -> Any:
+        return jnp.maximum(x, y)
+
+    def clip(self, x: Any, low: float, high: float) -> Any:
+        return jnp.clip(x, low, high)
+
+    def sqrt(self, x: Any) -> Any:
+        # The double where keeps the discarded branch's gradient finite: d sqrt(x)/dx is inf at 0.
+        positive = x > 0
+        return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+    def sin(self, x: Any) -> Any:
+        return jnp.sin(x)
+
+    def expm1(self, x: Any) -> Any:
+        return jnp.expm1(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class WSDSchedule:
+    """An ``optax.Schedule``: ``peak_value * m(count)`` for a ``WSDSpec``. Build it with ``wsd_schedule``.
+
+    Callable on a scalar or an array of counts, traced or concrete. Integer counts use exact integer
+    phase boundaries; a float count evaluates the same piecewise function on real numbers (this is what
+    ``jax.grad`` with respect to the step sees).
+    """
+
+    spec: WSDSpec
+    peak_value: Any  # a float, or a tracer when differentiating with respect to the peak
+    dtype: Any = jnp.float32
+
+    def __call__(self, count: Any) -> jax.Array:
+        count = jnp.asarray(count)
+        if jnp.issubdtype(count.dtype, jnp.complexfloating):
+            raise TypeError(f"count must be an integer or real step, got dtype {count.dtype}")
+        x64 = bool(jax.config.read("jax_enable_x64"))
+        if jnp.issubdtype(count.dtype, jnp.floating):
+            count = count.astype(self.dtype)
+            table_dtype = self.dtype
+        else:
+            # int32 is optax's count; int64 counts are honoured where jax has 64-bit types enabled.
+            table_dtype = jnp.int64 if x64 and count.dtype.itemsize == 8 else jnp.int32
+            count = count.astype(table_dtype)
+        ops = _JaxBackend(self.spec.resolved(), table_dtype, self.dtype)
+        m = evaluate(count, self.spec.resolved(), ops)
+        return jnp.asarray(self.peak_value, self.dtype) * m
+
+
+def wsd_schedule(
+    peak_value: float, *, spec: WSDSpec | None = None, dtype: Any = jnp.float32, **fields: Any
+) -> WSDSchedule:
+    """The WSD schedule of ``shared/wsd-semantics.md`` as an ``optax.Schedule``.
+
+    Args:
+      peak_value: the learning rate of the stable phase (finite, >= 0). A traced value is accepted
+        (e.g. ``jax.grad`` with respect to the peak) and checked only when it is concrete.
+      spec: a ``WSDSpec``; or give its fields as keyword arguments instead (not both).
+      dtype: the float type of the returned rate, ``float32`` by default whatever the parameters'
+        dtype. The rate is a strongly typed array, so ``optax.inject_hyperparams`` keeps it in this
+        dtype even for bf16 parameters; it does cast its *plain-float* hyperparameters (``b1``,
+        ``b2``, ``weight_decay``, ...) to the parameters' dtype unless given
+        ``hyperparam_dtype=jnp.float32``, which is what to pass when training in bf16.
+      **fields: ``WSDSpec`` fields (``total_steps``, ``warmup_steps``, ``decay_steps``, ...).
+
+    Returns:
+      A ``WSDSchedule``, callable as ``schedule(count) -> peak_value * m(count)``: jittable,
+      vmappable, shape-polymorphic (arrays of steps evaluate element-wise), never retraced per step.
+
+    Example:
+      >>> import optax
+      >>> schedule = wsd_schedule(3e-4, total_steps=10_000, warmup_steps=500, decay_ratio=0.2)
+      >>> optimizer = optax.adamw(learning_rate=schedule, weight_decay=0.1)
+      >>> float(schedule(5_000))
+      0.0003000000142492354
+    """
+    if spec is not None and fields:
+        raise TypeError(f"give either spec or WSDSpec fields, not both (got fields {sorted(fields)})")
+    if spec is None:
+        spec = WSDSpec(**fields)
+    elif not isinstance(spec, WSDSpec):
+        raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
+    peak = _check_peak(peak_value)
+    dtype = _check_dtype(dtype)
+    if not jax.config.read("jax_enable_x64") and max(spec.total_steps, spec.start_step) > _INT32_MAX:
+        raise ValueError(
+            f"total_steps={spec.total_steps} and start_step={spec.start_step} must fit optax's int32 "
+            f"count (<= {_INT32_MAX}); enable jax_enable_x64 and count in int64 for longer runs"
+        )
+    return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
+
+
+def _check_peak(value: Any) -> Any:
+    if not isinstance(value, numbers.Real) and getattr(value, "shape", None) == ():
+        try:
+            value = float(value)  # a concrete 0-d array is checked like a number
+        except jax.errors.ConcretizationTypeError:
+            # A traced peak (jax.grad or vmap over the peak): its value is not known here.
+            return value
+    peak = check_real("peak_value", value)
+    if peak < 0:
+        raise ValueError(f"peak_value must be >= 0, got {peak}")
+    return peak
+
+
+def _check_dtype(dtype: Any) -> Any:
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype must be a floating dtype, got {dtype!r}") from e
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"dtype must be a floating dtype, got {dt}")
+    if dt.itemsize == 8 and not jax.config.read("jax_enable_x64"):
+        raise ValueError("dtype=float64 needs jax_enable_x64; without it jax computes in float32")
+    return dt
