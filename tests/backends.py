@@ -47,6 +47,47 @@ def jax_float64(spec: WSDSpec, steps: list[int]) -> np.ndarray:
         return np.asarray(out, dtype=np.float64)
 
 
+def _torch(dtype_name: str, device: str) -> Evaluator:
+    def evaluate(spec: WSDSpec, steps: list[int]) -> np.ndarray:
+        import torch
+
+        from wsd_torch import multiplier_tensor
+
+        dtype = getattr(torch, dtype_name)
+        out = multiplier_tensor(spec, torch.tensor(steps, dtype=torch.int64, device=device), dtype)
+        assert out.dtype == dtype and out.device.type == device
+        return out.cpu().double().numpy()
+
+    evaluate.__name__ = f"torch_{dtype_name}_{device}"
+    return evaluate
+
+
+def _jax_gpu(spec: WSDSpec, steps: list[int]) -> np.ndarray:
+    import jax
+
+    with jax.default_device(jax.devices("gpu")[0]):
+        return jax_float32(spec, steps)
+
+
+def cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def jax_gpu_available() -> bool:
+    if importlib.util.find_spec("jax") is None:
+        return False
+    import jax
+
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
 def _requires(module: str) -> Any:
     return pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=f"{module} missing")
 
@@ -56,6 +97,27 @@ BACKENDS = [
     pytest.param(python_floats, 1e-12, id="python-float64"),
     pytest.param(jax_float32, 1e-6, id="jax-float32", marks=_requires("jax")),
     pytest.param(jax_float64, 1e-12, id="jax-float64", marks=_requires("jax")),
+    pytest.param(_torch("float32", "cpu"), 1e-6, id="torch-float32", marks=_requires("torch")),
+    pytest.param(_torch("float64", "cpu"), 1e-12, id="torch-float64", marks=_requires("torch")),
+    # The same on a GPU: marked, and skipped where there is none.
+    pytest.param(
+        _torch("float32", "cuda"),
+        1e-6,
+        id="torch-float32-cuda",
+        marks=[pytest.mark.cuda, pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU")],
+    ),
+    pytest.param(
+        _torch("float64", "cuda"),
+        1e-12,
+        id="torch-float64-cuda",
+        marks=[pytest.mark.cuda, pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU")],
+    ),
+    pytest.param(
+        _jax_gpu,
+        1e-6,
+        id="jax-float32-gpu",
+        marks=[pytest.mark.cuda, pytest.mark.skipif(not jax_gpu_available(), reason="no jax GPU")],
+    ),
 ]
 
 _TINY = {1e-6: float(np.finfo(np.float32).tiny), 1e-12: float(np.finfo(np.float64).tiny)}

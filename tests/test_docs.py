@@ -25,9 +25,20 @@ def test_readme_python_blocks_run_in_order(tmp_path, monkeypatch):
         exec(compile(block, "README.md", "exec"), namespace)
 
 
-@pytest.mark.parametrize(
-    "module", ["wsd_core._spec", "wsd_jax._schedule", "wsd_jax._hyperparams", "wsd_jax"]
-)
+DOCTEST_MODULES = [
+    "wsd_core._spec",
+    "wsd_jax",
+    "wsd_jax._schedule",
+    "wsd_jax._hyperparams",
+    "wsd_torch",
+    "wsd_torch._backend",
+    "wsd_torch._lambda_lr",
+    "wsd_torch._device_lr",
+    "wsd_torch._container",
+]
+
+
+@pytest.mark.parametrize("module", DOCTEST_MODULES)
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -248,6 +248,17 @@ class WSDSpec:
         return cls(**data)
 
 
+def spec_from_args(spec: WSDSpec | None, fields: Mapping[str, Any]) -> WSDSpec:
+    """The spec of a ``f(..., spec=None, **fields)`` call: the given spec, or one built from fields."""
+    if spec is not None and fields:
+        raise TypeError(f"give either spec or WSDSpec fields, not both (got fields {sorted(fields)})")
+    if spec is None:
+        return WSDSpec(**fields)
+    if not isinstance(spec, WSDSpec):
+        raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
+    return spec
+
+
 def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | None:
     """None, a geometric count K (kept as the int the user gave) or a tuple of period ends."""
     if value is None:

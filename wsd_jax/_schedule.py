@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsd_core import Resolved, WSDSpec, evaluate
+from wsd_core._spec import spec_from_args
 from wsd_core._validation import check_real
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -119,12 +120,7 @@ def wsd_schedule(
       >>> float(schedule(5_000))
       0.0003000000142492354
     """
-    if spec is not None and fields:
-        raise TypeError(f"give either spec or WSDSpec fields, not both (got fields {sorted(fields)})")
-    if spec is None:
-        spec = WSDSpec(**fields)
-    elif not isinstance(spec, WSDSpec):
-        raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
+    spec = spec_from_args(spec, fields)
     peak = _check_peak(peak_value)
     dtype = _check_dtype(dtype)
     if not jax.config.read("jax_enable_x64") and max(spec.total_steps, spec.start_step) > _INT32_MAX:

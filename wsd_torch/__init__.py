@@ -1,6 +1,23 @@
-"""WSD learning-rate schedules for PyTorch (the bridge is being built; see issue 3)."""
+"""WSD learning-rate schedules for PyTorch, on the same formula as ``wsd_jax`` (jax not needed).
+
+>>> import torch
+>>> from wsd_torch import WSDLR
+>>> opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))], lr=3e-4)
+>>> scheduler = WSDLR(opt, total_steps=10_000, warmup_steps=500, decay_ratio=0.2)
+"""
 
 from wsd_core import Phase as Phase
 from wsd_core import WSDSpec as WSDSpec
+from wsd_torch._backend import multiplier_tensor as multiplier_tensor
+from wsd_torch._container import WSDSchedulersContainer as WSDSchedulersContainer
+from wsd_torch._device_lr import WSDDeviceLR as WSDDeviceLR
+from wsd_torch._lambda_lr import WSDLR as WSDLR
 
-__all__ = ["Phase", "WSDSpec"]
+__all__ = [
+    "WSDLR",
+    "Phase",
+    "WSDDeviceLR",
+    "WSDSchedulersContainer",
+    "WSDSpec",
+    "multiplier_tensor",
+]

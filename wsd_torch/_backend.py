@@ -1,0 +1,79 @@
+"""The contract's formula on torch tensors (any device), with no host synchronisation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from wsd_core import Resolved, WSDSpec, evaluate
+
+
+class TorchBackend:
+    """``wsd_core.Backend`` on torch tensors: both branches evaluated, chosen with ``torch.where``.
+
+    Every operation stays on the step's device and reads no value back to the host (no ``.item()``,
+    no Python branch on a tensor), so the evaluation can run inside ``torch.compile`` without guards
+    on the step and inside a captured CUDA graph.
+    """
+
+    def __init__(self, plan: Resolved, device: torch.device | str, float_dtype: torch.dtype) -> None:
+        self._float = float_dtype
+        table = lambda xs: torch.tensor(xs, dtype=torch.int64, device=device)
+        self._inner_ends = table(plan.ends[:-1])
+        self._starts = table(plan.decay_starts)
+        self._ends = table(plan.ends)
+        self._lengths = table(plan.decay_lengths)
+
+    def locate(self, u: torch.Tensor) -> tuple[Any, Any, Any]:
+        if self._inner_ends.numel() == 0:
+            return self._starts[0], self._ends[0], self._lengths[0]
+        # bucketize(right=True) counts the inner ends <= u; take() gathers without indexing by a
+        # 0-dim tensor, which Python indexing would turn into a host-side int.
+        i = torch.bucketize(u, self._inner_ends.to(u.dtype), right=True)
+        starts, ends, lengths = (t.to(u.dtype) for t in (self._starts, self._ends, self._lengths))
+        return torch.take(starts, i), torch.take(ends, i), torch.take(lengths, i)
+
+    def to_float(self, x: Any) -> torch.Tensor:
+        return x.to(self._float)
+
+    def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
+        return torch.where(cond, if_true(), if_false())
+
+    def maximum(self, x: Any, y: Any) -> Any:
+        return torch.maximum(x, y) if isinstance(y, torch.Tensor) else torch.clamp_min(x, y)
+
+    def clip(self, x: Any, low: float, high: float) -> Any:
+        return torch.clamp(x, low, high)
+
+    def sqrt(self, x: Any) -> Any:
+        # The double where keeps autograd finite in the discarded branch (d sqrt/dx is inf at 0).
+        positive = x > 0
+        return torch.where(positive, torch.sqrt(torch.where(positive, x, 1.0)), 0.0)
+
+    def sin(self, x: Any) -> Any:
+        return torch.sin(x)
+
+    def expm1(self, x: Any) -> Any:
+        return torch.expm1(x)
+
+
+def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """m(steps) element-wise as a ``dtype`` tensor on ``steps``' device.
+
+    Integer steps use exact integer phase boundaries; float steps evaluate the real-valued extension.
+
+    Example:
+      >>> from wsd_core import WSDSpec
+      >>> multiplier_tensor(WSDSpec(100, decay_steps=10, decay_shape="linear"), torch.arange(88, 101, 4))
+      tensor([1.0000, 0.8000, 0.4000, 0.0000])
+    """
+    if not isinstance(steps, torch.Tensor):
+        raise TypeError(f"steps must be a torch.Tensor, got {type(steps).__name__}")
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    if steps.dtype.is_complex or steps.dtype == torch.bool:
+        raise TypeError(f"steps must be an integer or real tensor, got dtype {steps.dtype}")
+    steps = steps.to(dtype) if steps.dtype.is_floating_point else steps.to(torch.int64)
+    return evaluate(steps, spec.resolved(), TorchBackend(spec.resolved(), steps.device, dtype))
