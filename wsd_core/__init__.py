@@ -8,6 +8,7 @@ from wsd_core._formula import WARMUP_SHAPES as WARMUP_SHAPES
 from wsd_core._formula import Backend as Backend
 from wsd_core._formula import Resolved as Resolved
 from wsd_core._formula import evaluate as evaluate
+from wsd_core._save_plan import SavePlan as SavePlan
 from wsd_core._spec import Phase as Phase
 from wsd_core._spec import WSDSpec as WSDSpec
 
@@ -17,6 +18,7 @@ __all__ = [
     "Backend",
     "Phase",
     "Resolved",
+    "SavePlan",
     "WSDSpec",
     "evaluate",
 ]

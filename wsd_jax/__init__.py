@@ -6,13 +6,17 @@
 """
 
 from wsd_core import Phase as Phase
+from wsd_core import SavePlan as SavePlan
 from wsd_core import WSDSpec as WSDSpec
+from wsd_jax._checkpoint import WSDCheckpointManager as WSDCheckpointManager
 from wsd_jax._hyperparams import learning_rate_from_state as learning_rate_from_state
 from wsd_jax._schedule import WSDSchedule as WSDSchedule
 from wsd_jax._schedule import wsd_schedule as wsd_schedule
 
 __all__ = [
     "Phase",
+    "SavePlan",
+    "WSDCheckpointManager",
     "WSDSchedule",
     "WSDSpec",
     "learning_rate_from_state",

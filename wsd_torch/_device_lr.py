@@ -8,9 +8,9 @@ import torch
 from torch.optim import Optimizer
 
 from wsd_core import Phase, WSDSpec, evaluate
+from wsd_core._saved import check_saved_spec
 from wsd_core._spec import spec_from_args
 from wsd_torch._backend import TorchBackend
-from wsd_torch._state import check_saved_spec
 
 
 class WSDDeviceLR:

@@ -9,8 +9,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from wsd_core import Phase, WSDSpec
+from wsd_core._saved import check_saved_spec
 from wsd_core._spec import spec_from_args
-from wsd_torch._state import check_saved_spec
 
 
 class WSDLR(LambdaLR):

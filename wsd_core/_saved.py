@@ -1,4 +1,4 @@
-"""What both torch schedulers save beside their step, and the check made when loading it."""
+"""The check made when a state saved with its spec (Orbax or torch) is loaded under a spec."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ def check_saved_spec(state: Mapping[str, Any], spec: WSDSpec, allow_spec_change:
     """
     if "spec" not in state:
         raise ValueError(
-            "this scheduler state has no 'spec' entry: it was not saved by a WSD scheduler "
-            "(expected the output of WSDLR.state_dict() or WSDDeviceLR.state_dict())"
+            "this state has no 'spec' entry: it was not saved by this library (expected the output of "
+            "WSDLR.state_dict(), WSDDeviceLR.state_dict() or a WSDCheckpointManager checkpoint)"
         )
     saved = WSDSpec.from_dict(state["spec"])
     if saved != spec and not allow_spec_change:
         raise ValueError(
-            f"the saved scheduler state was made with a different spec:\n  saved:   {saved}\n"
+            f"the saved state was made with a different spec:\n  saved:   {saved}\n"
             f"  current: {spec}\nTo continue a trunk or branch a cooldown from it on purpose, build "
-            "the scheduler with the new spec (see WSDSpec.extend / continue_from / branch_cooldown) "
-            "and pass allow_spec_change=True."
+            "the scheduler or checkpoint manager with the new spec (see WSDSpec.extend / continue_from / "
+            "branch_cooldown) and pass allow_spec_change=True."
         )
