@@ -35,7 +35,10 @@ def test_shape_properties(evaluate, rtol, fields):
     # finite, and inside [min(init_ratio, min_ratio), 1]
     assert np.isfinite(values).all()
     low = min(fields["init_ratio"], fields["min_ratio"])
-    bound = float(np.float32(low)) if rtol > 1e-9 else low  # the bound as the dtype rounds it
+    bound = low
+    if rtol > 1e-9:  # float32: the bound as the dtype rounds it; XLA on CPU flushes subnormals to 0
+        bound = float(np.float32(low))
+        bound = 0.0 if bound < np.finfo(np.float32).tiny else bound
     assert values.min() >= bound and values.max() <= 1.0
 
     # non-decreasing during warmup

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 _INJECTED = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
@@ -18,8 +19,8 @@ def learning_rate_from_state(opt_state: Any, name: str = "learning_rate") -> jax
     ``init`` (``count == 0``) it is ``schedule(0)``, the rate the first update will use.
 
     Args:
-      opt_state: an optimizer state, possibly nested (``optax.chain``, ``MultiSteps``, a Flax
-        ``TrainState.opt_state`` or ``nnx.Optimizer.opt_state``).
+      opt_state: an optimizer state, possibly nested (``optax.chain``, ``MultiSteps``, a Flax linen
+        ``TrainState.opt_state`` or a Flax NNX ``nnx.Optimizer.opt_state``).
       name: the injected hyperparameter's name.
 
     Raises:
@@ -43,4 +44,5 @@ def learning_rate_from_state(opt_state: Any, name: str = "learning_rate") -> jax
             f"expected exactly one optax.inject_hyperparams state holding {name!r} in opt_state, "
             f"found {len(found)}; wrap the optimizer as optax.inject_hyperparams(optax.adamw)(...)"
         )
-    return found[0]
+    # [...] unwraps Flax NNX variables (nnx.Optimizer.opt_state) and is the identity on arrays.
+    return jnp.asarray(found[0][...])

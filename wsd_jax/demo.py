@@ -1,31 +1,162 @@
-"""The main job (``make demo``): shows a WSD-S schedule, its phase table and a plot of every shape."""
+"""The main job (``make demo``): a WSD trunk, cooldown branches and a cosine baseline on a Flax model.
+
+A small Flax NNX network learns a noisy synthetic regression (data made here, no downloads). The WSD
+trunk is checkpointed with Orbax; cooldowns are branched from two of its stable checkpoints into
+their own folders (the trunk's are left untouched) and compared with the trunk's own final cooldown
+and with a cosine schedule of the same length. Prints progress and a results table, and writes PNG
+plots of the learning rates and the evaluation losses.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from wsd_core import DECAY_SHAPES, WSDSpec
-from wsd_jax._plot import plot_schedules
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from wsd_core import WSDSpec
+from wsd_jax._checkpoint import WSDCheckpointManager
+from wsd_jax._hyperparams import learning_rate_from_state
+from wsd_jax._plot import plot_series
+from wsd_jax._schedule import wsd_schedule
+
+PEAK = 3e-3
+IN, HIDDEN, BATCH, NOISE = 16, 64, 32, 0.5
 
 
-def main() -> None:
+class MLP(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs) -> None:
+        self.l1 = nnx.Linear(IN, HIDDEN, rngs=rngs)
+        self.l2 = nnx.Linear(HIDDEN, HIDDEN, rngs=rngs)
+        self.out = nnx.Linear(HIDDEN, 1, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.out(nnx.gelu(self.l2(nnx.gelu(self.l1(x)))))[:, 0]
+
+
+def _teacher(x: jax.Array) -> jax.Array:
+    w = jax.random.normal(jax.random.key(7), (IN,)) / IN**0.5
+    return jnp.sin(3 * x @ w) + 0.5 * jnp.cos(x[:, 0] * x[:, 1])
+
+
+def _batch(step: jax.Array) -> tuple[jax.Array, jax.Array]:
+    k = jax.random.fold_in(jax.random.key(1), step)  # data depends on the step: branches resumable
+    x = jax.random.normal(k, (BATCH, IN))
+    return x, _teacher(x) + NOISE * jax.random.normal(jax.random.fold_in(k, 1), (BATCH,))
+
+
+EVAL_X = jax.random.normal(jax.random.key(2), (2048, IN))
+EVAL_Y = _teacher(EVAL_X)
+
+
+def _make(schedule: Any) -> tuple[MLP, nnx.Optimizer]:
+    model = MLP(nnx.Rngs(0))
+    tx = optax.inject_hyperparams(optax.adamw, hyperparam_dtype=jnp.float32)(
+        learning_rate=schedule, weight_decay=1e-4
+    )
+    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+@nnx.jit
+def _train_step(model: MLP, optimizer: nnx.Optimizer, step: jax.Array) -> None:
+    x, y = _batch(step)
+    grads = nnx.grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+    optimizer.update(model, grads)
+
+
+@nnx.jit
+def _eval_loss(model: MLP) -> jax.Array:
+    return jnp.mean((model(EVAL_X) - EVAL_Y) ** 2)
+
+
+def _train(name: str, model: MLP, optimizer: nnx.Optimizer, start: int, stop: int, every: int,
+           manager: WSDCheckpointManager | None = None, extra_saves: Sequence[int] = ()
+           ) -> dict[str, list[float]]:  # fmt: skip
+    """Trains updates start..stop-1, logging the rate each used and the eval loss every `every`.
+
+    With a manager, saves on its plan and at `extra_saves` (e.g. the steps branches start from).
+    """
+    log: dict[str, list[float]] = {"step": [], "lr": [], "loss_step": [], "loss": []}
+    t0 = time.perf_counter()
+    for s in range(start, stop):
+        _train_step(model, optimizer, jnp.asarray(s, jnp.int32))
+        log["step"].append(s)
+        log["lr"].append(float(learning_rate_from_state(optimizer.opt_state)))
+        done = s + 1
+        if done % every == 0 or done == stop:
+            log["loss_step"].append(done)
+            log["loss"].append(float(_eval_loss(model)))
+        if manager is not None and (manager.should_save(done) or done in extra_saves):
+            manager.save(done, nnx.to_pure_dict(nnx.state((model, optimizer))), force=True)
+        if done % max(1, (stop - start) // 4) == 0 or done == stop:
+            print(f"  [{name}] step {done:>6}/{stop}  lr {log['lr'][-1]:.2e}  eval loss "
+                  f"{log['loss'][-1]:.4f}  ({time.perf_counter() - t0:.1f}s)", flush=True)  # fmt: skip
+    if manager is not None:
+        manager.wait_until_finished()
+    return log
+
+
+def _restore(trunk_dir: Path, spec: WSDSpec, step: int, schedule: Any) -> tuple[MLP, nnx.Optimizer]:
+    """The trunk's checkpoint at `step`, restored into a model and an optimizer on `schedule`."""
+    model, optimizer = _make(schedule)
+    state = nnx.state((model, optimizer))
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), nnx.to_pure_dict(state))
+    with WSDCheckpointManager(trunk_dir, spec) as manager:
+        restored = manager.restore(abstract, step, allow_spec_change=True)
+    nnx.replace_by_pure_dict(state, restored)
+    nnx.update((model, optimizer), state)
+    return model, optimizer
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="demo_output", help="folder for the PNG plots")
-    args = parser.parse_args()
-    out = Path(args.out)
-    spec = WSDSpec(10_000, warmup_steps=500, decay_ratio=0.2, checkpoints=3, min_ratio=0.0)
-    print(f"WSD-S schedule, 3 geometric checkpoints:\n{spec.phase_table()}\n")
-    curves = {
-        shape: (
-            WSDSpec(10_000, warmup_steps=500, decay_ratio=0.2, decay_shape=shape, min_ratio=0.05),
-            3e-4,
-        )
-        for shape in DECAY_SHAPES
-    }
-    curves["WSD-S (1-sqrt, 3 periods)"] = (spec, 3e-4)
-    path = plot_schedules(curves, out / "schedules.png")
-    print(f"wrote {path.resolve()}")
+    parser.add_argument("--out", default="demo_output", help="folder for checkpoints and PNG plots")
+    parser.add_argument("--total-steps", type=int, default=3000, help="trunk and cosine length")
+    args = parser.parse_args(argv)
+    out, total = Path(args.out).absolute(), args.total_steps
+    warmup, cooldown, every = total // 30, total // 5, max(1, total // 60)
+    trunk_spec = WSDSpec(total, warmup_steps=warmup, decay_steps=cooldown, decay_shape="1-sqrt")
+    branch_points = [total // 3, (2 * total) // 3 - cooldown // 2]
+    print(f"WSD trunk:\n{trunk_spec.phase_table()}\n")
+
+    trunk_dir = out / "checkpoints" / "trunk"
+    print(f"Training the trunk ({total} steps, checkpoints in {trunk_dir})", flush=True)
+    model, optimizer = _make(wsd_schedule(PEAK, spec=trunk_spec))
+    # keep every trunk checkpoint: any of them may become a branch point later
+    with WSDCheckpointManager(trunk_dir, trunk_spec, interval=every * 5, max_to_keep=None) as manager:
+        logs = {"WSD trunk": _train("trunk", model, optimizer, 0, total, every, manager, branch_points)}
+
+    rows = [("WSD trunk", 0, total, logs["WSD trunk"]["loss"][-1])]
+    for at in branch_points:
+        spec = trunk_spec.branch_cooldown(at, cooldown)
+        name = f"cooldown from {at}"
+        print(f"Branching a {cooldown}-step cooldown from the trunk's step-{at} checkpoint", flush=True)
+        schedule = wsd_schedule(PEAK, spec=spec)
+        model, optimizer = _restore(trunk_dir, trunk_spec, at, schedule)
+        with WSDCheckpointManager(out / "checkpoints" / f"cooldown-{at}", spec) as manager:
+            logs[name] = _train(name, model, optimizer, at, at + cooldown, every, manager)
+        rows.append((name, at, at + cooldown, logs[name]["loss"][-1]))
+
+    print("Training the cosine baseline", flush=True)
+    cosine = optax.warmup_cosine_decay_schedule(0.0, PEAK, warmup, total, end_value=0.0)
+    model, optimizer = _make(cosine)
+    logs["cosine"] = _train("cosine", model, optimizer, 0, total, every)
+    rows.append(("cosine", 0, total, logs["cosine"]["loss"][-1]))
+
+    print(f"\n{'run':<24}{'from step':>10}{'to step':>10}{'final eval loss':>18}")
+    for name, start, stop, loss in rows:
+        print(f"{name:<24}{start:>10}{stop:>10}{loss:>18.4f}")
+    rates = plot_series({k: (v["step"], v["lr"]) for k, v in logs.items()}, out / "learning_rates.png",
+                        title="Learning rate per update", ylabel="learning rate")  # fmt: skip
+    losses = plot_series({k: (v["loss_step"], v["loss"]) for k, v in logs.items()}, out / "eval_losses.png",
+                         title="Evaluation loss", ylabel="eval MSE", log_y=True)  # fmt: skip
+    print(f"\nwrote {rates}\nwrote {losses}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,11 @@
+"""Hypothesis profiles: random exploration locally, a fixed derandomized search in CI."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
