@@ -7,7 +7,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
-EXTRAS := jax,orbax,flax,torch,plot,test,dev
+EXTRAS := jax,orbax,flax,torch,plot,test,dev,peers
+# Peer wheels read by tests/peers.py (downloaded without their heavy dependencies; tests skip if absent).
+PEER_WHEELS := torchtitan==0.3.0 megatron-core==0.16.1
 DEMO_DIR ?= demo_output
 
 .PHONY: all demo test lint bench format clean
@@ -19,6 +21,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c requirements/constraints.txt -e '.[$(EXTRAS)]'
+	$(PIP) download -q --no-deps -d $(VENV)/peer-wheels $(PEER_WHEELS) || \
+		echo "note: peer wheels not downloaded; the torchtitan and Megatron preset tests will skip"
 	@touch $@
 
 demo: $(STAMP)

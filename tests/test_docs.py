@@ -27,6 +27,8 @@ def test_readme_python_blocks_run_in_order(tmp_path, monkeypatch):
 
 DOCTEST_MODULES = [
     "wsd_core._save_plan",
+    "wsd_core._presets",
+    "wsd_core._branching",
     "wsd_jax._checkpoint",
     "wsd_core._spec",
     "wsd_jax",

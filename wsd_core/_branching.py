@@ -33,6 +33,11 @@ def extend(spec: WSDSpec, total_steps: int, *, at_step: int) -> WSDSpec:
     geometric ``checkpoints=K`` becomes its explicit ends) and only the last period's decay moves.
     The checkpoint's updates must all be warmup or stable ones (``at_step`` at most the pre-decay step
     of its period), and the new last decay must not start before ``at_step``.
+
+    Example:
+      >>> from wsd_core import WSDSpec
+      >>> WSDSpec(1000, warmup_steps=50, decay_steps=100).extend(3000, at_step=800).decay_starts
+      (2900,)
     """
     total_steps = v.check_int("total_steps", total_steps, minimum=1)
     at_step = v.check_int("at_step", at_step, minimum=spec.start_step)
@@ -66,6 +71,11 @@ def continue_from(spec: WSDSpec, at_step: int, *, total_steps: int, **changes: A
     Works from any checkpoint, also a cooled-down one: the rate returns to the peak and the new run
     decays as its own fields say. Decay settings are inherited unless given in ``changes`` (any
     ``WSDSpec`` field except ``start_step`` and ``warmup_steps``; ``checkpoints`` defaults to one period).
+
+    Example:
+      >>> from wsd_core import WSDSpec
+      >>> WSDSpec(1000, decay_steps=100).continue_from(1000, total_steps=500).multiplier(1000)
+      1.0
     """
     at_step = v.check_int("at_step", at_step, minimum=0)
     for name in ("start_step", "warmup_steps"):
@@ -93,6 +103,12 @@ def branch_cooldown(
     with the trunk's decay shape and floor unless given. The checkpoint's last update must be a stable
     one (a pre-decay checkpoint qualifies): after a warmup or decay update the rate is not at the peak
     and would jump back up.
+
+    Example:
+      >>> from wsd_core import WSDSpec
+      >>> branch = WSDSpec(10_000, decay_shape="linear").branch_cooldown(4000, 1000)
+      >>> branch.multiplier(4000), branch.multiplier(4500), branch.multiplier(5000)
+      (1.0, 0.5, 0.0)
     """
     at_step = v.check_int("at_step", at_step, minimum=spec.start_step)
     cooldown_steps = v.check_int("cooldown_steps", cooldown_steps, minimum=1)

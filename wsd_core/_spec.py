@@ -9,6 +9,7 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from wsd_core import _branching, _presets
 from wsd_core import _validation as v
 from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES, PythonBackend, Resolved, evaluate
 
@@ -225,49 +226,18 @@ class WSDSpec:
             previous = end
         return segments
 
-    # --- continuation and branches (see wsd_core._branching) -----------------------------------
+    # --- continuation and branches (wsd_core._branching) ----------------------------------------
 
-    def extend(self, total_steps: int, *, at_step: int) -> WSDSpec:
-        """The trunk extended to ``total_steps``, resumed from the stable checkpoint at ``at_step``.
+    extend = _branching.extend
+    continue_from = _branching.continue_from
+    branch_cooldown = _branching.branch_cooldown
 
-        Example:
-          >>> trunk = WSDSpec(1000, warmup_steps=50, decay_steps=100)
-          >>> trunk.extend(3000, at_step=800).decay_starts
-          (2900,)
-        """
-        from wsd_core._branching import extend
+    # --- presets: the peers' curves from the peers' own parameters (wsd_core._presets) ---------
 
-        return extend(self, total_steps, at_step=at_step)
-
-    def continue_from(self, at_step: int, *, total_steps: int, **changes: Any) -> WSDSpec:
-        """A fresh stable phase from any checkpoint, no warmup (WSD-S continuation).
-
-        Example:
-          >>> WSDSpec(1000, decay_steps=100).continue_from(1000, total_steps=500).multiplier(1000)
-          1.0
-        """
-        from wsd_core._branching import continue_from
-
-        return continue_from(self, at_step, total_steps=total_steps, **changes)
-
-    def branch_cooldown(
-        self,
-        at_step: int,
-        cooldown_steps: int,
-        *,
-        decay_shape: str | None = None,
-        min_ratio: float | None = None,
-    ) -> WSDSpec:
-        """A cooldown of ``cooldown_steps`` off the stable checkpoint at ``at_step``.
-
-        Example:
-          >>> branch = WSDSpec(10_000, decay_shape="linear").branch_cooldown(4000, 1000)
-          >>> branch.multiplier(4000), branch.multiplier(4500), branch.multiplier(5000)
-          (1.0, 0.5, 0.0)
-        """
-        from wsd_core._branching import branch_cooldown
-
-        return branch_cooldown(self, at_step, cooldown_steps, decay_shape=decay_shape, min_ratio=min_ratio)
+    from_transformers = staticmethod(_presets.from_transformers)
+    from_torchtitan = staticmethod(_presets.from_torchtitan)
+    from_pytorch_accelerated = staticmethod(_presets.from_pytorch_accelerated)
+    from_megatron = staticmethod(_presets.from_megatron)
 
     # --- serialisation -----------------------------------------------------------------------
 

@@ -1,0 +1,95 @@
+"""The peers' own scheduler code, for the preset tests.
+
+transformers and pytorch_accelerated are imported as installed (the ``peers`` extra). torchtitan and
+Megatron-LM cannot be imported here without heavy dependencies (datasets, wandb, tensorboard; CUDA
+libraries), so their scheduler module is read from their released wheel, downloaded without
+dependencies by ``make`` into ``.venv/peer-wheels``, and executed with its *unrelated* imports
+stubbed (torchtitan's config base class and logger, Megatron's rank-aware logging helper). The
+scheduler code itself runs unmodified.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+import types
+import zipfile
+from pathlib import Path
+from typing import Any
+
+WHEELS = Path(sys.prefix) / "peer-wheels"
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _wheel(prefix: str) -> Path | None:
+    found = sorted(WHEELS.glob(f"{prefix}-*.whl")) if WHEELS.is_dir() else []
+    return found[-1] if found else None
+
+
+def _exec_from_wheel(wheel: Path, member: str, name: str, stubs: dict[str, dict[str, Any]]) -> Any:
+    """Executes `member` of `wheel` as module `name`, with `stubs` in sys.modules meanwhile."""
+    source = zipfile.ZipFile(wheel).read(member).decode()
+    saved = {k: sys.modules.get(k) for k in [*stubs, name]}
+    try:
+        for mod_name, attrs in stubs.items():
+            module = types.ModuleType(mod_name)
+            module.__path__ = []  # every stub may act as a package
+            module.__dict__.update(attrs)
+            sys.modules[mod_name] = module
+        module = types.ModuleType(name)
+        module.__package__ = name.rpartition(".")[0]
+        module.__file__ = f"{wheel}!{member}"
+        sys.modules[name] = module
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        return module
+    finally:
+        for k, old in saved.items():
+            if old is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = old
+
+
+def torchtitan_lr_scheduler() -> Any | None:
+    wheel = _wheel("torchtitan")
+    if wheel is None:
+        return None
+
+    class Configurable:
+        class Config:
+            pass
+
+    return _exec_from_wheel(
+        wheel,
+        "torchtitan/components/optimizer/lr_scheduler.py",
+        "torchtitan.components.optimizer.lr_scheduler",
+        {
+            "torchtitan": {},
+            "torchtitan.config": {"Configurable": Configurable},
+            "torchtitan.tools": {},
+            "torchtitan.tools.logging": {"logger": logging.getLogger("torchtitan-stub")},
+            "torchtitan.components": {},
+            "torchtitan.components.optimizer": {},
+            "torchtitan.components.optimizer.optimizer": {"OptimizersContainer": list},
+        },
+    )
+
+
+def megatron_param_scheduler() -> Any | None:
+    wheel = _wheel("megatron_core")
+    if wheel is None:
+        return None
+    return _exec_from_wheel(
+        wheel,
+        "megatron/core/optimizer_param_scheduler.py",
+        "megatron.core.optimizer_param_scheduler",
+        {
+            "megatron": {},
+            "megatron.core": {},
+            "megatron.core.utils": {"log_single_rank": lambda *args, **kwargs: None},
+        },
+    )
