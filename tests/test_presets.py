@@ -186,9 +186,11 @@ def test_pytorch_accelerated_every_step(total, warmup, ratio, lr_min, start, sqr
         warmup_starting_lr=start, use_inverse_sqrt_decay=sqrt_decay, num_checkpoints=k, base_lr=base,
     )  # fmt: skip
     assert list(spec.period_ends) == ends
-    # Past the end, when the last period has no decay, pytorch_accelerated divides by zero or falls
-    # back to period 0 (its lookup finds no period); the contract holds the peak. Compare the run.
-    last = ends[-1] + 3 if spec.decay_lengths[-1] > 0 else ends[-1]
+    # Past the end its period lookup finds no period and falls back to the first one: it reaches
+    # lr_min only if that period decays (else it divides by zero), and the contract reaches it only
+    # if the last period decays. Past the end is compared where both hold; the run always is.
+    both_decay = spec.decay_lengths[0] > 0 and spec.decay_lengths[-1] > 0
+    last = ends[-1] + 3 if both_decay else ends[-1]
     assert_same_curve(spec.multiplier, lambda n: theirs.get_updated_values(n)[0], range(last), scale=base)
 
 
