@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import math
@@ -152,8 +153,28 @@ class WSDSpec:
     # --- evaluation on Python numbers --------------------------------------------------------
 
     def multiplier(self, step: int | float) -> float:
-        """m(step) as a Python float, for ``LambdaLR`` and logging (microseconds per call)."""
-        return float(evaluate(step, self._resolved, self._python_backend))
+        """m(step) as a Python float, for ``LambdaLR`` and logging (well under a microsecond in the
+        stable phase and after the end, a few microseconds in warmup and decay)."""
+        starts, values = self._constant_stretches
+        value = values[bisect.bisect_right(starts, step)]
+        return float(evaluate(step, self._resolved, self._python_backend)) if value is None else value
+
+    @functools.cached_property
+    def _constant_stretches(self) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
+        """Where m is constant, for ``multiplier``'s fast path: ``values[k]`` holds for steps in
+        ``[starts[k-1], starts[k])``; None means "evaluate the formula" (warmup, decay, before s0).
+
+        Per-step ``LambdaLR`` calls spend most of a WSD run in stable phases, where this lookup (a
+        C-level bisect) replaces the whole formula; the values themselves come from ``evaluate``.
+        """
+        starts: list[int] = []
+        values: list[float | None] = [None]  # steps before start_step
+        for name, _period, first, _last in self._segments():
+            starts.append(first)
+            values.append(1.0 if name == "stable" else None)
+        starts.append(self.end_step)  # at and past the end: the final floor
+        values.append(float(evaluate(self.end_step, self._resolved, self._python_backend)))
+        return tuple(starts), tuple(values)
 
     # --- introspection (optimizer steps, start_step included) ---------------------------------
 
