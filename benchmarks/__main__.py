@@ -1,0 +1,92 @@
+"""``make bench`` / ``python -m benchmarks``: every figure is a ratio of ours against an alternative,
+measured side by side in this process; prints a table and writes benchmarks/RESULTS.md.
+
+Options: --quick (fewer repeats and 1M steps, for a smoke run), --out PATH, --only SECTION[,...]
+with sections whole-array, adamw, compile, torch-step, cuda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+from pathlib import Path
+
+from benchmarks._timing import Row
+
+
+def _versions() -> str:
+    names = ["jax", "jaxlib", "optax", "torch", "transformers", "pytorch-accelerated"]
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, {system}, Python {platform.python_version()}"
+
+
+def _table(rows: list[Row]) -> str:
+    head = ("section", "measurement", "value", "target", "verdict")
+    body = [(r.section, r.what, r.value, r.target, r.verdict) for r in rows]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
+    parser.add_argument("--only", default="whole-array,adamw,compile,torch-step,cuda")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    repeats = 5 if args.quick else 15
+    rows: list[Row] = []
+    if only & {"whole-array", "adamw", "compile", "cuda"}:
+        from benchmarks import jax_bench
+
+        if "whole-array" in only:
+            rows += jax_bench.whole_array(1_000_000 if args.quick else 10_000_000, repeats)
+        if "adamw" in only:
+            rows += jax_bench.adamw_update(repeats)
+        if "compile" in only:
+            rows += jax_bench.compile_time(3 if args.quick else 7)
+        if "cuda" in only:
+            rows += jax_bench.gpu_update(repeats)
+    if only & {"torch-step", "cuda"}:
+        from benchmarks import torch_bench
+
+        if "torch-step" in only:
+            rows += torch_bench.scheduler_step(repeats)
+        if "cuda" in only:
+            rows += torch_bench.cuda_training_step(repeats)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    report = (
+        f"# Benchmark results\n\nRun: `make bench` ({'--quick' if args.quick else 'full'}), {stamp}\n\n"
+        f"Machine: {_machine()}\n\nVersions: {_versions()}\n\n"
+        "Each figure is measured side by side in one process, candidates interleaved, median of "
+        f"{repeats} repeats.\n\n{_table(rows)}\n"
+    )
+    print(report)
+    Path(args.out).write_text(report)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Side-by-side timing: candidates run interleaved in one process, the median of repeats kept."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+
+def interleaved_medians(candidates: Mapping[str, Callable[..., object]], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each candidate; the order rotates every repeat so that drift in
+    machine load (the other core, thermal state) falls on every candidate alike."""
+    names = list(candidates)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            candidates[name]()
+            samples[name].append(time.perf_counter() - start)
+    return {n: statistics.median(v) for n, v in samples.items()}
+
+
+@dataclass
+class Row:
+    """One line of the results table: a measured figure, and where it stands against its target."""
+
+    section: str
+    what: str
+    value: str
+    target: str = ""
+    verdict: str = ""

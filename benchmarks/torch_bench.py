@@ -1,0 +1,144 @@
+"""PyTorch benchmarks: host cost of scheduler.step(), and the CUDA training step (GPU only)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from benchmarks._timing import Row, interleaved_medians
+from wsd_torch import WSDLR, WSDDeviceLR, WSDSpec
+
+TOTAL, WARMUP, DECAY = 100_000, 1_000, 20_000
+
+
+def _optimizer() -> torch.optim.Optimizer:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    opt.step()  # torch warns if a scheduler steps before its optimizer ever did
+    return opt
+
+
+def _scheduler_factories() -> dict[str, Callable[[], object]]:
+    spec = WSDSpec(TOTAL, warmup_steps=WARMUP, decay_steps=DECAY, decay_shape="cosine")
+    factories: dict[str, Callable[[], object]] = {
+        "LambdaLR(constant)": lambda: LambdaLR(_optimizer(), lambda step: 1.0),
+        "WSDLR": lambda: WSDLR(_optimizer(), spec=spec),
+    }
+    if importlib.util.find_spec("transformers") is not None:
+        from transformers import get_wsd_schedule
+
+        factories["transformers get_wsd_schedule"] = lambda: get_wsd_schedule(
+            _optimizer(), WARMUP, DECAY, num_training_steps=TOTAL
+        )
+    if importlib.util.find_spec("pytorch_accelerated") is not None:
+        from pytorch_accelerated.schedulers.wsd_scheduler import WSDLrScheduler
+
+        factories["pytorch_accelerated WSDLrScheduler"] = lambda: WSDLrScheduler(
+            _optimizer(), total_steps=TOTAL, num_warmup_steps=WARMUP, decay_phase_ratio=DECAY / TOTAL
+        )
+    return factories
+
+
+def scheduler_step(repeats: int, calls: int = 20_000) -> list[Row]:
+    """Median host time of one scheduler.step(), over a stretch of the run that crosses phases."""
+    runners = {}
+    for name, make in _scheduler_factories().items():
+        scheduler = make()
+
+        def run(scheduler=scheduler) -> None:
+            step = scheduler.step
+            for _ in range(calls):
+                step()
+
+        runners[name] = run
+    t = {k: v / calls * 1e6 for k, v in interleaved_medians(runners, repeats).items()}
+    base = t["LambdaLR(constant)"]
+    rows = [Row("4 torch step()", name, f"{us:.2f} us ({us / base:.2f}x)") for name, us in t.items()]
+    ratio = t["WSDLR"] / base
+    rows.append(Row("4 torch step()", "WSDLR / LambdaLR(constant)", f"{ratio:.3f}", "<= 1.15",
+                    "met" if ratio <= 1.15 else f"missed by {ratio / 1.15:.2f}x"))  # fmt: skip
+    return rows
+
+
+def cuda_training_step(repeats: int) -> list[Row]:
+    """AdamW on ~100M parameters with the device-resident rate: eager, compiled and CUDA-graph
+    replay, each against the same with a constant rate; recompiles and host syncs counted."""
+    if not torch.cuda.is_available():
+        return [Row("5 CUDA", "skipped: torch.cuda.is_available() is False on this machine", "-")]
+    from torch._dynamo.utils import counters
+
+    dev = "cuda"
+    model = torch.nn.Sequential(*[torch.nn.Linear(4096, 4096) for _ in range(6)]).to(dev)
+    n_params = sum(p.numel() for p in model.parameters())
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 1e-3)
+    spec = WSDSpec(TOTAL, warmup_steps=10, decay_steps=50, checkpoints=(60, TOTAL))
+
+    def make(scheduled: bool):
+        opt = torch.optim.AdamW(model.parameters(), lr=torch.tensor(1e-4, device=dev), capturable=True)
+        sched = WSDDeviceLR(opt, spec=spec) if scheduled else None
+
+        def step() -> None:
+            opt.step()
+            if sched is not None:
+                sched.step()
+
+        step()  # optimizer state exists before capture or compile
+        return step
+
+    rows, results = [], {}
+    for scheduled in (False, True):
+        tag = "WSD" if scheduled else "constant"
+        eager = make(scheduled)
+        compiled = torch.compile(make(scheduled))
+        graph_step = make(scheduled)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                graph_step()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            graph_step()
+        counters.clear()
+        for _ in range(120):  # cross warmup, stable, decay and a new period before timing
+            compiled()
+        recompiles = counters["stats"]["unique_graphs"]
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(20):
+                eager()
+                compiled()
+                graph.replay()
+            syncs = 0
+        except RuntimeError:
+            syncs = 1
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+        def timed(fn: Callable[[], object]) -> Callable[[], None]:
+            def run() -> None:
+                for _ in range(20):
+                    fn()
+                torch.cuda.synchronize()
+
+            return run
+
+        t = interleaved_medians({"eager": timed(eager), "compiled": timed(compiled),
+                                 "graph": timed(graph.replay)}, repeats)  # fmt: skip
+        results[tag] = t
+        rows.append(Row("5 CUDA", f"{tag}: eager / compiled / graph, {n_params / 1e6:.0f}M params",
+                        " / ".join(f"{v / 20 * 1e3:.2f} ms" for v in t.values())))  # fmt: skip
+        if scheduled:
+            rows.append(Row("5 CUDA", "recompiles over a whole schedule (compiled)", str(recompiles), "0",
+                            "met" if recompiles <= 1 else "missed"))  # fmt: skip
+            rows.append(Row("5 CUDA", "host syncs in a step", str(syncs), "0",
+                            "met" if syncs == 0 else "missed"))  # fmt: skip
+    ratio = results["WSD"]["graph"] / results["constant"]["graph"]
+    rows.append(Row("5 CUDA", "graph replay: WSD / constant", f"{ratio:.3f}", "<= 1.02",
+                    "met" if ratio <= 1.02 else f"missed by {ratio - 1:.1%}"))  # fmt: skip
+    return rows

@@ -1,0 +1,23 @@
+"""The benchmark entry point runs and writes its report (no timing is asserted: figures live in
+benchmarks/RESULTS.md, measured side by side by `make bench`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick_writes_a_table(tmp_path):
+    out = tmp_path / "results.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "compile,torch-step,cuda",
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = out.read_text()
+    for needle in ("Machine:", "Versions:", "8 periods / 1 period", "WSDLR / LambdaLR(constant)", "5 CUDA"):
+        assert needle in report
