@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from wsd_core import _branching, _presets
@@ -78,7 +78,7 @@ class WSDSpec:
     warmup_shape: str = "linear"
     init_ratio: float = 0.0
     min_ratio: float = 0.0
-    checkpoints: int | tuple[int, ...] | None = None
+    checkpoints: int | Sequence[int] | None = None  # stored as a tuple of ints, or K, or None
     start_step: int = 0
 
     def __post_init__(self) -> None:
@@ -332,12 +332,12 @@ def _geometric_ends(count: int, total: int) -> tuple[int, ...]:
     return tuple(total >> (count - i) for i in range(1, count + 1))
 
 
-def _period_ends(checkpoints: int | tuple[int, ...] | None, total: int) -> tuple[int, ...]:
+def _period_ends(checkpoints: int | Sequence[int] | None, total: int) -> tuple[int, ...]:
     if checkpoints is None:
         return (total,)
     if isinstance(checkpoints, int):
         return _geometric_ends(checkpoints, total)
-    return checkpoints
+    return tuple(checkpoints)  # already a validated tuple; tuple() keeps the type checker honest
 
 
 def _stable_progress(plan: Resolved, i: int, u: int) -> float:
