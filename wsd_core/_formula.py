@@ -165,6 +165,36 @@ def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
     return ops.clip(m, plan.floor, 1.0)
 
 
+class ArrayBackend:
+    """What the array backends share, given their array module ``xp`` (``jax.numpy`` or ``torch``):
+    both branches evaluated and chosen with ``where``, and a square root that is safe under autograd.
+
+    Subclasses add ``locate``, ``to_float`` and ``maximum``, which differ between the frameworks.
+    The core imports neither framework: the module is passed in.
+    """
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+
+    def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
+        return self._xp.where(cond, if_true(), if_false())
+
+    def clip(self, x: Any, low: float, high: float) -> Any:
+        return self._xp.clip(x, low, high)
+
+    def sqrt(self, x: Any) -> Any:
+        # The double where keeps the discarded branch's gradient finite: d sqrt(x)/dx is inf at 0,
+        # and 0 * inf in the unselected branch would make jax.grad (or torch autograd) NaN.
+        xp, positive = self._xp, x > 0
+        return xp.where(positive, xp.sqrt(xp.where(positive, x, 1.0)), 0.0)
+
+    def sin(self, x: Any) -> Any:
+        return self._xp.sin(x)
+
+    def expm1(self, x: Any) -> Any:
+        return self._xp.expm1(x)
+
+
 class PythonBackend:
     """Plain Python numbers; evaluates only the selected branch (a few microseconds a call)."""
 

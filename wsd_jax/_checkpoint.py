@@ -133,26 +133,18 @@ class WSDCheckpointManager:
             try:
                 spec = self.saved_spec(step)
             except Exception as e:
-                _log.warning(
-                    "checkpoint %s in %s is unreadable (%s: %s); skipped",
-                    step,
-                    self.directory,
-                    type(e).__name__,
-                    e,
-                )
+                self._warn_unreadable(step, e)
                 continue
             check_saved_spec({"spec": spec.to_dict()}, self.spec, allow_spec_change)
             try:
                 return step, self.restore(abstract_state, step, allow_spec_change=True)
             except Exception as e:
-                _log.warning(
-                    "checkpoint %s in %s is unreadable (%s: %s); skipped",
-                    step,
-                    self.directory,
-                    type(e).__name__,
-                    e,
-                )
+                self._warn_unreadable(step, e)
         return None
+
+    def _warn_unreadable(self, step: int, error: Exception) -> None:
+        _log.warning("checkpoint %s in %s is unreadable (%s: %s); skipped", step, self.directory,
+                     type(error).__name__, error)  # fmt: skip
 
     def _step_or_latest(self, step: int | None) -> int:
         if step is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -12,14 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsd_core import Resolved, WSDSpec, evaluate
+from wsd_core._formula import ArrayBackend
 from wsd_core._spec import spec_from_args
 from wsd_core._validation import check_real
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
 
-class _JaxBackend:
-    """``wsd_core.Backend`` on ``jax.numpy``: both branches evaluated, chosen with ``where``.
+class _JaxBackend(ArrayBackend):
+    """``wsd_core.Backend`` on ``jax.numpy`` (branch selection and sqrt from ``ArrayBackend``).
 
     The period tables become constants of the traced program. A value that is constant over each
     period is looked up as its first period's value plus the steps ``[u >= c_j] * (t_{j+1} - t_j)``
@@ -28,6 +28,7 @@ class _JaxBackend:
     """
 
     def __init__(self, plan: Resolved, table_dtype: Any, float_dtype: Any) -> None:
+        super().__init__(jnp)
         self._float = float_dtype
         as_table = lambda xs: jnp.asarray(np.asarray(xs), dtype=table_dtype)
         self._inner_ends = as_table(plan.ends[:-1])
@@ -44,25 +45,8 @@ class _JaxBackend:
     def to_float(self, x: Any) -> Any:
         return jnp.asarray(x).astype(self._float)
 
-    def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
-        return jnp.where(cond, if_true(), if_false())
-
     def maximum(self, x: Any, y: Any) -> Any:
         return jnp.maximum(x, y)
-
-    def clip(self, x: Any, low: float, high: float) -> Any:
-        return jnp.clip(x, low, high)
-
-    def sqrt(self, x: Any) -> Any:
-        # The double where keeps the discarded branch's gradient finite: d sqrt(x)/dx is inf at 0.
-        positive = x > 0
-        return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
-
-    def sin(self, x: Any) -> Any:
-        return jnp.sin(x)
-
-    def expm1(self, x: Any) -> Any:
-        return jnp.expm1(x)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from wsd_core import Resolved, WSDSpec, evaluate
+from wsd_core._formula import ArrayBackend
 
 
-class TorchBackend:
-    """``wsd_core.Backend`` on torch tensors: both branches evaluated, chosen with ``torch.where``.
+class TorchBackend(ArrayBackend):
+    """``wsd_core.Backend`` on torch tensors (branch selection and sqrt from ``ArrayBackend``).
 
     Every operation stays on the step's device and reads no value back to the host (no ``.item()``,
     no Python branch on a tensor), so the evaluation can run inside ``torch.compile`` without guards
@@ -19,6 +19,7 @@ class TorchBackend:
     """
 
     def __init__(self, plan: Resolved, device: torch.device | str, float_dtype: torch.dtype) -> None:
+        super().__init__(torch)
         self._float = float_dtype
         table = lambda xs: torch.tensor(xs, dtype=torch.int64, device=device)
         self._inner_ends = table(plan.ends[:-1])
@@ -38,25 +39,8 @@ class TorchBackend:
     def to_float(self, x: Any) -> torch.Tensor:
         return x.to(self._float)
 
-    def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
-        return torch.where(cond, if_true(), if_false())
-
     def maximum(self, x: Any, y: Any) -> Any:
         return torch.maximum(x, y) if isinstance(y, torch.Tensor) else torch.clamp_min(x, y)
-
-    def clip(self, x: Any, low: float, high: float) -> Any:
-        return torch.clamp(x, low, high)
-
-    def sqrt(self, x: Any) -> Any:
-        # The double where keeps autograd finite in the discarded branch (d sqrt/dx is inf at 0).
-        positive = x > 0
-        return torch.where(positive, torch.sqrt(torch.where(positive, x, 1.0)), 0.0)
-
-    def sin(self, x: Any) -> Any:
-        return torch.sin(x)
-
-    def expm1(self, x: Any) -> Any:
-        return torch.expm1(x)
 
 
 def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
