@@ -81,7 +81,8 @@ def main() -> None:
         f"# Benchmark results\n\nRun: `make bench` ({'--quick' if args.quick else 'full'}), {stamp}\n\n"
         f"Machine: {_machine()}\n\nVersions: {_versions()}\n\n"
         "Each figure is measured side by side in one process, candidates interleaved, median of "
-        f"{repeats} repeats.\n\n{_table(rows)}\n"
+        f"{repeats} repeats.\n\n{_table(rows)}\n\n"
+        "Why a target is missed and what would close it: [ANALYSIS.md](ANALYSIS.md).\n"
     )
     print(report)
     Path(args.out).write_text(report)
