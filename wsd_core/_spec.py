@@ -102,8 +102,7 @@ class WSDSpec:
         if self.decay_ratio is not None:
             set_("decay_ratio", v.check_ratio("decay_ratio", self.decay_ratio))
         set_("checkpoints", _normalise_checkpoints(self.checkpoints, total))
-        ends = self._resolved.ends  # resolves and validates periods, decays and warmup
-        del ends
+        _ = self._resolved  # resolve now: periods, decays and warmup are validated at construction
 
     # --- resolution -------------------------------------------------------------------------
 
