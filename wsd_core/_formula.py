@@ -169,12 +169,26 @@ class ArrayBackend:
     """What the array backends share, given their array module ``xp`` (``jax.numpy`` or ``torch``):
     both branches evaluated and chosen with ``where``, and a square root that is safe under autograd.
 
-    Subclasses add ``locate``, ``to_float`` and ``maximum``, which differ between the frameworks.
-    The core imports neither framework: the module is passed in.
+    Subclasses build the period tables as their framework's arrays and add ``to_float`` and
+    ``maximum``, which differ between the frameworks. The core imports neither framework: the module
+    is passed in.
     """
 
-    def __init__(self, xp: Any) -> None:
+    def __init__(self, xp: Any, inner_ends: Any, tables: tuple[Any, Any, Any]) -> None:
         self._xp = xp
+        self._inner_ends = inner_ends  # c_1 .. c_{K-1}
+        self._tables = tables  # b_i, c_i, d_i for every period
+
+    def locate(self, u: Any) -> tuple[Any, Any, Any]:
+        """A value constant over each period is its first period's value plus the steps
+        ``[u >= c_j] * (t_{j+1} - t_j)`` at the inner ends: one broadcast comparison and a sum, with
+        no gather (slow on CPU, longer compiles), no branch per period and no host synchronisation."""
+        if self._inner_ends.shape[0] == 0:  # one period: no lookup at all
+            b, c, d = (t[0] for t in self._tables)
+            return b, c, d
+        past = u[..., None] >= self._inner_ends  # (..., K - 1) booleans
+        b, c, d = (t[0] + self._xp.sum(past * (t[1:] - t[:-1]), axis=-1) for t in self._tables)
+        return b, c, d
 
     def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
         return self._xp.where(cond, if_true(), if_false())

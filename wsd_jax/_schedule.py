@@ -19,28 +19,14 @@ _INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 class _JaxBackend(ArrayBackend):
-    """``wsd_core.Backend`` on ``jax.numpy`` (branch selection and sqrt from ``ArrayBackend``).
-
-    The period tables become constants of the traced program. A value that is constant over each
-    period is looked up as its first period's value plus the steps ``[u >= c_j] * (t_{j+1} - t_j)``
-    at the inner period ends: one broadcast comparison and a sum, no gather (gathers are slow on CPU
-    and lengthen compiles) and no branch per period.
-    """
+    """``wsd_core.Backend`` on ``jax.numpy`` (period lookup, branch selection and sqrt from
+    ``ArrayBackend``); the period tables become constants of the traced program."""
 
     def __init__(self, plan: Resolved, table_dtype: Any, float_dtype: Any) -> None:
-        super().__init__(jnp)
-        self._float = float_dtype
         as_table = lambda xs: jnp.asarray(np.asarray(xs), dtype=table_dtype)
-        self._inner_ends = as_table(plan.ends[:-1])
-        self._tables = [as_table(t) for t in (plan.decay_starts, plan.ends, plan.decay_lengths)]
-
-    def locate(self, u: Any) -> tuple[Any, Any, Any]:
-        if self._inner_ends.shape[0] == 0:  # one period: no lookup at all
-            b, c, d = (t[0] for t in self._tables)
-            return b, c, d
-        past = (u[..., None] >= self._inner_ends).astype(self._inner_ends.dtype)  # (..., K - 1)
-        b, c, d = (t[0] + jnp.sum(past * (t[1:] - t[:-1]), axis=-1) for t in self._tables)
-        return b, c, d
+        tables = (as_table(plan.decay_starts), as_table(plan.ends), as_table(plan.decay_lengths))
+        super().__init__(jnp, as_table(plan.ends[:-1]), tables)
+        self._float = float_dtype
 
     def to_float(self, x: Any) -> Any:
         return jnp.asarray(x).astype(self._float)

@@ -11,7 +11,8 @@ from wsd_core._formula import ArrayBackend
 
 
 class TorchBackend(ArrayBackend):
-    """``wsd_core.Backend`` on torch tensors (branch selection and sqrt from ``ArrayBackend``).
+    """``wsd_core.Backend`` on torch tensors (period lookup, branch selection and sqrt from
+    ``ArrayBackend``).
 
     Every operation stays on the step's device and reads no value back to the host (no ``.item()``,
     no Python branch on a tensor), so the evaluation can run inside ``torch.compile`` without guards
@@ -19,22 +20,10 @@ class TorchBackend(ArrayBackend):
     """
 
     def __init__(self, plan: Resolved, device: torch.device | str, float_dtype: torch.dtype) -> None:
-        super().__init__(torch)
-        self._float = float_dtype
         table = lambda xs: torch.tensor(xs, dtype=torch.int64, device=device)
-        self._inner_ends = table(plan.ends[:-1])
-        self._starts = table(plan.decay_starts)
-        self._ends = table(plan.ends)
-        self._lengths = table(plan.decay_lengths)
-
-    def locate(self, u: torch.Tensor) -> tuple[Any, Any, Any]:
-        if self._inner_ends.numel() == 0:
-            return self._starts[0], self._ends[0], self._lengths[0]
-        # bucketize(right=True) counts the inner ends <= u; take() gathers without indexing by a
-        # 0-dim tensor, which Python indexing would turn into a host-side int.
-        i = torch.bucketize(u, self._inner_ends.to(u.dtype), right=True)
-        starts, ends, lengths = (t.to(u.dtype) for t in (self._starts, self._ends, self._lengths))
-        return torch.take(starts, i), torch.take(ends, i), torch.take(lengths, i)
+        tables = (table(plan.decay_starts), table(plan.ends), table(plan.decay_lengths))
+        super().__init__(torch, table(plan.ends[:-1]), tables)
+        self._float = float_dtype
 
     def to_float(self, x: Any) -> torch.Tensor:
         return x.to(self._float)
