@@ -100,9 +100,7 @@ class WSDCheckpointManager:
 
     def saved_spec(self, step: int | None = None) -> WSDSpec:
         """The spec saved in checkpoint ``step`` (default: the latest)."""
-        step = self._step_or_latest(step)
-        restored = self._manager.restore(step, args=ocp.args.Composite(spec=ocp.args.JsonRestore()))
-        return WSDSpec.from_dict(restored["spec"])
+        return self._read_spec(self._step_or_latest(step))
 
     def restore(
         self, abstract_state: Any, step: int | None = None, *, allow_spec_change: bool = False
@@ -114,11 +112,8 @@ class WSDCheckpointManager:
         another spec is refused unless ``allow_spec_change`` (see ``check_saved_spec``).
         """
         step = self._step_or_latest(step)
-        check_saved_spec({"spec": self.saved_spec(step).to_dict()}, self.spec, allow_spec_change)
-        restored = self._manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        )
-        return restored["state"]
+        check_saved_spec({"spec": self._read_spec(step).to_dict()}, self.spec, allow_spec_change)
+        return self._read_state(abstract_state, step)
 
     def restore_latest_readable(
         self, abstract_state: Any, *, allow_spec_change: bool = False
@@ -131,16 +126,26 @@ class WSDCheckpointManager:
         """
         for step in sorted(self.all_steps(), reverse=True):
             try:
-                spec = self.saved_spec(step)
+                spec = self._read_spec(step)
             except Exception as e:
                 self._warn_unreadable(step, e)
                 continue
             check_saved_spec({"spec": spec.to_dict()}, self.spec, allow_spec_change)
             try:
-                return step, self.restore(abstract_state, step, allow_spec_change=True)
+                return step, self._read_state(abstract_state, step)
             except Exception as e:
                 self._warn_unreadable(step, e)
         return None
+
+    # The two reads, for a step known to exist; each checkpoint's spec JSON is read once per restore.
+
+    def _read_spec(self, step: int) -> WSDSpec:
+        restored = self._manager.restore(step, args=ocp.args.Composite(spec=ocp.args.JsonRestore()))
+        return WSDSpec.from_dict(restored["spec"])
+
+    def _read_state(self, abstract_state: Any, step: int) -> Any:
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+        return self._manager.restore(step, args=args)["state"]
 
     def _warn_unreadable(self, step: int, error: Exception) -> None:
         _log.warning("checkpoint %s in %s is unreadable (%s: %s); skipped", step, self.directory,
