@@ -10,10 +10,12 @@ from wsd_core import SavePlan as SavePlan
 from wsd_core import WSDSpec as WSDSpec
 from wsd_jax._checkpoint import WSDCheckpointManager as WSDCheckpointManager
 from wsd_jax._hyperparams import learning_rate_from_state as learning_rate_from_state
+from wsd_jax._integrity import CheckpointIntegrityError as CheckpointIntegrityError
 from wsd_jax._schedule import WSDSchedule as WSDSchedule
 from wsd_jax._schedule import wsd_schedule as wsd_schedule
 
 __all__ = [
+    "CheckpointIntegrityError",
     "Phase",
     "SavePlan",
     "WSDCheckpointManager",

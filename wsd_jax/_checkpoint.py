@@ -1,42 +1,65 @@
-"""Orbax checkpointing of a train state with its WSD spec beside it in every checkpoint."""
+"""Orbax checkpointing of a train state with its WSD spec and an integrity record in every checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import numbers
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
 from wsd_core import SavePlan, WSDSpec
 from wsd_core._saved import check_saved_spec
+from wsd_jax import _integrity
+from wsd_jax._integrity import CheckpointIntegrityError
+from wsd_jax._lock import WriterLock
 
 _log = logging.getLogger(__name__)
 _policies = ocp.checkpoint_managers
+_ITEMS = ("state", "spec", "integrity")
 
 
 class WSDCheckpointManager:
     """An ``orbax.checkpoint.CheckpointManager`` that knows the run's ``WSDSpec``.
 
-    * Every checkpoint holds two items: ``state`` (any pytree, saved with ``StandardSave``) and
-      ``spec`` (the spec as JSON). ``restore`` compares the saved spec with this manager's and refuses
-      a different one unless ``allow_spec_change=True`` (continuing a trunk, branching a cooldown).
+    What it guarantees:
+
+    * **Integrity.** Every checkpoint holds three items: ``state`` (any pytree, ``StandardSave``),
+      ``spec`` (the spec as JSON) and ``integrity`` (each leaf's path, shape, dtype and a 64-bit
+      fingerprint of its values, computed where the arrays live, with no gather to one host). Every
+      restore verifies it: data that differs from what was saved raises ``CheckpointIntegrityError``
+      naming the step and the leaf; it is never returned.
+    * **Damage is skipped, mistakes raise.** ``restore_latest_readable`` skips a damaged step
+      (unreadable, or failing its integrity record) with a warning and tries the next older one. A
+      target whose structure, shapes or dtypes do not match the saved state raises ``ValueError``
+      at once, naming the leaf: it is never mistaken for damage (which would restart training).
+    * **One writer per folder.** A writing manager holds an exclusive lock on its folder (released by
+      the operating system if its process dies, so a crashed job's lock is taken over). A second
+      writer is refused with ``WriterLockError``. Readers (``read_only=True``, which branching and
+      inspection should use) never clean up, rotate or delete anything.
+    * **Saves are atomic.** Orbax writes into a temporary folder and renames it when complete; a
+      crash mid-save leaves the earlier checkpoints intact, and the next writer removes the leftover.
     * Saves follow the spec's ``SavePlan``: each pre-decay step and each period end (kept forever by
       the retention policy) plus every ``interval`` steps; besides the plan's steps, the latest
-      ``max_to_keep`` checkpoints of any kind are kept.
-    * Saves are asynchronous by default: ``save`` returns once the arrays are copied and the write
-      goes on in the background; Orbax writes into a temporary folder and renames it only when
-      complete, so a crash mid-save leaves the previous checkpoints intact.
+      ``max_to_keep`` checkpoints of any kind are kept. Saves are asynchronous by default.
+    * ``restore`` compares the saved spec with this manager's and refuses a different one unless
+      ``allow_spec_change=True`` (continuing a trunk, branching a cooldown).
 
     Args:
-      directory: the checkpoint folder (created if missing). A cooldown branch gets its own folder.
-      spec: the spec of the run that writes here.
+      directory: the checkpoint folder (created by a writer if missing). A cooldown branch gets its
+        own folder.
+      spec: the spec of the run that writes (or reads) here.
       interval: also save every ``interval`` steps (None: only the plan's steps).
       max_to_keep: how many of the latest checkpoints (of any kind) to keep besides the plan's steps
         (None: all).
       async_save: save in the background (``wait_until_finished`` or ``close`` waits for it).
+      read_only: open for reading only: no lock, no cleanup, no deletion; ``save`` is refused.
 
     Example:
       >>> import tempfile, jax.numpy as jnp
@@ -58,14 +81,26 @@ class WSDCheckpointManager:
         interval: int | None = None,
         max_to_keep: int | None = 3,
         async_save: bool = True,
+        read_only: bool = False,
     ) -> None:
         if not isinstance(spec, WSDSpec):
             raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
-        if max_to_keep is not None and (isinstance(max_to_keep, bool) or max_to_keep < 1):
+        if max_to_keep is not None and (
+            isinstance(max_to_keep, bool) or not isinstance(max_to_keep, numbers.Integral) or max_to_keep < 1
+        ):
             raise ValueError(f"max_to_keep must be None or an int >= 1, got {max_to_keep!r}")
         self.spec = spec
         self.plan = SavePlan.for_spec(spec, interval)
         self.directory = epath.Path(directory).absolute()
+        self.read_only = bool(read_only)
+        self._lock: WriterLock | None = None
+        if self.read_only:
+            if not self.directory.exists():
+                raise FileNotFoundError(f"no checkpoint folder {self.directory}")
+            options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+            with _quiet_orbax():
+                self._manager = ocp.CheckpointManager(self.directory, item_names=_ITEMS, options=options)
+            return
         save_when: list[Any] = [_policies.SpecificStepsPolicy(sorted(self.plan.kept_steps))]
         if self.plan.interval is not None:
             save_when.append(_policies.FixedIntervalPolicy(self.plan.interval))
@@ -77,24 +112,55 @@ class WSDCheckpointManager:
             enable_async_checkpointing=async_save,
             cleanup_tmp_directories=True,  # a save a crash interrupted is removed, never read
         )
-        self._manager = ocp.CheckpointManager(self.directory, item_names=("state", "spec"), options=options)
+        # The lock comes first: only the folder's one writer may clean up (an in-flight save of
+        # another writer looks like a crash's leftover).
+        self._lock = _writer_lock(self.directory)
+        try:
+            self._manager = ocp.CheckpointManager(self.directory, item_names=_ITEMS, options=options)
+        except BaseException:
+            self._release_lock()
+            raise
 
     # --- saving ----------------------------------------------------------------------------------
 
     def should_save(self, step: int) -> bool:
         """Whether ``save(step, ...)`` would write (the plan's steps and the interval)."""
-        return self.plan.should_save(step)
+        return self.plan.should_save(_check_step(step))
 
-    def save(self, step: int, state: Any, *, force: bool = False) -> bool:
+    def save(self, step: int, state: Any, *, force: bool = False, rewind: bool = False) -> bool:
         """Saves ``state`` and the spec as checkpoint ``step`` if the plan says so (or ``force``).
 
-        ``step`` is the number of updates ``state`` has applied (optax's ``count``).
+        ``step`` is the number of updates ``state`` has applied (optax's ``count``): an int >= 0
+        (numpy and jax integer scalars too). A step that already exists is refused, and so is a step
+        below the latest saved one unless ``rewind=True`` (restarting an earlier point on purpose):
+        otherwise ``latest_step()`` would name a checkpoint of the abandoned continuation.
         Returns whether a save was started.
         """
+        step = _check_step(step)
+        if self.read_only:
+            raise PermissionError(f"this manager of {self.directory} is read-only; save is refused")
+        if not (force or self.plan.should_save(step)):
+            return False
+        existing = self.all_steps()
+        if step in existing:
+            raise ValueError(
+                f"checkpoint {step} already exists in {self.directory}; a step is written once "
+                "(use a fresh folder for a new run)"
+            )
+        if existing and step < existing[-1] and not rewind:
+            raise ValueError(
+                f"step {step} is below the latest checkpoint {existing[-1]} in {self.directory}; "
+                "latest_step() and restore_latest_readable() would still pick the newer one. Pass "
+                "rewind=True to save it anyway"
+            )
+        spec_dict = self.spec.to_dict()
+        record = _integrity.make_record(state, spec_dict)
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(state), spec=ocp.args.JsonSave(self.spec.to_dict())
+            state=ocp.args.StandardSave(state),
+            spec=ocp.args.JsonSave(spec_dict),
+            integrity=ocp.args.JsonSave(record),
         )
-        return bool(self._manager.save(step, args=args, force=force))
+        return bool(self._manager.save(step, args=args, force=True))
 
     # --- restoring --------------------------------------------------------------------------------
 
@@ -103,61 +169,96 @@ class WSDCheckpointManager:
         return self._read_spec(self._step_or_latest(step))
 
     def restore(
-        self, abstract_state: Any, step: int | None = None, *, allow_spec_change: bool = False
+        self,
+        abstract_state: Any,
+        step: int | None = None,
+        *,
+        allow_spec_change: bool = False,
+        verify: bool = True,
     ) -> Any:
         """The state of checkpoint ``step`` (default: the latest), shaped like ``abstract_state``.
 
         ``abstract_state`` is a pytree of arrays or ``jax.ShapeDtypeStruct``s (``jax.eval_shape`` of
-        the init function), so optax's state classes come back as they were. A checkpoint saved under
-        another spec is refused unless ``allow_spec_change`` (see ``check_saved_spec``).
+        the init function), so optax's state classes come back as they were; give a
+        ``ShapeDtypeStruct`` a ``sharding`` to restore onto another mesh.
+
+        Raises:
+          CheckpointIntegrityError: the checkpoint is damaged (unreadable, or its data differs from
+            its integrity record), naming the step and the leaf.
+          ValueError: ``abstract_state`` does not match the saved structure, shapes or dtypes
+            (naming the leaf), or the checkpoint was saved under another spec and
+            ``allow_spec_change`` is False (see ``check_saved_spec``).
+          FileNotFoundError: there is no such checkpoint.
+
+        ``verify=False`` reads a checkpoint without an integrity record (saved by version 0.1):
+        nothing is then checked, and read errors propagate as they are.
         """
         step = self._step_or_latest(step)
-        check_saved_spec({"spec": self._read_spec(step).to_dict()}, self.spec, allow_spec_change)
-        return self._read_state(abstract_state, step)
+        spec_dict = self._read_spec(step).to_dict()
+        check_saved_spec({"spec": spec_dict}, self.spec, allow_spec_change)
+        return self._read_state(abstract_state, step, spec_dict, verify)
 
     def restore_latest_readable(
-        self, abstract_state: Any, *, allow_spec_change: bool = False
+        self, abstract_state: Any, *, allow_spec_change: bool = False, verify: bool = True
     ) -> tuple[int, Any] | None:
-        """(step, state) of the newest checkpoint that restores; None when there is none.
+        """(step, state) of the newest undamaged checkpoint; None when there is none.
 
-        A checkpoint that fails to read (truncated or deleted files) is skipped with a warning naming
-        it and the error, and the next older one is tried: a damaged step is never returned. A spec
-        mismatch is not skipped: it raises, as in ``restore``.
+        A damaged checkpoint (``CheckpointIntegrityError``) is skipped with a warning naming it and
+        the reason, and the next older one is tried. Everything else raises at once, as in
+        ``restore``: a spec mismatch, or a target that does not match the saved state.
         """
-        for step in sorted(self.all_steps(), reverse=True):
+        for step in reversed(self.all_steps()):
             try:
-                spec = self._read_spec(step)
-            except Exception as e:
-                self._warn_unreadable(step, e)
-                continue
-            check_saved_spec({"spec": spec.to_dict()}, self.spec, allow_spec_change)
-            try:
-                return step, self._read_state(abstract_state, step)
-            except Exception as e:
-                self._warn_unreadable(step, e)
+                spec_dict = self._read_spec(step).to_dict()
+                check_saved_spec({"spec": spec_dict}, self.spec, allow_spec_change)
+                return step, self._read_state(abstract_state, step, spec_dict, verify)
+            except CheckpointIntegrityError as e:
+                _log.warning("checkpoint %s in %s is damaged (%s); skipped", step, self.directory, e)
         return None
 
-    # The two reads, for a step known to exist; each checkpoint's spec JSON is read once per restore.
+    # The reads, for a step known to exist; each checkpoint's spec JSON is read once per restore.
+
+    def _read_item(self, step: int, name: str) -> Any:
+        try:
+            args = ocp.args.Composite(**{name: ocp.args.JsonRestore()})
+            with _quiet_orbax():
+                return self._manager.restore(step, args=args)[name]
+        except Exception as e:
+            raise CheckpointIntegrityError(
+                f"checkpoint {step}: its {name} item is unreadable ({type(e).__name__}: {e})"
+            ) from e
 
     def _read_spec(self, step: int) -> WSDSpec:
-        restored = self._manager.restore(step, args=ocp.args.Composite(spec=ocp.args.JsonRestore()))
-        return WSDSpec.from_dict(restored["spec"])
+        data = self._read_item(step, "spec")
+        try:
+            return WSDSpec.from_dict(data)
+        except (TypeError, ValueError) as e:
+            raise CheckpointIntegrityError(f"checkpoint {step}: its saved spec is invalid ({e})") from e
 
-    def _read_state(self, abstract_state: Any, step: int) -> Any:
+    def _read_state(self, abstract_state: Any, step: int, spec_dict: dict[str, Any], verify: bool) -> Any:
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        return self._manager.restore(step, args=args)["state"]
-
-    def _warn_unreadable(self, step: int, error: Exception) -> None:
-        _log.warning("checkpoint %s in %s is unreadable (%s: %s); skipped", step, self.directory,
-                     type(error).__name__, error)  # fmt: skip
+        if not verify:
+            return self._manager.restore(step, args=args)["state"]
+        record = _integrity.check_record(self._read_item(step, "integrity"), step)
+        _integrity.check_target(record, abstract_state, step)  # a caller's mistake raises ValueError
+        try:
+            with _quiet_orbax():
+                state = self._manager.restore(step, args=args)["state"]
+        except Exception as e:
+            raise CheckpointIntegrityError(
+                f"checkpoint {step}: its state is unreadable ({type(e).__name__}: {e})"
+            ) from e
+        _integrity.verify(record, state, spec_dict, step)
+        return state
 
     def _step_or_latest(self, step: int | None) -> int:
         if step is None:
-            latest = self._manager.latest_step()
+            latest = self.latest_step()
             if latest is None:
                 raise FileNotFoundError(f"no checkpoint in {self.directory}")
-            return int(latest)
-        if step not in self._manager.all_steps():
+            return latest
+        step = _check_step(step)
+        if step not in self.all_steps():
             raise FileNotFoundError(
                 f"no checkpoint for step {step} in {self.directory}; saved steps: {list(self.all_steps())}"
             )
@@ -166,16 +267,29 @@ class WSDCheckpointManager:
     # --- the rest of the manager ----------------------------------------------------------------
 
     def latest_step(self) -> int | None:
-        return self._manager.latest_step()
+        """The highest saved step (not the most recently written one), or None."""
+        steps = self.all_steps()
+        return steps[-1] if steps else None
 
     def all_steps(self) -> list[int]:
+        """The saved steps, ascending. A reader lists the folder afresh (a writer may be adding)."""
+        if self.read_only:
+            self._manager.reload()
         return sorted(int(s) for s in self._manager.all_steps())
 
     def wait_until_finished(self) -> None:
         self._manager.wait_until_finished()
 
     def close(self) -> None:
-        self._manager.close()
+        try:
+            self._manager.close()
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> WSDCheckpointManager:
         return self
@@ -187,20 +301,62 @@ class WSDCheckpointManager:
         return iter(self.all_steps())
 
     @classmethod
-    def open(cls, directory: str | Path, **options: Any) -> WSDCheckpointManager:
-        """A manager for an existing run, built from the spec saved in its latest checkpoint.
+    def open(cls, directory: str | Path, *, read_only: bool = False, **options: Any) -> WSDCheckpointManager:
+        """A manager for an existing run, built from the spec saved in its newest readable checkpoint.
 
-        This is how a restarted job rebuilds exactly the schedule it was running.
+        This is how a restarted job rebuilds exactly the schedule it was running. A step whose spec
+        cannot be read is skipped with a warning. Reading the spec deletes nothing; the returned
+        manager is the folder's writer unless ``read_only=True``.
         """
-        probe = ocp.CheckpointManager(
-            epath.Path(directory).absolute(), item_names=("state", "spec"),
-            options=ocp.CheckpointManagerOptions(read_only=True),
-        )  # fmt: skip
+        path = epath.Path(directory).absolute()
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint in {directory} (the folder does not exist)")
+        probe = cls(path, WSDSpec(1), read_only=True)
         try:
-            latest = probe.latest_step()
-            if latest is None:
-                raise FileNotFoundError(f"no checkpoint in {directory}")
-            saved = probe.restore(latest, args=ocp.args.Composite(spec=ocp.args.JsonRestore()))
+            spec = None
+            for step in reversed(probe.all_steps()):
+                try:
+                    spec = probe._read_spec(step)
+                    break
+                except CheckpointIntegrityError as e:
+                    _log.warning("checkpoint %s in %s: %s; trying an older one", step, path, e)
         finally:
             probe.close()
-        return cls(directory, WSDSpec.from_dict(saved["spec"]), **options)
+        if spec is None:
+            raise FileNotFoundError(f"no checkpoint with a readable spec in {directory}")
+        return cls(path, spec, read_only=read_only, **options)
+
+
+def _check_step(step: Any) -> int:
+    """A checkpoint step: an int >= 0; numpy and jax integer scalars are accepted."""
+    is_array = isinstance(step, (jax.Array, np.ndarray, np.generic))
+    if is_array and np.ndim(step) == 0 and np.issubdtype(np.asarray(step).dtype, np.integer):
+        step = int(step)
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step must be an int >= 0 (the number of updates applied), got {step!r}")
+    if step < 0:
+        raise ValueError(f"step must be an int >= 0 (the number of updates applied), got {step}")
+    return int(step)
+
+
+def _writer_lock(directory: epath.Path) -> WriterLock | None:
+    """The folder's writer lock, taken by the primary process on a local filesystem."""
+    if jax.process_index() != 0:
+        return None  # one lock per job: the primary process holds it for all of them
+    if "://" in str(directory):
+        _log.warning("%s is not a local folder: one writer per folder is not enforced there", directory)
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    return WriterLock(str(directory))
+
+
+@contextlib.contextmanager
+def _quiet_orbax() -> Iterator[None]:
+    """Silences Orbax's informational warnings (read-only opens, restores) for the block."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logger.setLevel(level)

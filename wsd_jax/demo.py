@@ -107,7 +107,7 @@ def _restore(trunk_dir: Path, spec: WSDSpec, step: int, schedule: Any) -> tuple[
     model, optimizer = _make(schedule)
     state = nnx.state((model, optimizer))
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), nnx.to_pure_dict(state))
-    with WSDCheckpointManager(trunk_dir, spec) as manager:
+    with WSDCheckpointManager(trunk_dir, spec, read_only=True) as manager:  # a reader: never deletes
         restored = manager.restore(abstract, step, allow_spec_change=True)
     nnx.replace_by_pure_dict(state, restored)
     nnx.update((model, optimizer), state)

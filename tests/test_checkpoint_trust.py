@@ -1,0 +1,309 @@
+"""Checkpoints you can trust: damaged data is never loaded, caller mistakes are never taken for damage,
+one writer per folder, and steps that are ints (issue 10, items 1-5)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from wsd_jax import CheckpointIntegrityError, WSDCheckpointManager, WSDSpec, wsd_schedule
+from wsd_jax._integrity import fingerprint
+from wsd_jax._lock import WriterLockError
+
+SPEC = WSDSpec(100, warmup_steps=5, decay_steps=10, checkpoints=[50, 100])
+
+
+def _state(seed=0):
+    params = {"w": jax.random.normal(jax.random.key(seed), (64, 32)), "b": jnp.arange(32.0)}
+    tx = optax.adamw(wsd_schedule(1e-2, spec=SPEC))
+    return {"params": params, "opt_state": tx.init(params), "step": seed}
+
+
+def _abstract():
+    return jax.eval_shape(lambda: _state())
+
+
+def _two_steps(directory):
+    with WSDCheckpointManager(directory, SPEC, max_to_keep=None) as m:
+        m.save(20, _state(20), force=True)
+        m.save(30, _state(30), force=True)
+    return _state(20), _state(30)
+
+
+def _assert_same(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+# --- 1. integrity -------------------------------------------------------------------------------
+
+
+def _data_files(directory, step):
+    root = directory / str(step) / "state"
+    return sorted(p for p in root.rglob("*") if p.is_file() and "/d/" in str(p) and p.stat().st_size > 0)
+
+
+@pytest.mark.parametrize("where", [0.1, 0.3, 0.5, 0.7, 0.9])
+def test_a_flipped_byte_in_array_data_is_refused_and_skipped(tmp_path, where, caplog):
+    state20, _ = _two_steps(tmp_path)
+    files = _data_files(tmp_path, 30)
+    assert files
+    target = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    data[int(where * (len(data) - 1))] ^= 0x01
+    target.write_bytes(bytes(data))
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        with pytest.raises(CheckpointIntegrityError, match="checkpoint 30"):
+            m.restore(_abstract(), 30)
+        with caplog.at_level(logging.WARNING):
+            step, restored = m.restore_latest_readable(_abstract())
+    assert step == 20 and "checkpoint 30" in caplog.text
+    _assert_same(restored, state20)
+
+
+def test_no_flipped_byte_anywhere_in_the_data_files_ever_restores_altered_arrays(tmp_path):
+    """Every data file, 16 positions each: the restore is refused, or (a byte outside the values,
+    e.g. a file trailer) gives exactly the saved arrays."""
+    _, state30 = _two_steps(tmp_path)
+    refused = 0
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        for path in _data_files(tmp_path, 30):
+            raw = path.read_bytes()
+            for k in range(16):
+                data = bytearray(raw)
+                data[(k * (len(raw) - 1)) // 15] ^= 0x10
+                path.write_bytes(bytes(data))
+                try:
+                    restored = m.restore(_abstract(), 30)
+                except CheckpointIntegrityError:
+                    refused += 1
+                else:
+                    _assert_same(restored, state30)
+            path.write_bytes(raw)
+    assert refused > 0
+
+
+def test_integrity_error_names_the_leaf(tmp_path):
+    _two_steps(tmp_path)
+    record_path = tmp_path / "30" / "integrity" / "metadata"
+    record = json.loads(record_path.read_text())
+    leaf = next(e for e in record["leaves"] if e["path"] == "['params']['w']")
+    leaf["fingerprint"] = "0" * 16  # as if the array bytes had changed
+    record_path.write_text(json.dumps(record))
+    with (
+        WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m,
+        pytest.raises(CheckpointIntegrityError, match=r"checkpoint 30: leaf \['params'\]\['w'\]"),
+    ):
+        m.restore(_abstract(), 30)
+
+
+def test_a_changed_spec_file_that_still_parses_is_damage(tmp_path):
+    _two_steps(tmp_path)
+    spec_path = tmp_path / "30" / "spec" / "metadata"
+    spec = json.loads(spec_path.read_text())
+    spec["decay_steps"] = 11
+    spec_path.write_text(json.dumps(spec))
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        with pytest.raises(CheckpointIntegrityError, match="spec differs"):
+            m.restore(_abstract(), 30, allow_spec_change=True)
+        assert m.restore_latest_readable(_abstract(), allow_spec_change=True)[0] == 20
+
+
+def test_fingerprint_detects_every_single_bit_flip_and_ignores_layout():
+    x = np.random.default_rng(0).standard_normal(257).astype(np.float32)
+    base = fingerprint(x)
+    assert fingerprint(jnp.asarray(x)) == base  # numpy and jax agree
+    raw = x.view(np.uint8)
+    for byte in range(0, raw.size, 37):
+        for bit in range(8):
+            y = raw.copy()
+            y[byte] ^= 1 << bit
+            assert fingerprint(y.view(np.float32)) != base
+    swapped = x.copy()
+    swapped[[3, 4]] = swapped[[4, 3]]
+    assert fingerprint(swapped) != base  # positions count
+    for dtype in (np.int8, np.float16, np.int64, np.float64, np.bool_):
+        a = (np.arange(50) % 3).astype(dtype)
+        assert fingerprint(a) != fingerprint(np.roll(a, 1))
+
+
+def test_fingerprint_of_a_sharded_array_equals_the_unsharded_one():
+    code = textwrap.dedent(
+        """
+        import numpy as np, jax, jax.numpy as jnp
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        from wsd_jax._integrity import fingerprint
+        x = np.arange(64 * 8, dtype=np.float32).reshape(64, 8)
+        mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
+        sharded = jax.device_put(x, NamedSharding(mesh, P("a", "b")))
+        assert len(sharded.addressable_shards) == 4
+        print(fingerprint(sharded) == fingerprint(x))
+        """
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "True"
+
+
+# --- 2. caller mistakes raise, never skip -------------------------------------------------------
+
+
+def _missing_key():
+    a = _abstract()
+    del a["step"]
+    return a
+
+
+def _wrong_shape():
+    a = _abstract()
+    a["params"]["w"] = jax.ShapeDtypeStruct((64, 31), jnp.float32)
+    return a
+
+
+def _wrong_dtype():
+    a = _abstract()
+    a["params"]["b"] = jax.ShapeDtypeStruct((32,), jnp.int32)
+    return a
+
+
+def _list_not_dict():
+    a = _abstract()
+    a["params"] = [a["params"]["b"], a["params"]["w"]]
+    return a
+
+
+@pytest.mark.parametrize(
+    ("make_target", "leaf"),
+    [(_missing_key, "step"), (_wrong_shape, "w"), (_wrong_dtype, "b"), (_list_not_dict, "params")],
+)
+def test_a_target_that_does_not_match_raises_naming_the_leaf(tmp_path, make_target, leaf):
+    _two_steps(tmp_path)
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        with pytest.raises(ValueError, match=leaf):
+            m.restore_latest_readable(make_target())
+        with pytest.raises(ValueError, match=leaf):
+            m.restore(make_target(), 20)
+
+
+# --- 3. open() falls back to the newest readable spec -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_text(p.read_text()[:7]),  # truncated
+        lambda p: p.write_text(""),  # emptied
+        lambda p: p.unlink(),  # deleted
+        lambda p: p.write_text("{not json"),  # invalid JSON
+        lambda p: p.write_text('{"total_steps": -3}'),  # invalid spec
+        lambda p: p.write_text('{"bogus": 1}'),  # unknown field
+        lambda p: p.write_text("[]"),  # not a mapping
+        lambda p: p.parent.rename(p.parent.with_name("gone")),  # the whole item folder
+    ],
+)
+def test_open_uses_the_newest_readable_spec(tmp_path, damage, caplog):
+    _two_steps(tmp_path)
+    damage(tmp_path / "30" / "spec" / "metadata")
+    with caplog.at_level(logging.WARNING):
+        manager = WSDCheckpointManager.open(tmp_path, read_only=True)
+    with manager:
+        assert manager.spec == SPEC
+        assert manager.restore_latest_readable(_abstract())[0] == 20
+    assert "checkpoint 30" in caplog.text
+
+
+# --- 4. one writer per folder; readers never delete ----------------------------------------------
+
+
+def test_a_second_writer_is_refused_and_an_inflight_save_survives(tmp_path):
+    a = WSDCheckpointManager(tmp_path, SPEC)
+    assert a.save(20, _state(20), force=True)
+    with pytest.raises(WriterLockError, match="read_only=True"):
+        WSDCheckpointManager(tmp_path, SPEC, max_to_keep=1)
+    reader = WSDCheckpointManager(tmp_path, SPEC, read_only=True)  # a branch reading the trunk
+    with pytest.raises(PermissionError, match="read-only"):
+        reader.save(40, _state(), force=True)
+    a.wait_until_finished()
+    a.close()
+    assert reader.all_steps() == [20]
+    _assert_same(reader.restore(_abstract(), 20), _state(20))
+    reader.close()
+    with WSDCheckpointManager(tmp_path, SPEC) as b:  # released by close(): a new writer may start
+        assert b.all_steps() == [20]
+
+
+def test_readers_never_delete_a_leftover_temporary_folder(tmp_path):
+    _two_steps(tmp_path)
+    leftover = tmp_path / "40.orbax-checkpoint-tmp-123"
+    leftover.mkdir()
+    WSDCheckpointManager(tmp_path, SPEC, read_only=True).close()
+    WSDCheckpointManager.open(tmp_path, read_only=True).close()
+    assert leftover.exists()
+
+
+def test_a_killed_writers_lock_is_taken_over(tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from wsd_jax import WSDCheckpointManager, WSDSpec
+        m = WSDCheckpointManager({str(tmp_path)!r}, WSDSpec(100))
+        print("locked", flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        with pytest.raises(WriterLockError, match="pid"):
+            WSDCheckpointManager(tmp_path, SPEC)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with WSDCheckpointManager(tmp_path, SPEC) as m:  # the stale lock is taken over
+        assert m.save(10, _state(), force=True)
+
+
+# --- 5. steps are ints >= 0, never below the latest by accident ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "error"), [(30.0, TypeError), (True, TypeError), ("30", TypeError), (-10, ValueError)]
+)
+def test_save_refuses_steps_that_are_not_ints(tmp_path, step, error):
+    with WSDCheckpointManager(tmp_path, SPEC) as m, pytest.raises(error, match="step must be an int >= 0"):
+        m.save(step, _state(), force=True)
+    assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]  # nothing was written
+
+
+def test_save_accepts_numpy_and_jax_integer_steps(tmp_path):
+    with WSDCheckpointManager(tmp_path, SPEC, max_to_keep=None) as m:
+        assert m.save(np.int64(10), _state(), force=True)
+        assert m.save(jnp.asarray(20, jnp.int32), _state(), force=True)
+        m.wait_until_finished()
+        assert m.all_steps() == [10, 20]
+    with WSDCheckpointManager.open(tmp_path, read_only=True) as m:
+        assert m.all_steps() == [10, 20]
+
+
+def test_save_below_the_latest_needs_rewind_and_latest_is_the_highest(tmp_path):
+    with WSDCheckpointManager(tmp_path, SPEC, max_to_keep=None) as m:
+        m.save(30, _state(30), force=True)
+        with pytest.raises(ValueError, match="rewind=True"):
+            m.save(20, _state(20), force=True)
+        with pytest.raises(ValueError, match="already exists"):
+            m.save(30, _state(30), force=True)
+        assert m.save(20, _state(20), force=True, rewind=True)
+        m.wait_until_finished()
+        assert m.latest_step() == 30
+        assert m.restore_latest_readable(_abstract())[0] == m.latest_step()
