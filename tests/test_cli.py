@@ -1,30 +1,78 @@
-"""python -m wsd_jax plot: a PNG and the phase tables, and clear errors."""
+"""The ``wsd`` command: phase tables and plots with only the core, and usage errors (exit 2, no
+traceback) for every bad value."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
+
+def _wsd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wsd_core", *args], capture_output=True, text=True)
+
+
+def test_help_lists_the_commands():
+    done = _wsd("--help")
+    assert done.returncode == 0 and "table" in done.stdout and "plot" in done.stdout
+
+
+def test_table_prints_the_phase_table():
+    done = _wsd("table", "--total-steps", "200000", "--warmup-steps", "2000", "--decay-ratio", "0.2",
+                "--geometric-checkpoints", "3")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "50000" in done.stdout and "100000" in done.stdout and "warmup" in done.stdout
+
 
 def test_plot_writes_png_and_prints_phase_tables(tmp_path):
     out = tmp_path / "s.png"
-    done = subprocess.run(
-        [sys.executable, "-m", "wsd_jax", "plot", "--total-steps", "1000", "--warmup-steps", "50",
-         "--decay-ratio", "0.2", "--decay-shape", "1-sqrt", "linear", "--checkpoints", "3",
-         "--out", str(out)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert out.stat().st_size > 10_000
+    done = _wsd("plot", "--total-steps", "1000", "--warmup-steps", "50", "--decay-ratio", "0.2",
+                "--decay-shape", "1-sqrt", "linear", "--geometric-checkpoints", "3", "--peak", "3e-4",
+                "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert done.stdout.count("phase   period") == 2  # one table per shape
-    assert "== linear" in done.stdout and "done" in done.stdout
-    assert "250" in done.stdout  # geometric ends 250, 500, 1000
+    assert "== linear" in done.stdout and "250" in done.stdout  # geometric ends 250, 500, 1000
 
 
-def test_plot_reports_invalid_fields_without_a_traceback(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "wsd_jax", "plot", "--total-steps", "100", "--warmup-steps", "500",
-         "--out", str(tmp_path / "x.png")],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 2
-    assert "warmup_steps" in done.stderr and "Traceback" not in done.stderr
+def test_plot_needs_no_jax_or_torch(tmp_path):
+    code = (
+        "import sys; sys.modules['jax'] = None; sys.modules['torch'] = None; sys.modules['optax'] = None\n"
+        "from wsd_core._cli import main\n"
+        f"sys.exit(main(['plot', '--total-steps', '100', '--out', {str(tmp_path / 'x.svg')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "x.svg").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--warmup-steps", "500"], "warmup_steps"),
+        (["--checkpoints", "5000"], "checkpoints"),  # was a 16,654-character error
+        (["--geometric-checkpoints", "5000"], "K <= 7"),
+        (["--peak", "nan"], "--peak"),
+        (["--peak", "-1"], "--peak"),
+        (["--peak", "0"], "--peak"),
+        (["--out", ""], "empty"),
+        (["--out", "x.bmpx"], ".png"),
+        (["--out", "/proc/forbidden/x.png"], "cannot write"),
+        (["--decay-ratio", "20"], "--decay-ratio"),
+        (["--total-steps", str(10**30)], "--total-steps"),
+        (["--total-steps", "abc"], "--total-steps"),
+        (["--decay-shape", "sqrt"], "invalid choice"),
+    ],
+)
+def test_bad_values_are_usage_errors_without_a_traceback(tmp_path, args, message):
+    base = ["plot", "--total-steps", "100", "--out", str(tmp_path / "x.png")]
+    done = _wsd(*base, *args)
+    assert done.returncode == 2, done.stdout
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr) < 2000
+
+
+def test_a_huge_valid_run_plots(tmp_path):
+    done = _wsd("plot", "--total-steps", str(2**62), "--decay-ratio", "0.2", "--out", str(tmp_path / "h.png"))
+    assert done.returncode == 0, done.stderr

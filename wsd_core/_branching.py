@@ -39,8 +39,8 @@ def extend(spec: WSDSpec, total_steps: int, *, at_step: int) -> WSDSpec:
       >>> WSDSpec(1000, warmup_steps=50, decay_steps=100).extend(3000, at_step=800).decay_starts
       (2900,)
     """
-    total_steps = v.check_int("total_steps", total_steps, minimum=1)
-    at_step = v.check_int("at_step", at_step, minimum=spec.start_step)
+    total_steps = v.check_steps("total_steps", total_steps, minimum=1)
+    at_step = v.check_steps("at_step", at_step, minimum=spec.start_step)
     name, period = _last_applied(spec, at_step)
     if name in ("decay", "done"):
         raise ValueError(
@@ -77,7 +77,7 @@ def continue_from(spec: WSDSpec, at_step: int, *, total_steps: int, **changes: A
       >>> WSDSpec(1000, decay_steps=100).continue_from(1000, total_steps=500).multiplier(1000)
       1.0
     """
-    at_step = v.check_int("at_step", at_step, minimum=0)
+    at_step = v.check_steps("at_step", at_step, minimum=0)
     for name in ("start_step", "warmup_steps"):
         if name in changes:
             raise TypeError(f"continue_from sets {name} itself; do not pass it")
@@ -110,8 +110,8 @@ def branch_cooldown(
       >>> branch.multiplier(4000), branch.multiplier(4500), branch.multiplier(5000)
       (1.0, 0.5, 0.0)
     """
-    at_step = v.check_int("at_step", at_step, minimum=spec.start_step)
-    cooldown_steps = v.check_int("cooldown_steps", cooldown_steps, minimum=1)
+    at_step = v.check_steps("at_step", at_step, minimum=spec.start_step)
+    cooldown_steps = v.check_steps("cooldown_steps", cooldown_steps, minimum=1)
     name, period = _last_applied(spec, at_step)
     if name != "stable":
         raise ValueError(

@@ -1,6 +1,6 @@
 """The WSD multiplier m(s), written once for every backend.
 
-``evaluate`` is the contract's piecewise function (``shared/wsd-semantics.md``, "The function"). It
+``evaluate`` is the contract's piecewise function (``docs/contract.md``, "The function"). It
 touches its input only through Python operators and the small ``Backend`` interface below, so the same
 code runs on Python numbers (the per-step ``LambdaLR`` path), on ``jax.numpy`` arrays under ``jit``
 and ``vmap`` and on torch tensors on any device. Backends differ only in how they select branches:
@@ -86,8 +86,13 @@ def _decay_one_minus_sqrt(p: Any, q: Any, r: float, ops: Backend) -> Any:
 
 
 def _decay_inverse(p: Any, q: Any, r: float, ops: Backend) -> Any:
-    # 1 / (p / r + 1 - p); r > 0 is enforced by the spec, so the divisor is >= 1.
-    return 1.0 / (p / r + q)
+    # 1 / (p / r + 1 - p) == r / (p + r q), with no division by r: a tiny r (1e-40) is 0 once float32
+    # flushes subnormals (XLA does) or rounds below them (torch, 1e-46), and p / r would be 0/0 = NaN.
+    # The denominator is 0 only where p = 0 and r became 0; m = 1 there, as for every shape at p = 0,
+    # and adding the boolean keeps the discarded quotient finite (no NaN gradient either).
+    den = p + r * q
+    zero = den == 0
+    return ops.select(zero, lambda: 1.0, lambda: r / (den + zero))
 
 
 def _decay_exponential(p: Any, q: Any, r: float, ops: Backend) -> Any:
@@ -131,6 +136,12 @@ class Resolved(NamedTuple):
     ends: tuple[int, ...]  # c_1 .. c_K
     decay_starts: tuple[int, ...]  # b_i = c_i - d_i
     decay_lengths: tuple[int, ...]  # d_i
+
+    @property
+    def count_range(self) -> tuple[int, int]:
+        """(s0, s0 + T): a count below s0 evaluates as s0 and one above s0 + T as s0 + T, so a backend
+        may clamp an integer count into this range, exactly, before narrowing its type."""
+        return self.start_step, self.start_step + self.ends[-1]
 
     @property
     def floor(self) -> float:

@@ -1,7 +1,7 @@
 """Specs that reproduce other libraries' WSD curves, from those libraries' own parameters.
 
 Each function takes the peer's parameter names and defaults and returns the ``WSDSpec`` whose m(s)
-equals the peer's factor at the same step, to float rounding (``shared/wsd-semantics.md``, "The same
+equals the peer's factor at the same step, to float rounding (``docs/contract.md``, "The same
 curves as the peers"). Where the peer's behaviour cannot be expressed by the contract, the function
 raises and says why instead of returning an approximation. ``WSDSpec.from_<peer>`` calls these.
 """
@@ -50,8 +50,8 @@ def from_transformers(
       >>> from_transformers(100, 200, num_training_steps=1000).decay_starts
       (800,)
     """
-    warmup = v.check_int("num_warmup_steps", num_warmup_steps, minimum=0)
-    decay = v.check_int("num_decay_steps", num_decay_steps, minimum=0)
+    warmup = v.check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
+    decay = v.check_steps("num_decay_steps", num_decay_steps, minimum=0)
     if v.check_real("num_cycles", num_cycles) != 0.5:
         raise ValueError(
             f"num_cycles must be 0.5 (a cosine from the peak to min_lr_ratio), got {num_cycles}; "
@@ -72,7 +72,7 @@ def from_transformers(
             stacklevel=3,
         )
     if num_stable_steps is None:
-        total = v.check_int("num_training_steps", num_training_steps, minimum=1)
+        total = v.check_steps("num_training_steps", num_training_steps, minimum=1)
         stable = total - warmup - decay
     else:
         stable = v.check_int("num_stable_steps", num_stable_steps)
@@ -128,9 +128,9 @@ def from_torchtitan(
       >>> spec.multiplier(0), spec.multiplier(99), spec.decay_starts
       (0.01, 1.0, (800,))
     """
-    training_steps = v.check_int("training_steps", training_steps, minimum=1)
-    run = training_steps if total_steps is None else v.check_int("total_steps", total_steps, minimum=1)
-    warmup = v.check_int("warmup_steps", warmup_steps, minimum=0)
+    training_steps = v.check_steps("training_steps", training_steps, minimum=1)
+    run = training_steps if total_steps is None else v.check_steps("total_steps", total_steps, minimum=1)
+    warmup = v.check_steps("warmup_steps", warmup_steps, minimum=0)
     v.check_choice("decay_type", decay_type, _TORCHTITAN_SHAPES)
     shape = _TORCHTITAN_SHAPES[decay_type]
     if decay_ratio is not None:
@@ -204,7 +204,9 @@ def pytorch_accelerated_checkpoints(total_steps: int, num_checkpoints: int) -> l
     if num_checkpoints == 1:
         return [total_steps]
     first, ends = total_steps // 4, []
-    for i in range(num_checkpoints):
+    if first == 0:
+        return [0]  # every end would be 0 (its loop never reaches total_steps): refused by the caller
+    for i in range(num_checkpoints):  # ends after at most total_steps.bit_length() doublings
         ends.append(min(first * 2**i, total_steps))
         if ends[-1] == total_steps:
             break
@@ -242,13 +244,13 @@ def from_pytorch_accelerated(
     if num_epochs is not None and num_update_steps_per_epoch is not None and total_steps is not None:
         raise ValueError("Only num_epochs and num_update_steps_per_epoch, or total_steps should be provided")
     if num_epochs is not None and num_update_steps_per_epoch is not None:
-        total_steps = v.check_int("num_epochs", num_epochs, minimum=1) * v.check_int(
+        total_steps = v.check_steps("num_epochs", num_epochs, minimum=1) * v.check_int(
             "num_update_steps_per_epoch", num_update_steps_per_epoch, minimum=1
         )
     if total_steps is None:
         raise ValueError("give total_steps, or num_epochs and num_update_steps_per_epoch")
-    total_steps = v.check_int("total_steps", total_steps, minimum=1)
-    count = v.check_int("num_checkpoints", num_checkpoints, minimum=1)
+    total_steps = v.check_steps("total_steps", total_steps, minimum=1)
+    count = v.check_steps("num_checkpoints", num_checkpoints, minimum=1)
     base = v.check_real("base_lr", base_lr)
     if base <= 0:
         raise ValueError(f"base_lr must be > 0, got {base}")
@@ -302,9 +304,9 @@ def from_megatron(
     peak = v.check_real("max_lr", max_lr)
     if peak <= 0:
         raise ValueError(f"max_lr must be > 0, got {peak}")
-    total = v.check_int("lr_decay_steps", lr_decay_steps, minimum=1)
-    warmup = v.check_int("lr_warmup_steps", lr_warmup_steps, minimum=0)
-    decay = v.check_int("wsd_decay_steps", wsd_decay_steps, minimum=0)
+    total = v.check_steps("lr_decay_steps", lr_decay_steps, minimum=1)
+    warmup = v.check_steps("lr_warmup_steps", lr_warmup_steps, minimum=0)
+    decay = v.check_steps("wsd_decay_steps", wsd_decay_steps, minimum=0)
     v.check_choice("lr_wsd_decay_style", lr_wsd_decay_style, _MEGATRON_SHAPES)
     if decay > total:
         raise ValueError(f"wsd_decay_steps must be <= lr_decay_steps={total}, got {decay}")

@@ -34,7 +34,7 @@ class SavePlan:
     @classmethod
     def for_spec(cls, spec: WSDSpec, interval: int | None = None) -> SavePlan:
         if interval is not None:
-            interval = v.check_int("interval", interval, minimum=1)
+            interval = v.check_steps("interval", interval, minimum=1)
         pre_decay = tuple(b for b, d in zip(spec.decay_starts, spec.decay_lengths, strict=True) if d > 0)
         return cls(pre_decay=pre_decay, period_ends=spec.period_ends, interval=interval)
 

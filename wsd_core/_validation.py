@@ -12,26 +12,51 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
+# The largest step count anything accepts: an int64 count (torch's last_epoch, optax's count under x64)
+# cannot go further, and Python floats of larger integers lose the decay's resolution.
+MAX_STEP = 2**63 - 1
+
 
 def _describe(value: Any) -> str:
-    return f"{value!r} (type {type(value).__name__})"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:40] + "..." + text[-10:]
+    return f"{text} (type {type(value).__name__})"
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+def is_bool(value: Any) -> bool:
+    """Python and numpy booleans (``numpy.bool_`` is not a ``bool``, and 0-d bool arrays)."""
+    return isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Returns ``value`` as ``int``; bools, floats and other types raise ``TypeError``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if is_bool(value) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {_describe(value)}")
     value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        low = "" if minimum is None else f" >= {minimum}"
+        high = (
+            "" if maximum is None else (" and <= 2**63 - 1" if maximum == MAX_STEP else f" and <= {maximum}")
+        )
+        shown = str(value) if value.bit_length() < 200 else f"an int of {len(str(abs(value)))} digits"
+        raise ValueError(f"{name} must be an int{low}{high}, got {shown}")
     return value
+
+
+def check_steps(name: str, value: Any, *, minimum: int = 0) -> int:
+    """A step count: an int in [minimum, 2**63 - 1]."""
+    return check_int(name, value, minimum=minimum, maximum=MAX_STEP)
 
 
 def check_real(name: str, value: Any) -> float:
     """Returns ``value`` as a finite ``float``; bools and non-numbers raise ``TypeError``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite float, got {_describe(value)}: too large") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
@@ -43,7 +68,8 @@ def check_ratio(name: str, value: Any, *, positive: bool = False) -> float:
     low_ok = value > 0.0 if positive else value >= 0.0
     if not (low_ok and value <= 1.0):
         valid = "0 < value <= 1" if positive else "0 <= value <= 1"
-        raise ValueError(f"{name} must satisfy {valid}, got {value}")
+        hint = f" ({name} is a fraction: {value / 100:g} for {value:g}%)" if 1 < value <= 100 else ""
+        raise ValueError(f"{name} must satisfy {valid}, got {value}{hint}")
     return value
 
 
@@ -54,4 +80,17 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
         raise TypeError(f"{name} must be one of {list(choices)}, got {_describe(value)}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_step_value(value: Any) -> int | float:
+    """A step to evaluate m at: any int, or a real number that is not NaN (+-inf are allowed: the
+    schedule's limits). Bools are refused rather than read as 0 or 1."""
+    if is_bool(value) or not isinstance(value, numbers.Real):
+        raise TypeError(f"step must be an int or a real number, got {_describe(value)}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError("step must not be NaN")
     return value

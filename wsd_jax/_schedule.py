@@ -10,10 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsd_core import Resolved, WSDSpec, evaluate
-from wsd_core._formula import ArrayBackend
+from wsd_core import WSDSpec
+from wsd_core._formula import ArrayBackend, Resolved, evaluate
 from wsd_core._spec import spec_from_args
-from wsd_core._validation import check_real
+from wsd_core._validation import check_real, is_bool
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
@@ -49,26 +49,50 @@ class WSDSchedule:
     dtype: Any = jnp.float32
 
     def __call__(self, count: Any) -> jax.Array:
-        count = jnp.asarray(count)
-        if jnp.issubdtype(count.dtype, jnp.complexfloating):
-            raise TypeError(f"count must be an integer or real step, got dtype {count.dtype}")
+        plan = self.spec.resolved()
+        lo, hi = plan.count_range
+        if not isinstance(count, jax.Array):  # a Python or numpy count: clamp before jax narrows it
+            host = np.asarray(count)
+            if host.dtype.kind in "iu":
+                host = np.clip(host, min(lo, np.iinfo(host.dtype).max), min(hi, np.iinfo(host.dtype).max))
+            count = jnp.asarray(host)
+        dtype = count.dtype
+        if dtype == jnp.bool_ or not (
+            jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+        ):
+            raise TypeError(f"count must be an integer or real step, got dtype {dtype}")
+        # Computed in at least float32: float16 cannot hold step differences past 65504, and bfloat16
+        # counts only 256 steps exactly. The result is cast to the requested dtype at the end.
+        compute = jnp.promote_types(self.dtype, jnp.float32)
         x64 = bool(jax.config.read("jax_enable_x64"))
-        if jnp.issubdtype(count.dtype, jnp.floating):
-            count = count.astype(self.dtype)
-            table_dtype = self.dtype
+        if jnp.issubdtype(dtype, jnp.floating):
+            count = count.astype(jnp.promote_types(dtype, compute))
+            ops = _JaxBackend(plan, count.dtype, compute)
         else:
-            # int32 is optax's count; int64 counts are honoured where jax has 64-bit types enabled.
-            table_dtype = jnp.int64 if x64 and count.dtype.itemsize == 8 else jnp.int32
-            count = count.astype(table_dtype)
-        ops = _JaxBackend(self.spec.resolved(), table_dtype, self.dtype)
-        m = evaluate(count, self.spec.resolved(), ops)
-        return jnp.asarray(self.peak_value, self.dtype) * m
+            # Every count outside [s0, s0 + T] evaluates like the nearer end, so clamping in the
+            # count's own type is exact; the table type then holds every value (int32 is optax's
+            # count; int64 where x64 is on and a bound or the count needs it).
+            info = jnp.iinfo(dtype)
+            count = jnp.clip(count, min(lo, info.max), min(hi, info.max))
+            wide = x64 and (dtype.itemsize == 8 or hi > _INT32_MAX)
+            table = jnp.int64 if wide else jnp.int32
+            if hi > _INT32_MAX and not wide:
+                raise ValueError(
+                    f"this schedule ends at step {hi}, past int32; enable jax_enable_x64 to evaluate it"
+                )
+            count = count.astype(table)
+            ops = _JaxBackend(plan, table, compute)
+        m = evaluate(count, plan, ops)
+        rate = jnp.asarray(self.peak_value, compute) * m
+        if jnp.issubdtype(count.dtype, jnp.floating):
+            rate = jnp.where(jnp.isnan(count), jnp.nan, rate)  # a NaN step is no step: NaN, not a rate
+        return rate.astype(self.dtype)
 
 
 def wsd_schedule(
     peak_value: float, *, spec: WSDSpec | None = None, dtype: Any = jnp.float32, **fields: Any
 ) -> WSDSchedule:
-    """The WSD schedule of ``shared/wsd-semantics.md`` as an ``optax.Schedule``.
+    """The WSD schedule of ``docs/contract.md`` as an ``optax.Schedule``.
 
     Args:
       peak_value: the learning rate of the stable phase (finite, >= 0). A traced value is accepted
@@ -95,15 +119,17 @@ def wsd_schedule(
     spec = spec_from_args(spec, fields)
     peak = _check_peak(peak_value)
     dtype = _check_dtype(dtype)
-    if not jax.config.read("jax_enable_x64") and max(spec.total_steps, spec.start_step) > _INT32_MAX:
+    if not jax.config.read("jax_enable_x64") and spec.end_step > _INT32_MAX:
         raise ValueError(
-            f"total_steps={spec.total_steps} and start_step={spec.start_step} must fit optax's int32 "
-            f"count (<= {_INT32_MAX}); enable jax_enable_x64 and count in int64 for longer runs"
+            f"start_step + total_steps = {spec.end_step} must fit optax's int32 count "
+            f"(<= {_INT32_MAX}); enable jax_enable_x64 and count in int64 for longer runs"
         )
     return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
 
 
 def _check_peak(value: Any) -> Any:
+    if is_bool(value):
+        raise TypeError(f"peak_value must be a real number, got {value!r} (type {type(value).__name__})")
     if not isinstance(value, numbers.Real) and getattr(value, "shape", None) == ():
         try:
             value = float(value)  # a concrete 0-d array is checked like a number

@@ -10,6 +10,7 @@ plots of the learning rates and the evaluation losses.
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +22,9 @@ import optax
 from flax import nnx
 
 from wsd_core import WSDSpec
+from wsd_core._plot import plot_series
 from wsd_jax._checkpoint import WSDCheckpointManager
 from wsd_jax._hyperparams import learning_rate_from_state
-from wsd_jax._plot import plot_series
 from wsd_jax._schedule import wsd_schedule
 
 PEAK = 3e-3
@@ -83,6 +84,9 @@ def _train(name: str, model: MLP, optimizer: nnx.Optimizer, start: int, stop: in
     With a manager, saves on its plan and at `extra_saves` (e.g. the steps branches start from).
     """
     log: dict[str, list[float]] = {"step": [], "lr": [], "loss_step": [], "loss": []}
+    if start > 0:  # a branch's curve starts at its branch point, from the restored state
+        log["loss_step"].append(start)
+        log["loss"].append(float(_eval_loss(model)))
     t0 = time.perf_counter()
     for s in range(start, stop):
         _train_step(model, optimizer, jnp.asarray(s, jnp.int32))
@@ -120,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--total-steps", type=int, default=3000, help="trunk and cosine length")
     args = parser.parse_args(argv)
     out, total = Path(args.out).absolute(), args.total_steps
+    _fresh_checkpoint_folder(out / "checkpoints")
     warmup, cooldown, every = total // 30, total // 5, max(1, total // 60)
     trunk_spec = WSDSpec(total, warmup_steps=warmup, decay_steps=cooldown, decay_shape="1-sqrt")
     branch_points = [total // 3, (2 * total) // 3 - cooldown // 2]
@@ -133,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         logs = {"WSD trunk": _train("trunk", model, optimizer, 0, total, every, manager, branch_points)}
 
     rows = [("WSD trunk", 0, total, logs["WSD trunk"]["loss"][-1])]
+    marks = [(float(at), f"branch at {at}") for at in branch_points]
     for at in branch_points:
         spec = trunk_spec.branch_cooldown(at, cooldown)
         name = f"cooldown from {at}"
@@ -149,14 +155,42 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs["cosine"] = _train("cosine", model, optimizer, 0, total, every)
     rows.append(("cosine", 0, total, logs["cosine"]["loss"][-1]))
 
-    print(f"\n{'run':<24}{'from step':>10}{'to step':>10}{'final eval loss':>18}")
+    print(f"\n{'run':<24}{'from step':>10}{'to step':>10}{'updates':>9}{'final eval loss':>18}")
     for name, start, stop, loss in rows:
-        print(f"{name:<24}{start:>10}{stop:>10}{loss:>18.4f}")
+        print(f"{name:<24}{start:>10}{stop:>10}{stop - start:>9}{loss:>18.4f}")
+    print(_takeaway(rows))
     rates = plot_series({k: (v["step"], v["lr"]) for k, v in logs.items()}, out / "learning_rates.png",
-                        title="Learning rate per update", ylabel="learning rate")  # fmt: skip
+                        title="Learning rate per update", ylabel="learning rate", marks=marks)  # fmt: skip
     losses = plot_series({k: (v["loss_step"], v["loss"]) for k, v in logs.items()}, out / "eval_losses.png",
-                         title="Evaluation loss", ylabel="eval MSE", log_y=True)  # fmt: skip
+                         title="Evaluation loss", ylabel="eval MSE", log_y=True, marks=marks)  # fmt: skip
     print(f"\nwrote {rates}\nwrote {losses}")
+
+
+def _takeaway(rows: list[tuple[str, int, int, float]]) -> str:
+    """One line: how the finished models compare, in updates and loss."""
+    trunk, cosine = rows[0], rows[-1]
+    branches = ", ".join(f"{r[3]:.4f} after {r[2]} updates" for r in rows[1:-1])
+    change = 100.0 * (trunk[3] - cosine[3]) / cosine[3]
+    side = "below" if change < 0 else "above"
+    return (
+        f"Takeaway: one WSD trunk gave a finished model at every cooldown ({branches}) without retraining; "
+        f"at the full {trunk[2]} updates WSD ends {abs(change):.1f}% {side} cosine "
+        f"({trunk[3]:.4f} vs {cosine[3]:.4f})."
+    )
+
+
+_MARKER = ".wsd-demo"
+
+
+def _fresh_checkpoint_folder(folder: Path) -> None:
+    """Replaces the demo's own checkpoints from an earlier run (never a folder it did not create)."""
+    if folder.exists():
+        if not (folder / _MARKER).exists():
+            raise SystemExit(f"{folder} exists and was not written by the demo; choose another --out")
+        shutil.rmtree(folder)
+        print(f"(replacing the previous demo run's checkpoints in {folder})")
+    folder.mkdir(parents=True)
+    (folder / _MARKER).write_text("written by python -m wsd_jax.demo; replaced on every run\n")
 
 
 if __name__ == "__main__":

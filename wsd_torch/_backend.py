@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from wsd_core import Resolved, WSDSpec, evaluate
-from wsd_core._formula import ArrayBackend
+from wsd_core import WSDSpec
+from wsd_core._formula import ArrayBackend, Resolved, evaluate
 
 
 class TorchBackend(ArrayBackend):
@@ -32,10 +32,30 @@ class TorchBackend(ArrayBackend):
         return torch.maximum(x, y) if isinstance(y, torch.Tensor) else torch.clamp_min(x, y)
 
 
+def check_float_dtype(dtype: Any) -> torch.dtype:
+    """A torch floating dtype (``torch.float32``, ...); strings and numpy dtypes are refused."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(
+            f"dtype must be a torch floating dtype such as torch.float32, got {dtype!r} "
+            f"(type {type(dtype).__name__})"
+        )
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    return dtype
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype m is computed in: at least float32 (float16 overflows past step differences of
+    65504 and bfloat16 counts only 256 steps exactly); the result is cast to ``dtype`` afterwards."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """m(steps) element-wise as a ``dtype`` tensor on ``steps``' device.
 
-    Integer steps use exact integer phase boundaries; float steps evaluate the real-valued extension.
+    Integer steps use exact integer phase boundaries (any integer dtype but uint64, which torch cannot
+    compare); float steps evaluate the real-valued extension, and a NaN step gives NaN. The values are
+    computed in at least float32 whatever ``dtype``.
 
     Example:
       >>> from wsd_core import WSDSpec
@@ -44,9 +64,19 @@ def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = t
     """
     if not isinstance(steps, torch.Tensor):
         raise TypeError(f"steps must be a torch.Tensor, got {type(steps).__name__}")
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    dtype = check_float_dtype(dtype)
     if steps.dtype.is_complex or steps.dtype == torch.bool:
         raise TypeError(f"steps must be an integer or real tensor, got dtype {steps.dtype}")
-    steps = steps.to(dtype) if steps.dtype.is_floating_point else steps.to(torch.int64)
-    return evaluate(steps, spec.resolved(), TorchBackend(spec.resolved(), steps.device, dtype))
+    if steps.dtype == torch.uint64:
+        raise TypeError(
+            "steps of dtype torch.uint64 are not supported (torch cannot compare them); use int64"
+        )
+    compute = compute_dtype(dtype)
+    if steps.dtype.is_floating_point:
+        steps = steps.to(torch.promote_types(steps.dtype, compute))
+        m = evaluate(steps, spec.resolved(), TorchBackend(spec.resolved(), steps.device, compute))
+        m = torch.where(torch.isnan(steps), torch.nan, m)  # a NaN step is no step: NaN, not a rate
+    else:
+        steps = steps.to(torch.int64)  # exact for every integer dtype torch can compare
+        m = evaluate(steps, spec.resolved(), TorchBackend(spec.resolved(), steps.device, compute))
+    return m.to(dtype)

@@ -38,6 +38,13 @@ class WSDSchedulersContainer(Stateful):
         for i, s in enumerate(schedulers):
             if not isinstance(s, (WSDLR, WSDDeviceLR)):
                 raise TypeError(f"schedulers[{i}] must be a WSDLR or WSDDeviceLR, got {type(s).__name__}")
+            for j in range(i):
+                if s is schedulers[j] or s.optimizer is schedulers[j].optimizer:
+                    what = "the same scheduler" if s is schedulers[j] else "schedulers of the same optimizer"
+                    raise ValueError(
+                        f"schedulers[{j}] and schedulers[{i}] are {what}: it would be stepped twice per "
+                        "update. Give one scheduler per optimizer"
+                    )
         self.schedulers = schedulers
 
     def __iter__(self) -> Iterator[Scheduler]:
@@ -54,10 +61,25 @@ class WSDSchedulersContainer(Stateful):
         return {str(i): s.state_dict() for i, s in enumerate(self.schedulers)}
 
     def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool = False) -> None:
-        if sorted(state_dict) != sorted(str(i) for i in range(len(self.schedulers))):
+        """Loads every scheduler's state, or none: all are validated before any is changed."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(
+                f"WSDSchedulersContainer.load_state_dict expects a dict, got {type(state_dict).__name__}"
+            )
+        keys = [repr(k) for k in state_dict]
+        if any(not isinstance(k, str) for k in state_dict):
+            raise TypeError(f"the saved container's keys must be the strings '0', '1', ..., got {keys}")
+        expected = [str(i) for i in range(len(self.schedulers))]
+        if sorted(state_dict) != sorted(expected):
             raise ValueError(
                 f"the saved container holds schedulers {sorted(state_dict)}, this one has "
-                f"{len(self.schedulers)}: the number of optimizers must match"
+                f"{len(self.schedulers)} ({expected}): the number of optimizers must match"
             )
+        parsed = []
         for i, scheduler in enumerate(self.schedulers):
-            scheduler.load_state_dict(state_dict[str(i)], allow_spec_change=allow_spec_change)
+            try:
+                parsed.append(scheduler._parse_state(state_dict[str(i)], allow_spec_change))
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"scheduler {i}: {e}") from e
+        for scheduler, state in zip(self.schedulers, parsed, strict=True):
+            scheduler._apply_state(state)

@@ -7,10 +7,12 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from wsd_core import Phase, WSDSpec, evaluate
-from wsd_core._saved import check_saved_spec
+from wsd_core import Phase, WSDSpec
+from wsd_core._formula import evaluate
 from wsd_core._spec import spec_from_args
-from wsd_torch._backend import TorchBackend
+from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
+from wsd_torch._optimizer import check_optimizer
+from wsd_torch._state import SchedulerState, parse_state
 
 
 class WSDDeviceLR:
@@ -54,16 +56,15 @@ class WSDDeviceLR:
         dtype: torch.dtype = torch.float32,
         **fields: Any,
     ) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        if not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        check_optimizer("WSDDeviceLR", optimizer)
+        dtype = check_float_dtype(dtype)
         self.spec = spec_from_args(spec, fields)
         self.optimizer = optimizer
         if device is None:
             device = next(p.device for g in optimizer.param_groups for p in g["params"])
         self.device = torch.device(device)
-        self._backend = TorchBackend(self.spec.resolved(), self.device, dtype)
+        compute = compute_dtype(dtype)  # m and base * m in at least float32, cast into the lr tensor
+        self._backend = TorchBackend(self.spec.resolved(), self.device, compute)
         self._count = torch.zeros((), dtype=torch.int64, device=self.device)
         self.base_lrs: list[float] = []
         self._bases: list[torch.Tensor] = []
@@ -71,7 +72,7 @@ class WSDDeviceLR:
             base = group.setdefault("initial_lr", _as_float(group["lr"]))
             base = _as_float(base)
             self.base_lrs.append(base)
-            self._bases.append(torch.tensor(base, dtype=dtype, device=self.device))
+            self._bases.append(torch.tensor(base, dtype=compute, device=self.device))
             group["lr"] = torch.zeros((), dtype=dtype, device=self.device)
         self._refresh()
 
@@ -110,12 +111,27 @@ class WSDDeviceLR:
         return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "spec": self.spec.to_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool = False) -> None:
-        """Resumes the count in place (graphs and compiled steps keep working); see ``WSDLR``."""
-        check_saved_spec(state_dict, self.spec, allow_spec_change)
-        self.base_lrs = [float(b) for b in state_dict["base_lrs"]]
+        """Resumes the count in place (graphs and compiled steps keep working); see ``WSDLR``.
+
+        The whole state is validated first; a refused state changes nothing.
+        """
+        self._apply_state(self._parse_state(state_dict, allow_spec_change))
+
+    def _parse_state(self, state_dict: Any, allow_spec_change: bool) -> SchedulerState:
+        groups = len(self.optimizer.param_groups)
+        return parse_state(
+            state_dict,
+            owner="WSDDeviceLR",
+            spec=self.spec,
+            groups=groups,
+            allow_spec_change=allow_spec_change,
+        )
+
+    def _apply_state(self, state: SchedulerState) -> None:
+        self.base_lrs = list(state.base_lrs)
         for tensor, base in zip(self._bases, self.base_lrs, strict=True):
             tensor.fill_(base)
-        self._count.fill_(int(state_dict["last_epoch"]))
+        self._count.fill_(state.last_epoch)
         self._refresh()
 
 

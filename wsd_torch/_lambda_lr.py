@@ -9,8 +9,9 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from wsd_core import Phase, WSDSpec
-from wsd_core._saved import check_saved_spec
 from wsd_core._spec import spec_from_args
+from wsd_torch._optimizer import check_optimizer
+from wsd_torch._state import SchedulerState, parse_state
 
 
 class WSDLR(LambdaLR):
@@ -40,6 +41,7 @@ class WSDLR(LambdaLR):
     def __init__(
         self, optimizer: Optimizer, *, spec: WSDSpec | None = None, last_epoch: int = -1, **fields: Any
     ) -> None:
+        check_optimizer("WSDLR", optimizer)
         self.spec = spec_from_args(spec, fields)
         super().__init__(optimizer, lr_lambda=self.spec.multiplier, last_epoch=last_epoch)
 
@@ -72,9 +74,20 @@ class WSDLR(LambdaLR):
         With ``allow_spec_change=True`` the scheduler keeps its own (new) spec and the saved step
         count, which is how a trunk is extended or a cooldown branched without resetting the count.
         The optimizer's rates are set for the restored step, whichever order things were loaded in.
+        The whole state is validated first: a refused state (missing or unknown keys, a count that is
+        not an int >= 0, base rates that do not match the param groups) changes nothing.
         """
-        check_saved_spec(state_dict, self.spec, allow_spec_change)
-        self.__dict__.update({k: v for k, v in state_dict.items() if k != "spec"})
+        self._apply_state(self._parse_state(state_dict, allow_spec_change))
+
+    def _parse_state(self, state_dict: Any, allow_spec_change: bool) -> SchedulerState:
+        groups = len(self.optimizer.param_groups)
+        return parse_state(
+            state_dict, owner="WSDLR", spec=self.spec, groups=groups, allow_spec_change=allow_spec_change
+        )
+
+    def _apply_state(self, state: SchedulerState) -> None:
+        self.__dict__.update(state.torch_keys)
+        self.last_epoch, self.base_lrs = state.last_epoch, list(state.base_lrs)
         values = [base * self.spec.multiplier(self.last_epoch) for base in self.base_lrs]
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             if isinstance(group["lr"], torch.Tensor):

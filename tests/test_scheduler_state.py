@@ -1,0 +1,104 @@
+"""load_state_dict validates everything first and changes nothing when it refuses (issue 10, item 6)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from wsd_torch import WSDLR, WSDDeviceLR, WSDSchedulersContainer, WSDSpec  # noqa: E402
+
+SPEC = WSDSpec(100, warmup_steps=10, decay_steps=20)
+
+
+def _sched(cls, lr=0.1):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr)
+    return cls(opt, spec=SPEC)
+
+
+def _stepped(cls, n=7):
+    s = _sched(cls)
+    for _ in range(n):
+        s.optimizer.step()
+        s.step()
+    return s
+
+
+def _snapshot(s):
+    rates = [float(g["lr"]) for g in s.optimizer.param_groups]
+    skip = ("optimizer", "lr_lambdas", "_backend", "_count", "_bases")
+    inner = {k: v for k, v in vars(s).items() if k not in skip}
+    assert s.__dict__.get("lr_lambdas", [s.spec.multiplier]) == [s.spec.multiplier]
+    extra = (int(s.count), [float(b) for b in s._bases]) if isinstance(s, WSDDeviceLR) else ()
+    return rates, copy.deepcopy(inner), extra
+
+
+BAD = [
+    ("last_epoch='abc'", lambda sd: sd.update(last_epoch="abc"), TypeError, "last_epoch"),
+    ("last_epoch=15.7", lambda sd: sd.update(last_epoch=15.7), TypeError, "last_epoch"),
+    ("last_epoch=True", lambda sd: sd.update(last_epoch=True), TypeError, "last_epoch"),
+    ("last_epoch=-4", lambda sd: sd.update(last_epoch=-4), ValueError, "last_epoch"),
+    ("only spec", lambda sd: [sd.pop(k) for k in list(sd) if k != "spec"], ValueError, "missing keys"),
+    ("optimizer key", lambda sd: sd.update(optimizer=None), ValueError, "unknown keys.*optimizer"),
+    ("lr_lambdas key", lambda sd: sd.update(lr_lambdas=[None]), ValueError, "unknown keys.*lr_lambdas"),
+    ("base_lrs too long", lambda sd: sd.update(base_lrs=[0.1, 0.2]), ValueError, "param groups"),
+    ("base_lrs nan", lambda sd: sd.update(base_lrs=[float("nan")]), TypeError, "base_lrs"),
+    ("base_lrs str", lambda sd: sd.update(base_lrs="0.1"), TypeError, "base_lrs"),
+    ("other spec", lambda sd: sd.update(spec=WSDSpec(50).to_dict()), ValueError, "different spec"),
+    ("invalid spec", lambda sd: sd.update(spec={"total_steps": -1}), ValueError, "total_steps"),
+    ("int key", lambda sd: sd.update({3: 1}), TypeError, "strings"),
+]
+
+
+@pytest.mark.parametrize("cls", [WSDLR, WSDDeviceLR])
+@pytest.mark.parametrize(("name", "damage", "error", "match"), BAD, ids=[b[0] for b in BAD])
+def test_a_refused_state_changes_nothing(cls, name, damage, error, match):
+    saved = _stepped(cls, 30).state_dict()
+    damage(saved)
+    target = _stepped(cls, 7)
+    before = _snapshot(target)
+    with pytest.raises(error, match=match):
+        target.load_state_dict(saved)
+    assert _snapshot(target) == before
+
+
+@pytest.mark.parametrize("cls", [WSDLR, WSDDeviceLR])
+def test_a_valid_state_loads_and_steps_on_ints(cls):
+    target = _stepped(cls, 7)
+    target.load_state_dict(_stepped(cls, 30).state_dict())
+    target.optimizer.step()
+    target.step()
+    assert target.last_epoch == 31
+    assert float(target.optimizer.param_groups[0]["lr"]) == pytest.approx(0.1 * SPEC.multiplier(31), rel=1e-6)
+
+
+def _container(n=2):
+    return WSDSchedulersContainer([_sched(WSDLR, lr=0.1 * (i + 1)) for i in range(n)])
+
+
+def test_container_loads_all_or_nothing():
+    source = _container()
+    for _ in range(12):
+        for s in source:
+            s.optimizer.step()
+        source.step()
+    saved = source.state_dict()
+    saved["1"]["last_epoch"] = "x"  # scheduler 1 is bad: scheduler 0 must not be loaded either
+    target = _container()
+    before = [_snapshot(s) for s in target]
+    with pytest.raises(TypeError, match="scheduler 1: saved last_epoch"):
+        target.load_state_dict(saved)
+    assert [_snapshot(s) for s in target] == before
+
+
+def test_container_refuses_mixed_key_types_and_duplicates():
+    target = _container()
+    with pytest.raises(TypeError, match="strings"):
+        target.load_state_dict({"0": {}, 1: {}})
+    s = _sched(WSDLR)
+    with pytest.raises(ValueError, match="same scheduler"):
+        WSDSchedulersContainer([s, s])
+    with pytest.raises(ValueError, match="same optimizer"):
+        WSDSchedulersContainer([s, WSDLR(s.optimizer, spec=SPEC)])

@@ -1,0 +1,7 @@
+"""``python -m wsd_core`` is the ``wsd`` command (for an environment whose scripts are not on PATH)."""
+
+import sys
+
+from wsd_core._cli import main
+
+sys.exit(main())
