@@ -7,12 +7,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
-EXTRAS := jax,orbax,flax,torch,plot,test,dev,peers
+EXTRAS := jax,orbax,flax,torch,plot,test,dev,docs,peers
 # Peer wheels read by tests/peers.py (downloaded without their heavy dependencies; tests skip if absent).
 PEER_WHEELS := torchtitan==0.3.0 megatron-core==0.16.1
 DEMO_DIR ?= demo_output
 
-.PHONY: all demo test lint bench format clean
+.PHONY: all demo test test-fast lint docs bench format clean
 
 all: test
 
@@ -31,6 +31,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The inner loop: everything but the tests marked slow (subprocesses, real training runs).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+# The documentation site (docs/ and the docstrings) into site/, warnings as errors.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -44,4 +52,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_DIR) site build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

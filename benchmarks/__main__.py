@@ -2,7 +2,7 @@
 measured side by side in this process; prints a table and writes benchmarks/RESULTS.md.
 
 Options: --quick (fewer repeats and 1M steps, for a smoke run), --out PATH, --only SECTION[,...]
-with sections whole-array, adamw, compile, torch-step, cuda.
+with sections whole-array, adamw, compile, torch-step, cuda, integrity.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from benchmarks._timing import Row
 
 
 def _versions() -> str:
-    names = ["jax", "jaxlib", "optax", "torch", "transformers", "pytorch-accelerated"]
+    names = ["jax", "jaxlib", "optax", "orbax-checkpoint", "torch", "transformers", "pytorch-accelerated"]
     found = []
     for name in names:
         try:
@@ -53,7 +53,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
-    parser.add_argument("--only", default="whole-array,adamw,compile,torch-step,cuda")
+    parser.add_argument("--only", default="whole-array,adamw,compile,torch-step,cuda,integrity")
     args = parser.parse_args()
     only = set(args.only.split(","))
     repeats = 5 if args.quick else 15
@@ -76,6 +76,10 @@ def main() -> None:
             rows += torch_bench.scheduler_step(repeats)
         if "cuda" in only:
             rows += torch_bench.cuda_training_step(repeats)
+    if "integrity" in only:
+        from benchmarks import checkpoint_bench
+
+        rows += checkpoint_bench.integrity(3 if args.quick else 7, 20 if args.quick else 100)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = (
         f"# Benchmark results\n\nRun: `make bench` ({'--quick' if args.quick else 'full'}), {stamp}\n\n"

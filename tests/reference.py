@@ -1,4 +1,4 @@
-"""An independent evaluation of shared/wsd-semantics.md, for tests only.
+"""An independent evaluation of docs/contract.md (the contract), for tests only.
 
 Written from the contract's text, sharing no code with wsd_core: the period ends and decay lengths are
 recomputed here, and each shape is the contract's literal formula evaluated in mpmath with 340

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses and real training: make test-fast skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

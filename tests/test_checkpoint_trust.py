@@ -72,6 +72,7 @@ def test_a_flipped_byte_in_array_data_is_refused_and_skipped(tmp_path, where, ca
     _assert_same(restored, state20)
 
 
+@pytest.mark.slow
 def test_no_flipped_byte_anywhere_in_the_data_files_ever_restores_altered_arrays(tmp_path):
     """Every data file, 16 positions each: the restore is refused, or (a byte outside the values,
     e.g. a file trailer) gives exactly the saved arrays."""
@@ -138,6 +139,7 @@ def test_fingerprint_detects_every_single_bit_flip_and_ignores_layout():
         assert fingerprint(a) != fingerprint(np.roll(a, 1))
 
 
+@pytest.mark.slow
 def test_fingerprint_of_a_sharded_array_equals_the_unsharded_one():
     code = textwrap.dedent(
         """
@@ -252,6 +254,7 @@ def test_readers_never_delete_a_leftover_temporary_folder(tmp_path):
     assert leftover.exists()
 
 
+@pytest.mark.slow
 def test_a_killed_writers_lock_is_taken_over(tmp_path):
     code = textwrap.dedent(
         f"""

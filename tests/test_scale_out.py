@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses and real training: make test-fast skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

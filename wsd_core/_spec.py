@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import difflib
 import functools
+import logging
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,6 +17,7 @@ from wsd_core import _validation as v
 from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES, PythonBackend, Resolved, evaluate
 
 DEFAULT_DECAY_RATIO = 0.1
+_log = logging.getLogger("wsd_core")
 
 
 class Phase(NamedTuple):
@@ -36,7 +39,7 @@ class Phase(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class WSDSpec:
-    """A Warmup-Stable-Decay schedule, exactly as ``shared/wsd-semantics.md`` defines it.
+    """A Warmup-Stable-Decay schedule, exactly as the contract (``docs/contract.md``) defines it.
 
     The spec is framework-free: ``wsd_jax`` and ``wsd_torch`` evaluate it, and ``multiplier`` evaluates
     it on Python floats. Every field is validated at construction (``dataclasses.replace`` validates
@@ -81,12 +84,22 @@ class WSDSpec:
     checkpoints: int | Sequence[int] | None = None  # stored as a tuple of ints, or K, or None
     start_step: int = 0
 
+    def __new__(cls, *args: Any, **fields: Any) -> WSDSpec:
+        # Runs before the generated __init__, whose "unexpected keyword" error names no alternative.
+        check_field_names(fields, where="WSDSpec")
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
-        total = v.check_int("total_steps", self.total_steps, minimum=1)
+        total = v.check_steps("total_steps", self.total_steps, minimum=1)
         set_("total_steps", total)
-        set_("warmup_steps", v.check_int("warmup_steps", self.warmup_steps, minimum=0))
-        set_("start_step", v.check_int("start_step", self.start_step, minimum=0))
+        set_("warmup_steps", v.check_steps("warmup_steps", self.warmup_steps, minimum=0))
+        set_("start_step", v.check_steps("start_step", self.start_step, minimum=0))
+        if self.start_step + total > v.MAX_STEP:
+            raise ValueError(
+                f"start_step + total_steps must be <= 2**63 - 1 (an int64 step count), got "
+                f"{self.start_step} + {total}"
+            )
         set_("decay_shape", v.check_choice("decay_shape", self.decay_shape, DECAY_SHAPES))
         set_("warmup_shape", v.check_choice("warmup_shape", self.warmup_shape, WARMUP_SHAPES))
         set_("init_ratio", v.check_ratio("init_ratio", self.init_ratio))
@@ -98,11 +111,18 @@ class WSDSpec:
                 f"decay_steps={self.decay_steps!r} and decay_ratio={self.decay_ratio!r}"
             )
         if self.decay_steps is not None:
-            set_("decay_steps", v.check_int("decay_steps", self.decay_steps, minimum=0))
+            set_("decay_steps", v.check_steps("decay_steps", self.decay_steps, minimum=0))
         if self.decay_ratio is not None:
             set_("decay_ratio", v.check_ratio("decay_ratio", self.decay_ratio))
         set_("checkpoints", _normalise_checkpoints(self.checkpoints, total))
-        _ = self._resolved  # resolve now: periods, decays and warmup are validated at construction
+        plan = self._resolved  # resolve now: periods, decays and warmup are validated at construction
+        if 0 < plan.warmup_steps >= plan.decay_starts[0]:
+            _log.warning(
+                "warmup_steps=%d leaves no stable phase before the first decay (it starts at step %d); "
+                "valid, but rarely meant",
+                plan.warmup_steps,
+                plan.decay_starts[0],
+            )
 
     # --- resolution -------------------------------------------------------------------------
 
@@ -153,7 +173,12 @@ class WSDSpec:
 
     def multiplier(self, step: int | float) -> float:
         """m(step) as a Python float, for ``LambdaLR`` and logging (well under a microsecond in the
-        stable phase and after the end, a few microseconds in warmup and decay)."""
+        stable phase and after the end, a few microseconds in warmup and decay).
+
+        ``step`` is an int, or a real number for the real-valued extension; a bool or NaN is refused
+        (array backends, which cannot raise inside ``jit``, return NaN for a NaN step)."""
+        if type(step) is not int:  # the per-step LambdaLR path passes ints and skips this check
+            step = v.check_step_value(step)
         starts, values = self._constant_stretches
         value = values[bisect.bisect_right(starts, step)]
         return float(evaluate(step, self._resolved, self._python_backend)) if value is None else value
@@ -273,13 +298,51 @@ class WSDSpec:
         """Rebuilds (and validates) a spec from ``to_dict()`` output, e.g. after a JSON round-trip."""
         if not isinstance(data, Mapping):
             raise TypeError(f"from_dict expects a mapping, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown WSDSpec fields {unknown}; valid fields are {sorted(names)}")
+        try:
+            check_field_names(data, where="WSDSpec.from_dict")
+        except TypeError as e:
+            raise ValueError(str(e)) from None
         if "total_steps" not in data:
             raise ValueError("from_dict needs 'total_steps'")
         return cls(**data)
+
+
+# Names the peers use for our fields, and what to write instead.
+_ALIASES = {
+    "min_lr": "min_ratio (a fraction of the peak: min_lr / peak)",
+    "min_lr_ratio": "min_ratio",
+    "min_lr_factor": "min_ratio",
+    "lr_min": "min_ratio (a fraction of the peak)",
+    "warmup_ratio": "warmup_steps (a number of updates: 0.1 of 10000 steps is warmup_steps=1000)",
+    "num_warmup_steps": "warmup_steps",
+    "num_training_steps": "total_steps",
+    "training_steps": "total_steps",
+    "max_steps": "total_steps",
+    "num_decay_steps": "decay_steps",
+    "cooldown_steps": "decay_steps",
+    "decay_type": "decay_shape",
+    "warmup_type": "warmup_shape",
+    "num_checkpoints": "checkpoints",
+    "init_lr_ratio": "init_ratio",
+}
+
+
+def check_field_names(fields: Iterable[Any], *, where: str) -> None:
+    """Refuses names that are not ``WSDSpec`` fields, suggesting the closest valid one for each."""
+    valid = [f.name for f in dataclasses.fields(WSDSpec)]
+    unknown = [name for name in fields if name not in valid]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        suggestion = _ALIASES.get(name) if isinstance(name, str) else None
+        if suggestion is None and isinstance(name, str):
+            close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+            suggestion = close[0] if close else None
+        if suggestion:
+            hints.append(f"for {name!r} did you mean {suggestion}?")
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    raise TypeError(f"{where}: unknown WSDSpec fields {unknown}{hint}. Valid fields: {', '.join(valid)}")
 
 
 def spec_from_args(spec: WSDSpec | None, fields: Mapping[str, Any]) -> WSDSpec:
@@ -287,6 +350,7 @@ def spec_from_args(spec: WSDSpec | None, fields: Mapping[str, Any]) -> WSDSpec:
     if spec is not None and fields:
         raise TypeError(f"give either spec or WSDSpec fields, not both (got fields {sorted(fields)})")
     if spec is None:
+        check_field_names(fields, where="the schedule")
         return WSDSpec(**fields)
     if not isinstance(spec, WSDSpec):
         raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
@@ -299,11 +363,10 @@ def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | No
         return None
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         count = v.check_int("checkpoints", value, minimum=1)
-        ends = _geometric_ends(count, total)
-        if ends[0] < 1:
+        if count > total.bit_length():  # checked before any end is computed: K may be huge
             raise ValueError(
-                f"checkpoints={count} with total_steps={total} gives period ends {list(ends)}; "
-                f"geometric ends T >> (K - i) need total_steps >= 2**(K-1) = {2 ** (count - 1)}"
+                f"checkpoints={count} with total_steps={total}: geometric ends T >> (K - i) need "
+                f"total_steps >= 2**(K-1), so K <= {total.bit_length()} for this total_steps"
             )
         return count
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
@@ -311,7 +374,7 @@ def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | No
             "checkpoints must be None, an int K (geometric ends) or a sequence of ints, got "
             f"{value!r} (type {type(value).__name__})"
         )
-    ends = tuple(v.check_int(f"checkpoints[{i}]", c) for i, c in enumerate(value))
+    ends = tuple(v.check_int(f"checkpoints[{i}]", c, maximum=v.MAX_STEP) for i, c in enumerate(value))
     if not ends:
         raise ValueError("checkpoints must not be empty; use None for a single period")
     if ends[0] < 1:

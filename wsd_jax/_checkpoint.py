@@ -97,8 +97,8 @@ class WSDCheckpointManager:
         if self.read_only:
             if not self.directory.exists():
                 raise FileNotFoundError(f"no checkpoint folder {self.directory}")
-            options = ocp.CheckpointManagerOptions(read_only=True, create=False)
-            with _quiet_orbax():
+            with _quiet_orbax():  # Orbax warns about read-only options on every open
+                options = ocp.CheckpointManagerOptions(read_only=True, create=False)
                 self._manager = ocp.CheckpointManager(self.directory, item_names=_ITEMS, options=options)
             return
         save_when: list[Any] = [_policies.SpecificStepsPolicy(sorted(self.plan.kept_steps))]
@@ -194,9 +194,9 @@ class WSDCheckpointManager:
         nothing is then checked, and read errors propagate as they are.
         """
         step = self._step_or_latest(step)
-        spec_dict = self._read_spec(step).to_dict()
-        check_saved_spec({"spec": spec_dict}, self.spec, allow_spec_change)
-        return self._read_state(abstract_state, step, spec_dict, verify)
+        spec, record = self._read_spec_and_record(step, verify)
+        check_saved_spec({"spec": spec.to_dict()}, self.spec, allow_spec_change)
+        return self._read_state(abstract_state, step, spec.to_dict(), record)
 
     def restore_latest_readable(
         self, abstract_state: Any, *, allow_spec_change: bool = False, verify: bool = True
@@ -209,37 +209,49 @@ class WSDCheckpointManager:
         """
         for step in reversed(self.all_steps()):
             try:
-                spec_dict = self._read_spec(step).to_dict()
-                check_saved_spec({"spec": spec_dict}, self.spec, allow_spec_change)
-                return step, self._read_state(abstract_state, step, spec_dict, verify)
+                spec, record = self._read_spec_and_record(step, verify)
+                check_saved_spec({"spec": spec.to_dict()}, self.spec, allow_spec_change)
+                return step, self._read_state(abstract_state, step, spec.to_dict(), record)
             except CheckpointIntegrityError as e:
                 _log.warning("checkpoint %s in %s is damaged (%s); skipped", step, self.directory, e)
         return None
 
     # The reads, for a step known to exist; each checkpoint's spec JSON is read once per restore.
 
-    def _read_item(self, step: int, name: str) -> Any:
+    def _read_items(self, step: int, *names: str) -> list[Any]:
+        """The JSON items ``names`` of checkpoint ``step``, read in one call."""
         try:
-            args = ocp.args.Composite(**{name: ocp.args.JsonRestore()})
+            args = ocp.args.Composite(**{name: ocp.args.JsonRestore() for name in names})
             with _quiet_orbax():
-                return self._manager.restore(step, args=args)[name]
+                restored = self._manager.restore(step, args=args)
+            return [restored[name] for name in names]
         except Exception as e:
             raise CheckpointIntegrityError(
-                f"checkpoint {step}: its {name} item is unreadable ({type(e).__name__}: {e})"
+                f"checkpoint {step}: its {' and '.join(names)} item is unreadable ({type(e).__name__}: {e})"
             ) from e
 
     def _read_spec(self, step: int) -> WSDSpec:
-        data = self._read_item(step, "spec")
+        return self._parse_spec(self._read_items(step, "spec")[0], step)
+
+    def _read_spec_and_record(self, step: int, verify: bool) -> tuple[WSDSpec, Any]:
+        """The saved spec and (when verifying) the integrity record, in one read."""
+        if not verify:
+            return self._read_spec(step), None
+        data, record = self._read_items(step, "spec", "integrity")
+        return self._parse_spec(data, step), _integrity.check_record(record, step)
+
+    @staticmethod
+    def _parse_spec(data: Any, step: int) -> WSDSpec:
         try:
             return WSDSpec.from_dict(data)
         except (TypeError, ValueError) as e:
             raise CheckpointIntegrityError(f"checkpoint {step}: its saved spec is invalid ({e})") from e
 
-    def _read_state(self, abstract_state: Any, step: int, spec_dict: dict[str, Any], verify: bool) -> Any:
+    def _read_state(self, abstract_state: Any, step: int, spec_dict: dict[str, Any], record: Any) -> Any:
+        """The state, verified against ``record`` (None: unverified, read errors propagate as they are)."""
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        if not verify:
+        if record is None:
             return self._manager.restore(step, args=args)["state"]
-        record = _integrity.check_record(self._read_item(step, "integrity"), step)
         _integrity.check_target(record, abstract_state, step)  # a caller's mistake raises ValueError
         try:
             with _quiet_orbax():

@@ -16,7 +16,6 @@ position), modulo 2**32, in two independently salted lanes. Why this form:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -41,59 +40,70 @@ class CheckpointIntegrityError(RuntimeError):
     """
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _lanes(words: jax.Array, salt: int) -> jax.Array:
-    n = words.size
-    position = jnp.arange(n, dtype=jnp.uint32)  # global positions, also under a sharded jit
-    h = words.reshape(-1) ^ (position * jnp.uint32(_GOLDEN) + jnp.uint32(salt))
-    # murmur3's 32-bit finaliser: a bijection of h, so distinct element bits give distinct terms.
+def _mix(h: jax.Array) -> jax.Array:
+    # A bijection of uint32 (xor-shifts and odd multipliers, murmur3's finaliser): distinct element
+    # bits at one position always give distinct terms.
     h = h ^ (h >> 16)
     h = h * jnp.uint32(0x85EBCA6B)
     h = h ^ (h >> 13)
     h = h * jnp.uint32(0xC2B2AE35)
-    h = h ^ (h >> 16)
-    return jnp.sum(h, dtype=jnp.uint32)
+    return h ^ (h >> 16)
 
 
-def _words(leaf: Any) -> Any:
-    """The leaf's element bits as uint32 words (1- and 2-byte elements widened, 8-byte ones split)."""
-    if isinstance(leaf, jax.Array):
-        itemsize = leaf.dtype.itemsize
-        if itemsize in (4, 8):  # 8-byte elements become (..., 2) words, low word first
-            return jax.lax.bitcast_convert_type(leaf, jnp.uint32)
-        if leaf.dtype == jnp.bool_:
-            return leaf.astype(jnp.uint32)
-        return jax.lax.bitcast_convert_type(leaf, {1: jnp.uint8, 2: jnp.uint16}[itemsize]).astype(jnp.uint32)
-    array = np.ascontiguousarray(np.asarray(leaf))
-    itemsize = array.dtype.itemsize
+def _words(leaf: Any) -> jax.Array:
+    """The leaf's element bits as uint32 words (1- and 2-byte elements widened, 8-byte ones split
+    into two words, low word first as in little-endian memory). Traceable: runs inside the jit."""
+    if leaf.dtype == jnp.bool_:
+        return leaf.astype(jnp.uint32)
+    itemsize = leaf.dtype.itemsize
     if itemsize in (4, 8):
-        return jnp.asarray(array.view("<u4"))
-    narrow = np.dtype(np.uint8) if itemsize == 1 else np.dtype("<u2")
-    return jnp.asarray(array.view(narrow).astype(np.uint32))
+        return jax.lax.bitcast_convert_type(leaf, jnp.uint32)
+    return jax.lax.bitcast_convert_type(leaf, {1: jnp.uint8, 2: jnp.uint16}[itemsize]).astype(jnp.uint32)
+
+
+@jax.jit
+def _all_lanes(leaves: list[jax.Array]) -> jax.Array:
+    """Both lanes of every leaf, shape (len(leaves), 2), in one program: one dispatch and a transfer
+    of a few bytes to the host for the whole state."""
+    out = []
+    for leaf in leaves:
+        words = _words(leaf).reshape(-1)
+        position = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(_GOLDEN)  # global positions
+        lanes = [jnp.sum(_mix(words ^ (position + jnp.uint32(salt))), dtype=jnp.uint32) for salt in _SALTS]
+        out.append(jnp.stack(lanes))
+    return jnp.stack(out) if out else jnp.zeros((0, 2), jnp.uint32)
+
+
+def _as_device_input(leaf: Any) -> jax.Array:
+    """A jax array as it is (sharded or not); a numpy array as the same bits in a dtype jax holds
+    (jax may lack 64-bit types without x64: such arrays are handed over as their uint32 words)."""
+    if isinstance(leaf, jax.Array):
+        return leaf
+    array = np.ascontiguousarray(np.asarray(leaf))
+    if array.dtype.itemsize == 8:
+        return jnp.asarray(array.view("<u4").reshape(*array.shape, 2))
+    return jnp.asarray(array)
+
+
+def fingerprints(leaves: list[Any]) -> list[str]:
+    """The 64-bit fingerprint of each array's values (jax or numpy), as 16 hex digits each."""
+    lanes = np.asarray(_all_lanes([_as_device_input(leaf) for leaf in leaves]))
+    return [f"{int(a):08x}{int(b):08x}" for a, b in lanes]
 
 
 def fingerprint(leaf: Any) -> str:
-    """The 64-bit fingerprint of an array's values (jax or numpy), as 16 hex digits."""
-    words = _words(leaf)
-    return "".join(f"{int(_lanes(words, salt)):08x}" for salt in _SALTS)
+    """The 64-bit fingerprint of one array's values, as 16 hex digits."""
+    return fingerprints([leaf])[0]
 
 
 def _is_python_scalar(leaf: Any) -> bool:
     return isinstance(leaf, (bool, numbers.Number)) and not hasattr(leaf, "dtype")
 
 
-def _leaf_record(path: str, leaf: Any) -> dict[str, Any]:
-    if _is_python_scalar(leaf):
-        # Orbax restores a Python scalar as whatever the target asks for; compare the value itself.
-        if isinstance(leaf, float) and not math.isfinite(leaf):
-            return {"path": path, "python": type(leaf).__name__, "value": repr(leaf)}
-        return {"path": path, "python": type(leaf).__name__, "value": leaf}
-    return {
-        "path": path,
-        "shape": list(np.shape(leaf)),
-        "dtype": str(np.dtype(leaf.dtype)),
-        "fingerprint": fingerprint(leaf),
-    }
+def _scalar_record(path: str, leaf: Any) -> dict[str, Any]:
+    # Orbax restores a Python scalar as whatever the target asks for; compare the value itself.
+    value = repr(leaf) if isinstance(leaf, float) and not math.isfinite(leaf) else leaf
+    return {"path": path, "python": type(leaf).__name__, "value": value}
 
 
 def spec_digest(spec_dict: dict[str, Any]) -> str:
@@ -102,12 +112,20 @@ def spec_digest(spec_dict: dict[str, Any]) -> str:
 
 def make_record(state: Any, spec_dict: dict[str, Any]) -> dict[str, Any]:
     """The integrity record of ``state`` (any pytree) saved with the spec ``spec_dict``."""
-    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
-    return {
-        "format": FORMAT,
-        "spec_sha256": spec_digest(spec_dict),
-        "leaves": [_leaf_record(jax.tree_util.keystr(p), leaf) for p, leaf in leaves],
-    }
+    leaves = [(jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(state)[0]]
+    digests = iter(fingerprints([leaf for _, leaf in leaves if not _is_python_scalar(leaf)]))
+    records = [
+        _scalar_record(path, leaf)
+        if _is_python_scalar(leaf)
+        else {
+            "path": path,
+            "shape": list(np.shape(leaf)),
+            "dtype": str(np.dtype(leaf.dtype)),
+            "fingerprint": next(digests),
+        }
+        for path, leaf in leaves
+    ]
+    return {"format": FORMAT, "spec_sha256": spec_digest(spec_dict), "leaves": records}
 
 
 def check_record(record: Any, step: int) -> dict[str, Any]:
@@ -160,23 +178,28 @@ def verify(record: dict[str, Any], restored: Any, spec_dict: dict[str, Any], ste
     if record.get("spec_sha256") != spec_digest(spec_dict):
         raise CheckpointIntegrityError(f"checkpoint {step}: its spec differs from the one saved with it")
     saved = {leaf["path"]: leaf for leaf in record["leaves"]}
-    for p, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]:
-        path = jax.tree_util.keystr(p)
-        entry = saved.get(path)
-        if entry is None:
+    leaves = [
+        (jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]
+    ]
+    for path, _ in leaves:
+        if path not in saved:
             raise CheckpointIntegrityError(f"checkpoint {step}: leaf {path} has no integrity record")
-        if "python" in entry:
-            ok = (
-                repr(leaf) == entry["value"]
-                if isinstance(entry["value"], str)
-                else _same_scalar(leaf, entry["value"])
-            )
+    comparable = [  # arrays restored with the saved shape and dtype: fingerprinted together
+        (path, leaf)
+        for path, leaf in leaves
+        if "python" not in saved[path]
+        and list(np.shape(leaf)) == saved[path]["shape"]
+        and str(np.dtype(leaf.dtype)) == saved[path]["dtype"]
+    ]
+    digests = dict(zip([p for p, _ in comparable], fingerprints([x for _, x in comparable]), strict=True))
+    for path, leaf in leaves:
+        entry = saved[path]
+        if "python" not in entry:
+            ok = digests.get(path) == entry["fingerprint"]
+        elif isinstance(entry["value"], str):
+            ok = repr(leaf) == entry["value"]
         else:
-            ok = (
-                list(np.shape(leaf)) == entry["shape"]
-                and str(np.dtype(leaf.dtype)) == entry["dtype"]
-                and fingerprint(leaf) == entry["fingerprint"]
-            )
+            ok = _same_scalar(leaf, entry["value"])
         if not ok:
             raise CheckpointIntegrityError(
                 f"checkpoint {step}: leaf {path} does not match its integrity record (the saved data "

@@ -1,0 +1,83 @@
+"""Smoke test of one installed extra (run by .ci/check-extras in a fresh venv, outside the source tree).
+
+python smoke.py core|torch|jax|orbax
+
+Runs the README's quick start for that extra as written, checks that it imported the installed
+wheel (not the source tree), and that every part whose extra is missing says which extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECTIONS = {
+    "core": "## One spec everywhere",
+    "torch": "## Quick start (PyTorch)",
+    "jax": "## Quick start (JAX / optax)",
+    "orbax": "## Checkpoints, continuing the trunk, branching cooldowns (Orbax)",
+}
+# What each environment must lack, and the extra the error has to name.
+MISSING = {
+    "core": [("wsd_jax", "[jax]"), ("wsd_torch", "[torch]")],
+    "torch": [("wsd_jax", "[jax]")],
+    "jax": [("wsd_torch", "[torch]"), ("wsd_jax.WSDCheckpointManager", "[jax,orbax]")],
+    "orbax": [("wsd_torch", "[torch]")],
+}
+
+
+def readme_block(heading: str) -> str:
+    text = README.read_text()
+    section = text[text.index(heading) :]
+    section = section[: section.find("\n## ", len(heading))]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+
+
+def expect_import_error(target: str, extra: str) -> None:
+    module, _, attr = target.partition(".")
+    try:
+        mod = importlib.import_module(module)
+        if attr:
+            getattr(mod, attr)
+    except ImportError as e:
+        assert extra in str(e), f"importing {target}: the error does not name {extra}: {e}"
+        print(f"  {target}: ImportError naming {extra}")
+        return
+    raise AssertionError(f"{target} imported although its extra is not installed")
+
+
+def main(name: str) -> None:
+    import wsd_core
+
+    assert "site-packages" in wsd_core.__file__, f"not the installed wheel: {wsd_core.__file__}"
+    print(f"wsd-schedule {wsd_core.__version__} from {Path(wsd_core.__file__).parent}")
+    exec(
+        compile(readme_block(SECTIONS[name]), f"README.md ({SECTIONS[name]})", "exec"), {"__name__": "smoke"}
+    )
+    print(f"  the README's {SECTIONS[name]!r} block ran")
+    for target, extra in MISSING[name]:
+        expect_import_error(target, extra)
+    wsd = Path(sys.executable).parent / "wsd"
+    done = subprocess.run([str(wsd), "table", "--total-steps", "1000", "--decay-ratio", "0.2"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert "decay" in done.stdout
+    plot = subprocess.run(
+        [str(wsd), "plot", "--total-steps", "1000", "--out", "x.png"], capture_output=True, text=True
+    )
+    if importlib.util.find_spec("matplotlib") is None:
+        assert plot.returncode == 2 and "[plot]" in plot.stderr and "Traceback" not in plot.stderr, (
+            plot.stderr
+        )
+        print("  wsd table works; wsd plot without matplotlib names the [plot] extra")
+    else:
+        assert plot.returncode == 0, plot.stderr
+        print("  wsd table and wsd plot work")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
