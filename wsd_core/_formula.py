@@ -149,6 +149,22 @@ class Resolved(NamedTuple):
         return min(self.init_ratio, self.min_ratio) if self.warmup_steps > 0 else self.min_ratio
 
 
+def decay_value(u: Any, b: Any, c: Any, d: Any, plan: Resolved, ops: Backend) -> Any:
+    """g(p) at local step ``u`` of the decay of period (b, c, d): p and q each from an integer
+    difference, clipped to [0, 1]."""
+    width = ops.to_float(ops.maximum(d, 1))
+    p = ops.clip(ops.to_float(u - b) / width, 0.0, 1.0)
+    q = ops.clip(ops.to_float(c - u) / width, 0.0, 1.0)
+    return DECAY_SHAPES[plan.decay_shape](p, q, plan.min_ratio, ops)
+
+
+def warmup_value(u: Any, plan: Resolved, ops: Backend) -> Any:
+    """a + (1 - a) w(u / W) at local step ``u`` of the warmup (W > 0)."""
+    a = plan.init_ratio
+    p = ops.clip(ops.to_float(u) / plan.warmup_steps, 0.0, 1.0)
+    return a + (1.0 - a) * WARMUP_SHAPES[plan.warmup_shape](p, ops)
+
+
 def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
     """The contract's m(step) on any backend; ``step`` is the optimizer's update count."""
     s0 = plan.start_step
@@ -156,23 +172,10 @@ def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
     u = ops.maximum(step, s0) - s0
     b, c, d = ops.locate(u)
     decaying = (d > 0) & (u >= b)
-
-    def decay() -> Any:
-        width = ops.to_float(ops.maximum(d, 1))
-        p = ops.clip(ops.to_float(u - b) / width, 0.0, 1.0)
-        q = ops.clip(ops.to_float(c - u) / width, 0.0, 1.0)
-        return DECAY_SHAPES[plan.decay_shape](p, q, plan.min_ratio, ops)
-
-    m = ops.select(decaying, decay, lambda: 1.0)
+    m = ops.select(decaying, lambda: decay_value(u, b, c, d, plan, ops), lambda: 1.0)
     if plan.warmup_steps > 0:  # static: no warmup branch at all when W = 0
-        a, w = plan.init_ratio, plan.warmup_steps
         stable_or_decay = m
-
-        def warmup() -> Any:
-            p = ops.clip(ops.to_float(u) / w, 0.0, 1.0)
-            return a + (1.0 - a) * WARMUP_SHAPES[plan.warmup_shape](p, ops)
-
-        m = ops.select(u < w, warmup, lambda: stable_or_decay)
+        m = ops.select(u < plan.warmup_steps, lambda: warmup_value(u, plan, ops), lambda: stable_or_decay)
     return ops.clip(m, plan.floor, 1.0)
 
 
@@ -233,23 +236,21 @@ class PythonBackend:
         i = bisect.bisect_right(self._inner_ends, u)
         return self._starts[i], self._ends[i], self._lengths[i]
 
-    def to_float(self, x: Any) -> float:
-        return float(x)
+    # Builtins as class attributes (not methods: no binding, no Python frame): this backend runs once
+    # per LambdaLR step, where each call's overhead shows.
+    to_float = staticmethod(float)
+    sqrt = staticmethod(math.sqrt)
+    sin = staticmethod(math.sin)
+    expm1 = staticmethod(math.expm1)
 
-    def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
+    @staticmethod
+    def select(cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
         return if_true() if cond else if_false()
 
-    def maximum(self, x: Any, y: Any) -> Any:
+    @staticmethod
+    def maximum(x: Any, y: Any) -> Any:
         return x if x >= y else y
 
-    def clip(self, x: Any, low: float, high: float) -> Any:
+    @staticmethod
+    def clip(x: Any, low: float, high: float) -> Any:
         return low if x < low else high if x > high else x
-
-    def sqrt(self, x: Any) -> float:
-        return math.sqrt(x)
-
-    def sin(self, x: Any) -> float:
-        return math.sin(x)
-
-    def expm1(self, x: Any) -> float:
-        return math.expm1(x)

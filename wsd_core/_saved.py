@@ -25,5 +25,6 @@ def check_saved_spec(state: Mapping[str, Any], spec: WSDSpec, allow_spec_change:
             f"the saved state was made with a different spec:\n  saved:   {saved}\n"
             f"  current: {spec}\nTo continue a trunk or branch a cooldown from it on purpose, build "
             "the scheduler or checkpoint manager with the new spec (see WSDSpec.extend / continue_from / "
-            "branch_cooldown) and pass allow_spec_change=True."
+            "branch_cooldown) and pass allow_spec_change=True; a torch scheduler or container that a "
+            "framework loads (HF Trainer, Lightning, DCP) takes on_spec_change='continue' at construction."
         )

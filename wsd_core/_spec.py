@@ -14,10 +14,19 @@ from typing import Any, NamedTuple
 
 from wsd_core import _branching, _presets
 from wsd_core import _validation as v
-from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES, PythonBackend, Resolved, evaluate
+from wsd_core._formula import (
+    DECAY_SHAPES,
+    WARMUP_SHAPES,
+    PythonBackend,
+    Resolved,
+    decay_value,
+    evaluate,
+    warmup_value,
+)
 
 DEFAULT_DECAY_RATIO = 0.1
 _log = logging.getLogger("wsd_core")
+_WARMUP = "warmup"  # a piece of the run evaluated by warmup_value
 
 
 class Phase(NamedTuple):
@@ -173,32 +182,49 @@ class WSDSpec:
 
     def multiplier(self, step: int | float) -> float:
         """m(step) as a Python float, for ``LambdaLR`` and logging (well under a microsecond in the
-        stable phase and after the end, a few microseconds in warmup and decay).
+        stable phase and after the end, about a microsecond in warmup and decay).
 
         ``step`` is an int, or a real number for the real-valued extension; a bool or NaN is refused
         (array backends, which cannot raise inside ``jit``, return NaN for a NaN step)."""
         if type(step) is not int:  # the per-step LambdaLR path passes ints and skips this check
             step = v.check_step_value(step)
-        starts, values = self._constant_stretches
-        value = values[bisect.bisect_right(starts, step)]
-        return float(evaluate(step, self._resolved, self._python_backend)) if value is None else value
+        starts, pieces = self._pieces
+        piece = pieces[bisect.bisect_right(starts, step)]
+        if piece.__class__ is float:
+            return piece
+        plan, ops = self._resolved, self._python_backend
+        u = step - plan.start_step
+        if piece is _WARMUP:
+            m = warmup_value(u, plan, ops)
+        else:
+            b, c, d = piece
+            m = decay_value(u, b, c, d, plan, ops)
+        return float(ops.clip(m, plan.floor, 1.0))
 
     @functools.cached_property
-    def _constant_stretches(self) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
-        """Where m is constant, for ``multiplier``'s fast path: ``values[k]`` holds for steps in
-        ``[starts[k-1], starts[k])``; None means "evaluate the formula" (warmup, decay, before s0).
+    def _pieces(self) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+        """The run cut into phases, for ``multiplier``: ``pieces[k]`` holds for steps in
+        ``[starts[k-1], starts[k])`` and is the constant value there (stable phases, before the start,
+        after the end) or which part of the formula to evaluate: ``_WARMUP``, or a decay's (b, c, d).
 
-        Per-step ``LambdaLR`` calls spend most of a WSD run in stable phases, where this lookup (a
-        C-level bisect) replaces the whole formula; the values themselves come from ``evaluate``.
+        A C-level bisect then replaces the formula's period lookup and branch selection; the values
+        come from the same functions ``evaluate`` uses (``warmup_value``, ``decay_value``).
         """
+        plan = self._resolved
         starts: list[int] = []
-        values: list[float | None] = [None]  # steps before start_step
-        for name, _period, first, _last in self._segments():
+        pieces: list[Any] = [float(evaluate(self.start_step, plan, self._python_backend))]  # before s0
+        for name, period, first, _last in self._segments():
             starts.append(first)
-            values.append(1.0 if name == "stable" else None)
+            if name == "stable":
+                pieces.append(1.0)
+            elif name == "warmup":
+                pieces.append(_WARMUP)
+            else:
+                ends = plan.ends
+                pieces.append((plan.decay_starts[period], ends[period], plan.decay_lengths[period]))
         starts.append(self.end_step)  # at and past the end: the final floor
-        values.append(float(evaluate(self.end_step, self._resolved, self._python_backend)))
-        return tuple(starts), tuple(values)
+        pieces.append(float(evaluate(self.end_step, plan, self._python_backend)))
+        return tuple(starts), tuple(pieces)
 
     # --- introspection (optimizer steps, start_step included) ---------------------------------
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import torch
 from torch.distributed.checkpoint.stateful import Stateful
+from torch.optim import Optimizer
 
+from wsd_core import WSDSpec
+from wsd_core._spec import spec_from_args
 from wsd_torch._device_lr import WSDDeviceLR
 from wsd_torch._lambda_lr import WSDLR
+from wsd_torch._state import check_policy
 
 Scheduler = WSDLR | WSDDeviceLR
 
@@ -16,22 +21,41 @@ Scheduler = WSDLR | WSDDeviceLR
 class WSDSchedulersContainer(Stateful):
     """Steps one WSD scheduler per optimizer (e.g. one per model part) as one object.
 
-    Implements ``torch.distributed.checkpoint.stateful.Stateful``, so it can be put directly in the
-    state dict given to ``torch.distributed.checkpoint.save`` / ``load``. Each scheduler's state is
-    kept under its index, so schedulers with different specs or base rates restore exactly.
+    Implements ``torch.distributed.checkpoint.stateful.Stateful`` (put it directly in the state dict
+    given to ``torch.distributed.checkpoint.save`` / ``load``) and the interface torchtitan's trainer
+    calls on its ``lr_schedulers``: ``step()``, ``get_metrics()``, ``state_dict()`` and
+    ``load_state_dict()``.
+
+    What is saved: when every scheduler follows the same spec (the usual case), the step count and
+    the spec, once: ``{"last_epoch": N, "spec": {...}}``. Each scheduler's rate is then recomputed
+    from its own optimizer's base rate, so the state loads into a container of any number of
+    optimizers (resharding), and torchtitan's own container reads its ``last_epoch``. Schedulers with
+    different specs are saved one by one under their index, and then the number must match.
+
+    Args:
+      schedulers: ``WSDLR`` / ``WSDDeviceLR``, one per optimizer.
+      on_spec_change: ``"refuse"`` or ``"continue"``, for every scheduler's state (see ``WSDLR``).
+      adopt_foreign_state: accept a state without a spec, e.g. torchtitan's own container
+        ``{"last_epoch": N}``, and take over its step count.
 
     Example:
       >>> import torch
       >>> opts = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1) for _ in range(2)]
-      >>> schedulers = WSDSchedulersContainer([WSDLR(o, total_steps=10) for o in opts])
+      >>> schedulers = WSDSchedulersContainer.for_optimizers(opts, total_steps=10)
       >>> for o in opts:
       ...     o.step()
       >>> schedulers.step()
-      >>> [s.last_epoch for s in schedulers]
-      [1, 1]
+      >>> [s.last_epoch for s in schedulers], schedulers.get_metrics()
+      ([1, 1], {'lr/SGD': 0.1})
     """
 
-    def __init__(self, schedulers: Sequence[Scheduler]) -> None:
+    def __init__(
+        self,
+        schedulers: Sequence[Scheduler],
+        *,
+        on_spec_change: str = "refuse",
+        adopt_foreign_state: bool = False,
+    ) -> None:
         schedulers = list(schedulers)
         if not schedulers:
             raise ValueError("schedulers must not be empty")
@@ -46,6 +70,28 @@ class WSDSchedulersContainer(Stateful):
                         "update. Give one scheduler per optimizer"
                     )
         self.schedulers = schedulers
+        self.on_spec_change, self.adopt_foreign_state = check_policy(on_spec_change, adopt_foreign_state)
+
+    @classmethod
+    def for_optimizers(
+        cls,
+        optimizers: Iterable[Optimizer],
+        *,
+        spec: WSDSpec | None = None,
+        device_resident: bool = False,
+        on_spec_change: str = "refuse",
+        adopt_foreign_state: bool = False,
+        **fields: Any,
+    ) -> WSDSchedulersContainer:
+        """One scheduler of ``spec`` per optimizer (``WSDDeviceLR`` if ``device_resident``, else
+        ``WSDLR``); ``optimizers`` may be any iterable of them, e.g. torchtitan's ``OptimizersContainer``."""
+        spec = spec_from_args(spec, fields)
+        make = WSDDeviceLR if device_resident else WSDLR
+        return cls(
+            [make(o, spec=spec) for o in optimizers],
+            on_spec_change=on_spec_change,
+            adopt_foreign_state=adopt_foreign_state,
+        )
 
     def __iter__(self) -> Iterator[Scheduler]:
         return iter(self.schedulers)
@@ -57,28 +103,56 @@ class WSDSchedulersContainer(Stateful):
         for scheduler in self.schedulers:
             scheduler.step()
 
+    def get_metrics(self) -> dict[str, float]:
+        """The rate of the next update, keyed as torchtitan keys them: ``lr/<OptimizerClass>`` (and
+        ``/<group>`` when an optimizer has several groups). Reads device rates back to the host."""
+        metrics = {}
+        for scheduler in self.schedulers:
+            name = type(scheduler.optimizer).__name__
+            rates = scheduler.get_last_lr()
+            for i, rate in enumerate(rates):
+                key = f"lr/{name}" if len(rates) == 1 else f"lr/{name}/{i}"
+                metrics[key] = float(rate.item()) if isinstance(rate, torch.Tensor) else float(rate)
+        return metrics
+
+    @property
+    def _one_spec(self) -> bool:
+        first = self.schedulers[0].spec
+        return all(s.spec == first for s in self.schedulers)
+
     def state_dict(self) -> dict[str, Any]:
+        if self._one_spec:
+            return {"last_epoch": self.schedulers[0].last_epoch, "spec": self.schedulers[0].spec.to_dict()}
         return {str(i): s.state_dict() for i, s in enumerate(self.schedulers)}
 
-    def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool = False) -> None:
-        """Loads every scheduler's state, or none: all are validated before any is changed."""
+    def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool | None = None) -> None:
+        """Loads every scheduler's state, or none: all are validated before any is changed.
+
+        ``allow_spec_change`` overrides the container's ``on_spec_change`` for this call.
+        """
         if not isinstance(state_dict, dict):
             raise TypeError(
                 f"WSDSchedulersContainer.load_state_dict expects a dict, got {type(state_dict).__name__}"
             )
         keys = [repr(k) for k in state_dict]
         if any(not isinstance(k, str) for k in state_dict):
-            raise TypeError(f"the saved container's keys must be the strings '0', '1', ..., got {keys}")
-        expected = [str(i) for i in range(len(self.schedulers))]
-        if sorted(state_dict) != sorted(expected):
-            raise ValueError(
-                f"the saved container holds schedulers {sorted(state_dict)}, this one has "
-                f"{len(self.schedulers)} ({expected}): the number of optimizers must match"
-            )
+            raise TypeError(f"the saved container's keys must be strings, got {keys}")
+        allow = self.on_spec_change == "continue" if allow_spec_change is None else allow_spec_change
+        if "last_epoch" in state_dict:  # one count (and spec) for all: any number of optimizers
+            per_scheduler = [dict(state_dict)] * len(self.schedulers)
+        else:
+            expected = [str(i) for i in range(len(self.schedulers))]
+            if sorted(state_dict) != sorted(expected):
+                raise ValueError(
+                    f"the saved container holds schedulers {sorted(state_dict)}, this one has "
+                    f"{len(self.schedulers)} ({expected}): with a different spec per scheduler, the "
+                    "number of optimizers must match"
+                )
+            per_scheduler = [state_dict[k] for k in expected]
         parsed = []
-        for i, scheduler in enumerate(self.schedulers):
+        for i, (scheduler, saved) in enumerate(zip(self.schedulers, per_scheduler, strict=True)):
             try:
-                parsed.append(scheduler._parse_state(state_dict[str(i)], allow_spec_change))
+                parsed.append(scheduler._parse_state(saved, allow, adopt=self.adopt_foreign_state))
             except (TypeError, ValueError) as e:
                 raise type(e)(f"scheduler {i}: {e}") from e
         for scheduler, state in zip(self.schedulers, parsed, strict=True):

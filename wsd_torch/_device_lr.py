@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
-from wsd_core import Phase, WSDSpec
+from wsd_core import WSDSpec
 from wsd_core._formula import evaluate
 from wsd_core._spec import spec_from_args
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
-from wsd_torch._state import SchedulerState, parse_state
+from wsd_torch._scheduler import WSDSchedulerBase
+from wsd_torch._state import SchedulerState
 
 
-class WSDDeviceLR:
+class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
     """Sets each param group's ``lr`` to a 0-dim tensor on the device, updated by tensor ops.
 
     The step count is an int64 tensor on the device too, so ``step()`` is a handful of kernels that
@@ -30,12 +33,19 @@ class WSDDeviceLR:
     On CUDA the optimizer needs ``capturable=True`` or ``fused=True`` (torch refuses a tensor ``lr``
     for ``foreach`` without ``capturable``). The same code runs on CPU tensors.
 
+    It is a ``torch.optim.lr_scheduler.LRScheduler``: Lightning, ``SequentialLR`` and the step-order
+    warning treat it as one; it pickles and deep-copies. Reading ``last_epoch`` (logging, saving)
+    copies the count to the host; stepping never does. The host-side bookkeeping of ``step()`` (the
+    step-order check, param groups added later) runs outside ``torch.compile``, so it adds no guard.
+
     Args:
       optimizer: the wrapped optimizer. Each group's current ``lr`` (float or tensor) is its base rate,
         recorded as ``initial_lr`` like torch's schedulers do.
       spec: a ``WSDSpec``, or give its fields as keyword arguments instead.
       device: where the count and rates live; default: the device of the first parameter.
-      dtype: the rate's dtype (float32 by default; the optimizer's math uses it as given).
+      dtype: the rate's dtype (float32 by default; the optimizer's math uses it as given). The rate is
+        computed in at least float32 and cast.
+      on_spec_change, adopt_foreign_state: load policies, as for ``WSDLR``.
 
     Example:
       >>> p = torch.nn.Parameter(torch.zeros(2))
@@ -54,92 +64,119 @@ class WSDDeviceLR:
         spec: WSDSpec | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        on_spec_change: str = "refuse",
+        adopt_foreign_state: bool = False,
         **fields: Any,
     ) -> None:
         check_optimizer("WSDDeviceLR", optimizer)
         dtype = check_float_dtype(dtype)
         self.spec = spec_from_args(spec, fields)
-        self.optimizer = optimizer
+        self._set_policy(on_spec_change, adopt_foreign_state)
         if device is None:
             device = next(p.device for g in optimizer.param_groups for p in g["params"])
         self.device = torch.device(device)
-        compute = compute_dtype(dtype)  # m and base * m in at least float32, cast into the lr tensor
-        self._backend = TorchBackend(self.spec.resolved(), self.device, compute)
-        self._count = torch.zeros((), dtype=torch.int64, device=self.device)
-        self.base_lrs: list[float] = []
+        self.dtype = dtype
+        self._count = torch.full((), -1, dtype=torch.int64, device=self.device)  # the first step makes it 0
         self._bases: list[torch.Tensor] = []
-        for group in optimizer.param_groups:
-            base = group.setdefault("initial_lr", _as_float(group["lr"]))
-            base = _as_float(base)
-            self.base_lrs.append(base)
-            self._bases.append(torch.tensor(base, dtype=compute, device=self.device))
-            group["lr"] = torch.zeros((), dtype=dtype, device=self.device)
-        self._refresh()
+        self.optimizer = optimizer
+        for group, base in self._new_groups(0):
+            self._adopt_group(group, base)
+        # torch's LRScheduler: initial_lr/base_lrs (already recorded above), the optimizer.step patch
+        # behind the step-order warning, and the first step (count 0).
+        super().__init__(optimizer)
+
+    def _adopt_group(self, group: dict[str, Any], base: float) -> None:
+        """Makes ``group``'s rate a device tensor following the schedule from ``base``."""
+        self._bases.append(torch.tensor(base, dtype=compute_dtype(self.dtype), device=self.device))
+        group["initial_lr"] = base
+        group["lr"] = torch.zeros((), dtype=self.dtype, device=self.device)
+
+    @property
+    def _backend(self) -> TorchBackend:
+        # Built on first use (and again after unpickling): it holds the torch module, which pickles not.
+        backend = self.__dict__.get("_backend_cache")
+        if backend is None:
+            backend = TorchBackend(self.spec.resolved(), self.device, compute_dtype(self.dtype))
+            self.__dict__["_backend_cache"] = backend
+        return backend
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_backend_cache"}
 
     @property
     def count(self) -> torch.Tensor:
         """The device tensor holding the number of updates applied (the next update's step)."""
         return self._count
 
-    def step(self) -> None:
+    @property
+    def last_epoch(self) -> int:
+        """The number of updates applied, read back to the host (a sync: for logging and saving)."""
+        return int(self._count.item())
+
+    @last_epoch.setter
+    def last_epoch(self, value: int) -> None:
+        # torch's LRScheduler and SequentialLR set it; the count is updated in place.
+        self.__dict__.get("_count", torch.zeros((), dtype=torch.int64)).fill_(int(value))
+
+    def step(self, epoch: int | None = None) -> None:
         """Advances one update: call after ``optimizer.step()``. Only device ops, no host sync."""
-        self._count.add_(1)
+        self._host_bookkeeping(epoch)
+        if epoch is None:
+            self._count.add_(1)
+        else:
+            self._count.fill_(epoch)
         self._refresh()
+
+    @torch.compiler.disable
+    def _host_bookkeeping(self, epoch: int | None) -> None:
+        """torch's step-order warning and param groups added since; plain Python, kept out of compiled
+        code so that it adds no guard (a compiled step stays one graph for the whole run)."""
+        first_user_step = self._step_count == 1 and not getattr(self, "_is_initial", False)
+        if first_user_step and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn(
+                "Detected call of `lr_scheduler.step()` before `optimizer.step()`: call them in "
+                "the opposite order, or the first rate of the schedule is skipped",
+                UserWarning,
+                stacklevel=4,
+            )
+        self._step_count += 1
+        if epoch is not None:
+            warnings.warn(
+                "step(epoch) is deprecated in torch; it sets the count to epoch", UserWarning, stacklevel=4
+            )
+        for group, base in self._new_groups(len(self._bases)):
+            self._adopt_group(group, base)
+            self.base_lrs.append(base)
 
     def _refresh(self) -> None:
         m = evaluate(self._count, self.spec.resolved(), self._backend)
         for group, base in zip(self.optimizer.param_groups, self._bases, strict=True):
             group["lr"].copy_(base * m)  # in place: a compiled step or a graph keeps the same tensor
 
-    def get_last_lr(self) -> list[torch.Tensor]:
+    def get_lr(self) -> list[float | torch.Tensor]:
+        """The rates set for the next update (copies of the device tensors)."""
+        return self.get_last_lr()
+
+    def get_last_lr(self) -> list[float | torch.Tensor]:
         """The rates set for the next update (copies of the device tensors)."""
         return [g["lr"].clone() for g in self.optimizer.param_groups]
-
-    # --- introspection (reads the count back: a host sync, for logging only) --------------------
-
-    @property
-    def last_epoch(self) -> int:
-        return int(self._count.item())
-
-    def phase(self) -> Phase:
-        return self.spec.phase(self.last_epoch)
 
     # --- state ----------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """The step count, base rates and spec (plain Python values; one host sync to read the count)."""
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "spec": self.spec.to_dict()}
-
-    def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool = False) -> None:
-        """Resumes the count in place (graphs and compiled steps keep working); see ``WSDLR``.
-
-        The whole state is validated first; a refused state changes nothing.
-        """
-        self._apply_state(self._parse_state(state_dict, allow_spec_change))
-
-    def _parse_state(self, state_dict: Any, allow_spec_change: bool) -> SchedulerState:
-        groups = len(self.optimizer.param_groups)
-        return parse_state(
-            state_dict,
-            owner="WSDDeviceLR",
-            spec=self.spec,
-            groups=groups,
-            allow_spec_change=allow_spec_change,
-        )
+        return {
+            "last_epoch": self.last_epoch,
+            "base_lrs": list(self.base_lrs),
+            "_step_count": self._step_count,
+            "spec": self.spec.to_dict(),
+        }
 
     def _apply_state(self, state: SchedulerState) -> None:
-        self.base_lrs = list(state.base_lrs)
-        for tensor, base in zip(self._bases, self.base_lrs, strict=True):
-            tensor.fill_(base)
+        if state.base_lrs is not None:
+            self.base_lrs = list(state.base_lrs)
+            for tensor, base in zip(self._bases, self.base_lrs, strict=True):
+                tensor.fill_(base)
+        self._step_count = state.torch_keys.get("_step_count", self._step_count)
         self._count.fill_(state.last_epoch)
         self._refresh()
-
-
-def _as_float(value: Any) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(
-                f"a param group's lr must be a scalar, got a tensor of shape {tuple(value.shape)}"
-            )
-        return float(value.item())
-    return float(value)

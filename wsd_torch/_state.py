@@ -16,7 +16,17 @@ from typing import Any, NamedTuple
 from wsd_core import WSDSpec
 from wsd_core._saved import check_saved_spec
 
-REQUIRED = ("spec", "last_epoch", "base_lrs")
+REQUIRED = ("spec", "last_epoch")  # base_lrs too when saved; without them the optimizer's stay
+SPEC_CHANGES = ("refuse", "continue")
+
+
+def check_policy(on_spec_change: Any, adopt_foreign_state: Any) -> tuple[str, bool]:
+    """The two load policies every scheduler and the container take at construction."""
+    if on_spec_change not in SPEC_CHANGES:
+        raise ValueError(f"on_spec_change must be one of {list(SPEC_CHANGES)}, got {on_spec_change!r}")
+    if not isinstance(adopt_foreign_state, bool):
+        raise TypeError(f"adopt_foreign_state must be a bool, got {adopt_foreign_state!r}")
+    return on_spec_change, adopt_foreign_state
 
 
 def _count(name: str, value: Any) -> int:
@@ -31,6 +41,18 @@ def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"saved {name} must be a bool, got {value!r}")
     return value
+
+
+def _lambdas(name: str, value: Any, groups: int) -> None:
+    # LambdaLR's own entry (None, or the __dict__ of a callable object): accepted so that states
+    # move between LambdaLR and WSDLR both ways, and ignored: the factor is always the spec's.
+    if not isinstance(value, (list, tuple)) or len(value) != groups:
+        raise ValueError(
+            f"saved {name} must be a list of {groups} entries (LambdaLR's format), got {value!r}"
+        )
+    for i, entry in enumerate(value):
+        if entry is not None and not isinstance(entry, Mapping):
+            raise TypeError(f"saved {name}[{i}] must be None or a dict, got {type(entry).__name__}")
 
 
 def _rates(name: str, value: Any, groups: int) -> list[float]:
@@ -56,6 +78,7 @@ _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
     "_get_lr_called_within_step": lambda k, v, g: _flag(k, v),
     "verbose": lambda k, v, g: _flag(k, v),
     "_last_lr": _rates,
+    "lr_lambdas": _lambdas,
 }
 
 
@@ -63,33 +86,54 @@ class SchedulerState(NamedTuple):
     """A validated scheduler state: the count, the base rates and torch's bookkeeping keys."""
 
     last_epoch: int
-    base_lrs: list[float]
+    base_lrs: list[float] | None  # None: a foreign state without them; the optimizer's are kept
     torch_keys: dict[str, Any]
 
 
 def parse_state(
-    state: Any, *, owner: str, spec: WSDSpec, groups: int, allow_spec_change: bool
+    state: Any,
+    *,
+    owner: str,
+    spec: WSDSpec,
+    groups: int,
+    allow_spec_change: bool,
+    adopt_foreign: bool = False,
 ) -> SchedulerState:
-    """Checks ``state`` completely against a scheduler of ``spec`` over ``groups`` param groups."""
+    """Checks ``state`` completely against a scheduler of ``spec`` over ``groups`` param groups.
+
+    A state without a spec (a plain ``LambdaLR``, transformers' ``get_wsd_schedule``, torchtitan's
+    container ``{"last_epoch": N}``) is refused unless ``adopt_foreign``: then its step count (and
+    its base rates, when it has them) are taken over, and the factor becomes this spec's.
+    """
     if not isinstance(state, Mapping):
         raise TypeError(f"{owner}.load_state_dict expects a dict, got {type(state).__name__}")
     keys = set(state)
     bad_keys = sorted(repr(k) for k in keys if not isinstance(k, str))
     if bad_keys:
         raise TypeError(f"{owner} state keys must be strings, got {', '.join(bad_keys)}")
-    check_saved_spec(state, spec, allow_spec_change)  # first: a state of another library has no spec
-    missing = [k for k in REQUIRED if k not in keys]
-    unknown = sorted(keys - set(REQUIRED) - set(_TORCH_KEYS))
+    foreign = "spec" not in keys
+    if foreign and not adopt_foreign:
+        raise ValueError(
+            f"this state has no 'spec' entry: it was not saved by this library (a LambdaLR, "
+            f"get_wsd_schedule or torchtitan state?). To switch a running job to {owner} and keep its "
+            "step count, build the scheduler (or container) with adopt_foreign_state=True"
+        )
+    if not foreign:
+        check_saved_spec(state, spec, allow_spec_change)
+    missing = [k for k in REQUIRED if k not in keys and not (foreign and k == "spec")]
+    unknown = sorted(keys - {*REQUIRED, "base_lrs"} - set(_TORCH_KEYS))
     if missing or unknown:
         raise ValueError(
             f"not a {owner} state: "
             + (f"missing keys {missing}" if missing else "")
             + ("; " if missing and unknown else "")
             + (f"unknown keys {unknown}" if unknown else "")
-            + f" (a {owner} state has {list(REQUIRED)} and torch's own {sorted(_TORCH_KEYS)})"
+            + f" (a {owner} state has {list(REQUIRED)}, base_lrs, and torch's own {sorted(_TORCH_KEYS)})"
         )
+    torch_keys = {k: check(k, state[k], groups) for k, check in _TORCH_KEYS.items() if k in state}
+    torch_keys.pop("lr_lambdas", None)
     return SchedulerState(
         last_epoch=_count("last_epoch", state["last_epoch"]),
-        base_lrs=_rates("base_lrs", state["base_lrs"], groups),
-        torch_keys={k: check(k, state[k], groups) for k, check in _TORCH_KEYS.items() if k in state},
+        base_lrs=_rates("base_lrs", state["base_lrs"], groups) if "base_lrs" in state else None,
+        torch_keys=torch_keys,
     )
