@@ -19,11 +19,13 @@ from wsd_torch._backend import multiplier_tensor as multiplier_tensor
 from wsd_torch._container import WSDSchedulersContainer as WSDSchedulersContainer
 from wsd_torch._device_lr import WSDDeviceLR as WSDDeviceLR
 from wsd_torch._lambda_lr import WSDLR as WSDLR
+from wsd_torch._torchtitan import WSDLRSchedulersConfig as WSDLRSchedulersConfig
 
 __all__ = [
     "WSDLR",
     "Phase",
     "WSDDeviceLR",
+    "WSDLRSchedulersConfig",
     "WSDSchedulersContainer",
     "WSDSpec",
     "__version__",

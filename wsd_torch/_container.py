@@ -71,6 +71,7 @@ class WSDSchedulersContainer(Stateful):
                     )
         self.schedulers = schedulers
         self.on_spec_change, self.adopt_foreign_state = check_policy(on_spec_change, adopt_foreign_state)
+        self._fresh = True  # not stepped or loaded yet (see state_dict)
 
     @classmethod
     def for_optimizers(
@@ -100,6 +101,7 @@ class WSDSchedulersContainer(Stateful):
         return len(self.schedulers)
 
     def step(self) -> None:
+        self._fresh = False
         for scheduler in self.schedulers:
             scheduler.step()
 
@@ -121,6 +123,14 @@ class WSDSchedulersContainer(Stateful):
         return all(s.spec == first for s in self.schedulers)
 
     def state_dict(self) -> dict[str, Any]:
+        """``{"last_epoch", "spec"}`` (one spec) or each scheduler's state under its index.
+
+        With ``adopt_foreign_state`` a container that has neither stepped nor loaded yet gives only
+        ``{"last_epoch"}``: DCP loads exactly the keys ``state_dict()`` names, so this is what lets it
+        read a checkpoint of torchtitan's own container (which has no spec).
+        """
+        if self._one_spec and self.adopt_foreign_state and self._fresh:
+            return {"last_epoch": self.schedulers[0].last_epoch}
         if self._one_spec:
             return {"last_epoch": self.schedulers[0].last_epoch, "spec": self.schedulers[0].spec.to_dict()}
         return {str(i): s.state_dict() for i, s in enumerate(self.schedulers)}
@@ -157,3 +167,4 @@ class WSDSchedulersContainer(Stateful):
                 raise type(e)(f"scheduler {i}: {e}") from e
         for scheduler, state in zip(self.schedulers, parsed, strict=True):
             scheduler._apply_state(state)
+        self._fresh = False

@@ -151,7 +151,10 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
     def _refresh(self) -> None:
         m = evaluate(self._count, self.spec.resolved(), self._backend)
         for group, base in zip(self.optimizer.param_groups, self._bases, strict=True):
-            group["lr"].copy_(base * m)  # in place: a compiled step or a graph keeps the same tensor
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].copy_(base * m)  # in place: a compiled step or a graph keeps the same tensor
+            else:  # replaced by a float (SequentialLR resets rates to initial_lr): a tensor again
+                group["lr"] = (base * m).to(self.dtype)
 
     def get_lr(self) -> list[float | torch.Tensor]:
         """The rates set for the next update (copies of the device tensors)."""
