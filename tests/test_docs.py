@@ -87,6 +87,8 @@ DOCTEST_MODULES = [
     "wsd_core._presets",
     "wsd_core._branching",
     "wsd_jax._checkpoint",
+    "wsd_jax._orbax",
+    "wsd_torch._torchtitan",
     "wsd_core._spec",
     "wsd_jax",
     "wsd_jax._schedule",

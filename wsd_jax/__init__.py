@@ -23,6 +23,7 @@ from wsd_core import SavePlan as SavePlan
 from wsd_core import WSDSpec as WSDSpec
 from wsd_core import __version__ as __version__
 from wsd_jax._hyperparams import learning_rate_from_state as learning_rate_from_state
+from wsd_jax._hyperparams import rate_of_last_update as rate_of_last_update
 from wsd_jax._integrity import CheckpointIntegrityError as CheckpointIntegrityError
 from wsd_jax._lock import WriterLockError as WriterLockError
 from wsd_jax._schedule import WSDSchedule as WSDSchedule
@@ -38,20 +39,32 @@ __all__ = [
     "WriterLockError",
     "__version__",
     "learning_rate_from_state",
+    "orbax_policies",
+    "rate_of_last_update",
+    "spec_from_restored",
+    "spec_restore_args",
+    "spec_save_args",
     "wsd_schedule",
 ]
 
 
+_ORBAX_PARTS = (
+    "WSDCheckpointManager",
+    "orbax_policies",
+    "spec_save_args",
+    "spec_restore_args",
+    "spec_from_restored",
+)
+
+
 def __getattr__(name: str) -> Any:
     """Imports the Orbax checkpoint manager on first use, naming the extra if Orbax is missing."""
-    if name == "WSDCheckpointManager":
+    if name in _ORBAX_PARTS:
         try:
-            from wsd_jax._checkpoint import WSDCheckpointManager
+            from wsd_jax import _checkpoint, _orbax
         except ImportError as e:
             if e.name is None or not e.name.startswith(("orbax", "etils")):
                 raise
-            raise ImportError(
-                "WSDCheckpointManager needs Orbax: pip install 'wsd-schedule[jax,orbax]'"
-            ) from e
-        return WSDCheckpointManager
+            raise ImportError(f"{name} needs Orbax: pip install 'wsd-schedule[jax,orbax]'") from e
+        return getattr(_checkpoint if name == "WSDCheckpointManager" else _orbax, name)
     raise AttributeError(f"module 'wsd_jax' has no attribute {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ from wsd_core._saved import check_saved_spec
 from wsd_jax import _integrity
 from wsd_jax._integrity import CheckpointIntegrityError
 from wsd_jax._lock import WriterLock
+from wsd_jax._orbax import orbax_policies, spec_from_restored, spec_save_args
 
 _log = logging.getLogger(__name__)
-_policies = ocp.checkpoint_managers
-_ITEMS = ("state", "spec", "integrity")
+_ITEMS = ("state", "spec", "integrity")  # every checkpoint's own items; extra items are named by the caller
 
 
 class WSDCheckpointManager:
@@ -60,6 +60,9 @@ class WSDCheckpointManager:
         (None: all).
       async_save: save in the background (``wait_until_finished`` or ``close`` waits for it).
       read_only: open for reading only: no lock, no cleanup, no deletion; ``save`` is refused.
+      best_n, best_metric, best_mode: also keep the ``best_n`` best checkpoints by a metric given to
+        ``save(..., metrics=...)`` (a name or a function of the metrics; ``"min"`` or ``"max"``).
+        The plan's steps are kept whatever their metrics.
 
     Example:
       >>> import tempfile, jax.numpy as jnp
@@ -82,13 +85,12 @@ class WSDCheckpointManager:
         max_to_keep: int | None = 3,
         async_save: bool = True,
         read_only: bool = False,
+        best_n: int | None = None,
+        best_metric: Any = None,
+        best_mode: str = "min",
     ) -> None:
         if not isinstance(spec, WSDSpec):
             raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
-        if max_to_keep is not None and (
-            isinstance(max_to_keep, bool) or not isinstance(max_to_keep, numbers.Integral) or max_to_keep < 1
-        ):
-            raise ValueError(f"max_to_keep must be None or an int >= 1, got {max_to_keep!r}")
         self.spec = spec
         self.plan = SavePlan.for_spec(spec, interval)
         self.directory = epath.Path(directory).absolute()
@@ -99,16 +101,13 @@ class WSDCheckpointManager:
                 raise FileNotFoundError(f"no checkpoint folder {self.directory}")
             with _quiet_orbax():  # Orbax warns about read-only options on every open
                 options = ocp.CheckpointManagerOptions(read_only=True, create=False)
-                self._manager = ocp.CheckpointManager(self.directory, item_names=_ITEMS, options=options)
+                self._manager = ocp.CheckpointManager(self.directory, options=options)
             return
-        save_when: list[Any] = [_policies.SpecificStepsPolicy(sorted(self.plan.kept_steps))]
-        if self.plan.interval is not None:
-            save_when.append(_policies.FixedIntervalPolicy(self.plan.interval))
-        keep: list[Any] = [_policies.CustomSteps(sorted(self.plan.kept_steps))]
-        keep.append(_policies.LatestN(max_to_keep))  # n=None preserves every checkpoint
+        policies = orbax_policies(
+            self.plan, max_to_keep=max_to_keep, best_n=best_n, best_metric=best_metric, best_mode=best_mode
+        )
         options = ocp.CheckpointManagerOptions(
-            save_decision_policy=_policies.AnySavePolicy(save_when),
-            preservation_policy=_policies.AnyPreservationPolicy(keep),
+            **policies,
             enable_async_checkpointing=async_save,
             cleanup_tmp_directories=True,  # a save a crash interrupted is removed, never read
         )
@@ -116,7 +115,8 @@ class WSDCheckpointManager:
         # another writer looks like a crash's leftover).
         self._lock = _writer_lock(self.directory)
         try:
-            self._manager = ocp.CheckpointManager(self.directory, item_names=_ITEMS, options=options)
+            # No fixed item names: the caller may add items (extra=) to any checkpoint.
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
         except BaseException:
             self._release_lock()
             raise
@@ -127,16 +127,30 @@ class WSDCheckpointManager:
         """Whether ``save(step, ...)`` would write (the plan's steps and the interval)."""
         return self.plan.should_save(_check_step(step))
 
-    def save(self, step: int, state: Any, *, force: bool = False, rewind: bool = False) -> bool:
+    def save(
+        self,
+        step: int,
+        state: Any,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        force: bool = False,
+        rewind: bool = False,
+    ) -> bool:
         """Saves ``state`` and the spec as checkpoint ``step`` if the plan says so (or ``force``).
 
         ``step`` is the number of updates ``state`` has applied (optax's ``count``): an int >= 0
         (numpy and jax integer scalars too). A step that already exists is refused, and so is a step
         below the latest saved one unless ``rewind=True`` (restarting an earlier point on purpose):
         otherwise ``latest_step()`` would name a checkpoint of the abandoned continuation.
+
+        ``extra`` adds named JSON items (a data iterator's position, a config): JSON-serialisable
+        values, covered by the integrity record and read back with ``restore_extra``. ``metrics``
+        (numbers by name) are saved with the checkpoint for ``best_n`` retention.
         Returns whether a save was started.
         """
         step = _check_step(step)
+        extra = _check_extra(extra)
         if self.read_only:
             raise PermissionError(f"this manager of {self.directory} is read-only; save is refused")
         if not (force or self.plan.should_save(step)):
@@ -155,12 +169,27 @@ class WSDCheckpointManager:
             )
         spec_dict = self.spec.to_dict()
         record = _integrity.make_record(state, spec_dict)
+        record["extra"] = {name: _integrity.json_digest(value) for name, value in extra.items()}
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            spec=ocp.args.JsonSave(spec_dict),
+            spec=spec_save_args(self.spec),
             integrity=ocp.args.JsonSave(record),
+            **{name: ocp.args.JsonSave(value) for name, value in extra.items()},
         )
-        return bool(self._manager.save(step, args=args, force=True))
+        return bool(
+            self._manager.save(step, args=args, metrics=dict(metrics) if metrics else None, force=True)
+        )
+
+    def restore_extra(self, name: str, step: int | None = None) -> Any:
+        """The extra item ``name`` saved with checkpoint ``step`` (default: the latest), verified."""
+        step = self._step_or_latest(step)
+        data, record = self._read_items(step, name, "integrity")
+        digest = _integrity.check_record(record, step).get("extra", {}).get(name)
+        if digest != _integrity.json_digest(data):
+            raise CheckpointIntegrityError(
+                f"checkpoint {step}: extra item {name!r} does not match its record"
+            )
+        return data
 
     # --- restoring --------------------------------------------------------------------------------
 
@@ -243,7 +272,7 @@ class WSDCheckpointManager:
     @staticmethod
     def _parse_spec(data: Any, step: int) -> WSDSpec:
         try:
-            return WSDSpec.from_dict(data)
+            return spec_from_restored(data)
         except (TypeError, ValueError) as e:
             raise CheckpointIntegrityError(f"checkpoint {step}: its saved spec is invalid ({e})") from e
 
@@ -337,6 +366,24 @@ class WSDCheckpointManager:
         if spec is None:
             raise FileNotFoundError(f"no checkpoint with a readable spec in {directory}")
         return cls(path, spec, read_only=read_only, **options)
+
+
+def _check_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Extra items: JSON-serialisable values under names that are not the checkpoint's own."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"extra must be a mapping of item names to JSON values, got {type(extra).__name__}")
+    for name, value in extra.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in _ITEMS:
+            raise ValueError(f"extra item names must be identifiers other than {list(_ITEMS)}, got {name!r}")
+        try:
+            _integrity.json_digest(value)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"extra item {name!r} must be JSON-serialisable (put arrays in the state): {e}"
+            ) from e
+    return dict(extra)
 
 
 def _check_step(step: Any) -> int:

@@ -106,8 +106,13 @@ def _scalar_record(path: str, leaf: Any) -> dict[str, Any]:
     return {"path": path, "python": type(leaf).__name__, "value": value}
 
 
+def json_digest(value: Any) -> str:
+    """sha256 of a JSON value's canonical text (raises TypeError for what JSON cannot hold)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
 def spec_digest(spec_dict: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(spec_dict, sort_keys=True).encode()).hexdigest()
+    return json_digest(spec_dict)
 
 
 def make_record(state: Any, spec_dict: dict[str, Any]) -> dict[str, Any]:
