@@ -357,3 +357,15 @@ def test_lightning_step_interval_resumes_with_the_identical_rate_sequence(tmp_pa
     longer = spec.extend(30, at_step=6)
     fit(longer, 30, tmp_path / "six.ckpt")
     assert rates == pytest.approx([0.05 * longer.multiplier(s) for s in range(6, 30)], rel=1e-6)
+
+
+def test_chained_scheduler_applies_the_other_factor_once_as_documented():
+    from torch.optim.lr_scheduler import ChainedScheduler, ExponentialLR
+
+    opt = _opt(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        chained = ChainedScheduler([WSDLR(opt, spec=SPEC), ExponentialLR(opt, gamma=0.5)])
+        used = _run(opt, chained, 12)
+    # WSDLR sets base * m(step) outright; ExponentialLR then multiplies that by gamma once per step
+    assert used[1:] == pytest.approx([0.5 * SPEC.multiplier(s) for s in range(1, 12)], rel=1e-12)
