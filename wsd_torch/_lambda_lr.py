@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -63,13 +64,21 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         self._set_policy(on_spec_change, adopt_foreign_state)
         super().__init__(optimizer, lr_lambda=self.spec.multiplier, last_epoch=last_epoch)
 
-    def step(self, epoch: int | None = None) -> None:
-        """Advances one update (call after ``optimizer.step()``); groups added since are included."""
+    def get_lr(self) -> list[float | torch.Tensor]:
+        """``base_lr * m(last_epoch)`` for every group (what ``step()`` sets); m is computed once for
+        all groups, and groups added with ``optimizer.add_param_group`` since are taken in here."""
+        if not self._get_lr_called_within_step:
+            warnings.warn(
+                "To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
+                UserWarning,
+                stacklevel=2,
+            )
         if len(self.base_lrs) != len(self.optimizer.param_groups):
             for _, base in self._new_groups(len(self.base_lrs)):
                 self.base_lrs.append(base)
                 self.lr_lambdas.append(self.spec.multiplier)
-        super().step(epoch)
+        m = self.spec.multiplier(self.last_epoch)
+        return [base * m for base in self.base_lrs]
 
     # --- state ----------------------------------------------------------------------------------
 
