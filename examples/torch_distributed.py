@@ -118,6 +118,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         args.init_file = os.path.join(tmp, "rendezvous")
         mp.spawn(worker, args=(args,), nprocs=args.world, join=True)
+    results = [json.loads(Path(args.out, f"rank{r}.json").read_text()) for r in range(args.world)]
+    first = results[0]
+    same_rates = all(r["rates"] == first["rates"] for r in results)
+    same_params = all(r["checksum"] == first["checksum"] for r in results)
+    last = first["rates"][-1] if first["rates"] else []
+    print(
+        f"{args.mode} {args.phase}: {args.world} ranks trained steps {first['start']}.."
+        f"{first['start'] + len(first['rates']) - 1}; last rates {[f'{r:.3g}' for r in last]}; "
+        f"rates identical on every rank: {same_rates}; parameters identical: {same_params}"
+    )
 
 
 if __name__ == "__main__":
