@@ -224,9 +224,8 @@ class WSDCheckpointManager:
         """
         step = self._step_or_latest(step)
         spec, record = self._read_spec_and_record(step, verify)
-        spec_dict = spec.to_dict()
-        check_saved_spec({"spec": spec_dict}, self.spec, allow_spec_change)
-        return self._read_state(abstract_state, step, spec_dict, record)
+        check_saved_spec(spec, self.spec, allow_spec_change)
+        return self._read_state(abstract_state, step, spec.to_dict(), record)
 
     def restore_latest_readable(
         self, abstract_state: Any, *, allow_spec_change: bool = False, verify: bool = True
@@ -240,9 +239,8 @@ class WSDCheckpointManager:
         for step in reversed(self.all_steps()):
             try:
                 spec, record = self._read_spec_and_record(step, verify)
-                spec_dict = spec.to_dict()
-                check_saved_spec({"spec": spec_dict}, self.spec, allow_spec_change)
-                return step, self._read_state(abstract_state, step, spec_dict, record)
+                check_saved_spec(spec, self.spec, allow_spec_change)
+                return step, self._read_state(abstract_state, step, spec.to_dict(), record)
             except CheckpointIntegrityError as e:
                 _log.warning("checkpoint %s in %s is damaged (%s); skipped", step, self.directory, e)
         return None

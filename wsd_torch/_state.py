@@ -119,7 +119,7 @@ def parse_state(
             "step count, build the scheduler (or container) with adopt_foreign_state=True"
         )
     if not foreign:
-        check_saved_spec(state, spec, allow_spec_change)
+        check_saved_spec(WSDSpec.from_dict(state["spec"]), spec, allow_spec_change)
     missing = [k for k in REQUIRED if k not in keys and not (foreign and k == "spec")]
     unknown = sorted(keys - {*REQUIRED, "base_lrs"} - set(_TORCH_KEYS))
     if missing or unknown:
