@@ -54,6 +54,8 @@ def _decay(shape: str, p: mp.mpf, r: mp.mpf) -> mp.mpf:
         return 1 / (p / r + 1 - p)
     if shape == "exponential":
         return r + (1 - r) * (2 * mp.mpf("0.5") ** p - 1)
+    if shape == "geometric":
+        return r**p
     raise AssertionError(shape)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-DECAY_SHAPES = ["linear", "cosine", "1-sqrt", "inverse", "exponential"]
+DECAY_SHAPES = ["linear", "cosine", "1-sqrt", "inverse", "exponential", "geometric"]
 WARMUP_SHAPES = ["linear", "cosine"]
 
 ratios = st.one_of(
@@ -42,7 +42,7 @@ def spec_fields(draw: Any, max_total: int = 3000) -> dict[str, Any]:
     fields["decay_shape"] = shape = draw(st.sampled_from(DECAY_SHAPES))
     fields["warmup_shape"] = draw(st.sampled_from(WARMUP_SHAPES))
     fields["init_ratio"] = draw(ratios)
-    if shape == "inverse":
+    if shape in ("inverse", "geometric"):
         fields["min_ratio"] = draw(st.floats(1e-4, 1.0))
     else:
         fields["min_ratio"] = draw(ratios)

@@ -93,6 +93,8 @@ DOCTEST_MODULES = [
     "wsd_jax",
     "wsd_jax._schedule",
     "wsd_jax._hyperparams",
+    "wsd_jax.planner._runs",
+    "wsd_jax.planner._fit",
     "wsd_torch",
     "wsd_torch._backend",
     "wsd_torch._lambda_lr",

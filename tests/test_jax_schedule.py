@@ -81,7 +81,7 @@ def test_float_steps_give_the_real_extension(schedule):
 
 def test_grad_has_no_nan_anywhere():
     steps = jnp.concatenate([jnp.arange(-3.0, 1010.0), jnp.array([1e9, -1e9, 0.5, 249.5])])
-    for shape in ("linear", "cosine", "1-sqrt", "inverse", "exponential"):
+    for shape in ("linear", "cosine", "1-sqrt", "inverse", "exponential", "geometric"):
         for warm in ("linear", "cosine"):
             sched = wsd_schedule(PEAK, **{**FIELDS, "decay_shape": shape, "warmup_shape": warm})
             spec = sched.spec

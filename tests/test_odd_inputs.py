@@ -193,3 +193,40 @@ def test_bools_are_not_steps_or_peaks(value):
         spec.phase(value)
     with pytest.raises(TypeError, match="peak_value"):
         wsd_schedule(value, spec=spec)
+
+
+# --- 9. shapes with a floor near 1 or far below float32: monotone, no NaN ---------------------------
+
+
+@pytest.mark.parametrize("shape", ["inverse", "geometric"])
+def test_decay_near_a_floor_of_one_never_rises(shape):
+    # r = 1 - 2**-53: the decay moves m by less than an ulp of 1, so rounding decides every step.
+    # inverse was once r / (p + r q), with p and q rounded apart, and rose by an ulp (hypothesis found it).
+    spec = WSDSpec(50, decay_steps=45, decay_shape=shape, min_ratio=0.9999999999999999)
+    steps = list(range(0, 52))
+    for got in (
+        np.array([spec.multiplier(s) for s in steps]),
+        multiplier_tensor(spec, torch.tensor(steps), torch.float64).numpy(),
+    ):
+        assert (np.diff(got) <= 0).all(), got
+        assert got[0] == 1.0 and got[-1] == 0.9999999999999999
+
+
+@pytest.mark.parametrize("r", [1e-40, 1e-100, 5e-324])
+def test_geometric_with_a_tiny_min_ratio_has_no_nan(r):
+    spec = WSDSpec(100, decay_steps=10, decay_shape="geometric", min_ratio=r)
+    steps = list(range(85, 102))
+    want = _want(spec, steps)
+    jax.config.update("jax_debug_nans", True)
+    try:
+        got_jax = np.asarray(jax.jit(wsd_schedule(1.0, spec=spec))(jnp.asarray(steps)), np.float64)
+        grad = jax.grad(wsd_schedule(1.0, spec=spec))(92.0)
+    finally:
+        jax.config.update("jax_debug_nans", False)
+    got_torch = multiplier_tensor(spec, torch.tensor(steps)).double().numpy()
+    for got in (got_jax, got_torch, np.array([spec.multiplier(s) for s in steps])):
+        assert np.isfinite(got).all() and (got >= 0).all() and (got <= 1).all()
+        assert got[steps.index(90)] == 1.0
+        # float32 flushes what it cannot hold: the error is then at most the smallest normal float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=float(np.finfo(np.float32).tiny))
+    assert np.isfinite(float(grad))

@@ -46,6 +46,7 @@ BAD_INPUTS = [
     ({"total_steps": 100, "min_ratio": float("nan")}, ValueError, "min_ratio"),
     ({"total_steps": 100, "min_ratio": None}, TypeError, "min_ratio"),
     ({"total_steps": 100, "decay_shape": "inverse"}, ValueError, "min_ratio"),
+    ({"total_steps": 100, "decay_shape": "geometric"}, ValueError, "must be > 0 for decay_shape='geometric'"),
     ({"total_steps": 100, "decay_shape": "sqrt"}, ValueError, "decay_shape"),
     ({"total_steps": 100, "decay_shape": None}, TypeError, "decay_shape"),
     ({"total_steps": 100, "warmup_shape": "exp"}, ValueError, "warmup_shape"),
@@ -74,7 +75,8 @@ def test_bad_input_raises_naming_the_parameter(fields, error, name):
 def test_bad_value_message_names_value_and_valid_range():
     with pytest.raises(ValueError, match=r"min_ratio must satisfy 0 <= value <= 1, got 1\.5"):
         WSDSpec(100, min_ratio=1.5)
-    with pytest.raises(ValueError, match=r"\['linear', 'cosine', '1-sqrt', 'inverse', 'exponential'\]"):
+    shapes = r"\['linear', 'cosine', '1-sqrt', 'inverse', 'exponential', 'geometric'\]"
+    with pytest.raises(ValueError, match=shapes):
         WSDSpec(100, decay_shape="cos")
 
 

@@ -37,7 +37,7 @@ def _shapes(fields: dict) -> list[dict]:
     out = []
     for decay, warm in itertools.product(DECAY_SHAPES, WARMUP_SHAPES):
         for r in (0.0, 0.1):
-            if decay == "inverse" and r == 0.0:
+            if decay in ("inverse", "geometric") and r == 0.0:
                 continue
             out.append({**fields, "decay_shape": decay, "warmup_shape": warm, "min_ratio": r})
     return out

@@ -60,6 +60,8 @@ class Backend(Protocol):
 
     def expm1(self, x: Any) -> Any: ...
 
+    def exp(self, x: Any) -> Any: ...
+
 
 # --- shapes -----------------------------------------------------------------------------------
 # Decay shapes take progress p, its complement q = 1 - p (formed independently, see above) and the
@@ -86,11 +88,14 @@ def _decay_one_minus_sqrt(p: Any, q: Any, r: float, ops: Backend) -> Any:
 
 
 def _decay_inverse(p: Any, q: Any, r: float, ops: Backend) -> Any:
-    # 1 / (p / r + 1 - p) == r / (p + r q), with no division by r: a tiny r (1e-40) is 0 once float32
-    # flushes subnormals (XLA does) or rounds below them (torch, 1e-46), and p / r would be 0/0 = NaN.
-    # The denominator is 0 only where p = 0 and r became 0; m = 1 there, as for every shape at p = 0,
-    # and adding the boolean keeps the discarded quotient finite (no NaN gradient either).
-    den = p + r * q
+    # 1 / (p / r + 1 - p) == r / (r + p (1 - r)), with 1 - r taken in float64 here. The denominator
+    # only grows with p, so every rounding step is monotone and so is m (r / (p + r q) is not: with
+    # p and q rounded independently it can rise by an ulp when r is near 1). There is no division by
+    # r: a tiny r (1e-40) is 0 once float32 flushes subnormals (XLA does) or rounds below them (torch,
+    # 1e-46), and p / r would be 0/0 = NaN. The denominator is 0 only where p = 0 and r became 0; m = 1
+    # there, as for every shape at p = 0, and adding the boolean keeps the discarded quotient finite
+    # (no NaN gradient either).
+    den = r + p * (1.0 - r)
     zero = den == 0
     return ops.select(zero, lambda: 1.0, lambda: r / (den + zero))
 
@@ -98,6 +103,14 @@ def _decay_inverse(p: Any, q: Any, r: float, ops: Backend) -> Any:
 def _decay_exponential(p: Any, q: Any, r: float, ops: Backend) -> Any:
     # r + (1 - r) (2 * 0.5**p - 1)
     return r + (1.0 - r) * ops.expm1(_LN2 * q)
+
+
+def _decay_geometric(p: Any, q: Any, r: float, ops: Backend) -> Any:
+    # r ** p = exp(p ln r), with ln r taken in float64 here: r itself may be below what float32 can
+    # hold (1e-40 flushes to 0 under XLA), its logarithm never is. The exponent is <= 0, so exp cannot
+    # overflow; the end of the decay (q = 0) is r exactly rather than exp(ln r) rounded.
+    log_r = math.log(r)
+    return ops.select(q == 0, lambda: r, lambda: ops.exp(p * log_r))
 
 
 def _warmup_linear(p: Any, ops: Backend) -> Any:
@@ -116,6 +129,7 @@ DECAY_SHAPES: dict[str, DecayShape] = {
     "1-sqrt": _decay_one_minus_sqrt,
     "inverse": _decay_inverse,
     "exponential": _decay_exponential,
+    "geometric": _decay_geometric,
 }
 
 WARMUP_SHAPES: dict[str, WarmupShape] = {
@@ -222,6 +236,9 @@ class ArrayBackend:
     def expm1(self, x: Any) -> Any:
         return self._xp.expm1(x)
 
+    def exp(self, x: Any) -> Any:
+        return self._xp.exp(x)
+
 
 class PythonBackend:
     """Plain Python numbers; evaluates only the selected branch (a few microseconds a call)."""
@@ -242,6 +259,7 @@ class PythonBackend:
     sqrt = staticmethod(math.sqrt)
     sin = staticmethod(math.sin)
     expm1 = staticmethod(math.expm1)
+    exp = staticmethod(math.exp)
 
     @staticmethod
     def select(cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:

@@ -65,11 +65,11 @@ class WSDSpec:
       decay_steps: D, the decay length of every period. Exclusive with ``decay_ratio``.
       decay_ratio: rho, each period decays for ``floor(rho * period_length)`` updates. When neither
         ``decay_steps`` nor ``decay_ratio`` is given, rho = 0.1.
-      decay_shape: ``"linear"``, ``"cosine"``, ``"1-sqrt"`` (default), ``"inverse"`` or
-        ``"exponential"``.
+      decay_shape: ``"linear"``, ``"cosine"``, ``"1-sqrt"`` (default), ``"inverse"``,
+        ``"exponential"`` or ``"geometric"`` (``min_ratio ** p``: log-linear from the peak to the floor).
       warmup_shape: ``"linear"`` (default) or ``"cosine"``.
       init_ratio: m(0) when W > 0, in [0, 1].
-      min_ratio: m at the end of each decay, in [0, 1]; > 0 for ``"inverse"``.
+      min_ratio: m at the end of each decay, in [0, 1]; > 0 for ``"inverse"`` and ``"geometric"``.
       checkpoints: period ends c_1 < ... < c_K = T (WSD-S), an int K for geometric ends
         ``T >> (K - i)``, or None for a single period.
       start_step: s0; the schedule is m(max(step - s0, 0)).
@@ -112,8 +112,14 @@ class WSDSpec:
         set_("decay_shape", v.check_choice("decay_shape", self.decay_shape, DECAY_SHAPES))
         set_("warmup_shape", v.check_choice("warmup_shape", self.warmup_shape, WARMUP_SHAPES))
         set_("init_ratio", v.check_ratio("init_ratio", self.init_ratio))
-        inverse = self.decay_shape == "inverse"
-        set_("min_ratio", v.check_ratio("min_ratio", self.min_ratio, positive=inverse))
+        # inverse and geometric divide by, or take the logarithm of, the floor: it must be > 0.
+        needs_floor = self.decay_shape in ("inverse", "geometric")
+        set_("min_ratio", v.check_ratio("min_ratio", self.min_ratio))
+        if needs_floor and self.min_ratio == 0.0:
+            raise ValueError(
+                f"min_ratio must be > 0 for decay_shape={self.decay_shape!r} (it never reaches 0), got 0.0; "
+                "give a floor such as min_ratio=0.01, or use a shape that decays to 0 such as 'linear'"
+            )
         if self.decay_steps is not None and self.decay_ratio is not None:
             raise ValueError(
                 "give at most one of decay_steps and decay_ratio, got "

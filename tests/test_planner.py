@@ -1,0 +1,292 @@
+"""The cooldown planner: the laws against a direct evaluation of the papers' formulas, the fit on
+synthetic curves it must recover, and the published protocol's targets on the shipped real curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests import loss_curves as lc
+from wsd_core import WSDSpec
+
+jax = pytest.importorskip("jax")
+
+from wsd_jax.planner import (  # noqa: E402
+    LossLawFit,
+    LossRun,
+    curve_metrics,
+    fit_loss_law,
+    learning_rates,
+    plan_cooldown,
+)
+
+# --- an independent evaluation of the two laws: the papers' sums written as plain loops -----------
+
+
+def direct_multi_power(params, lrs, steps, warmup):
+    """The Multi-Power Law exactly as printed: LD(t) = B sum_k (eta_{k-1} - eta_k) G(eta_k^-gamma S_k(t))."""
+    L0, A, alpha, B, C, beta, gamma = (params[k] for k in ("L0", "A", "alpha", "B", "C", "beta", "gamma"))
+    out = []
+    for t in steps:
+        area = lrs[: t + 1].sum() - lrs[warmup]  # S_W + sum_{tau=1..t}, tau counted after the warmup
+        ld = 0.0
+        for k in range(warmup + 1, t + 1):
+            drop = lrs[k - 1] - lrs[k]
+            if drop != 0.0:
+                s_k = lrs[k : t + 1].sum()
+                ld += drop * (1.0 - (C * lrs[k] ** (-gamma) * s_k + 1.0) ** (-beta))
+        out.append(L0 + A * area ** (-alpha) - B * ld)
+    return np.array(out)
+
+
+def direct_annealing(params, lrs, steps, warmup, decay=0.999):
+    m, s2, out = 0.0, 0.0, []
+    s2_at = {}
+    for i in range(lrs.size):
+        if i > warmup:
+            m = decay * m + (lrs[i - 1] - lrs[i])
+        s2 += m
+        s2_at[i] = s2
+    for t in steps:
+        area = lrs[: t + 1].sum() - lrs[warmup]
+        out.append(params["L0"] + params["A"] * area ** (-params["alpha"]) - params["C"] * s2_at[t])
+    return np.array(out)
+
+
+MPL_PARAMS = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
+
+
+@pytest.mark.parametrize("name", ["cosine_24000", "wsd_20000_24000", "wsdcon_3", "constant_24000"])
+def test_multi_power_matches_the_direct_sum(name):
+    # The fast evaluation groups distant drops into blocks (see _features.py); against the exact sum
+    # the relative difference must stay below 1e-6 of the loss.
+    lrs = lc.learning_rates(name)
+    steps = np.array([2200, 2500, 4000, 9000, 16000, 20100, 21000, 23900])
+    steps = steps[steps < lrs.size]
+    fit = LossLawFit("multi-power", MPL_PARAMS, {}, 0.0)
+    got = fit.predict(lrs, steps, warmup_steps=lc.WARMUP)
+    want = direct_multi_power(MPL_PARAMS, lrs, steps, lc.WARMUP)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_annealing_matches_the_direct_recurrence():
+    params = dict(L0=3.0, A=0.5, alpha=0.5, C=0.4)
+    lrs = lc.learning_rates("wsdld_20000_24000")
+    steps = np.array([2200, 10000, 20000, 20001, 22000, 23999])
+    fit = LossLawFit("annealing", params, {}, 0.0)
+    got = fit.predict(lrs, steps, warmup_steps=lc.WARMUP)
+    np.testing.assert_allclose(got, direct_annealing(params, lrs, steps, lc.WARMUP), rtol=1e-10)
+
+
+def test_the_law_is_differentiable_and_finite():
+    from wsd_jax.planner._features import features
+    from wsd_jax.planner._fit import _on_device
+    from wsd_jax.planner._laws import multi_power
+
+    lrs = lc.learning_rates("cosine_24000")
+    with jax.enable_x64(True):
+        f = _on_device(features(lrs, np.arange(2200, 24000, 500), lc.WARMUP))
+        theta = jax.numpy.log(jax.numpy.asarray(list(MPL_PARAMS.values())))
+        grad = jax.grad(lambda t: multi_power(t, f).sum())(theta)
+    assert np.isfinite(np.asarray(grad)).all() and (np.abs(np.asarray(grad)) > 0).all()
+
+
+# --- the fit recovers a law it is given -------------------------------------------------------------
+
+
+def _synthetic(name, params=MPL_PARAMS):
+    lrs = lc.learning_rates(name)
+    steps = np.arange(2176, lrs.size, 256)
+    return LossRun(lrs, steps, direct_multi_power(params, lrs, steps, lc.WARMUP), lc.WARMUP, name)
+
+
+@pytest.mark.slow
+def test_fit_recovers_a_synthetic_multi_power_law():
+    runs = [_synthetic(n) for n in ("constant_24000", "cosine_24000", "wsdcon_9")]
+    fit = fit_loss_law(runs, "multi-power")
+    assert fit.fit_error["WorstE"] < 2e-4
+    held_out = _synthetic("wsd_20000_24000")
+    assert curve_metrics(fit.predict_run(held_out), held_out.losses)["WorstE"] < 5e-4
+    again = fit_loss_law(runs, "multi-power")
+    assert again.params == fit.params  # deterministic
+
+
+# --- the shipped data ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["lm-25M", "lm-100M"])
+@pytest.mark.parametrize("name", lc.FIT_PAPER + lc.PREDICT_PAPER)
+def test_shipped_rates_match_the_logged_ones(model, name):
+    steps, logged, _ = lc.load(model, name)
+    np.testing.assert_allclose(lc.learning_rates(name)[steps], logged, rtol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [
+        (
+            "cosine_24000",
+            WSDSpec(24000, warmup_steps=2160, decay_steps=21840, decay_shape="cosine", min_ratio=0.1),
+        ),
+        (
+            "wsd_20000_24000",
+            WSDSpec(24000, warmup_steps=2160, decay_steps=4000, decay_shape="geometric", min_ratio=0.1),
+        ),
+        (
+            "wsdld_20000_24000",
+            WSDSpec(24000, warmup_steps=2160, decay_steps=4000, decay_shape="linear", min_ratio=0.1),
+        ),
+    ],
+)
+def test_the_data_schedules_are_wsd_specs(name, spec):
+    # After the warmup (the data's is linspace(0, peak, W), ours reaches the peak one step later).
+    np.testing.assert_allclose(
+        learning_rates(spec, 24000, peak=lc.PEAK)[lc.WARMUP :],
+        lc.learning_rates(name)[lc.WARMUP :],
+        rtol=1e-12,
+    )
+
+
+_FITS: dict = {}
+
+
+def _fit(model, law, names):
+    key = (model, law, names)
+    if key not in _FITS:
+        _FITS[key] = fit_loss_law([lc.run(model, n) for n in names], law)
+    return _FITS[key]
+
+
+def protocol(model, law):
+    """Mean PredE and WorstE over the six predicted runs (the data README's metrics)."""
+    metrics = _fit(model, law, lc.FIT_PAPER).evaluate([lc.run(model, n) for n in lc.PREDICT_PAPER])
+    return (
+        float(np.mean([m["PredE"] for m in metrics.values()])),
+        float(np.mean([m["WorstE"] for m in metrics.values()])),
+    )
+
+
+# The published figures (Luo et al., Table in the data README): PredE, WorstE.
+PAPER = {"lm-25M": (0.00110, 0.00409), "lm-100M": (0.00142, 0.00583)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["lm-25M", "lm-100M"])
+def test_paper_protocol_worst_error_meets_the_paper(model):
+    _, worst = protocol(model, "multi-power")
+    assert worst <= PAPER[model][1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["lm-25M", "lm-100M"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="target missed: the exact minimum of the published objective predicts cosine_72000 worse "
+    "than the paper's early-stopped fit (see benchmarks/ANALYSIS.md, planner section)",
+)
+def test_paper_protocol_mean_error_meets_the_paper(model):
+    pred, _ = protocol(model, "multi-power")
+    assert pred <= PAPER[model][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "bound"), [("lm-25M", 0.0015), ("lm-100M", 0.0019)])
+def test_paper_protocol_mean_error_does_not_regress(model, bound):
+    # What the fit reaches today (0.00138 and 0.00175), with a little room: it must not get worse.
+    pred, _ = protocol(model, "multi-power")
+    assert pred <= bound
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["lm-25M", "lm-100M"])
+@pytest.mark.parametrize("law", ["multi-power", "annealing"])
+def test_wsd_protocol_meets_its_targets(model, law):
+    # Fit a trunk and one cooldown; predict another cooldown shape's final loss within 0.2%, and the
+    # other runs with a mean PredE <= 0.0025.
+    fit = _fit(model, law, ("constant_24000", "wsd_20000_24000"))
+    linear = lc.run(model, "wsdld_20000_24000")
+    assert abs(fit.predict_run(linear)[-1] / linear.losses[-1] - 1) <= 0.002
+    others = [n for n in lc.FIT_PAPER + lc.PREDICT_PAPER if n not in ("constant_24000", "wsd_20000_24000")]
+    metrics = fit.evaluate([lc.run(model, n) for n in others])
+    assert np.mean([m["PredE"] for m in metrics.values()]) <= 0.0025
+
+
+# --- plan_cooldown ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_plan_ranks_cooldowns_off_a_trunk_and_predicts_the_measured_ones():
+    fit = _fit("lm-25M", "multi-power", ("constant_24000", "wsd_20000_24000"))
+    trunk = WSDSpec(72000, warmup_steps=2160, decay_steps=0)
+    plan = plan_cooldown(
+        fit,
+        trunk,
+        peak=lc.PEAK,
+        at_steps=[16000, 20000],
+        lengths=[2000, 4000],
+        shapes=["linear", "geometric", "1-sqrt"],
+        min_ratios=[0.1],
+        held_out=[lc.run("lm-25M", "wsdld_20000_24000")],
+    )
+    assert len(plan.candidates) == 12 and plan.uncertainty_source == "held-out"
+    finals = [c.final_loss for c in plan.candidates]
+    assert finals == sorted(finals)
+    best = plan.best
+    assert best.spec == trunk.branch_cooldown(
+        best.at_step, best.length, decay_shape=best.shape, min_ratio=0.1
+    )
+    assert best.end_step == 24000  # longer runs end lower
+    for shape, name in (("geometric", "wsd_20000_24000"), ("linear", "wsdld_20000_24000")):
+        (c,) = [c for c in plan.candidates if (c.at_step, c.length, c.shape) == (20000, 4000, shape)]
+        # The candidate is the measured run's schedule (up to the warmup's last step): same final loss.
+        same_run = fit.predict(lc.learning_rates(name), [23999], warmup_steps=lc.WARMUP)[0]
+        assert c.final_loss == pytest.approx(same_run, rel=1e-5)
+        # the candidate's curve is the law's prediction of that schedule
+        rates = (
+            learning_rates(trunk, 20000, peak=lc.PEAK).tolist()
+            + learning_rates(c.spec, 24000, peak=lc.PEAK)[20000:].tolist()
+        )
+        np.testing.assert_allclose(
+            c.predicted, fit.predict(np.array(rates), c.steps, warmup_steps=2160), rtol=1e-9
+        )
+    assert "~" in plan.table() or len(plan.table().splitlines()) == 14
+
+
+def test_plan_refuses_a_branch_off_a_decaying_step():
+    fit = LossLawFit("multi-power", MPL_PARAMS, {"r": {"FinalE": 0.001}}, 0.0)
+    trunk = WSDSpec(1000, warmup_steps=10, decay_steps=500)
+    with pytest.raises(ValueError, match="cannot branch a cooldown from step 800"):
+        plan_cooldown(fit, trunk, peak=1e-3, at_steps=[800], lengths=[100])
+    with pytest.raises(ValueError, match="peak is required"):
+        plan_cooldown(fit, trunk, at_steps=[400], lengths=[100])
+
+
+# --- input checks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(lrs=[1e-3] * 10, steps=[2, 1], losses=[3.0, 2.0]), "strictly increasing"),
+        (dict(lrs=[1e-3] * 10, steps=[2.0, 3.0], losses=[3.0, 2.0]), "array of ints"),
+        (dict(lrs=[1e-3] * 3, steps=[2, 5], losses=[3.0, 2.0]), "up to the last logged step 5"),
+        (dict(lrs=[1e-3] * 10, steps=[2, 5], losses=[3.0, -2.0]), "the loss at step 5 is -2.0"),
+        (dict(lrs=[1e-3] * 10, steps=[2, 5], losses=[3.0]), "one value per step"),
+        (dict(lrs=[1e-3, float("nan")] + [1e-3] * 8, steps=[2, 5], losses=[3.0, 2.0]), r"lrs\[1\] = nan"),
+        (dict(lrs=WSDSpec(10), steps=[2, 5], losses=[3.0, 2.0]), "peak is required"),
+        (dict(lrs=[1e-3] * 10, steps=[2, 5], losses=[3.0, 2.0], warmup_steps=-1), "warmup_steps"),
+    ],
+)
+def test_loss_run_refuses_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LossRun(**kwargs)
+
+
+def test_fit_refuses_bad_input():
+    run = LossRun([1e-3] * 10, [2, 5], [3.0, 2.0])
+    with pytest.raises(ValueError, match="law must be one of"):
+        fit_loss_law([run], "power")
+    with pytest.raises(TypeError, match="LossRun"):
+        fit_loss_law([])
+    with pytest.raises(ValueError, match="at least 3 points logged at the peak"):
+        fit_loss_law([run])

@@ -1,0 +1,236 @@
+"""``fit_loss_law``: fit a law to logged runs; ``LossLawFit.predict``: any schedule's loss curve.
+
+The fit minimises the published objective, a Huber loss (delta 1e-3) on ``log L - log prediction``
+summed over every logged point of every run, in float64:
+
+1. The power-law part ``L0 + A area^-alpha`` is fit first, on the points logged before each run's
+   first LR drop (at the peak, where the drop terms are 0): a grid over ``alpha`` with linear least
+   squares for ``L0`` and ``A``. No starting point is hand-tuned.
+2. L-BFGS (``optax.lbfgs`` with its zoom line search) then runs on all the parameters (as logarithms,
+   so each stays positive) from that start combined with a small fixed grid of the drop-term
+   parameters; all starts run together (``vmap``) and the lowest objective wins. Same inputs, same
+   fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from wsd_core import WSDSpec
+from wsd_jax.planner._features import Features, features
+from wsd_jax.planner._laws import LAWS, PARAMETERS
+from wsd_jax.planner._runs import LossRun, infer_warmup, learning_rates
+
+HUBER_DELTA = 1e-3
+ITERATIONS = 300
+
+
+def relative_errors(predicted: Any, measured: Any) -> np.ndarray:
+    """``|pred - loss| / loss`` per point: PredE is their mean over a run, WorstE their max."""
+    predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
+    return np.abs(predicted - measured) / measured
+
+
+def curve_metrics(predicted: Any, measured: Any) -> dict[str, float]:
+    """The protocol's metrics of one run: PredE, WorstE, R^2, MAE and RMSE; and FinalE, the relative
+    error of the last point (the loss a run ends with)."""
+    predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
+    err = relative_errors(predicted, measured)
+    residual = predicted - measured
+    total = float(np.sum((measured - measured.mean()) ** 2))
+    return {
+        "PredE": float(err.mean()),
+        "WorstE": float(err.max()),
+        "R2": 1.0 - float(np.sum(residual**2)) / total if total > 0 else float("nan"),
+        "MAE": float(np.abs(residual).mean()),
+        "RMSE": float(np.sqrt(np.mean(residual**2))),
+        "FinalE": float(err[-1]),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class LossLawFit:
+    """A fitted law: ``predict`` the loss curve of any schedule, its ``params``, how well it fit.
+
+    Attributes:
+      law: ``"multi-power"`` or ``"annealing"``.
+      params: the fitted parameters by name.
+      fit_metrics: per run it was fit on (by name, or ``run0``, ``run1``...), the curve metrics of its
+        own prediction (``PredE``, ``WorstE``, ``R2``, ``MAE``, ``RMSE``).
+      objective: the final Huber objective.
+    """
+
+    law: str
+    params: dict[str, float]
+    fit_metrics: dict[str, dict[str, float]]
+    objective: float
+
+    @property
+    def fit_error(self) -> dict[str, float]:
+        """Over the runs it was fit on: the mean PredE and the worst WorstE."""
+        runs = self.fit_metrics.values()
+        return {
+            "PredE": float(np.mean([m["PredE"] for m in runs])),
+            "WorstE": float(max(m["WorstE"] for m in runs)),
+        }
+
+    def predict(
+        self, lrs: Any, steps: Any, *, warmup_steps: int | None = None, peak: float | None = None
+    ) -> np.ndarray:
+        """The predicted loss at ``steps`` of a run with rates ``lrs`` from step 0.
+
+        Args:
+          lrs: the rate of every update up to ``max(steps)``, or a ``WSDSpec`` with ``peak``.
+          steps: the steps to predict (ints, increasing).
+          warmup_steps: as in ``LossRun`` (None: the spec's warmup, or up to the largest rate).
+          peak: the stable rate of a ``WSDSpec``.
+        """
+        steps = np.asarray(steps, dtype=np.int64)
+        if steps.ndim != 1 or steps.size == 0 or (np.diff(steps) <= 0).any() or steps[0] < 0:
+            raise ValueError("steps must be a non-empty 1-d array of increasing ints >= 0")
+        rates = learning_rates(lrs, int(steps[-1]) + 1, peak=peak)
+        if warmup_steps is None:
+            warmup_steps = (
+                lrs.start_step + lrs.warmup_steps if isinstance(lrs, WSDSpec) else infer_warmup(rates)
+            )
+        with jax.enable_x64(True):
+            theta = jnp.log(jnp.asarray([self.params[n] for n in PARAMETERS[self.law]], jnp.float64))
+            return np.asarray(_jitted_law(self.law)(theta, _on_device(features(rates, steps, warmup_steps))))
+
+    def predict_run(self, run: LossRun) -> np.ndarray:
+        """The predicted loss at ``run``'s logged steps (its own warmup)."""
+        return self.predict(run.lrs, run.steps, warmup_steps=run.warmup_steps)
+
+    def evaluate(self, runs: Sequence[LossRun]) -> dict[str, dict[str, float]]:
+        """Curve metrics of the prediction of each run (by name): how well it predicts held-out runs."""
+        return {_label(r, i): curve_metrics(self.predict_run(r), r.losses) for i, r in enumerate(runs)}
+
+
+@functools.cache
+def _jitted_law(law: str) -> Any:
+    return jax.jit(LAWS[law])
+
+
+def _on_device(f: Features) -> Features:
+    return Features(*(jnp.asarray(v) for v in f))
+
+
+def _label(run: LossRun, i: int) -> str:
+    return run.name or f"run{i}"
+
+
+def fit_loss_law(
+    runs: Sequence[LossRun], law: str = "multi-power", *, iterations: int = ITERATIONS
+) -> LossLawFit:
+    """Fits ``law`` to the logged losses of ``runs``.
+
+    Args:
+      runs: ``LossRun``s. The Multi-Power Law needs at least one run with an LR drop to learn its
+        drop term; both laws need points logged at the peak rate.
+      law: ``"multi-power"`` (seven parameters) or ``"annealing"`` (four).
+      iterations: L-BFGS iterations per start.
+
+    Returns:
+      A ``LossLawFit``.
+
+    Example:
+      >>> import numpy as np
+      >>> lrs = np.full(3000, 1e-3)
+      >>> steps = np.arange(200, 3000, 100)
+      >>> losses = 3.0 + 2.0 * np.cumsum(lrs)[steps] ** -0.5
+      >>> fit = fit_loss_law([LossRun(lrs=lrs, steps=steps, losses=losses, warmup_steps=0)], "annealing")
+      >>> fit.fit_error["WorstE"] < 1e-4
+      True
+    """
+    if law not in LAWS:
+        raise ValueError(f"law must be one of {sorted(LAWS)}, got {law!r}")
+    runs = list(runs)
+    if not runs or not all(isinstance(r, LossRun) for r in runs):
+        raise TypeError(f"runs must be a non-empty sequence of LossRun, got {runs!r:.200}")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
+    host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
+    start = _power_law_start(runs, host)
+    with jax.enable_x64(True):
+        feats = [_on_device(f) for f in host]
+        losses = [jnp.asarray(r.losses) for r in runs]
+        objective = _objective(law, feats, losses)
+        starts = jnp.log(jnp.asarray(_starts(law, *start), jnp.float64))
+        thetas, values = jax.jit(jax.vmap(lambda t: _lbfgs(objective, t, iterations)))(starts)
+        values = np.where(np.isfinite(np.asarray(values)), np.asarray(values), np.inf)
+        best = int(np.argmin(values))
+        if not np.isfinite(values[best]):
+            raise RuntimeError(f"the {law} fit diverged from every starting point")
+        params = dict(zip(PARAMETERS[law], (float(v) for v in np.exp(np.asarray(thetas[best]))), strict=True))
+    fit = LossLawFit(law=law, params=params, fit_metrics={}, objective=float(values[best]))
+    return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
+
+
+def _objective(law: str, feats: Sequence[Features], losses: Sequence[jax.Array]) -> Any:
+    fn = LAWS[law]
+
+    def objective(theta: jax.Array) -> jax.Array:
+        total = jnp.zeros((), jnp.float64)
+        for f, y in zip(feats, losses, strict=True):
+            # A non-positive prediction has no log: +inf, so the line search backs off from it.
+            pred = fn(theta, f)
+            r = jnp.log(y) - jnp.log(jnp.where(pred > 0, pred, jnp.nan))
+            total = total + jnp.sum(optax.losses.huber_loss(r, delta=HUBER_DELTA))
+        return jnp.where(jnp.isnan(total), jnp.inf, total)
+
+    return objective
+
+
+def _lbfgs(objective: Any, theta0: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
+    solver = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(objective)
+
+    def step(carry: tuple[jax.Array, Any], _: Any) -> tuple[tuple[jax.Array, Any], None]:
+        theta, state = carry
+        value, grad = value_and_grad(theta, state=state)
+        updates, state = solver.update(grad, state, theta, value=value, grad=grad, value_fn=objective)
+        return (optax.apply_updates(theta, updates), state), None
+
+    (theta, _), _ = jax.lax.scan(step, (theta0, solver.init(theta0)), None, length=iterations)
+    return theta, objective(theta)
+
+
+def _power_law_start(runs: Sequence[LossRun], host: Sequence[Features]) -> tuple[float, float, float]:
+    """L0, A, alpha of ``L = L0 + A area^-alpha`` on the points before each run's first LR drop."""
+    xs, ys = [], []
+    for r, f in zip(runs, host, strict=True):
+        at_peak = (f.drop_size > 0).sum(axis=-1) == 0  # no drop (a warmup rise is no drop) yet
+        xs.append(f.area[at_peak])
+        ys.append(r.losses[at_peak])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if x.size < 3:
+        raise ValueError(
+            "the fit needs at least 3 points logged at the peak rate, before any LR drop, to fit the "
+            f"power-law part; these runs have {x.size}. Add a constant (or WSD trunk) run."
+        )
+    best = (np.inf, float(y.min()) * 0.9, 1.0, 0.5)
+    for alpha in np.linspace(0.05, 2.0, 79):
+        design = np.stack([np.ones_like(x), x**-alpha], axis=1)
+        (l0, a), *_ = np.linalg.lstsq(design, y, rcond=None)
+        if l0 <= 0 or a <= 0:
+            continue
+        err = float(np.sum((np.log(y) - np.log(l0 + a * x**-alpha)) ** 2))
+        if err < best[0]:
+            best = (err, float(l0), float(a), float(alpha))
+    return best[1], best[2], best[3]
+
+
+def _starts(law: str, L0: float, A: float, alpha: float) -> list[list[float]]:
+    if law == "annealing":
+        return [[L0, A, alpha, c] for c in (0.1, 1.0, 10.0, 100.0)]
+    # B scales the drop term; C, beta and gamma shape its saturation (G ~ 1 after a few hundred steps
+    # at typical rates). A small grid over the two that matter most is enough for L-BFGS.
+    return [[L0, A, alpha, b, c, 0.5, 0.5] for b in (100.0, 1000.0) for c in (0.5, 5.0)]

@@ -1,0 +1,226 @@
+"""``plan_cooldown``: every candidate cooldown off a trunk, its predicted loss curve, ranked.
+
+A WSD trunk can be cooled down from any stable checkpoint. The candidates are the product of the
+branch steps, lengths, shapes and floors asked for; each is the ``WSDSpec`` that
+``WSDSpec.branch_cooldown`` returns, so the winner is the exact schedule to train next. The fitted law
+predicts each candidate's whole curve (trunk up to the branch, then the cooldown) in one batched
+call. The uncertainty of a final loss is the worst relative error of the law's final-loss prediction
+on the held-out runs it is given (runs it was not fit on), else on the runs it was fit on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wsd_core import WSDSpec
+from wsd_core._formula import DECAY_SHAPES
+from wsd_core._validation import check_choice, check_ratio, check_steps
+from wsd_jax.planner._features import Features, features
+from wsd_jax.planner._fit import LossLawFit, _on_device
+from wsd_jax.planner._laws import LAWS, PARAMETERS
+from wsd_jax.planner._runs import LossRun, infer_warmup, learning_rates
+
+CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CooldownCandidate:
+    """One cooldown branched off the trunk, with its predicted loss.
+
+    Attributes:
+      spec: the branch, from ``WSDSpec.branch_cooldown`` (its ``start_step`` is the branch step).
+      at_step, length, shape, min_ratio: what was asked for.
+      end_step: ``at_step + length``, the number of updates of the whole run.
+      steps, predicted: the predicted loss curve (trunk and cooldown), ending at the last update.
+      final_loss: the predicted loss after the last update.
+      uncertainty: +- on ``final_loss`` (the plan's relative uncertainty times ``final_loss``).
+    """
+
+    spec: WSDSpec
+    at_step: int
+    length: int
+    shape: str
+    min_ratio: float
+    steps: np.ndarray
+    predicted: np.ndarray
+    final_loss: float
+    uncertainty: float
+
+    @property
+    def end_step(self) -> int:
+        return self.at_step + self.length
+
+
+@dataclasses.dataclass(frozen=True)
+class CooldownPlan:
+    """Candidates ranked by predicted final loss (best first).
+
+    Attributes:
+      candidates: the ranked ``CooldownCandidate``s.
+      relative_uncertainty: the relative error used for every candidate's uncertainty.
+      uncertainty_source: ``"held-out"`` (runs the law was not fit on) or ``"fit"`` (its own runs,
+        an optimistic figure).
+    """
+
+    candidates: tuple[CooldownCandidate, ...]
+    relative_uncertainty: float
+    uncertainty_source: str
+
+    @property
+    def best(self) -> CooldownCandidate:
+        return self.candidates[0]
+
+    def table(self) -> str:
+        """The ranking as aligned text; ``~`` marks candidates within the best one's uncertainty."""
+        best = self.best
+        rows = [("rank", "branch at", "length", "shape", "min_ratio", "end step", "final loss", "+-", "")]
+        for i, c in enumerate(self.candidates, 1):
+            tie = "~" if i > 1 and c.final_loss - best.final_loss <= best.uncertainty + c.uncertainty else ""
+            rows.append(
+                (
+                    str(i),
+                    str(c.at_step),
+                    str(c.length),
+                    c.shape,
+                    f"{c.min_ratio:g}",
+                    str(c.end_step),
+                    f"{c.final_loss:.4f}",
+                    f"{c.uncertainty:.4f}",
+                    tie,
+                )
+            )
+        widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+        lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        source = "held-out runs" if self.uncertainty_source == "held-out" else "the fit's own runs"
+        lines.append(
+            f"+- is {self.relative_uncertainty:.2%} of the loss: the law's worst final-loss error on "
+            f"{source}; ~ marks a candidate not distinguishable from rank 1"
+        )
+        return "\n".join(lines)
+
+
+def plan_cooldown(
+    fit: LossLawFit,
+    trunk: Any,
+    *,
+    at_steps: Iterable[int],
+    lengths: Iterable[int],
+    shapes: Iterable[str] = ("1-sqrt",),
+    min_ratios: Iterable[float] = (0.0,),
+    peak: float | None = None,
+    held_out: Sequence[LossRun] = (),
+    warmup_steps: int | None = None,
+) -> CooldownPlan:
+    """Predicts and ranks every cooldown of ``lengths`` x ``shapes`` x ``min_ratios`` off ``at_steps``.
+
+    Args:
+      fit: a ``LossLawFit`` (from ``fit_loss_law`` on runs of the same model and data).
+      trunk: the trunk's ``WSDSpec`` (with ``peak``), or its per-step rates (an array covering every
+        branch step; the branch then decays from the trunk's rate at the branch step, which must be
+        its peak, ``peak`` if given).
+      at_steps: the stable checkpoints to branch from.
+      lengths: cooldown lengths in updates.
+      shapes: decay shapes (``"linear"``, ``"cosine"``, ``"1-sqrt"``, ``"geometric"``, ...).
+      min_ratios: floors of the cooldown, as fractions of the peak.
+      peak: the trunk's stable rate (needed with a ``WSDSpec``).
+      held_out: runs the law was not fit on, with measured losses: their worst final-loss error sets
+        the uncertainty.
+      warmup_steps: the trunk's warmup (None: the spec's, or up to the largest rate).
+
+    Returns:
+      A ``CooldownPlan``; ``plan.table()`` prints it, ``plan.best.spec`` is the schedule to run.
+    """
+    if not isinstance(fit, LossLawFit):
+        raise TypeError(f"fit must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
+    ats = [check_steps("at_steps", a) for a in at_steps]
+    lens = [check_steps("lengths", n, minimum=1) for n in lengths]
+    shape_list = [check_choice("shapes", x, DECAY_SHAPES) for x in shapes]
+    floors = [check_ratio("min_ratios", r) for r in min_ratios]
+    for name, values in (
+        ("at_steps", ats),
+        ("lengths", lens),
+        ("shapes", shape_list),
+        ("min_ratios", floors),
+    ):
+        if not values:
+            raise ValueError(f"{name} must hold at least one value")
+    last_branch = max(max(ats), 1)
+    if isinstance(trunk, WSDSpec):
+        if peak is None:
+            raise ValueError("peak is required with a WSDSpec trunk: its stable rate, e.g. 3e-4")
+        trunk_spec, rate_peak = trunk, float(peak)
+        trunk_rates = learning_rates(trunk, last_branch, peak=peak)
+        warmup = trunk.start_step + trunk.warmup_steps if warmup_steps is None else warmup_steps
+    else:
+        trunk_rates = learning_rates(trunk, last_branch)
+        rate_peak = float(np.max(trunk_rates)) if peak is None else float(peak)
+        # A stand-in trunk that is stable everywhere: branch_cooldown then checks only the step.
+        trunk_spec = WSDSpec(last_branch + 1, decay_steps=0)
+        warmup = infer_warmup(trunk_rates) if warmup_steps is None else warmup_steps
+    candidates: list[tuple[WSDSpec, int, int, str, float, np.ndarray]] = []
+    runs = []
+    for at, length, shape, floor in itertools.product(ats, lens, shape_list, floors):
+        spec = trunk_spec.branch_cooldown(at, length, decay_shape=shape, min_ratio=floor)
+        if not isinstance(trunk, WSDSpec) and at > 0 and not np.isclose(trunk_rates[at - 1], rate_peak):
+            raise ValueError(
+                f"cannot branch at step {at}: the trunk's rate there is {trunk_rates[at - 1]:g}, not its "
+                f"peak {rate_peak:g}; branch from a stable step"
+            )
+        end = at + length
+        rates = np.concatenate([trunk_rates[:at], learning_rates(spec, end, peak=rate_peak)[at:]])
+        grid = np.linspace(min(warmup, end - 1), end - 1, CURVE_POINTS)
+        steps = np.unique(grid.round().astype(np.int64))
+        candidates.append((spec, at, length, shape, floor, steps))
+        runs.append(features(rates, steps, warmup))
+    finals_and_curves = _predict_many(fit, runs)
+    relative, source = _relative_uncertainty(fit, held_out)
+    out = [
+        CooldownCandidate(
+            spec=spec,
+            at_step=at,
+            length=length,
+            shape=shape,
+            min_ratio=floor,
+            steps=steps,
+            predicted=curve,
+            final_loss=float(curve[-1]),
+            uncertainty=relative * float(curve[-1]),
+        )
+        for (spec, at, length, shape, floor, steps), curve in zip(candidates, finals_and_curves, strict=True)
+    ]
+    out.sort(key=lambda c: (c.final_loss, c.end_step))
+    return CooldownPlan(tuple(out), relative, source)
+
+
+def _predict_many(fit: LossLawFit, runs: Sequence[Features]) -> list[np.ndarray]:
+    """All candidates' curves in one call: features padded to common shapes (padding adds 0)."""
+    points = max(f.area.shape[0] for f in runs)
+    terms = max(f.drop_size.shape[1] for f in runs)
+
+    def pad(f: Features) -> Features:
+        n, k = f.drop_size.shape
+        p2 = lambda a: np.pad(a, ((0, points - n), (0, terms - k)))
+        # Padded points repeat the last point (a valid area); they are cut off again below.
+        p1 = lambda a: np.pad(a, (0, points - n), mode="edge")
+        return Features(p1(f.area), p1(f.s2), p2(f.drop_size), p2(f.drop_log_lr), p2(f.drop_area_since))
+
+    stacked = Features(*(np.stack(xs) for xs in zip(*(pad(f) for f in runs), strict=True)))
+    with jax.enable_x64(True):
+        theta = jnp.log(jnp.asarray([fit.params[n] for n in PARAMETERS[fit.law]], jnp.float64))
+        law = LAWS[fit.law]
+        curves = np.asarray(jax.jit(jax.vmap(law, in_axes=(None, 0)))(theta, _on_device(stacked)))
+    return [c[: f.area.shape[0]] for c, f in zip(curves, runs, strict=True)]
+
+
+def _relative_uncertainty(fit: LossLawFit, held_out: Sequence[LossRun]) -> tuple[float, str]:
+    if held_out:
+        errors = [abs(fit.predict_run(r)[-1] / r.losses[-1] - 1.0) for r in held_out]
+        return float(max(errors)), "held-out"
+    return float(max(m["FinalE"] for m in fit.fit_metrics.values())), "fit"

@@ -1,0 +1,132 @@
+"""``LossRun``: one training run as the laws read it (its per-step rates from step 0 and its logged
+losses), and ``learning_rates``, a ``WSDSpec``'s per-step rates as the float64 array a run needs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wsd_core import WSDSpec
+from wsd_jax._schedule import wsd_schedule
+
+
+def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) -> np.ndarray:
+    """The rates of updates ``0 .. num_steps - 1`` as a float64 array.
+
+    Args:
+      schedule: a ``WSDSpec`` (then ``peak`` is its stable rate) or a 1-d array of rates, returned as
+        is when it has at least ``num_steps`` of them.
+      num_steps: how many updates (>= 1).
+      peak: the stable-phase rate of a ``WSDSpec``.
+
+    Example:
+      >>> learning_rates(WSDSpec(4, decay_steps=2, decay_shape="linear"), 6, peak=1e-3).tolist()
+      [0.001, 0.001, 0.001, 0.0005, 0.0, 0.0]
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int | np.integer) or num_steps < 1:
+        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    if isinstance(schedule, WSDSpec):
+        if peak is None:
+            raise ValueError("peak is required with a WSDSpec: the rate of its stable phase, e.g. 3e-4")
+        with jax.enable_x64(True):
+            on_device = wsd_schedule(peak, spec=schedule, dtype=jnp.float64)(np.arange(int(num_steps)))
+            return np.asarray(on_device, dtype=np.float64)
+    if peak is not None:
+        raise ValueError("peak is only for a WSDSpec; an array of rates already holds them")
+    rates = np.asarray(schedule, dtype=np.float64)
+    if rates.ndim != 1 or rates.size < num_steps:
+        raise ValueError(
+            f"the rates must be a 1-d array of at least {num_steps} values, got shape {rates.shape}"
+        )
+    _check_rates("lrs", rates)
+    return rates[:num_steps]
+
+
+def _check_rates(name: str, rates: np.ndarray) -> None:
+    bad = np.flatnonzero(~np.isfinite(rates) | (rates < 0))
+    if bad.size:
+        raise ValueError(f"{name} must be finite and >= 0; {name}[{bad[0]}] = {rates[bad[0]]}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LossRun:
+    """One training run: its learning rate at every update from step 0, and its logged losses.
+
+    Attributes:
+      lrs: ``lrs[t]`` is the rate of update t for every t up to the last logged step; or a
+        ``WSDSpec`` with ``peak``.
+      steps: the logged steps: ints, strictly increasing, each < ``len(lrs)``.
+      losses: the loss logged at each step: finite and > 0.
+      warmup_steps: the warmup's length W. The laws count the area under the warmup as ``S_W`` and
+        count LR drops only after it. None: up to the first step at the largest rate.
+      name: a label for reports and plots.
+      peak: the stable rate when ``lrs`` is a ``WSDSpec``.
+
+    Example:
+      >>> run = LossRun(lrs=WSDSpec(1000, warmup_steps=100), peak=1e-3, steps=[200, 600], losses=[4.0, 3.5])
+      >>> run.lrs.shape, run.warmup_steps
+      ((601,), 100)
+    """
+
+    lrs: Any
+    steps: Any
+    losses: Any
+    warmup_steps: int = None  # type: ignore[assignment]  # None until __post_init__ resolves it
+    name: str = ""
+    peak: float | None = None
+
+    def __post_init__(self) -> None:
+        steps = np.asarray(self.steps)
+        if steps.ndim != 1 or steps.size == 0 or steps.dtype.kind not in "iu":
+            raise ValueError(f"steps must be a non-empty 1-d array of ints, got {steps.dtype} {steps.shape}")
+        if steps[0] < 0 or (np.diff(steps) <= 0).any():
+            raise ValueError(f"steps must be >= 0 and strictly increasing, got {steps[:6].tolist()}...")
+        if isinstance(self.lrs, WSDSpec):
+            lrs = learning_rates(self.lrs, int(steps[-1]) + 1, peak=self.peak)
+        else:
+            if self.peak is not None:
+                raise ValueError("peak is only for lrs given as a WSDSpec")
+            lrs = np.asarray(self.lrs, dtype=np.float64)
+            if lrs.ndim != 1 or lrs.size <= steps[-1]:
+                raise ValueError(
+                    f"lrs must be a 1-d array with a rate for every update up to the last logged step "
+                    f"{steps[-1]}, got shape {lrs.shape}"
+                )
+            _check_rates("lrs", lrs)
+        losses = np.asarray(self.losses, dtype=np.float64)
+        if losses.shape != steps.shape:
+            raise ValueError(f"losses must have one value per step ({steps.size}), got shape {losses.shape}")
+        bad = np.flatnonzero(~np.isfinite(losses) | (losses <= 0))
+        if bad.size:
+            raise ValueError(
+                f"losses must be finite and > 0; the loss at step {steps[bad[0]]} is {losses[bad[0]]}"
+            )
+        warmup = self.warmup_steps
+        if warmup is None:
+            spec = self.lrs
+            warmup = spec.start_step + spec.warmup_steps if isinstance(spec, WSDSpec) else infer_warmup(lrs)
+        if (
+            isinstance(warmup, bool)
+            or not isinstance(warmup, int | np.integer)
+            or not 0 <= warmup <= lrs.size
+        ):
+            raise ValueError(f"warmup_steps must be an int in [0, len(lrs) = {lrs.size}], got {warmup!r}")
+        object.__setattr__(self, "lrs", lrs)
+        object.__setattr__(self, "steps", steps.astype(np.int64))
+        object.__setattr__(self, "losses", losses)
+        object.__setattr__(self, "warmup_steps", int(warmup))
+
+    def __repr__(self) -> str:
+        return (
+            f"LossRun(name={self.name!r}, {self.lrs.size} rates, {self.steps.size} losses from step "
+            f"{self.steps[0]} to {self.steps[-1]}, warmup_steps={self.warmup_steps})"
+        )
+
+
+def infer_warmup(lrs: np.ndarray) -> int:
+    """The first step at the largest rate: where a warmup (if any) reaches the peak."""
+    return int(np.argmax(lrs))
