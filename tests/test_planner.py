@@ -290,3 +290,68 @@ def test_fit_refuses_bad_input():
         fit_loss_law([])
     with pytest.raises(ValueError, match="at least 3 points logged at the peak"):
         fit_loss_law([run])
+
+
+# --- wsd plan ---------------------------------------------------------------------------------------
+
+
+def _spec_files(tmp_path):
+    import json
+
+    specs = {
+        "constant": WSDSpec(24000, warmup_steps=2160, decay_steps=0),
+        "wsd": WSDSpec(24000, warmup_steps=2160, decay_steps=4000, decay_shape="geometric", min_ratio=0.1),
+        "trunk": WSDSpec(72000, warmup_steps=2160, decay_steps=0),
+    }
+    for name, spec in specs.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(spec.to_dict()))
+    return {name: str(tmp_path / f"{name}.json") for name in specs}
+
+
+@pytest.mark.slow
+def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from wsd_core._cli import main
+
+    files, data = _spec_files(tmp_path), lc.DATA / "lm-25M"
+    np.savetxt(tmp_path / "rates.txt", lc.learning_rates("wsdld_20000_24000"))  # rates, not a spec
+    out = tmp_path / "plan.png"
+    # fmt: off
+    main([
+        "plan", "--run", str(data / "constant_24000.csv"), files["constant"],
+        "--run", str(data / "wsd_20000_24000.csv"), files["wsd"],
+        "--held-out", str(data / "wsdld_20000_24000.csv"), str(tmp_path / "rates.txt"),
+        "--peak", "3e-4", "--warmup-steps", "2160", "--trunk", files["trunk"], "--at", "20000",
+        "--lengths", "2000", "4000", "--shapes", "linear", "geometric", "--min-ratios", "0.1",
+        "--out", str(out),
+    ])
+    # fmt: on
+    text = capsys.readouterr().out
+    assert "held out wsdld_20000_24000" in text and "rank  branch at" in text
+    ranked = [line.split() for line in text.splitlines() if line.strip()[:2] in ("1 ", "2 ", "3 ", "4 ")]
+    assert [r[0] for r in ranked] == ["1", "2", "3", "4"] and ranked[0][2] == "4000"
+    assert out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("no-loss-column", "needs the columns step and loss; missing ['loss']"),
+        ("no-peak", "is a WSDSpec: give --peak"),
+        ("missing-schedule", "no such file"),
+    ],
+)
+def test_wsd_plan_reports_bad_input(tmp_path, capsys, change, message):
+    from wsd_core._cli import main
+
+    files = _spec_files(tmp_path)
+    log = tmp_path / "log.csv"
+    log.write_text("step,loss\n2200,4.0\n3000,3.9\n" if change != "no-loss-column" else "step,lr\n2200,1\n")
+    schedule = files["constant"] if change != "missing-schedule" else str(tmp_path / "nope.json")
+    argv = ["plan", "--run", str(log), schedule, "--trunk", files["trunk"], "--at", "100", "--lengths", "10"]
+    if change != "no-peak":
+        argv += ["--peak", "3e-4"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

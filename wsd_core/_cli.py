@@ -4,6 +4,8 @@ Examples:
   wsd table --total-steps 200000 --warmup-steps 2000 --decay-ratio 0.2 --geometric-checkpoints 3
   wsd plot --total-steps 10000 --warmup-steps 500 --decay-ratio 0.2 \\
       --decay-shape 1-sqrt linear cosine --checkpoints 2500 5000 10000 --peak 3e-4 --out wsd.png
+  wsd plan --run trunk.csv trunk.json --run cooldown.csv cooldown.json --peak 3e-4 \
+      --trunk trunk.json --at 16000 20000 --lengths 2000 4000 --shapes linear 1-sqrt --out plan.png
 
 Every bad value is a usage error (exit status 2) with a message, never a traceback.
 """
@@ -17,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES
 from wsd_core._spec import WSDSpec
@@ -131,7 +134,58 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "--out", type=_out_path, default=Path("wsd_schedule.png"), help="output file (default %(default)s)"
     )
+    _add_plan_parser(sub)
     return parser
+
+
+def _add_plan_parser(sub: Any) -> None:
+    plan = sub.add_parser(
+        "plan",
+        help="fit a loss-curve law to logged runs and rank cooldowns off a trunk (needs wsd-schedule[jax])",
+        description="Fits the Multi-Power Law (or the annealing law) to the logged runs, predicts every "
+        "cooldown of --lengths x --shapes x --min-ratios branched at each --at step of the trunk, and "
+        "prints them ranked by predicted final loss. A LOG is a CSV with step and loss columns; a "
+        "SCHEDULE is a WSDSpec as JSON (spec.to_dict(); needs --peak) or the rate of every update from "
+        "step 0 (.npy, or a CSV/text file with an lr column or one rate per line).",
+    )
+    pair = dict(nargs=2, metavar=("LOG", "SCHEDULE"), action="append")
+    plan.add_argument("--run", required=True, help="a run to fit on (repeat for more)", **pair)
+    plan.add_argument("--held-out", help="a run to check the fit on (repeat): sets the uncertainty", **pair)
+    plan.add_argument("--trunk", required=True, metavar="SCHEDULE", help="the trunk to branch from")
+    plan.add_argument(
+        "--peak", type=_float_type(0.0, math.inf, open_low=True),
+        help="the stable learning rate of the WSDSpec schedules",
+    )  # fmt: skip
+    plan.add_argument("--at", type=_int_type(0), nargs="+", required=True, help="steps to branch from")
+    plan.add_argument("--lengths", type=_int_type(1), nargs="+", required=True, help="cooldown lengths")
+    plan.add_argument(
+        "--shapes", nargs="+", default=["1-sqrt"], choices=list(DECAY_SHAPES), help="decay shapes"
+    )
+    plan.add_argument(
+        "--min-ratios", type=_float_type(0.0, 1.0), nargs="+", default=[0.0], help="floors (default 0)"
+    )
+    plan.add_argument("--law", choices=["multi-power", "annealing"], default="multi-power")
+    plan.add_argument(
+        "--warmup-steps", type=_int_type(0),
+        help="the runs' warmup length (default: each spec's, or up to the largest rate)",
+    )  # fmt: skip
+    plan.add_argument("--out", type=_out_path, help="also plot measured, predicted and planned curves")
+    plan.add_argument("--plot-top", type=_int_type(0), default=5, help="candidates to plot (default 5)")
+
+
+def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        from wsd_jax.planner._command import InputError, run_plan
+    except ImportError as e:
+        parser.exit(2, f"wsd plan: error: it needs jax and optax ({e}): pip install 'wsd-schedule[jax]'\n")
+    try:
+        _, lines = run_plan(args)
+    except (InputError, ValueError, TypeError) as e:
+        parser.exit(2, f"wsd plan: error: {e}\n")
+    except ImportError as e:
+        parser.exit(2, f"wsd plan: error: {e}\n")
+    print("\n".join(lines))
+    return 0
 
 
 def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, WSDSpec]:
@@ -161,6 +215,8 @@ def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[st
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        return _plan(args, parser)
     specs = _specs(args, parser)
     for label, spec in specs.items():
         print(f"== {label}\n{spec.phase_table()}\n")

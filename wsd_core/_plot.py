@@ -66,22 +66,25 @@ def plot_series(
     log_y: bool = False,
     marks: Iterable[tuple[float, str]] = (),
     styles: Mapping[str, Mapping[str, Any]] | None = None,
+    ylim: tuple[float, float] | None = None,
 ) -> Path:
     """Writes one figure with a line per labelled (x, y) series and returns its path.
 
     ``marks`` are (x, label) vertical lines (e.g. branch points); ``styles`` maps a series label to
-    extra matplotlib line options.
+    extra matplotlib line options; ``ylim`` is the y range (default: all of every series).
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
     for label, (x, y) in series.items():
-        ax.plot(x, y, label=label, linewidth=1.2, **dict((styles or {}).get(label, {})))
+        ax.plot(x, y, label=label, **{"linewidth": 1.2, **dict((styles or {}).get(label, {}))})
     for at, label in marks:
         ax.axvline(at, color="0.5", linestyle=":", linewidth=1)
         ax.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top",
                     ha="right", fontsize=7, color="0.35")  # fmt: skip
     if log_y:
         ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set(xlabel="optimizer step", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
