@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests import loss_curves as lc
 from wsd_core import WSDSpec
 
 jax = pytest.importorskip("jax")
@@ -19,6 +18,7 @@ from wsd_jax.planner import (  # noqa: E402
     learning_rates,
     plan_cooldown,
 )
+from wsd_jax.planner import _published as lc  # noqa: E402
 
 # --- an independent evaluation of the two laws: the papers' sums written as plain loops -----------
 
@@ -60,7 +60,7 @@ MPL_PARAMS = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
 def test_multi_power_matches_the_direct_sum(name):
     # The fast evaluation groups distant drops into blocks (see _features.py); against the exact sum
     # the relative difference must stay below 1e-6 of the loss.
-    lrs = lc.learning_rates(name)
+    lrs = lc.published_rates(name)
     steps = np.array([2200, 2500, 4000, 9000, 16000, 20100, 21000, 23900])
     steps = steps[steps < lrs.size]
     fit = LossLawFit("multi-power", MPL_PARAMS, {}, 0.0)
@@ -71,7 +71,7 @@ def test_multi_power_matches_the_direct_sum(name):
 
 def test_annealing_matches_the_direct_recurrence():
     params = dict(L0=3.0, A=0.5, alpha=0.5, C=0.4)
-    lrs = lc.learning_rates("wsdld_20000_24000")
+    lrs = lc.published_rates("wsdld_20000_24000")
     steps = np.array([2200, 10000, 20000, 20001, 22000, 23999])
     fit = LossLawFit("annealing", params, {}, 0.0)
     got = fit.predict(lrs, steps, warmup_steps=lc.WARMUP)
@@ -83,7 +83,7 @@ def test_the_law_is_differentiable_and_finite():
     from wsd_jax.planner._fit import _on_device
     from wsd_jax.planner._laws import multi_power
 
-    lrs = lc.learning_rates("cosine_24000")
+    lrs = lc.published_rates("cosine_24000")
     with jax.enable_x64(True):
         f = _on_device(features(lrs, np.arange(2200, 24000, 500), lc.WARMUP))
         theta = jax.numpy.log(jax.numpy.asarray(list(MPL_PARAMS.values())))
@@ -95,7 +95,7 @@ def test_the_law_is_differentiable_and_finite():
 
 
 def _synthetic(name, params=MPL_PARAMS):
-    lrs = lc.learning_rates(name)
+    lrs = lc.published_rates(name)
     steps = np.arange(2176, lrs.size, 256)
     return LossRun(lrs, steps, direct_multi_power(params, lrs, steps, lc.WARMUP), lc.WARMUP, name)
 
@@ -115,10 +115,10 @@ def test_fit_recovers_a_synthetic_multi_power_law():
 
 
 @pytest.mark.parametrize("model", ["lm-25M", "lm-100M"])
-@pytest.mark.parametrize("name", lc.FIT_PAPER + lc.PREDICT_PAPER)
+@pytest.mark.parametrize("name", lc.PAPER_FIT + lc.PAPER_PREDICT)
 def test_shipped_rates_match_the_logged_ones(model, name):
-    steps, logged, _ = lc.load(model, name)
-    np.testing.assert_allclose(lc.learning_rates(name)[steps], logged, rtol=2e-3)
+    steps, logged, _ = lc.read_published(model, name)
+    np.testing.assert_allclose(lc.published_rates(name)[steps], logged, rtol=2e-3)
 
 
 @pytest.mark.parametrize(
@@ -142,24 +142,25 @@ def test_the_data_schedules_are_wsd_specs(name, spec):
     # After the warmup (the data's is linspace(0, peak, W), ours reaches the peak one step later).
     np.testing.assert_allclose(
         learning_rates(spec, 24000, peak=lc.PEAK)[lc.WARMUP :],
-        lc.learning_rates(name)[lc.WARMUP :],
+        lc.published_rates(name)[lc.WARMUP :],
         rtol=1e-12,
     )
 
 
+RUNS = {model: lc.published_runs(model) for model in lc.MODELS}
 _FITS: dict = {}
 
 
 def _fit(model, law, names):
     key = (model, law, names)
     if key not in _FITS:
-        _FITS[key] = fit_loss_law([lc.run(model, n) for n in names], law)
+        _FITS[key] = fit_loss_law([RUNS[model][n] for n in names], law)
     return _FITS[key]
 
 
 def protocol(model, law):
     """Mean PredE and WorstE over the six predicted runs (the data README's metrics)."""
-    metrics = _fit(model, law, lc.FIT_PAPER).evaluate([lc.run(model, n) for n in lc.PREDICT_PAPER])
+    metrics = _fit(model, law, lc.PAPER_FIT).evaluate([RUNS[model][n] for n in lc.PAPER_PREDICT])
     return (
         float(np.mean([m["PredE"] for m in metrics.values()])),
         float(np.mean([m["WorstE"] for m in metrics.values()])),
@@ -204,10 +205,10 @@ def test_wsd_protocol_meets_its_targets(model, law):
     # Fit a trunk and one cooldown; predict another cooldown shape's final loss within 0.2%, and the
     # other runs with a mean PredE <= 0.0025.
     fit = _fit(model, law, ("constant_24000", "wsd_20000_24000"))
-    linear = lc.run(model, "wsdld_20000_24000")
+    linear = RUNS[model]["wsdld_20000_24000"]
     assert abs(fit.predict_run(linear)[-1] / linear.losses[-1] - 1) <= 0.002
-    others = [n for n in lc.FIT_PAPER + lc.PREDICT_PAPER if n not in ("constant_24000", "wsd_20000_24000")]
-    metrics = fit.evaluate([lc.run(model, n) for n in others])
+    others = [n for n in lc.PAPER_FIT + lc.PAPER_PREDICT if n not in ("constant_24000", "wsd_20000_24000")]
+    metrics = fit.evaluate([RUNS[model][n] for n in others])
     assert np.mean([m["PredE"] for m in metrics.values()]) <= 0.0025
 
 
@@ -226,7 +227,7 @@ def test_plan_ranks_cooldowns_off_a_trunk_and_predicts_the_measured_ones():
         lengths=[2000, 4000],
         shapes=["linear", "geometric", "1-sqrt"],
         min_ratios=[0.1],
-        held_out=[lc.run("lm-25M", "wsdld_20000_24000")],
+        held_out=[RUNS["lm-25M"]["wsdld_20000_24000"]],
     )
     assert len(plan.candidates) == 12 and plan.uncertainty_source == "held-out"
     finals = [c.final_loss for c in plan.candidates]
@@ -239,7 +240,7 @@ def test_plan_ranks_cooldowns_off_a_trunk_and_predicts_the_measured_ones():
     for shape, name in (("geometric", "wsd_20000_24000"), ("linear", "wsdld_20000_24000")):
         (c,) = [c for c in plan.candidates if (c.at_step, c.length, c.shape) == (20000, 4000, shape)]
         # The candidate is the measured run's schedule (up to the warmup's last step): same final loss.
-        same_run = fit.predict(lc.learning_rates(name), [23999], warmup_steps=lc.WARMUP)[0]
+        same_run = fit.predict(lc.published_rates(name), [23999], warmup_steps=lc.WARMUP)[0]
         assert c.final_loss == pytest.approx(same_run, rel=1e-5)
         # the candidate's curve is the law's prediction of that schedule
         rates = (
@@ -314,7 +315,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
     from wsd_core._cli import main
 
     files, data = _spec_files(tmp_path), lc.DATA / "lm-25M"
-    np.savetxt(tmp_path / "rates.txt", lc.learning_rates("wsdld_20000_24000"))  # rates, not a spec
+    np.savetxt(tmp_path / "rates.txt", lc.published_rates("wsdld_20000_24000"))  # rates, not a spec
     out = tmp_path / "plan.png"
     # fmt: off
     main([

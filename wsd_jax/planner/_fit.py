@@ -110,7 +110,9 @@ class LossLawFit:
         return self.predict(run.lrs, run.steps, warmup_steps=run.warmup_steps)
 
     def evaluate(self, runs: Sequence[LossRun]) -> dict[str, dict[str, float]]:
-        """Curve metrics of the prediction of each run (by name): how well it predicts held-out runs."""
+        """Curve metrics of the prediction of each run (by name), over its points after the warmup:
+        how well the law predicts held-out runs."""
+        runs = [r.after_warmup() for r in runs]
         return {_label(r, i): curve_metrics(self.predict_run(r), r.losses) for i, r in enumerate(runs)}
 
 
@@ -133,8 +135,9 @@ def fit_loss_law(
     """Fits ``law`` to the logged losses of ``runs``.
 
     Args:
-      runs: ``LossRun``s. The Multi-Power Law needs at least one run with an LR drop to learn its
-        drop term; both laws need points logged at the peak rate.
+      runs: ``LossRun``s; losses logged before the end of a run's warmup are left out. The
+        Multi-Power Law needs at least one run with an LR drop to learn its drop term; both laws need
+        points logged at the peak rate.
       law: ``"multi-power"`` (seven parameters) or ``"annealing"`` (four).
       iterations: L-BFGS iterations per start.
 
@@ -157,6 +160,7 @@ def fit_loss_law(
         raise TypeError(f"runs must be a non-empty sequence of LossRun, got {runs!r:.200}")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
+    runs = [r.after_warmup() for r in runs]
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
     start = _power_law_start(runs, host)
     with jax.enable_x64(True):

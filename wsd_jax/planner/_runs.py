@@ -120,6 +120,19 @@ class LossRun:
         object.__setattr__(self, "losses", losses)
         object.__setattr__(self, "warmup_steps", int(warmup))
 
+    def after_warmup(self) -> LossRun:
+        """This run with only the losses logged at or after the end of the warmup: the laws describe
+        training at and below the peak rate, not the warmup's transient."""
+        keep = self.steps >= self.warmup_steps
+        if keep.all():
+            return self
+        if not keep.any():
+            raise ValueError(
+                f"run {self.name!r} logged no loss after its warmup (warmup_steps={self.warmup_steps}, "
+                f"last logged step {self.steps[-1]})"
+            )
+        return dataclasses.replace(self, steps=self.steps[keep], losses=self.losses[keep])
+
     def __repr__(self) -> str:
         return (
             f"LossRun(name={self.name!r}, {self.lrs.size} rates, {self.steps.size} losses from step "

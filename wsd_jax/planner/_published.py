@@ -1,0 +1,82 @@
+"""The published loss curves shipped with the package, as ``LossRun``s.
+
+``data/loss-curves/`` holds the curves released with the Multi-Power Law paper (Luo et al., ICLR
+2025; MIT License, Copyright (c) 2025 Kairong Luo: see its ``LICENSE`` and ``README.md``): 25M and
+100M-parameter LMs under nine schedules. The CSVs log the rate only at logged steps; each run's rate
+for every update is rebuilt here from the definitions in the data's README (the test suite checks
+the two agree).
+
+Example:
+  >>> runs = published_runs("lm-25M")
+  >>> sorted(runs)[:3]
+  ['constant_24000', 'constant_72000', 'cosine_24000']
+  >>> runs["wsd_20000_24000"].lrs[[0, 2159, 20000, 23999]].round(7).tolist()
+  [0.0, 0.0003, 0.0003, 3e-05]
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from wsd_jax.planner._runs import LossRun
+
+DATA = Path(__file__).resolve().parent / "data" / "loss-curves"
+MODELS = ("lm-25M", "lm-100M")
+PEAK, FLOOR, WARMUP = 3e-4, 3e-5, 2160
+# The paper's protocol: fit on three runs, predict the six others.
+PAPER_FIT = ("cosine_24000", "constant_24000", "wsdcon_9")
+PAPER_PREDICT = (
+    "constant_72000",
+    "cosine_72000",
+    "wsd_20000_24000",
+    "wsdld_20000_24000",
+    "wsdcon_3",
+    "wsdcon_18",
+)
+RUNS = PAPER_FIT + PAPER_PREDICT
+
+
+def published_rates(name: str) -> np.ndarray:
+    """The rate of every update (from step 0) of run ``name``, per the data's README."""
+    if name not in RUNS:
+        raise ValueError(f"name must be one of {sorted(RUNS)}, got {name!r}")
+    kind, _, rest = name.partition("_")
+    total = 16000 if kind == "wsdcon" else int(rest.split("_")[-1])
+    t = np.arange(total, dtype=np.float64)
+    lrs = np.full(total, PEAK)
+    if kind == "cosine":
+        lrs = FLOOR + 0.5 * (PEAK - FLOOR) * (1.0 + np.cos(np.pi * (t - WARMUP) / (total - WARMUP)))
+    elif kind == "wsd":  # geometric: the peak ** (1 - p) * floor ** p over 20000 .. 24000
+        decay = t >= 20000
+        lrs[decay] = PEAK ** ((total - t[decay]) / 4000) * FLOOR ** ((t[decay] - 20000) / 4000)
+    elif kind == "wsdld":
+        decay = t >= 20000
+        lrs[decay] = PEAK + (FLOOR - PEAK) * (t[decay] - 20000) / 4000
+    elif kind == "wsdcon":
+        lrs[t >= 8000] = {"3": 3e-5, "9": 9e-5, "18": 1.8e-4}[rest]
+    lrs[:WARMUP] = np.linspace(0.0, PEAK, WARMUP)
+    return lrs
+
+
+def read_published(model: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, logged rates, losses) of a shipped CSV, the steps before the run's end (as the
+    paper's code reads them)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+    total = published_rates(name).size
+    with open(DATA / model / f"{name}.csv", newline="") as f:
+        rows = [(int(r["step"]), float(r["lr"]), float(r["loss"])) for r in csv.DictReader(f)]
+    steps, lrs, losses = (np.asarray(c) for c in zip(*(r for r in rows if r[0] < total), strict=True))
+    return steps, lrs, losses
+
+
+def published_runs(model: str = "lm-25M") -> dict[str, LossRun]:
+    """Every published run of ``model`` (``"lm-25M"`` or ``"lm-100M"``) by name."""
+    out = {}
+    for name in RUNS:
+        steps, _, losses = read_published(model, name)
+        out[name] = LossRun(published_rates(name), steps, losses, WARMUP, name)
+    return out
