@@ -1,10 +1,12 @@
-"""The main job (``make demo``): a WSD trunk, cooldown branches and a cosine baseline on a Flax model.
+"""The main job (``make demo``): train a small language model on a WSD trunk, branch cooldowns off it,
+and predict the runs not yet trained from the ones that were.
 
-A small Flax NNX network learns a noisy synthetic regression (data made here, no downloads). The WSD
-trunk is checkpointed with Orbax; cooldowns are branched from two of its stable checkpoints into
-their own folders (the trunk's are left untouched) and compared with the trunk's own final cooldown
-and with a cosine schedule of the same length. Prints progress and a results table, and writes PNG
-plots of the learning rates and the evaluation losses.
+A byte-level transformer (``wsd_jax._charlm``) learns the Python standard library's own source
+files (no downloads). The WSD trunk is checkpointed with Orbax; a cooldown is branched from one of
+its stable checkpoints (restored read-only: the trunk's folder is never touched). Then the planner
+(``wsd_jax.planner``) fits the Multi-Power Law to the trunk and that branch, predicts a second
+cooldown and a cosine baseline *before* they are trained, trains them, and prints predicted beside
+measured. Writes PNG plots of the learning rates and of the measured and predicted losses.
 """
 
 from __future__ import annotations
@@ -18,65 +20,51 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
 from wsd_core import WSDSpec
 from wsd_core._plot import plot_series
+from wsd_jax import _charlm as lm
 from wsd_jax._checkpoint import WSDCheckpointManager
 from wsd_jax._hyperparams import learning_rate_from_state
 from wsd_jax._schedule import wsd_schedule
+from wsd_jax.planner import LossRun, fit_loss_law, learning_rates
 
 PEAK = 3e-3
-IN, HIDDEN, BATCH, NOISE = 16, 64, 32, 0.5
+BATCH, EVAL_WINDOWS, EVAL_BYTES = 32, 128, 200_000
+
+TEXT = lm.stdlib_text()
+TRAIN = jnp.asarray(TEXT[:-EVAL_BYTES])
+# A fixed held-out set (the last files read), so every run's loss is measured on the same bytes.
+EVAL = lm.windows(
+    jnp.asarray(TEXT[-EVAL_BYTES:]), jnp.linspace(0, EVAL_BYTES - lm.CONTEXT - 2, EVAL_WINDOWS).astype(int)
+)
 
 
-class MLP(nnx.Module):
-    def __init__(self, rngs: nnx.Rngs) -> None:
-        self.l1 = nnx.Linear(IN, HIDDEN, rngs=rngs)
-        self.l2 = nnx.Linear(HIDDEN, HIDDEN, rngs=rngs)
-        self.out = nnx.Linear(HIDDEN, 1, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.out(nnx.gelu(self.l2(nnx.gelu(self.l1(x)))))[:, 0]
-
-
-def _teacher(x: jax.Array) -> jax.Array:
-    w = jax.random.normal(jax.random.key(7), (IN,)) / IN**0.5
-    return jnp.sin(3 * x @ w) + 0.5 * jnp.cos(x[:, 0] * x[:, 1])
-
-
-def _batch(step: jax.Array) -> tuple[jax.Array, jax.Array]:
-    k = jax.random.fold_in(jax.random.key(1), step)  # data depends on the step: branches resumable
-    x = jax.random.normal(k, (BATCH, IN))
-    return x, _teacher(x) + NOISE * jax.random.normal(jax.random.fold_in(k, 1), (BATCH,))
-
-
-EVAL_X = jax.random.normal(jax.random.key(2), (2048, IN))
-EVAL_Y = _teacher(EVAL_X)
-
-
-def _make(schedule: Any) -> tuple[MLP, nnx.Optimizer]:
-    model = MLP(nnx.Rngs(0))
+def _make(schedule: Any) -> tuple[lm.CharLM, nnx.Optimizer]:
+    model = lm.CharLM(nnx.Rngs(0))
     tx = optax.inject_hyperparams(optax.adamw, hyperparam_dtype=jnp.float32)(
-        learning_rate=schedule, weight_decay=1e-4
+        learning_rate=schedule, weight_decay=0.01
     )
     return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
 @nnx.jit
-def _train_step(model: MLP, optimizer: nnx.Optimizer, step: jax.Array) -> None:
-    x, y = _batch(step)
-    grads = nnx.grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+def _train_step(model: lm.CharLM, optimizer: nnx.Optimizer, step: jax.Array) -> None:
+    key = jax.random.fold_in(jax.random.key(1), step)  # data depends on the step: branches resumable
+    batch = lm.windows(TRAIN, jax.random.randint(key, (BATCH,), 0, TRAIN.size - lm.CONTEXT - 1))
+    grads = nnx.grad(lm.next_byte_loss)(model, batch)
     optimizer.update(model, grads)
 
 
 @nnx.jit
-def _eval_loss(model: MLP) -> jax.Array:
-    return jnp.mean((model(EVAL_X) - EVAL_Y) ** 2)
+def _eval_loss(model: lm.CharLM) -> jax.Array:
+    return lm.next_byte_loss(model, EVAL)
 
 
-def _train(name: str, model: MLP, optimizer: nnx.Optimizer, start: int, stop: int, every: int,
+def _train(name: str, model: lm.CharLM, optimizer: nnx.Optimizer, start: int, stop: int, every: int,
            manager: WSDCheckpointManager | None = None, extra_saves: Sequence[int] = ()
            ) -> dict[str, list[float]]:  # fmt: skip
     """Trains updates start..stop-1, logging the rate each used and the eval loss every `every`.
@@ -106,7 +94,7 @@ def _train(name: str, model: MLP, optimizer: nnx.Optimizer, start: int, stop: in
     return log
 
 
-def _restore(trunk_dir: Path, spec: WSDSpec, step: int, schedule: Any) -> tuple[MLP, nnx.Optimizer]:
+def _restore(trunk_dir: Path, spec: WSDSpec, step: int, schedule: Any) -> tuple[lm.CharLM, nnx.Optimizer]:
     """The trunk's checkpoint at `step`, restored into a model and an optimizer on `schedule`."""
     model, optimizer = _make(schedule)
     state = nnx.state((model, optimizer))
@@ -121,61 +109,129 @@ def _restore(trunk_dir: Path, spec: WSDSpec, step: int, schedule: Any) -> tuple[
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="demo_output", help="folder for checkpoints and PNG plots")
-    parser.add_argument("--total-steps", type=int, default=3000, help="trunk and cosine length")
+    parser.add_argument("--total-steps", type=int, default=1000, help="trunk and cosine length")
+    parser.add_argument("--peak", type=float, default=PEAK, help="the stable learning rate")
     args = parser.parse_args(argv)
+    peak = args.peak
     out, total = Path(args.out).absolute(), args.total_steps
     _fresh_checkpoint_folder(out / "checkpoints")
-    warmup, cooldown, every = total // 30, total // 5, max(1, total // 60)
+    warmup, cooldown, every = total // 30, total // 5, max(1, total // 50)
     trunk_spec = WSDSpec(total, warmup_steps=warmup, decay_steps=cooldown, decay_shape="1-sqrt")
-    branch_points = [total // 3, (2 * total) // 3 - cooldown // 2]
+    first, second = total // 3, (2 * total) // 3 - cooldown // 2
+    print(
+        f"A {lm.LAYERS}-layer byte-level transformer on {TEXT.size:,} bytes of the Python standard library."
+    )
     print(f"WSD trunk:\n{trunk_spec.phase_table()}\n")
 
     trunk_dir = out / "checkpoints" / "trunk"
     print(f"Training the trunk ({total} steps, checkpoints in {trunk_dir})", flush=True)
-    model, optimizer = _make(wsd_schedule(PEAK, spec=trunk_spec))
+    model, optimizer = _make(wsd_schedule(peak, spec=trunk_spec))
     # keep every trunk checkpoint: any of them may become a branch point later
     with WSDCheckpointManager(trunk_dir, trunk_spec, interval=every * 5, max_to_keep=None) as manager:
-        logs = {"WSD trunk": _train("trunk", model, optimizer, 0, total, every, manager, branch_points)}
+        logs = {"WSD trunk": _train("trunk", model, optimizer, 0, total, every, manager, [first, second])}
 
-    rows = [("WSD trunk", 0, total, logs["WSD trunk"]["loss"][-1])]
-    marks = [(float(at), f"branch at {at}") for at in branch_points]
-    for at in branch_points:
-        spec = trunk_spec.branch_cooldown(at, cooldown)
-        name = f"cooldown from {at}"
-        print(f"Branching a {cooldown}-step cooldown from the trunk's step-{at} checkpoint", flush=True)
-        schedule = wsd_schedule(PEAK, spec=spec)
-        model, optimizer = _restore(trunk_dir, trunk_spec, at, schedule)
-        with WSDCheckpointManager(out / "checkpoints" / f"cooldown-{at}", spec) as manager:
-            logs[name] = _train(name, model, optimizer, at, at + cooldown, every, manager)
-        rows.append((name, at, at + cooldown, logs[name]["loss"][-1]))
+    branches = {f"cooldown from {at}": trunk_spec.branch_cooldown(at, cooldown) for at in (first, second)}
+    name = f"cooldown from {first}"
+    logs[name] = _branch(name, trunk_dir, trunk_spec, branches[name], out, every, peak)
 
+    # --- predict the runs not trained yet, from the two that were --------------------------------
+    rates = {k: learning_rates(spec, spec.end_step, peak=peak) for k, spec in branches.items()}
+    rates = {k: np.concatenate([learning_rates(trunk_spec, branches[k].start_step, peak=peak),
+                                r[branches[k].start_step:]]) for k, r in rates.items()}  # fmt: skip
+    rates["WSD trunk"] = learning_rates(trunk_spec, total, peak=peak)
+    cosine = optax.warmup_cosine_decay_schedule(0.0, peak, warmup, total, end_value=0.0)
+    rates["cosine"] = np.asarray(jax.vmap(cosine)(jnp.arange(total)), np.float64)
+    fit = fit_loss_law([_loss_run(k, logs[k], rates[k], warmup) for k in logs], "multi-power")
+    print(f"\nMulti-Power Law fit on the trunk and the first cooldown (PredE {fit.fit_error['PredE']:.4f}):")
+    print("  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()))
+    predicted = {}
+    for k in ("WSD trunk", name, f"cooldown from {second}", "cosine"):
+        steps = np.arange(
+            max(warmup, 1 if k not in branches else branches[k].start_step), len(rates[k]) + 1, every
+        )
+        predicted[k] = (steps, fit.predict(rates[k], steps - 1, warmup_steps=warmup))
+    ahead = {k: float(predicted[k][1][-1]) for k in (f"cooldown from {second}", "cosine")}
+    print(
+        "Predicted before training: " + ", ".join(f"{k} ends at {v:.4f}" for k, v in ahead.items()),
+        flush=True,
+    )
+
+    name = f"cooldown from {second}"
+    logs[name] = _branch(name, trunk_dir, trunk_spec, branches[name], out, every, peak)
     print("Training the cosine baseline", flush=True)
-    cosine = optax.warmup_cosine_decay_schedule(0.0, PEAK, warmup, total, end_value=0.0)
     model, optimizer = _make(cosine)
     logs["cosine"] = _train("cosine", model, optimizer, 0, total, every)
-    rows.append(("cosine", 0, total, logs["cosine"]["loss"][-1]))
 
-    print(f"\n{'run':<24}{'from step':>10}{'to step':>10}{'updates':>9}{'final eval loss':>18}")
-    for name, start, stop, loss in rows:
-        print(f"{name:<24}{start:>10}{stop:>10}{stop - start:>9}{loss:>18.4f}")
+    rows = [(k, int(logs[k]["loss_step"][0]) if k in branches else 0, len(rates[k]), logs[k]["loss"][-1],
+             float(predicted[k][1][-1]), k in ahead) for k in predicted]  # fmt: skip
+    print(f"\n{'run':<22}{'from':>6}{'to':>6}{'measured final':>16}{'predicted':>11}{'error':>8}")
+    for k, start, stop, measured, guess, is_ahead in rows:
+        note = "  predicted before training" if is_ahead else "  (fit on)"
+        error = (guess - measured) / measured
+        print(f"{k:<22}{start:>6}{stop:>6}{measured:>16.4f}{guess:>11.4f}{error:>8.2%}{note}")
     print(_takeaway(rows))
-    rates = plot_series({k: (v["step"], v["lr"]) for k, v in logs.items()}, out / "learning_rates.png",
-                        title="Learning rate per update", ylabel="learning rate", marks=marks)  # fmt: skip
-    losses = plot_series({k: (v["loss_step"], v["loss"]) for k, v in logs.items()}, out / "eval_losses.png",
-                         title="Evaluation loss", ylabel="eval MSE", log_y=True, marks=marks)  # fmt: skip
-    print(f"\nwrote {rates}\nwrote {losses}")
+    marks = [(float(at), f"branch at {at}") for at in (first, second)]
+    lr_plot = plot_series({k: (v["step"], v["lr"]) for k, v in logs.items()}, out / "learning_rates.png",
+                          title="Learning rate per update", ylabel="learning rate", marks=marks)  # fmt: skip
+    series = {k: (v["loss_step"], v["loss"]) for k, v in logs.items()}
+    series.update({f"{k} (predicted)": (p[0].tolist(), p[1].tolist()) for k, p in predicted.items()})
+    styles = {f"{k} (predicted)": {"linestyle": "--"} for k in predicted}
+    trunk_losses = logs["WSD trunk"]["loss"]
+    ylim = (min(min(v["loss"]) for v in logs.values()) - 0.05, trunk_losses[len(trunk_losses) // 5])
+    loss_plot = plot_series(series, out / "eval_losses.png", title="Held-out loss: measured and predicted",
+                            ylabel="nats per byte", marks=marks, styles=styles, ylim=ylim)  # fmt: skip
+    log_dir = _write_logs(out / "logs", logs, rates)
+    print(f"\nwrote {lr_plot}\nwrote {loss_plot}\nwrote the runs' logs and rates to {log_dir}")
+    print(
+        f"Rank more cooldowns off this trunk with the law: wsd plan --run {log_dir}/trunk.csv "
+        f"{log_dir}/trunk.rates --run {log_dir}/cooldown-{first}.csv {log_dir}/cooldown-{first}.rates "
+        f"--trunk {log_dir}/trunk.rates --at {first} {second} --lengths {cooldown} {2 * cooldown} "
+        f"--shapes linear 1-sqrt --warmup-steps {warmup}"
+    )
 
 
-def _takeaway(rows: list[tuple[str, int, int, float]]) -> str:
-    """One line: how the finished models compare, in updates and loss."""
-    trunk, cosine = rows[0], rows[-1]
-    branches = ", ".join(f"{r[3]:.4f} after {r[2]} updates" for r in rows[1:-1])
+def _branch(
+    name: str, trunk_dir: Path, trunk_spec: WSDSpec, spec: WSDSpec, out: Path, every: int, peak: float
+) -> dict:
+    at = spec.start_step
+    print(f"Branching a {spec.total_steps}-step cooldown from the trunk's step-{at} checkpoint", flush=True)
+    model, optimizer = _restore(trunk_dir, trunk_spec, at, wsd_schedule(peak, spec=spec))
+    with WSDCheckpointManager(out / "checkpoints" / f"cooldown-{at}", spec) as manager:
+        return _train(name, model, optimizer, at, spec.end_step, every, manager)
+
+
+def _write_logs(folder: Path, logs: dict[str, dict[str, list[float]]], rates: dict[str, np.ndarray]) -> Path:
+    """Each run as ``<run>.csv`` (``step,loss``: the loss after ``step + 1`` updates, the planner's
+    convention) and ``<run>.rates`` (the rate of every update from 0): what ``wsd plan`` reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, log in logs.items():
+        stem = "trunk" if name == "WSD trunk" else name.replace("cooldown from ", "cooldown-")
+        lines = [f"{s - 1},{loss:.6f}" for s, loss in zip(log["loss_step"], log["loss"], strict=True)]
+        (folder / f"{stem}.csv").write_text("step,loss\n" + "\n".join(lines) + "\n")
+        np.savetxt(folder / f"{stem}.rates", rates[name])
+    return folder
+
+
+def _loss_run(name: str, log: dict[str, list[float]], rates: np.ndarray, warmup: int) -> LossRun:
+    """The logged losses after the warmup; a loss logged at step s is after updates 0..s-1."""
+    steps = np.asarray(log["loss_step"], dtype=np.int64)
+    keep = steps > warmup
+    return LossRun(rates, steps[keep] - 1, np.asarray(log["loss"])[keep], warmup, name)
+
+
+def _takeaway(rows: list[tuple[str, int, int, float, float, bool]]) -> str:
+    """Two lines: what the trunk gave, and how well the law predicted the runs it had not seen."""
+    trunk = rows[0]
+    cosine = next(r for r in rows if r[0] == "cosine")
+    ahead = [r for r in rows if r[5]]
     change = 100.0 * (trunk[3] - cosine[3]) / cosine[3]
     side = "below" if change < 0 else "above"
+    worst = max(abs(r[4] - r[3]) / r[3] for r in ahead)
     return (
-        f"Takeaway: one WSD trunk gave a finished model at every cooldown ({branches}) without retraining; "
-        f"at the full {trunk[2]} updates WSD ends {abs(change):.1f}% {side} cosine "
-        f"({trunk[3]:.4f} vs {cosine[3]:.4f})."
+        f"Takeaway: one WSD trunk gave a finished model at every cooldown without retraining, and at the "
+        f"full {trunk[2]} updates it ends {abs(change):.1f}% {side} cosine ({trunk[3]:.4f} vs "
+        f"{cosine[3]:.4f}).\nThe law fit on two runs predicted the final loss of the {len(ahead)} runs it "
+        f"had not seen to within {worst:.2%}."
     )
 
 
