@@ -2,7 +2,7 @@
 measured side by side in this process; prints a table and writes benchmarks/RESULTS.md.
 
 Options: --quick (fewer repeats and 1M steps, for a smoke run), --out PATH, --only SECTION[,...]
-with sections whole-array, adamw, compile, torch-step, cuda, integrity.
+with sections whole-array, adamw, compile, torch-step, cuda, integrity, planner.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
-    parser.add_argument("--only", default="whole-array,adamw,compile,torch-step,cuda,integrity")
+    parser.add_argument("--only", default="whole-array,adamw,compile,torch-step,cuda,integrity,planner")
     args = parser.parse_args()
     only = set(args.only.split(","))
     repeats = 5 if args.quick else 15
@@ -80,6 +80,11 @@ def main() -> None:
         from benchmarks import checkpoint_bench
 
         rows += checkpoint_bench.integrity(3 if args.quick else 7, 20 if args.quick else 100)
+    if "planner" in only:
+        from benchmarks import planner_bench
+
+        rows += planner_bench.prediction_speed(3 if args.quick else 7)
+        rows += planner_bench.accuracy()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = (
         f"# Benchmark results\n\nRun: `make bench` ({'--quick' if args.quick else 'full'}), {stamp}\n\n"
