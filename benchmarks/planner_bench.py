@@ -39,16 +39,16 @@ def accuracy() -> list[Row]:
             else:
                 target, verdict = "(beside the MPL)", ""
             what = f"paper protocol {model} {law}: PredE / WorstE"
-            rows.append(Row("planner", what, f"{pred:.5f} / {worst:.5f}", target, verdict))
+            rows.append(Row("7 planner", what, f"{pred:.5f} / {worst:.5f}", target, verdict))
             if law == "multi-power":
-                rows.append(Row("planner", f"fit of the 3-run protocol, {model} (seconds)", f"{seconds:.1f}",
+                rows.append(Row("7 planner", f"fit of the 3-run protocol, {model} (seconds)", f"{seconds:.1f}",
                                 "<= 10", "met" if seconds <= 10 else "missed"))  # fmt: skip
         fit = fit_loss_law([runs["constant_24000"], runs["wsd_20000_24000"]], "multi-power")
         linear = runs["wsdld_20000_24000"]
         final = abs(fit.predict_run(linear)[-1] / linear.losses[-1] - 1)
         others = [n for n in data.RUNS if n not in ("constant_24000", "wsd_20000_24000")]
         pred = _mean(fit.evaluate([runs[n] for n in others]), "PredE")
-        rows.append(Row("planner", f"WSD protocol {model}: wsdld final error / PredE of the other 7",
+        rows.append(Row("7 planner", f"WSD protocol {model}: wsdld final error / PredE of the other 7",
                         f"{final:.4%} / {pred:.5f}", "<= 0.2% / <= 0.0025",
                         "met" if final <= 0.002 and pred <= 0.0025 else "missed"))  # fmt: skip
     return rows
@@ -86,8 +86,8 @@ def prediction_speed(repeats: int) -> list[Row]:
     ours(), exact()  # compile both
     times = interleaved_medians({"ours": ours, "exact": exact}, repeats)
     return [
-        Row("planner", "predict a 72,000-step cosine run (seconds)", f"{times['ours']:.3f}", "<= 0.1",
+        Row("7 planner", "predict a 72,000-step cosine run (seconds)", f"{times['ours']:.3f}", "<= 0.1",
             "met" if times["ours"] <= 0.1 else "missed"),
-        Row("planner", "exact LD sum / blocked LD sum, same run", f"{times['exact'] / times['ours']:.0f}x",
+        Row("7 planner", "exact LD sum / blocked LD sum, same run", f"{times['exact'] / times['ours']:.0f}x",
             "> 1", "met" if times["exact"] > times["ours"] else "missed"),
     ]  # fmt: skip

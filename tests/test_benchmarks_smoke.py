@@ -25,3 +25,15 @@ def test_bench_quick_writes_a_table(tmp_path):
     report = out.read_text()
     for needle in ("Machine:", "Versions:", "8 periods / 1 period", "WSDLR / LambdaLR(constant)", "5 CUDA"):
         assert needle in report
+
+
+def test_planner_bench_rows():
+    pytest.importorskip("jax")
+    from benchmarks import planner_bench
+
+    rows = planner_bench.prediction_speed(1)
+    assert [r.what for r in rows] == [
+        "predict a 72,000-step cosine run (seconds)",
+        "exact LD sum / blocked LD sum, same run",
+    ]
+    assert float(rows[0].value) > 0 and rows[1].value.endswith("x")
