@@ -41,8 +41,9 @@ def accuracy() -> list[Row]:
             what = f"paper protocol {model} {law}: PredE / WorstE"
             rows.append(Row("7 planner", what, f"{pred:.5f} / {worst:.5f}", target, verdict))
             if law == "multi-power":
-                rows.append(Row("7 planner", f"fit of the 3-run protocol, {model} (seconds)", f"{seconds:.1f}",
-                                "<= 10", "met" if seconds <= 10 else "missed"))  # fmt: skip
+                verdict = "met" if seconds <= 10 else "missed"
+                what = f"fit of the 3-run protocol, {model} (seconds)"
+                rows.append(Row("7 planner", what, f"{seconds:.1f}", "<= 10", verdict))
         fit = fit_loss_law([runs["constant_24000"], runs["wsd_20000_24000"]], "multi-power")
         linear = runs["wsdld_20000_24000"]
         final = abs(fit.predict_run(linear)[-1] / linear.losses[-1] - 1)
