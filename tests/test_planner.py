@@ -356,3 +356,55 @@ def test_wsd_plan_reports_bad_input(tmp_path, capsys, change, message):
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_plan_from_a_trunk_of_rates_matches_the_plan_from_its_spec():
+    fit = LossLawFit("multi-power", MPL_PARAMS, {"r": {"FinalE": 0.002}}, 0.0)
+    grid = dict(at_steps=[16000, 20000], lengths=[4000], shapes=["linear", "geometric"], min_ratios=[0.1])
+    from_spec = plan_cooldown(fit, WSDSpec(72000, warmup_steps=2160, decay_steps=0), peak=lc.PEAK, **grid)
+    from_rates = plan_cooldown(fit, lc.published_rates("constant_72000"), warmup_steps=lc.WARMUP, **grid)
+    assert from_spec.uncertainty_source == "fit" and from_spec.relative_uncertainty == 0.002
+    for a, b in zip(from_spec.candidates, from_rates.candidates, strict=True):
+        assert (a.at_step, a.length, a.shape) == (b.at_step, b.length, b.shape)
+        # the two trunks differ only in the warmup's last step (linspace reaches the peak one step early)
+        assert a.final_loss == pytest.approx(b.final_loss, rel=1e-5)
+        assert a.uncertainty == pytest.approx(0.002 * a.final_loss)
+    with pytest.raises(ValueError, match="the trunk's rate there is"):
+        plan_cooldown(fit, lc.published_rates("wsdld_20000_24000"), at_steps=[22000], lengths=[100])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(at_steps=[], lengths=[10]), "at_steps must hold at least one value"),
+        (dict(at_steps=[100.5], lengths=[10]), "at_steps"),
+        (dict(at_steps=[100], lengths=[0]), "lengths"),
+        (dict(at_steps=[100], lengths=[10], shapes=["sqrt"]), "shapes must be one of"),
+        (dict(at_steps=[100], lengths=[10], min_ratios=[1.5]), "min_ratios"),
+        (dict(at_steps=[100], lengths=[10], shapes=["geometric"]), "must be > 0 for decay_shape='geometric'"),
+    ],
+)
+def test_plan_refuses_bad_grids(kwargs, match):
+    fit = LossLawFit("multi-power", MPL_PARAMS, {"r": {"FinalE": 0.002}}, 0.0)
+    with pytest.raises((ValueError, TypeError), match=match):
+        plan_cooldown(fit, WSDSpec(1000, decay_steps=0), peak=1e-3, **kwargs)
+
+
+def test_losses_logged_in_the_warmup_are_left_out():
+    run = LossRun([0.5e-3, 1e-3, 1e-3, 1e-3, 1e-3], [0, 1, 2, 4], [9.0, 5.0, 4.0, 3.5])
+    assert run.warmup_steps == 1
+    assert run.after_warmup().steps.tolist() == [1, 2, 4]
+    assert LossRun([1e-3] * 5, [0, 4], [4.0, 3.0], 0).after_warmup().steps.tolist() == [0, 4]
+    with pytest.raises(ValueError, match="logged no loss after its warmup"):
+        LossRun([1e-3] * 5, [0, 1], [4.0, 3.0], 3).after_warmup()
+
+
+def test_learning_rates_of_a_spec_and_of_an_array():
+    spec = WSDSpec(10, warmup_steps=2, decay_steps=4, decay_shape="geometric", min_ratio=0.01)
+    rates = learning_rates(spec, 12, peak=2.0)
+    np.testing.assert_allclose(rates, [2.0 * spec.multiplier(s) for s in range(12)], rtol=1e-15)
+    assert learning_rates(rates, 5).tolist() == rates[:5].tolist()
+    with pytest.raises(ValueError, match="at least 20 values"):
+        learning_rates(rates, 20)
+    with pytest.raises(ValueError, match="peak is only for a WSDSpec"):
+        learning_rates(rates, 5, peak=1.0)
