@@ -17,10 +17,11 @@ from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTIONS = {
-    "core": "## One spec everywhere",
-    "torch": "## Quick start (PyTorch)",
-    "jax": "## Quick start (JAX / optax)",
-    "orbax": "## Checkpoints, continuing the trunk, branching cooldowns (Orbax)",
+    "core": ["## One spec everywhere"],
+    "torch": ["## Quick start (PyTorch)"],
+    # the planner reads the published curves the wheel must carry
+    "jax": ["## Quick start (JAX / optax)", "## Which cooldown? The planner"],
+    "orbax": ["## Checkpoints, continuing the trunk, branching cooldowns (Orbax)"],
 }
 # What each environment must lack, and the extra the error has to name.
 MISSING = {
@@ -56,10 +57,9 @@ def main(name: str) -> None:
 
     assert "site-packages" in wsd_core.__file__, f"not the installed wheel: {wsd_core.__file__}"
     print(f"wsd-schedule {wsd_core.__version__} from {Path(wsd_core.__file__).parent}")
-    exec(
-        compile(readme_block(SECTIONS[name]), f"README.md ({SECTIONS[name]})", "exec"), {"__name__": "smoke"}
-    )
-    print(f"  the README's {SECTIONS[name]!r} block ran")
+    for heading in SECTIONS[name]:
+        exec(compile(readme_block(heading), f"README.md ({heading})", "exec"), {"__name__": "smoke"})
+        print(f"  the README's {heading!r} block ran")
     for target, extra in MISSING[name]:
         expect_import_error(target, extra)
     wsd = Path(sys.executable).parent / "wsd"
@@ -69,6 +69,22 @@ def main(name: str) -> None:
     plot = subprocess.run(
         [str(wsd), "plot", "--total-steps", "1000", "--out", "x.png"], capture_output=True, text=True
     )
+    if importlib.util.find_spec("jax") is None:
+        argv = [
+            "plan",
+            "--run",
+            "log.csv",
+            "spec.json",
+            "--trunk",
+            "spec.json",
+            "--at",
+            "1",
+            "--lengths",
+            "1",
+        ]
+        plan = subprocess.run([str(wsd), *argv], capture_output=True, text=True)
+        assert plan.returncode == 2 and "[jax]" in plan.stderr and "Traceback" not in plan.stderr, plan.stderr
+        print("  wsd plan without jax names the [jax] extra")
     if importlib.util.find_spec("matplotlib") is None:
         assert plot.returncode == 2 and "[plot]" in plot.stderr and "Traceback" not in plot.stderr, (
             plot.stderr
