@@ -96,6 +96,7 @@ DOCTEST_MODULES = [
     "wsd_jax.planner._runs",
     "wsd_jax.planner._fit",
     "wsd_jax.planner._published",
+    "wsd_jax.planner._plan",
     "wsd_torch",
     "wsd_torch._backend",
     "wsd_torch._lambda_lr",

@@ -136,6 +136,18 @@ def plan_cooldown(
 
     Returns:
       A ``CooldownPlan``; ``plan.table()`` prints it, ``plan.best.spec`` is the schedule to run.
+
+    Example:
+      >>> from wsd_core import WSDSpec
+      >>> params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
+      >>> fit = LossLawFit("multi-power", params, {"a run": {"FinalE": 0.001}}, 0.0)  # or fit_loss_law
+      >>> trunk = WSDSpec(30_000, warmup_steps=2000, decay_steps=0)
+      >>> plan = plan_cooldown(fit, trunk, peak=3e-4, at_steps=[20_000], lengths=[2000, 4000],
+      ...                      shapes=["linear", "1-sqrt"], min_ratios=[0.1])
+      >>> [(c.length, c.shape, round(c.final_loss, 3)) for c in plan.candidates]
+      [(4000, 'linear', 3.102), (4000, '1-sqrt', 3.103), (2000, '1-sqrt', 3.111), (2000, 'linear', 3.113)]
+      >>> plan.best.spec.start_step, plan.best.spec.decay_steps
+      (20000, 4000)
     """
     if not isinstance(fit, LossLawFit):
         raise TypeError(f"fit must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
