@@ -3,6 +3,8 @@ synthetic curves it must recover, and the published protocol's targets on the sh
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -171,6 +173,40 @@ def protocol(model, law):
 PAPER = {"lm-25M": (0.00110, 0.00409), "lm-100M": (0.00142, 0.00583)}
 
 
+# The paper's published parameters (its repository's table; fit in its code's convention, which counts
+# the warmup's rises as negative drops in LD: warmup_steps=0 here) and what they score on the shipped
+# data with the data README's metrics.
+PUBLISHED = {
+    "lm-25M": (
+        dict(L0=3.040, A=0.525, alpha=0.508, B=363.788, C=2.066, beta=0.583, gamma=0.641),
+        0.00115,
+        0.00413,
+    ),
+    "lm-100M": (
+        dict(L0=2.651, A=0.601, alpha=0.453, B=437.946, C=2.132, beta=0.598, gamma=0.655),
+        0.00155,
+        0.00594,
+    ),
+}
+
+
+@pytest.mark.parametrize("model", ["lm-25M", "lm-100M"])
+def test_the_published_parameters_score_near_the_published_figures(model):
+    # An independent check of the law, the data's schedules and the metrics together: the paper's own
+    # parameters give (almost) the paper's own figures here. Not exactly: 4-9% above on PredE, 1-2% on
+    # WorstE, so the table is not quite reproducible from the shipped data.
+    params, pred, worst = PUBLISHED[model]
+    runs = [dataclasses.replace(RUNS[model][n], warmup_steps=0) for n in lc.PAPER_PREDICT]
+    metrics = LossLawFit("multi-power", params, {}, 0.0).evaluate(runs)
+    got_pred = np.mean([m["PredE"] for m in metrics.values()])
+    got_worst = np.mean([m["WorstE"] for m in metrics.values()])
+    assert got_pred == pytest.approx(pred, abs=5e-6) and got_worst == pytest.approx(worst, abs=5e-6)
+    assert (
+        PAPER[model][0] < got_pred < 1.1 * PAPER[model][0]
+        and PAPER[model][1] < got_worst < 1.03 * PAPER[model][1]
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["lm-25M", "lm-100M"])
 def test_paper_protocol_worst_error_meets_the_paper(model):
@@ -183,7 +219,7 @@ def test_paper_protocol_worst_error_meets_the_paper(model):
 @pytest.mark.xfail(
     strict=True,
     reason="target missed: the exact minimum of the published objective predicts cosine_72000 worse "
-    "than the paper's early-stopped fit (see benchmarks/ANALYSIS.md, planner section)",
+    "than the paper's early-stopped fit (see benchmarks/ANALYSIS.md, section 7)",
 )
 def test_paper_protocol_mean_error_meets_the_paper(model):
     pred, _ = protocol(model, "multi-power")
