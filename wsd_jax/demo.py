@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Training the trunk ({total} steps, checkpoints in {trunk_dir})", flush=True)
     model, optimizer = _make(wsd_schedule(peak, spec=trunk_spec))
     # keep every trunk checkpoint: any of them may become a branch point later
-    with WSDCheckpointManager(trunk_dir, trunk_spec, interval=every * 5, max_to_keep=None) as manager:
+    with WSDCheckpointManager(trunk_dir, trunk_spec, interval=every * 10, max_to_keep=None) as manager:
         logs = {"WSD trunk": _train("trunk", model, optimizer, 0, total, every, manager, [first, second])}
 
     branches = {f"cooldown from {at}": trunk_spec.branch_cooldown(at, cooldown) for at in (first, second)}
