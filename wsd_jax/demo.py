@@ -31,6 +31,7 @@ from wsd_jax._checkpoint import WSDCheckpointManager
 from wsd_jax._hyperparams import learning_rate_from_state
 from wsd_jax._schedule import wsd_schedule
 from wsd_jax.planner import LossRun, fit_loss_law, learning_rates
+from wsd_jax.planner._runs import branch_rates
 
 PEAK = 3e-3
 BATCH, EVAL_WINDOWS, EVAL_BYTES = 32, 128, 200_000
@@ -135,10 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs[name] = _branch(name, trunk_dir, trunk_spec, branches[name], out, every, peak)
 
     # --- predict the runs not trained yet, from the two that were --------------------------------
-    rates = {k: learning_rates(spec, spec.end_step, peak=peak) for k, spec in branches.items()}
-    rates = {k: np.concatenate([learning_rates(trunk_spec, branches[k].start_step, peak=peak),
-                                r[branches[k].start_step:]]) for k, r in rates.items()}  # fmt: skip
-    rates["WSD trunk"] = learning_rates(trunk_spec, total, peak=peak)
+    rates = {"WSD trunk": learning_rates(trunk_spec, total, peak=peak)}
+    rates.update({k: branch_rates(rates["WSD trunk"], spec, peak) for k, spec in branches.items()})
     cosine = optax.warmup_cosine_decay_schedule(0.0, peak, warmup, total, end_value=0.0)
     rates["cosine"] = np.asarray(jax.vmap(cosine)(jnp.arange(total)), np.float64)
     fit = fit_loss_law([_loss_run(k, logs[k], rates[k], warmup) for k in logs], "multi-power")

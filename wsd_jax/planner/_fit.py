@@ -24,10 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wsd_core import WSDSpec
 from wsd_jax.planner._features import Features, features
 from wsd_jax.planner._laws import LAWS, PARAMETERS
-from wsd_jax.planner._runs import LossRun, infer_warmup, learning_rates
+from wsd_jax.planner._runs import LossRun, learning_rates, resolve_warmup
 
 HUBER_DELTA = 1e-3
 ITERATIONS = 300
@@ -97,13 +96,15 @@ class LossLawFit:
         if steps.ndim != 1 or steps.size == 0 or (np.diff(steps) <= 0).any() or steps[0] < 0:
             raise ValueError("steps must be a non-empty 1-d array of increasing ints >= 0")
         rates = learning_rates(lrs, int(steps[-1]) + 1, peak=peak)
-        if warmup_steps is None:
-            warmup_steps = (
-                lrs.start_step + lrs.warmup_steps if isinstance(lrs, WSDSpec) else infer_warmup(rates)
-            )
+        warmup = resolve_warmup(lrs, rates, warmup_steps)
         with jax.enable_x64(True):
-            theta = jnp.log(jnp.asarray([self.params[n] for n in PARAMETERS[self.law]], jnp.float64))
-            return np.asarray(_jitted_law(self.law)(theta, _on_device(features(rates, steps, warmup_steps))))
+            f = _on_device(features(rates, steps, warmup))
+            return np.asarray(_jitted_law(self.law)(self.theta(), f))
+
+    def theta(self) -> jax.Array:
+        """The parameters as the laws take them: their logarithms, in ``PARAMETERS[law]`` order
+        (float64: call under ``jax.enable_x64``)."""
+        return jnp.log(jnp.asarray([self.params[n] for n in PARAMETERS[self.law]], jnp.float64))
 
     def predict_run(self, run: LossRun) -> np.ndarray:
         """The predicted loss at ``run``'s logged steps (its own warmup)."""

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from wsd_core import WSDSpec
@@ -24,8 +23,8 @@ from wsd_core._formula import DECAY_SHAPES
 from wsd_core._validation import check_choice, check_ratio, check_steps
 from wsd_jax.planner._features import Features, features
 from wsd_jax.planner._fit import LossLawFit, _on_device
-from wsd_jax.planner._laws import LAWS, PARAMETERS
-from wsd_jax.planner._runs import LossRun, infer_warmup, learning_rates
+from wsd_jax.planner._laws import LAWS
+from wsd_jax.planner._runs import LossRun, branch_rates, learning_rates, resolve_warmup
 
 CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
 
@@ -169,13 +168,12 @@ def plan_cooldown(
             raise ValueError("peak is required with a WSDSpec trunk: its stable rate, e.g. 3e-4")
         trunk_spec, rate_peak = trunk, float(peak)
         trunk_rates = learning_rates(trunk, last_branch, peak=peak)
-        warmup = trunk.start_step + trunk.warmup_steps if warmup_steps is None else warmup_steps
     else:
         trunk_rates = learning_rates(trunk, last_branch)
         rate_peak = float(np.max(trunk_rates)) if peak is None else float(peak)
         # A stand-in trunk that is stable everywhere: branch_cooldown then checks only the step.
         trunk_spec = WSDSpec(last_branch + 1, decay_steps=0)
-        warmup = infer_warmup(trunk_rates) if warmup_steps is None else warmup_steps
+    warmup = resolve_warmup(trunk, trunk_rates, warmup_steps)
     candidates: list[tuple[WSDSpec, int, int, str, float, np.ndarray]] = []
     runs = []
     for at, length, shape, floor in itertools.product(ats, lens, shape_list, floors):
@@ -186,7 +184,7 @@ def plan_cooldown(
                 f"peak {rate_peak:g}; branch from a stable step"
             )
         end = at + length
-        rates = np.concatenate([trunk_rates[:at], learning_rates(spec, end, peak=rate_peak)[at:]])
+        rates = branch_rates(trunk_rates, spec, rate_peak)
         grid = np.linspace(min(warmup, end - 1), end - 1, CURVE_POINTS)
         steps = np.unique(grid.round().astype(np.int64))
         candidates.append((spec, at, length, shape, floor, steps))
@@ -225,14 +223,12 @@ def _predict_many(fit: LossLawFit, runs: Sequence[Features]) -> list[np.ndarray]
 
     stacked = Features(*(np.stack(xs) for xs in zip(*(pad(f) for f in runs), strict=True)))
     with jax.enable_x64(True):
-        theta = jnp.log(jnp.asarray([fit.params[n] for n in PARAMETERS[fit.law]], jnp.float64))
-        law = LAWS[fit.law]
-        curves = np.asarray(jax.jit(jax.vmap(law, in_axes=(None, 0)))(theta, _on_device(stacked)))
+        law = jax.jit(jax.vmap(LAWS[fit.law], in_axes=(None, 0)))
+        curves = np.asarray(law(fit.theta(), _on_device(stacked)))
     return [c[: f.area.shape[0]] for c, f in zip(curves, runs, strict=True)]
 
 
 def _relative_uncertainty(fit: LossLawFit, held_out: Sequence[LossRun]) -> tuple[float, str]:
     if held_out:
-        errors = [abs(fit.predict_run(r)[-1] / r.losses[-1] - 1.0) for r in held_out]
-        return float(max(errors)), "held-out"
+        return float(max(m["FinalE"] for m in fit.evaluate(held_out).values())), "held-out"
     return float(max(m["FinalE"] for m in fit.fit_metrics.values())), "fit"

@@ -105,10 +105,7 @@ class LossRun:
             raise ValueError(
                 f"losses must be finite and > 0; the loss at step {steps[bad[0]]} is {losses[bad[0]]}"
             )
-        warmup = self.warmup_steps
-        if warmup is None:
-            spec = self.lrs
-            warmup = spec.start_step + spec.warmup_steps if isinstance(spec, WSDSpec) else infer_warmup(lrs)
+        warmup = resolve_warmup(self.lrs, lrs, self.warmup_steps)
         if (
             isinstance(warmup, bool)
             or not isinstance(warmup, int | np.integer)
@@ -143,3 +140,18 @@ class LossRun:
 def infer_warmup(lrs: np.ndarray) -> int:
     """The first step at the largest rate: where a warmup (if any) reaches the peak."""
     return int(np.argmax(lrs))
+
+
+def resolve_warmup(schedule: Any, rates: np.ndarray, warmup_steps: int | None) -> int:
+    """``warmup_steps`` if given; else a ``WSDSpec``'s own warmup end, or where ``rates`` peak."""
+    if warmup_steps is not None:
+        return warmup_steps
+    if isinstance(schedule, WSDSpec):
+        return schedule.start_step + schedule.warmup_steps
+    return infer_warmup(rates)
+
+
+def branch_rates(trunk_rates: np.ndarray, branch: WSDSpec, peak: float) -> np.ndarray:
+    """The rates of a run that follows the trunk up to ``branch.start_step``, then ``branch``."""
+    at = branch.start_step
+    return np.concatenate([trunk_rates[:at], learning_rates(branch, branch.end_step, peak=peak)[at:]])
