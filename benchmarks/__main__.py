@@ -12,6 +12,7 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
+import sys
 from pathlib import Path
 
 from benchmarks._timing import Row
@@ -36,7 +37,19 @@ def _machine() -> str:
     except (OSError, StopIteration):
         pass
     system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {os.cpu_count()} cores, {system}, Python {platform.python_version()}"
+    return f"{cpu}, {os.cpu_count()} cores, {system}, Python {platform.python_version()}{_gpus()}"
+
+
+def _gpus() -> str:
+    """The GPUs the frameworks see (looked up only in frameworks the run already imported)."""
+    found = []
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        found.append(f"torch: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.default_backend() != "cpu":
+        found.append(f"jax: {jax.devices()[0].device_kind} ({jax.default_backend()})")
+    return "; GPU " + ", ".join(found) if found else ""
 
 
 def _table(rows: list[Row]) -> str:

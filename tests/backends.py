@@ -62,11 +62,16 @@ def _torch(dtype_name: str, device: str) -> Evaluator:
     return evaluate
 
 
-def _jax_gpu(spec: WSDSpec, steps: list[int]) -> np.ndarray:
-    import jax
+def _on_jax_gpu(evaluate: Evaluator) -> Evaluator:
+    def on_gpu(spec: WSDSpec, steps: list[int]) -> np.ndarray:
+        import jax
 
-    with jax.default_device(jax.devices("gpu")[0]):
-        return jax_float32(spec, steps)
+        gpu = jax.devices("gpu")[0]
+        with jax.default_device(gpu):
+            return evaluate(spec, steps)
+
+    on_gpu.__name__ = f"{evaluate.__name__}_gpu"
+    return on_gpu
 
 
 def cuda_available() -> bool:
@@ -113,9 +118,15 @@ BACKENDS = [
         marks=[pytest.mark.cuda, pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU")],
     ),
     pytest.param(
-        _jax_gpu,
+        _on_jax_gpu(jax_float32),
         1e-6,
         id="jax-float32-gpu",
+        marks=[pytest.mark.cuda, pytest.mark.skipif(not jax_gpu_available(), reason="no jax GPU")],
+    ),
+    pytest.param(
+        _on_jax_gpu(jax_float64),
+        1e-12,
+        id="jax-float64-gpu",
         marks=[pytest.mark.cuda, pytest.mark.skipif(not jax_gpu_available(), reason="no jax GPU")],
     ),
 ]

@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+from tests.backends import jax_gpu_available
 from tests.reference import reference_multiplier
 from wsd_jax import WSDSchedule, WSDSpec, learning_rate_from_state, wsd_schedule
 
@@ -139,6 +140,33 @@ def test_inject_hyperparams_with_bf16_params_keeps_a_float32_rate(schedule):
     state_default = optax.inject_hyperparams(optax.adamw)(learning_rate=schedule).init(params)
     assert learning_rate_from_state(state_default).dtype == jnp.float32
     assert state_default.hyperparams["b1"].dtype == jnp.bfloat16
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not jax_gpu_available(), reason="no jax GPU")
+def test_whole_run_on_the_gpu_under_scan_follows_the_contract(schedule):
+    # A whole WSD-S run as one jitted lax.scan on the GPU: the rate each update used (the injected
+    # hyperparameter) against the 340-digit reference, float32 at the peak's scale.
+    gpu = jax.devices("gpu")[0]
+    tx = optax.inject_hyperparams(optax.adamw, hyperparam_dtype=jnp.float32)(learning_rate=schedule)
+    params = jax.device_put({"w": jnp.ones((4, 2)), "b": jnp.zeros(2)}, gpu)
+    x = jax.device_put(jnp.arange(12.0).reshape(3, 4), gpu)
+
+    @jax.jit
+    def run(params, state):
+        def update(carry, _):
+            params, state = carry
+            grads = jax.grad(_loss)(params, x)
+            updates, state = tx.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), learning_rate_from_state(state)
+
+        return jax.lax.scan(update, (params, state), length=FIELDS["total_steps"])
+
+    (params, state), rates = run(params, tx.init(params))
+    assert rates.devices() == {gpu} and params["w"].devices() == {gpu}
+    want = [PEAK * reference_multiplier(s, **FIELDS) for s in range(FIELDS["total_steps"])]
+    np.testing.assert_allclose(np.asarray(rates, np.float64), want, rtol=1e-6, atol=1e-37)
+    assert int(state.count) == FIELDS["total_steps"]
 
 
 def test_learning_rate_from_nested_states(schedule):

@@ -276,8 +276,10 @@ requires_cuda = pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU")
 
 @pytest.mark.cuda
 @requires_cuda
-def test_cuda_step_does_no_host_sync():
-    model, opt = _optimizer(device="cuda", capturable=True)
+@pytest.mark.parametrize("mode", ["capturable", "fused"])
+def test_cuda_step_does_no_host_sync(mode):
+    # the two AdamW implementations that take a device tensor as lr on CUDA (the docstring's claim)
+    model, opt = _optimizer(device="cuda", **{mode: True})
     sched = WSDDeviceLR(opt, **FIELDS)
     x = torch.ones(8, 3, device="cuda")
     loss_fn = lambda: model(x).pow(2).mean()
@@ -292,6 +294,9 @@ def test_cuda_step_does_no_host_sync():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert sched.last_epoch == 125
+    for group, want in zip(opt.param_groups, _expected(126)[125], strict=True):
+        assert group["lr"].device.type == "cuda"
+        assert float(group["lr"]) == pytest.approx(want, rel=1e-6)
 
 
 @pytest.mark.cuda
