@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hypothesis import strategies as st
 
 DECAY_SHAPES = ["linear", "cosine", "1-sqrt", "inverse", "exponential", "geometric"]
 WARMUP_SHAPES = ["linear", "cosine"]
+
+
+def examples(n: int) -> int:
+    """``n`` hypothesis examples, scaled by ``WSD_HYPOTHESIS_SCALE`` (default 1; at least 1).
+
+    For a run on a lent GPU, where jax compiles a new GPU program for every drawn spec (hundreds of
+    milliseconds each) and device time is short: ``.ci/gpu-check`` draws a quarter as many specs per
+    GPU backend. The CPU suite always draws ``n``."""
+    scale = float(os.environ.get("WSD_HYPOTHESIS_SCALE", "1"))
+    if not scale > 0:
+        raise ValueError(f"WSD_HYPOTHESIS_SCALE must be a number > 0, got {scale!r}")
+    return max(1, round(n * scale))
+
 
 ratios = st.one_of(
     st.sampled_from([0.0, 1.0, 0.5, 0.1]),

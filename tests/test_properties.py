@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.backends import BACKENDS
 from tests.reference import decay_lengths, period_ends
-from tests.strategies import spec_fields
+from tests.strategies import examples, spec_fields
 from wsd_core import WSDSpec
 
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _slack(rtol: float) -> float:

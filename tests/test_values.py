@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.backends import BACKENDS, assert_close
 from tests.reference import reference_curve
-from tests.strategies import DECAY_SHAPES, WARMUP_SHAPES, probe_steps, spec_fields
+from tests.strategies import DECAY_SHAPES, WARMUP_SHAPES, examples, probe_steps, spec_fields
 from wsd_core import WSDSpec
 
 EDGE_SPECS = {
@@ -72,7 +72,7 @@ def test_edges_every_shape_against_contract(evaluate, rtol, name):
 
 @pytest.mark.parametrize(("evaluate", "rtol"), BACKENDS)
 @given(fields=spec_fields())
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_specs_against_contract(evaluate, rtol, fields):
     steps = probe_steps(fields)
     assert_close(evaluate(WSDSpec(**fields), steps), reference_curve(fields, steps), rtol, steps)
