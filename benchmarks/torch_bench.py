@@ -158,6 +158,7 @@ def _scheduler_step_alone(spec: WSDSpec, repeats: int) -> Row:
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1, device="cuda"))],
                             lr=torch.tensor(1e-4, device="cuda"), capturable=True)  # fmt: skip
     sched = WSDDeviceLR(opt, spec=spec)
+    opt.step()  # the order torch expects (no step-order warning); the graph replays sched.step() alone
     graph = torch.cuda.CUDAGraph()
     torch.cuda.synchronize()
     with torch.cuda.graph(graph):

@@ -28,7 +28,7 @@ def _stepped(cls, n=7):
 
 def _snapshot(s):
     rates = [float(g["lr"]) for g in s.optimizer.param_groups]
-    skip = ("optimizer", "lr_lambdas", "_backend_cache", "_count", "_bases")
+    skip = ("optimizer", "lr_lambdas", "_backend_cache", "_rate_table", "_count", "_bases")  # derived
     inner = {k: v for k, v in vars(s).items() if k not in skip}
     assert s.__dict__.get("lr_lambdas", [s.spec.multiplier]) == [s.spec.multiplier]
     extra = (int(s.count), [float(b) for b in s._bases]) if isinstance(s, WSDDeviceLR) else ()
