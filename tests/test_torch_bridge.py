@@ -212,12 +212,11 @@ def test_device_lr_table_and_formula_follow_the_contract_at_every_count(path, dt
             assert float(group["lr"]) == pytest.approx(base * want, rel=rtol, abs=1e-300), count
 
 
-def test_device_lr_step_is_a_handful_of_ops():
-    # What a replayed CUDA graph pays per step is one kernel per op: the formula on the device was
-    # about 35 (69 us on an H100, 2.3% of a 100M-parameter AdamW step); the table makes it a lookup.
+def _ops_of_one_step(sched):
+    """The aten ops one ``step()`` dispatches (on a CUDA tensor, each is a kernel or a host read)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class CountOps(TorchDispatchMode):
+    class RecordOps(TorchDispatchMode):
         def __init__(self):
             super().__init__()
             self.ops = []
@@ -226,12 +225,33 @@ def test_device_lr_step_is_a_handful_of_ops():
             self.ops.append(str(func))
             return func(*args, **(kwargs or {}))
 
-    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1e-3, foreach=False)
-    sched = WSDDeviceLR(opt, **FIELDS)
-    opt.step()
-    with CountOps() as counter:
+    sched.optimizer.step()
+    with RecordOps() as recorder:
         sched.step()
-    assert len(counter.ops) <= 6, counter.ops  # count += 1, clamp, index, base * m, copy
+    return recorder.ops
+
+
+@pytest.mark.parametrize("path", ["table", "formula"])
+def test_device_lr_step_reads_nothing_back_to_the_host(path, monkeypatch):
+    # The CPU's view of set_sync_debug_mode("error"): _local_scalar_dense is the op behind .item(),
+    # int(tensor) and indexing with a 0-dim tensor, each a host sync on CUDA (and, under capture, a
+    # broken CUDA graph). A first version of the table lookup did exactly that.
+    import wsd_torch._device_lr as device_lr
+
+    if path == "formula":
+        monkeypatch.setattr(device_lr, "MAX_TABLE_STEPS", 0)
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1e-3, foreach=False)
+    for fields in (FIELDS, dict(FIELDS, start_step=7)):
+        ops = _ops_of_one_step(WSDDeviceLR(opt, **fields))
+        assert not [op for op in ops if "_local_scalar_dense" in op or ".item" in op], ops
+
+
+def test_device_lr_step_is_a_handful_of_ops():
+    # What a replayed CUDA graph pays per step is one kernel per op: the formula on the device was
+    # 56 ops (69 us on an H100, 2.3% of a 100M-parameter AdamW step); the table makes it a lookup.
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1e-3, foreach=False)
+    ops = _ops_of_one_step(WSDDeviceLR(opt, **FIELDS))
+    assert len(ops) <= 5, ops  # count += 1, clamp, take, base * m, copy
 
 
 def test_device_lr_pickles_without_its_table():

@@ -186,7 +186,9 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             return evaluate(self._count, self.spec.resolved(), self._backend)
         low, high = self.spec.resolved().count_range
         index = self._count.clamp(low, high)
-        return table[index - low if low else index]
+        # take, not table[index]: indexing with a 0-dim tensor reads the index back to the host
+        # (__index__), a sync that also breaks CUDA-graph capture.
+        return torch.take(table, index - low if low else index)
 
     def _refresh(self) -> None:
         m = self._multiplier()
