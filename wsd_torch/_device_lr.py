@@ -186,9 +186,11 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             return evaluate(self._count, self.spec.resolved(), self._backend)
         low, high = self.spec.resolved().count_range
         index = self._count.clamp(low, high)
-        # take, not table[index]: indexing with a 0-dim tensor reads the index back to the host
-        # (__index__), a sync that also breaks CUDA-graph capture.
-        return torch.take(table, index - low if low else index)
+        index = (index - low if low else index).view(1)
+        # index_select of a 1-element index: table[index] with a 0-dim index reads it back to the host
+        # (__index__: a sync, and a broken CUDA-graph capture), and inductor cannot lower torch.take
+        # (a graph break inside a compiled step). Both were seen on an H100.
+        return table.index_select(0, index).view(())
 
     def _refresh(self) -> None:
         m = self._multiplier()
