@@ -107,8 +107,24 @@ def main() -> None:
         "Why a target is missed and what would close it: [ANALYSIS.md](ANALYSIS.md).\n"
     )
     print(report)
-    Path(args.out).write_text(report)
+    out = Path(args.out)
+    out.write_text(report + _kept_gpu_results(out))
     print(f"wrote {args.out}")
+
+
+# Section 5 needs a GPU, which a CI or developer machine has not: its figures are measured on a lent
+# one by .ci/gpu-check and kept in RESULTS.md below this line, which a run rewriting the file keeps.
+GPU_RESULTS_MARK = "<!-- GPU results (.ci/gpu-check on a lent GPU): kept when the file is rewritten -->"
+
+
+def _kept_gpu_results(out: Path) -> str:
+    """The GPU block of the report being replaced, if any, to append to the new one."""
+    try:
+        previous = out.read_text()
+    except FileNotFoundError:
+        return ""
+    start = previous.find(GPU_RESULTS_MARK)
+    return "" if start < 0 else "\n" + previous[start:]
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_quick_writes_a_table(tmp_path):
+    from benchmarks.__main__ import GPU_RESULTS_MARK
+
     out = tmp_path / "results.md"
+    gpu_block = f"{GPU_RESULTS_MARK}\n\n## 5 on a lent GPU\n\n| 5 CUDA | graph replay | 1.001 |\n"
+    out.write_text("# an older report\n\n| 1 whole array | old row |\n\n" + gpu_block)
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "compile,torch-step,cuda",
          "--out", str(out)],
@@ -25,6 +29,8 @@ def test_bench_quick_writes_a_table(tmp_path):
     report = out.read_text()
     for needle in ("Machine:", "Versions:", "8 periods / 1 period", "WSDLR / LambdaLR(constant)", "5 CUDA"):
         assert needle in report
+    # a rewrite on a machine without a GPU replaces the table and keeps the GPU block as it was
+    assert "old row" not in report and report.endswith(gpu_block)
 
 
 def test_planner_bench_rows():
