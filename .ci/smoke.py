@@ -19,16 +19,18 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SECTIONS = {
     "core": ["## One spec everywhere"],
     "torch": ["## Quick start (PyTorch)"],
+    "jax": ["## Quick start (JAX / optax)"],
     # the planner reads the published curves the wheel must carry
-    "jax": ["## Quick start (JAX / optax)", "## Which cooldown? The planner"],
+    "plan": ["## Which cooldown? The planner"],
     "orbax": ["## Checkpoints, continuing the trunk, branching cooldowns (Orbax)"],
 }
 # What each environment must lack, and the extra the error has to name.
 MISSING = {
-    "core": [("wsd_jax", "[jax]"), ("wsd_torch", "[torch]")],
-    "torch": [("wsd_jax", "[jax]")],
+    "core": [("wsd_jax", "[jax]"), ("wsd_torch", "[torch]"), ("wsd_plan", "[plan]")],
+    "torch": [("wsd_jax", "[jax]"), ("wsd_plan", "[plan]")],
     "jax": [("wsd_torch", "[torch]"), ("wsd_jax.WSDCheckpointManager", "[jax,orbax]")],
     "orbax": [("wsd_torch", "[torch]")],
+    "plan": [("wsd_torch", "[torch]")],
 }
 
 
@@ -83,8 +85,9 @@ def main(name: str) -> None:
             "1",
         ]
         plan = subprocess.run([str(wsd), *argv], capture_output=True, text=True)
-        assert plan.returncode == 2 and "[jax]" in plan.stderr and "Traceback" not in plan.stderr, plan.stderr
-        print("  wsd plan without jax names the [jax] extra")
+        named = "[plan]" in plan.stderr and "Traceback" not in plan.stderr
+        assert plan.returncode == 2 and named, plan.stderr
+        print("  wsd plan without jax names the [plan] extra")
     if importlib.util.find_spec("matplotlib") is None:
         assert plot.returncode == 2 and "[plot]" in plot.stderr and "Traceback" not in plot.stderr, (
             plot.stderr

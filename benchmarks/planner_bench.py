@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._timing import Row, interleaved_medians
-from wsd_jax.planner import LossLawFit, fit_loss_law, published_runs
-from wsd_jax.planner import _published as data
-from wsd_jax.planner._features import drops_after_warmup
+from wsd_plan import LossLawFit, fit_loss_law, published_runs
+from wsd_plan import _published as data
+from wsd_plan._features import drops_after_warmup
 
 
 def _mean(metrics: dict, key: str) -> float:

@@ -15,7 +15,6 @@ from flax.training import train_state  # noqa: E402
 from wsd_jax import (  # noqa: E402
     WSDCheckpointManager,
     WSDSpec,
-    demo,
     learning_rate_from_state,
     wsd_schedule,
 )
@@ -82,30 +81,3 @@ def test_nnx_optimizer_save_restore_and_current_rate(tmp_path):
     step(model, optimizer)
     step(model2, optimizer2)  # training resumes identically
     np.testing.assert_array_equal(np.asarray(model2.kernel[...]), np.asarray(model.kernel[...]))
-
-
-@pytest.mark.slow
-def test_demo_runs_end_to_end_small_and_again_in_the_same_folder(tmp_path, capsys):
-    for _ in range(2):  # the second run replaces the first one's checkpoints instead of crashing
-        demo.main(["--out", str(tmp_path), "--total-steps", "150"])
-        out = capsys.readouterr().out
-        for name in (
-            "WSD trunk",
-            "cooldown from 50",
-            "cooldown from 85",
-            "cosine",
-            "measured final",
-            "predicted before training",
-            "Takeaway",
-            "wsd plan --run",
-        ):
-            assert name in out  # fmt: skip
-        assert (tmp_path / "logs" / "cooldown-50.csv").read_text().startswith("step,loss\n")
-        assert (tmp_path / "learning_rates.png").stat().st_size > 10_000
-        assert (tmp_path / "eval_losses.png").stat().st_size > 10_000
-        assert (tmp_path / "checkpoints" / "cooldown-50").is_dir()
-    assert "replacing the previous demo run" in out
-    # a folder the demo did not write is never deleted
-    (tmp_path / "other" / "checkpoints").mkdir(parents=True)
-    with pytest.raises(SystemExit, match="not written by the demo"):
-        demo.main(["--out", str(tmp_path / "other"), "--total-steps", "300"])

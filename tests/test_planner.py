@@ -12,7 +12,7 @@ from wsd_core import WSDSpec
 
 jax = pytest.importorskip("jax")
 
-from wsd_jax.planner import (  # noqa: E402
+from wsd_plan import (  # noqa: E402
     LossLawFit,
     LossRun,
     curve_metrics,
@@ -20,7 +20,7 @@ from wsd_jax.planner import (  # noqa: E402
     learning_rates,
     plan_cooldown,
 )
-from wsd_jax.planner import _published as lc  # noqa: E402
+from wsd_plan import _published as lc  # noqa: E402
 
 # --- an independent evaluation of the two laws: the papers' sums written as plain loops -----------
 
@@ -81,9 +81,9 @@ def test_annealing_matches_the_direct_recurrence():
 
 
 def test_the_law_is_differentiable_and_finite():
-    from wsd_jax.planner._features import features
-    from wsd_jax.planner._fit import _on_device
-    from wsd_jax.planner._laws import multi_power
+    from wsd_plan._features import features
+    from wsd_plan._fit import _on_device
+    from wsd_plan._laws import multi_power
 
     lrs = lc.published_rates("cosine_24000")
     with jax.enable_x64(True):

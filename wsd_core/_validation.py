@@ -49,8 +49,9 @@ def check_steps(name: str, value: Any, *, minimum: int = 0) -> int:
     return check_int(name, value, minimum=minimum, maximum=MAX_STEP)
 
 
-def check_real(name: str, value: Any) -> float:
-    """Returns ``value`` as a finite ``float``; bools and non-numbers raise ``TypeError``."""
+def check_real(name: str, value: Any, *, minimum: float | None = None, positive: bool = False) -> float:
+    """Returns ``value`` as a finite ``float`` (>= ``minimum`` if given, > 0 if ``positive``); bools
+    and non-numbers raise ``TypeError``."""
     if is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
     try:
@@ -59,6 +60,10 @@ def check_real(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be a finite float, got {_describe(value)}: too large") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
     return value
 
 

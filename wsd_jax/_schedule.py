@@ -136,10 +136,7 @@ def _check_peak(value: Any) -> Any:
         except jax.errors.ConcretizationTypeError:
             # A traced peak (jax.grad or vmap over the peak): its value is not known here.
             return value
-    peak = check_real("peak_value", value)
-    if peak < 0:
-        raise ValueError(f"peak_value must be >= 0, got {peak}")
-    return peak
+    return check_real("peak_value", value, minimum=0.0)
 
 
 def _check_dtype(dtype: Any) -> Any:

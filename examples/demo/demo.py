@@ -1,10 +1,10 @@
 """The main job (``make demo``): train a small language model on a WSD trunk, branch cooldowns off it,
 and predict the runs not yet trained from the ones that were.
 
-A byte-level transformer (``wsd_jax._charlm``) learns the Python standard library's own source
+A byte-level transformer (``charlm.py``, beside this file) learns the Python standard library's own source
 files (no downloads). The WSD trunk is checkpointed with Orbax; a cooldown is branched from one of
 its stable checkpoints (restored read-only: the trunk's folder is never touched). Then the planner
-(``wsd_jax.planner``) fits the Multi-Power Law to the trunk and that branch, predicts a second
+(``wsd_plan``) fits the Multi-Power Law to the trunk and that branch, predicts a second
 cooldown and a cosine baseline *before* they are trained, trains them, and prints predicted beside
 measured. Writes PNG plots of the learning rates and of the measured and predicted losses.
 """
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import charlm as lm  # beside this file (run as a script, its folder is on sys.path)
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,12 +27,8 @@ from flax import nnx
 
 from wsd_core import WSDSpec
 from wsd_core._plot import plot_series
-from wsd_jax import _charlm as lm
-from wsd_jax._checkpoint import WSDCheckpointManager
-from wsd_jax._hyperparams import learning_rate_from_state
-from wsd_jax._schedule import wsd_schedule
-from wsd_jax.planner import LossRun, fit_loss_law, learning_rates
-from wsd_jax.planner._runs import branch_rates
+from wsd_jax import WSDCheckpointManager, learning_rate_from_state, wsd_schedule
+from wsd_plan import LossRun, branch_rates, fit_loss_law, learning_rates
 
 PEAK = 3e-3
 BATCH, EVAL_WINDOWS, EVAL_BYTES = 32, 128, 200_000

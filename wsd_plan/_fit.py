@@ -24,9 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wsd_jax.planner._features import Features, features
-from wsd_jax.planner._laws import LAWS, PARAMETERS
-from wsd_jax.planner._runs import LossRun, learning_rates, resolve_warmup
+from wsd_core._validation import check_choice
+from wsd_plan._features import Features, features
+from wsd_plan._laws import LAWS, PARAMETERS
+from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
 
 HUBER_DELTA = 1e-3
 ITERATIONS = 300
@@ -154,8 +155,7 @@ def fit_loss_law(
       >>> fit.fit_error["WorstE"] < 1e-4
       True
     """
-    if law not in LAWS:
-        raise ValueError(f"law must be one of {sorted(LAWS)}, got {law!r}")
+    check_choice("law", law, LAWS)
     runs = list(runs)
     if not runs or not all(isinstance(r, LossRun) for r in runs):
         raise TypeError(f"runs must be a non-empty sequence of LossRun, got {runs!r:.200}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsd_jax.planner._runs import LossRun
+from wsd_plan._runs import LossRun
 
 DATA = Path(__file__).resolve().parent / "data" / "loss-curves"
 MODELS = ("lm-25M", "lm-100M")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from wsd_jax.planner._features import Features
+from wsd_plan._features import Features
 
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "multi-power": ("L0", "A", "alpha", "B", "C", "beta", "gamma"),

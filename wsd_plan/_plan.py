@@ -21,10 +21,10 @@ import numpy as np
 from wsd_core import WSDSpec
 from wsd_core._formula import DECAY_SHAPES
 from wsd_core._validation import check_choice, check_ratio, check_steps
-from wsd_jax.planner._features import Features, features
-from wsd_jax.planner._fit import LossLawFit, _on_device
-from wsd_jax.planner._laws import LAWS
-from wsd_jax.planner._runs import LossRun, branch_rates, learning_rates, resolve_warmup
+from wsd_plan._features import Features, features
+from wsd_plan._fit import LossLawFit, _on_device
+from wsd_plan._laws import LAWS
+from wsd_plan._runs import LossRun, branch_rates, learning_rates, resolve_warmup
 
 CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
 

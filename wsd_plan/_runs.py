@@ -6,12 +6,27 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_jax._schedule import wsd_schedule
+from wsd_core import _validation as v
+from wsd_core._formula import ArrayBackend, evaluate
+
+
+class _NumpyBackend(ArrayBackend):
+    """The core's formula on float64 numpy arrays: a spec's rates for a whole run in one pass."""
+
+    def __init__(self, spec: WSDSpec) -> None:
+        plan = spec.resolved()
+        table = lambda xs: np.asarray(xs, dtype=np.int64)
+        tables = (table(plan.decay_starts), table(plan.ends), table(plan.decay_lengths))
+        super().__init__(np, table(plan.ends[:-1]), tables)
+
+    def to_float(self, x: Any) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+    def maximum(self, x: Any, y: Any) -> Any:
+        return np.maximum(x, y)
 
 
 def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) -> np.ndarray:
@@ -32,9 +47,10 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
     if isinstance(schedule, WSDSpec):
         if peak is None:
             raise ValueError("peak is required with a WSDSpec: the rate of its stable phase, e.g. 3e-4")
-        with jax.enable_x64(True):
-            on_device = wsd_schedule(peak, spec=schedule, dtype=jnp.float64)(np.arange(int(num_steps)))
-            return np.asarray(on_device, dtype=np.float64)
+        peak = v.check_real("peak", peak, minimum=0.0)
+        multipliers = evaluate(np.arange(int(num_steps), dtype=np.int64), schedule.resolved(),
+                               _NumpyBackend(schedule))  # fmt: skip
+        return peak * np.asarray(multipliers, dtype=np.float64)
     if peak is not None:
         raise ValueError("peak is only for a WSDSpec; an array of rates already holds them")
     rates = np.asarray(schedule, dtype=np.float64)

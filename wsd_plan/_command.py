@@ -1,6 +1,8 @@
 """``wsd plan``: fit a law to logged runs and rank cooldowns from the shell.
 
-The arguments are declared in ``wsd_core._cli`` (which needs no jax); this module runs the command.
+The ``wsd`` command (``wsd_core._cli``) finds ``add_plan_command`` through the entry point group
+``wsd_schedule.commands`` that ``pyproject.toml`` registers.
+
 Inputs are the logs a training loop writes: a CSV with ``step`` and ``loss`` columns (``lr`` is
 ignored: the rate of every update comes from the run's schedule), and each run's schedule, either
 a ``WSDSpec`` saved as JSON (``spec.to_dict()``; with ``--peak``) or the rates of every update from
@@ -18,9 +20,65 @@ from typing import Any
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_jax.planner._fit import fit_loss_law
-from wsd_jax.planner._plan import CooldownPlan, plan_cooldown
-from wsd_jax.planner._runs import LossRun
+from wsd_core import _validation as v
+from wsd_core._cli import out_path
+from wsd_core._formula import DECAY_SHAPES
+from wsd_plan._fit import fit_loss_law
+from wsd_plan._laws import LAWS
+from wsd_plan._plan import CooldownPlan, plan_cooldown
+from wsd_plan._runs import LossRun
+
+PLAN_EXAMPLE = (
+    "example:\n  wsd plan --run trunk.csv trunk.json --run cooldown.csv cooldown.json --peak 3e-4 "
+    "--trunk trunk.json --at 16000 20000 --lengths 2000 4000 --shapes linear 1-sqrt --out plan.png\n"
+)
+
+
+def add_plan_command(sub: Any) -> None:
+    """Adds ``plan`` to the ``wsd`` command's subparsers (``sub``); argparse parses, the planner
+    validates."""
+    plan = sub.add_parser(
+        "plan",
+        help="fit a loss-curve law to logged runs and rank cooldowns off a trunk",
+        description="Fits the Multi-Power Law (or the annealing law) to the logged runs, predicts every "
+        "cooldown of --lengths x --shapes x --min-ratios branched at each --at step of the trunk, and "
+        "prints them ranked by predicted final loss. A LOG is a CSV with step and loss columns; a "
+        "SCHEDULE is a WSDSpec as JSON (spec.to_dict(); needs --peak) or the rate of every update from "
+        "step 0 (.npy, or a CSV/text file with an lr column or one rate per line).",
+        epilog=PLAN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pair: dict[str, Any] = dict(nargs=2, metavar=("LOG", "SCHEDULE"), action="append")
+    plan.add_argument("--run", required=True, help="a run to fit on (repeat for more)", **pair)
+    plan.add_argument("--held-out", help="a run to check the fit on (repeat): sets the uncertainty", **pair)
+    plan.add_argument("--trunk", required=True, metavar="SCHEDULE", help="the trunk to branch from")
+    plan.add_argument("--peak", type=float, help="the stable learning rate of the WSDSpec schedules")
+    plan.add_argument("--at", type=int, nargs="+", required=True, help="steps to branch from")
+    plan.add_argument("--lengths", type=int, nargs="+", required=True, help="cooldown lengths")
+    plan.add_argument(
+        "--shapes", nargs="+", default=["1-sqrt"], choices=list(DECAY_SHAPES), help="decay shapes"
+    )
+    plan.add_argument("--min-ratios", type=float, nargs="+", default=[0.0], help="floors (default 0)")
+    plan.add_argument("--law", choices=list(LAWS), default="multi-power")
+    plan.add_argument(
+        "--warmup-steps", type=int,
+        help="the runs' warmup length (default: each spec's, or up to the largest rate)",
+    )  # fmt: skip
+    plan.add_argument("--out", type=out_path, help="also plot measured, predicted and planned curves")
+    plan.add_argument("--plot-top", type=int, default=5, help="candidates to plot (default 5)")
+    plan.set_defaults(handler=_main)
+
+
+def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        if args.peak is not None:
+            v.check_real("--peak", args.peak, positive=True)
+        v.check_int("--plot-top", args.plot_top, minimum=0)
+        _, lines = run_plan(args)
+    except (InputError, ValueError, TypeError, ImportError) as e:
+        parser.exit(2, f"wsd plan: error: {e}\n")
+    print("\n".join(lines))
+    return 0
 
 
 class InputError(ValueError):
