@@ -83,7 +83,7 @@ def test_no_link_leaves_the_repository():
 
 
 DOCTEST_MODULES = [
-    "wsd_core._save_plan",
+    "wsd_core._checkpoint_steps",
     "wsd_core._presets",
     "wsd_core._branching",
     "wsd_jax._checkpoint",

@@ -12,11 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORK_PACKAGES = ("wsd_jax", "wsd_torch", "wsd_plan", "jax", "jaxlib", "optax", "flax", "orbax", "torch")
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
+def _imports(path: Path, *, runtime_only: bool = False) -> list[tuple[int, str]]:
     """(line, module) of every import in a file, at any depth (inside functions too), relative ones
-    resolved against the file's package."""
+    resolved against the file's package; ``runtime_only`` leaves out ``if TYPE_CHECKING:`` blocks."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = path.parent.relative_to(ROOT).as_posix().replace("/", ".") if path.is_relative_to(ROOT) else ""
+    if runtime_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -27,10 +31,18 @@ def _imports(path: Path) -> list[tuple[int, str]]:
                 module = f"{base}.{node.module}" if node.module else base
             else:
                 module = node.module or ""
-            found.append((node.lineno, module))
-            # `from wsd_core import _spec` imports the submodule wsd_core._spec
-            found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+            # `from wsd_core import _spec` imports the submodule wsd_core._spec; the package itself
+            # counts only when a name comes from its __init__
+            names = [f"{module}.{alias.name}" for alias in node.names]
+            if not all(_is_module(name) for name in names):
+                found.append((node.lineno, module))
+            found += [(node.lineno, name) for name in names]
     return found
+
+
+def _is_module(dotted: str) -> bool:
+    path = ROOT.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def _modules(package: str) -> list[Path]:
@@ -40,7 +52,7 @@ def _modules(package: str) -> list[Path]:
 def test_the_scan_sees_imports_inside_functions(tmp_path):
     # the check below must not pass because it cannot see a lazy import
     (tmp_path / "m.py").write_text("def f():\n    from wsd_jax import _schedule\n    import torch\n")
-    assert [m for _, m in _imports(tmp_path / "m.py")] == ["wsd_jax", "wsd_jax._schedule", "torch"]
+    assert [m for _, m in _imports(tmp_path / "m.py")] == ["wsd_jax._schedule", "torch"]
 
 
 @pytest.mark.parametrize("path", _modules("wsd_core"), ids=lambda p: p.name)
@@ -77,3 +89,34 @@ def test_nothing_in_the_packages_imports_flax_or_the_demo():
         if module.split(".")[0] == "flax" or "demo" in module or "charlm" in module
     ]
     assert not bad
+
+
+def _module_name(path: Path) -> str:
+    name = path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+    return name.removesuffix(".__init__")
+
+
+def test_the_core_import_graph_has_no_cycle():
+    # Edges are the imports that run (function bodies included, type-checking blocks not): one
+    # module defines a concept and the others import it, one way.
+    modules = {_module_name(p): p for p in _modules("wsd_core")}
+    graph = {
+        name: sorted({m for _, m in _imports(path, runtime_only=True) if m in modules and m != name})
+        for name, path in modules.items()
+    }
+    state: dict[str, str] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for nxt in graph[node]:
+            if state.get(nxt) == "open":
+                cycle = [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = "done"
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+    assert graph["wsd_core._spec"], "the scan found no imports at all"

@@ -3,24 +3,19 @@
 Each function takes the peer's parameter names and defaults and returns the ``WSDSpec`` whose m(s)
 equals the peer's factor at the same step, to float rounding (``docs/contract.md``, "The same
 curves as the peers"). Where the peer's behaviour cannot be expressed by the contract, the function
-raises and says why instead of returning an approximation. ``WSDSpec.from_<peer>`` calls these.
+raises and says why instead of returning an approximation. They are ``WSDSpec``'s classmethods
+``from_<peer>`` (``cls`` is the class to build), so this module needs ``_spec`` only for types.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wsd_core import _validation as v
 
 if TYPE_CHECKING:
     from wsd_core._spec import WSDSpec
-
-
-def _spec(**fields: Any) -> WSDSpec:
-    from wsd_core._spec import WSDSpec
-
-    return WSDSpec(**fields)
 
 
 # --- transformers: get_wsd_schedule ---------------------------------------------------------------
@@ -29,6 +24,7 @@ _TRANSFORMERS_SHAPES = {"linear": "linear", "cosine": "cosine", "1-sqrt": "1-sqr
 
 
 def from_transformers(
+    cls: type[WSDSpec],
     num_warmup_steps: int,
     num_decay_steps: int,
     num_training_steps: int | None = None,
@@ -47,7 +43,8 @@ def from_transformers(
     transformers drops to ``min_lr_ratio`` at the last step and the contract stays at the peak.
 
     Example:
-      >>> from_transformers(100, 200, num_training_steps=1000).decay_starts
+      >>> from wsd_core import WSDSpec
+      >>> WSDSpec.from_transformers(100, 200, num_training_steps=1000).decay_starts
       (800,)
     """
     warmup = v.check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
@@ -87,7 +84,7 @@ def from_transformers(
             f"num_warmup_steps={warmup} is longer than the whole run ({total} steps = warmup + stable "
             "+ decay); the contract needs the warmup to fit in the run"
         )
-    return _spec(
+    return cls(
         total_steps=total,
         warmup_steps=warmup,
         decay_steps=decay,
@@ -104,6 +101,7 @@ _TORCHTITAN_SHAPES = {"linear": "linear", "sqrt": "1-sqrt", "cosine": "cosine"}
 
 
 def from_torchtitan(
+    cls: type[WSDSpec],
     training_steps: int,
     warmup_steps: int = 200,
     decay_ratio: float | None = None,
@@ -124,7 +122,8 @@ def from_torchtitan(
     falling (negative for linear decay); the contract holds ``min_lr_factor``.
 
     Example:
-      >>> spec = from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2)
+      >>> from wsd_core import WSDSpec
+      >>> spec = WSDSpec.from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2)
       >>> spec.multiplier(0), spec.multiplier(99), spec.decay_starts
       (0.01, 1.0, (800,))
     """
@@ -136,7 +135,7 @@ def from_torchtitan(
     if decay_ratio is not None:
         decay_ratio = v.check_ratio("decay_ratio", decay_ratio)
     if legacy:
-        return _torchtitan_legacy(run, warmup, decay_ratio, shape, min_lr_factor)
+        return _torchtitan_legacy(cls, run, warmup, decay_ratio, shape, min_lr_factor)
     if warmup > run:
         warnings.warn(
             f"Warmup steps ({warmup}) exceed total steps ({run}). Adjusting warmup steps to {run}.",
@@ -157,7 +156,7 @@ def from_torchtitan(
     else:
         decay = run - warmup
     # (s + 1) / W for s < W equals a + (1 - a) s / (W - 1) with a = 1 / W; W <= 1 is no warmup.
-    return _spec(
+    return cls(
         total_steps=run,
         warmup_steps=max(warmup - 1, 0),
         init_ratio=1.0 / warmup if warmup >= 2 else 0.0,
@@ -168,7 +167,7 @@ def from_torchtitan(
 
 
 def _torchtitan_legacy(
-    run: int, warmup: int, decay_ratio: float | None, shape: str, min_lr_factor: float
+    cls: type[WSDSpec], run: int, warmup: int, decay_ratio: float | None, shape: str, min_lr_factor: float
 ) -> WSDSpec:
     decay = round(run * decay_ratio) if decay_ratio is not None else run - warmup
     if decay == 0:  # the legacy factor is 1 for ever when there is no decay
@@ -182,7 +181,7 @@ def _torchtitan_legacy(
         )
     else:
         spec_decay = decay + 1
-    return _spec(
+    return cls(
         total_steps=run,
         warmup_steps=warmup,
         init_ratio=1.0 / (warmup + 1),
@@ -214,6 +213,7 @@ def pytorch_accelerated_checkpoints(total_steps: int, num_checkpoints: int) -> l
 
 
 def from_pytorch_accelerated(
+    cls: type[WSDSpec],
     total_steps: int | None = None,
     num_epochs: int | None = None,
     num_update_steps_per_epoch: int | None = None,
@@ -238,7 +238,8 @@ def from_pytorch_accelerated(
     the very first update; the spec follows ``get_updated_values`` and the contract's convention.
 
     Example:
-      >>> from_pytorch_accelerated(200_000, num_checkpoints=3, base_lr=3e-4).period_ends
+      >>> from wsd_core import WSDSpec
+      >>> WSDSpec.from_pytorch_accelerated(200_000, num_checkpoints=3, base_lr=3e-4).period_ends
       (50000, 100000, 200000)
     """
     if num_epochs is not None and num_update_steps_per_epoch is not None and total_steps is not None:
@@ -261,7 +262,7 @@ def from_pytorch_accelerated(
             f"pytorch_accelerated places its first checkpoint at total_steps // 4 = {ends[0]} for "
             f"total_steps={total_steps} and num_checkpoints={count}; the contract needs it >= 1"
         )
-    return _spec(
+    return cls(
         total_steps=ends[-1],
         checkpoints=ends if len(ends) > 1 else None,
         warmup_steps=warmup,
@@ -279,6 +280,7 @@ _MEGATRON_SHAPES = {"linear": "linear", "cosine": "cosine", "exponential": "expo
 
 
 def from_megatron(
+    cls: type[WSDSpec],
     max_lr: float,
     lr_warmup_steps: int,
     lr_decay_steps: int,
@@ -296,7 +298,8 @@ def from_megatron(
     warmup must end before the anneal starts (``lr_warmup_steps <= lr_decay_steps - wsd_decay_steps``).
 
     Example:
-      >>> from_megatron(3e-4, 100, 10_000, 2_000, min_lr=3e-5).decay_starts
+      >>> from wsd_core import WSDSpec
+      >>> WSDSpec.from_megatron(3e-4, 100, 10_000, 2_000, min_lr=3e-5).decay_starts
       (8000,)
     """
     if lr_decay_style != "WSD":
@@ -320,7 +323,7 @@ def from_megatron(
         value = v.check_real(name, value)
         if not 0 <= value <= peak:
             raise ValueError(f"{name} must satisfy 0 <= {name} <= max_lr={peak}, got {value}")
-    return _spec(
+    return cls(
         total_steps=total,
         warmup_steps=warmup,
         decay_steps=decay,

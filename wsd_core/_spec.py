@@ -257,19 +257,17 @@ class WSDSpec:
     def phase(self, step: int) -> Phase:
         """The phase, period and progress of optimizer step ``step`` (any int, also negative)."""
         step = v.check_int("step", step)
-        plan = self._resolved
-        u = max(step - self.start_step, 0)
-        m = self.multiplier(step)
-        if u < plan.warmup_steps:
-            return Phase("warmup", 0, u / plan.warmup_steps, m)
-        last = len(plan.ends) - 1
-        if u >= self.total_steps:
-            return Phase("done", last, 1.0, m)
-        i = next(k for k, end in enumerate(plan.ends) if u < end)
-        b, d = plan.decay_starts[i], plan.decay_lengths[i]
-        if d == 0 or u < b:
-            return Phase("stable", i, _stable_progress(plan, i, u), m)
-        return Phase("decay", i, (u - b) / d, m)
+        plan, m = self._resolved, self.multiplier(step)
+        if step >= self.end_step:
+            return Phase("done", len(plan.ends) - 1, 1.0, m)
+        step = max(step, self.start_step)  # before the start: as at the start
+        firsts, segments = self._segment_index
+        name, i, first, last = segments[bisect.bisect_right(firsts, step) - 1]
+        if name == "warmup":
+            return Phase(name, i, (step - self.start_step) / plan.warmup_steps, m)
+        if name == "stable":
+            return Phase(name, i, (step - first) / (last - first + 1), m)
+        return Phase(name, i, (step - self.start_step - plan.decay_starts[i]) / plan.decay_lengths[i], m)
 
     def phase_table(self) -> str:
         """A human-readable table of the phases: steps, lengths and the multiplier at each end."""
@@ -286,8 +284,15 @@ class WSDSpec:
         ]
         return "\n".join(lines)
 
+    @functools.cached_property
+    def _segment_index(self) -> tuple[list[int], list[tuple[str, int, int, int]]]:
+        segments = self._segments()
+        return [first for _, _, first, _ in segments], segments
+
     def _segments(self) -> list[tuple[str, int, int, int]]:
-        """(name, period, first step, last step) of every non-empty phase, in optimizer steps."""
+        """(name, period, first step, last step) of every non-empty phase, in optimizer steps: the
+        one place the Python side cuts a run into phases (``phase``, ``phase_table`` and
+        ``multiplier``'s pieces read it; the array backends locate periods branch-free instead)."""
         plan, s0 = self._resolved, self.start_step
         segments = []
         if plan.warmup_steps > 0:
@@ -311,10 +316,10 @@ class WSDSpec:
 
     # --- presets: the peers' curves from the peers' own parameters (wsd_core._presets) ---------
 
-    from_transformers = staticmethod(_presets.from_transformers)
-    from_torchtitan = staticmethod(_presets.from_torchtitan)
-    from_pytorch_accelerated = staticmethod(_presets.from_pytorch_accelerated)
-    from_megatron = staticmethod(_presets.from_megatron)
+    from_transformers = classmethod(_presets.from_transformers)
+    from_torchtitan = classmethod(_presets.from_torchtitan)
+    from_pytorch_accelerated = classmethod(_presets.from_pytorch_accelerated)
+    from_megatron = classmethod(_presets.from_megatron)
 
     # --- serialisation -----------------------------------------------------------------------
 
@@ -432,9 +437,3 @@ def _period_ends(checkpoints: int | Sequence[int] | None, total: int) -> tuple[i
     if isinstance(checkpoints, int):
         return _geometric_ends(checkpoints, total)
     return tuple(checkpoints)  # already a validated tuple; tuple() keeps the type checker honest
-
-
-def _stable_progress(plan: Resolved, i: int, u: int) -> float:
-    start = plan.ends[i - 1] if i > 0 else plan.warmup_steps
-    length = plan.decay_starts[i] - start
-    return (u - start) / length if length > 0 else 0.0

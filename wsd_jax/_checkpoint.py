@@ -15,7 +15,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from wsd_core import SavePlan, WSDSpec
-from wsd_core._saved import check_saved_spec
+from wsd_core._spec_change import check_saved_spec
 from wsd_jax import _integrity
 from wsd_jax._integrity import CheckpointIntegrityError
 from wsd_jax._lock import WriterLock

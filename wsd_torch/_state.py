@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from wsd_core import WSDSpec
-from wsd_core._saved import check_saved_spec
+from wsd_core._spec_change import check_saved_spec
 
 REQUIRED = ("spec", "last_epoch")  # base_lrs too when saved; without them the optimizer's stay
 SPEC_CHANGES = ("refuse", "continue")

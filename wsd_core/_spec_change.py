@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wsd_core import WSDSpec
+from wsd_core._spec import WSDSpec
 
 
 def check_saved_spec(saved: WSDSpec, spec: WSDSpec, allow_spec_change: bool) -> None:
