@@ -1,9 +1,16 @@
-"""WSDCheckpointManager (Orbax) and the continuation / branch operations on WSDSpec."""
+"""WSDCheckpointManager (Orbax): saving, restoring, the save plan, and trust: damaged data is never
+loaded, caller mistakes are never taken for damage, one writer per folder, and steps that are ints."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -11,49 +18,17 @@ import numpy as np
 import optax
 import pytest
 
-from tests.reference import reference_multiplier
-from wsd_jax import SavePlan, WSDCheckpointManager, WSDSpec, learning_rate_from_state, wsd_schedule
-
-TRUNK = WSDSpec(100, warmup_steps=5, decay_steps=10, checkpoints=[50, 100])
-
-
-def _tx(spec):
-    return optax.inject_hyperparams(optax.adamw, hyperparam_dtype=jnp.float32)(
-        learning_rate=wsd_schedule(1e-2, spec=spec)
-    )
-
-
-def _init(spec):
-    params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
-    return {"params": params, "opt_state": _tx(spec).init(params)}
-
-
-def _run(spec, state, start, stop, manager=None):
-    """Trains steps start..stop-1; returns the state and the rate each update used."""
-    tx = _tx(spec)
-
-    @jax.jit
-    def step(state):
-        grads = jax.tree.map(jnp.ones_like, state["params"])
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        return {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state}
-
-    rates = []
-    for s in range(start, stop):
-        state = step(state)
-        rates.append(float(learning_rate_from_state(state["opt_state"])))
-        if manager is not None:
-            manager.save(s + 1, state)
-    if manager is not None:
-        manager.wait_until_finished()
-    return state, rates
+from tests.training import TRUNK, init_state, train
+from wsd_jax import CheckpointIntegrityError, SavePlan, WSDCheckpointManager, WSDSpec, wsd_schedule
+from wsd_jax._integrity import fingerprint
+from wsd_jax._lock import WriterLockError
 
 
 def test_save_plan_steps_are_kept_and_intervals_rotate(tmp_path):
     plan = SavePlan.for_spec(TRUNK, interval=7)
     assert plan.pre_decay == (40, 90) and plan.period_ends == (50, 100)
     with WSDCheckpointManager(tmp_path, TRUNK, interval=7, max_to_keep=2) as manager:
-        _run(TRUNK, _init(TRUNK), 0, 100, manager)
+        train(TRUNK, init_state(TRUNK), 0, 100, manager)
         steps = manager.all_steps()
     assert {40, 50, 90, 100} <= set(steps)  # the plan's steps survive retention
     # besides those, the 2 latest checkpoints of any kind: 100 (a plan step) and 98
@@ -61,11 +36,11 @@ def test_save_plan_steps_are_kept_and_intervals_rotate(tmp_path):
 
 
 def test_restore_onto_abstract_state_keeps_optax_types(tmp_path):
-    state, _ = _run(TRUNK, _init(TRUNK), 0, 40)
+    state, _ = train(TRUNK, init_state(TRUNK), 0, 40)
     with WSDCheckpointManager(tmp_path, TRUNK) as manager:
         manager.save(40, state)
         manager.wait_until_finished()
-        restored = manager.restore(jax.eval_shape(lambda: _init(TRUNK)))
+        restored = manager.restore(jax.eval_shape(lambda: init_state(TRUNK)))
     assert jax.tree.structure(restored) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -73,68 +48,26 @@ def test_restore_onto_abstract_state_keeps_optax_types(tmp_path):
 
 
 def test_restore_under_another_spec_is_refused_unless_allowed(tmp_path):
-    state, _ = _run(TRUNK, _init(TRUNK), 0, 40)
+    state, _ = train(TRUNK, init_state(TRUNK), 0, 40)
     with WSDCheckpointManager(tmp_path, TRUNK) as manager:
         manager.save(40, state)
     other = TRUNK.extend(200, at_step=40)
     with WSDCheckpointManager(tmp_path, other) as manager:
         with pytest.raises(ValueError, match="different spec"):
-            manager.restore(jax.eval_shape(lambda: _init(TRUNK)))
+            manager.restore(jax.eval_shape(lambda: init_state(TRUNK)))
         assert manager.saved_spec(40) == TRUNK
-        manager.restore(jax.eval_shape(lambda: _init(TRUNK)), allow_spec_change=True)
+        manager.restore(jax.eval_shape(lambda: init_state(TRUNK)), allow_spec_change=True)
         with pytest.raises(FileNotFoundError, match="step 41"):
-            manager.restore(jax.eval_shape(lambda: _init(TRUNK)), 41)
+            manager.restore(jax.eval_shape(lambda: init_state(TRUNK)), 41)
     assert WSDCheckpointManager.open(tmp_path).spec == TRUNK  # a restarted job rebuilds its schedule
-
-
-def test_extend_the_trunk_from_a_pre_decay_checkpoint(tmp_path):
-    trunk_dir = tmp_path / "trunk"
-    with WSDCheckpointManager(trunk_dir, TRUNK) as manager:
-        _, trunk_rates = _run(TRUNK, _init(TRUNK), 0, 90, manager)
-    longer = TRUNK.extend(300, at_step=90)
-    with WSDCheckpointManager(trunk_dir, longer) as manager:
-        state = manager.restore(jax.eval_shape(lambda: _init(TRUNK)), 90, allow_spec_change=True)
-        _, rates = _run(longer, state, 90, 300, manager)
-    # the past is unchanged, and the future follows the longer trunk
-    assert [longer.multiplier(s) * 1e-2 for s in range(90)] == pytest.approx(trunk_rates, rel=1e-6)
-    want = [1e-2 * reference_multiplier(s, **longer.to_dict()) for s in range(90, 300)]
-    assert rates == pytest.approx(want, rel=1e-6)
-    assert longer.period_ends == (50, 300) and longer.decay_starts == (40, 290)
-    with pytest.raises(ValueError, match="pre-decay checkpoint"):
-        TRUNK.extend(300, at_step=95)
-
-
-def test_branch_a_cooldown_into_its_own_directory(tmp_path):
-    trunk_dir, branch_dir = tmp_path / "trunk", tmp_path / "cooldown-at-30"
-    with WSDCheckpointManager(trunk_dir, TRUNK, interval=10) as manager:
-        _run(TRUNK, _init(TRUNK), 0, 40, manager)
-    before = sorted(p.name for p in trunk_dir.rglob("*"))
-
-    branch = TRUNK.branch_cooldown(30, 15, decay_shape="linear")
-    with WSDCheckpointManager(trunk_dir, branch) as trunk:
-        state = trunk.restore(jax.eval_shape(lambda: _init(TRUNK)), 30, allow_spec_change=True)
-    with WSDCheckpointManager(branch_dir, branch, interval=5) as manager:
-        state, rates = _run(branch, state, 30, 50, manager)
-        assert manager.all_steps()[-1] == 50 and manager.saved_spec() == branch
-    assert int(state["opt_state"].count) == 50  # the optimizer's count kept running
-    assert rates[:16] == pytest.approx([1e-2 * (1 - k / 15) for k in range(16)], rel=1e-6, abs=1e-12)
-    assert sorted(p.name for p in trunk_dir.rglob("*")) == before  # the trunk is untouched
-
-
-def test_continue_from_a_cooled_checkpoint_returns_to_the_peak():
-    cont = TRUNK.continue_from(100, total_steps=60, decay_steps=20)
-    assert cont.start_step == 100 and cont.warmup_steps == 0
-    assert cont.multiplier(100) == 1.0 and cont.decay_starts == (140,) and cont.end_step == 160
-    with pytest.raises(TypeError, match="warmup_steps"):
-        TRUNK.continue_from(100, total_steps=60, warmup_steps=5)
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate"])
 def test_damaged_latest_checkpoint_is_skipped_not_loaded(tmp_path, damage, caplog):
     with WSDCheckpointManager(tmp_path, TRUNK, interval=10, max_to_keep=None) as manager:
-        state20, _ = _run(TRUNK, _init(TRUNK), 0, 20)
+        state20, _ = train(TRUNK, init_state(TRUNK), 0, 20)
         manager.save(20, state20)
-        state30, _ = _run(TRUNK, state20, 20, 30)
+        state30, _ = train(TRUNK, state20, 20, 30)
         manager.save(30, state30)
     files = [p for p in (tmp_path / "30" / "state").rglob("*") if p.is_file() and p.stat().st_size > 0]
     assert files
@@ -143,9 +76,9 @@ def test_damaged_latest_checkpoint_is_skipped_not_loaded(tmp_path, damage, caplo
     else:
         for p in files:
             p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
-    abstract = jax.eval_shape(lambda: _init(TRUNK))
+    abstract = jax.eval_shape(lambda: init_state(TRUNK))
     with WSDCheckpointManager(tmp_path, TRUNK, interval=10) as manager:
-        with pytest.raises(Exception):  # noqa: B017 - any read error, never a garbage state
+        with pytest.raises(CheckpointIntegrityError, match="checkpoint 30"):  # never a garbage state
             manager.restore(abstract, 30)
         with caplog.at_level(logging.WARNING):
             step, restored = manager.restore_latest_readable(abstract)
@@ -163,3 +96,296 @@ def test_manager_bad_arguments(tmp_path):
         WSDCheckpointManager(tmp_path, TRUNK, interval=0)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         WSDCheckpointManager.open(tmp_path / "empty")
+
+
+# --- trust ---------------------------------------------------------------------------------------
+
+SPEC = WSDSpec(100, warmup_steps=5, decay_steps=10, checkpoints=[50, 100])
+
+
+def _state(seed=0):
+    params = {"w": jax.random.normal(jax.random.key(seed), (64, 32)), "b": jnp.arange(32.0)}
+    tx = optax.adamw(wsd_schedule(1e-2, spec=SPEC))
+    return {"params": params, "opt_state": tx.init(params), "step": seed}
+
+
+def _abstract():
+    return jax.eval_shape(lambda: _state())
+
+
+def _two_steps(directory):
+    with WSDCheckpointManager(directory, SPEC, max_to_keep=None) as m:
+        m.save(20, _state(20), force=True)
+        m.save(30, _state(30), force=True)
+    return _state(20), _state(30)
+
+
+def _assert_same(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+# --- 1. integrity -------------------------------------------------------------------------------
+
+
+def _data_files(directory, step):
+    root = directory / str(step) / "state"
+    return sorted(p for p in root.rglob("*") if p.is_file() and "/d/" in str(p) and p.stat().st_size > 0)
+
+
+@pytest.mark.parametrize("where", [0.1, 0.3, 0.5, 0.7, 0.9])
+def test_a_flipped_byte_in_array_data_is_refused_and_skipped(tmp_path, where, caplog):
+    state20, _ = _two_steps(tmp_path)
+    files = _data_files(tmp_path, 30)
+    assert files
+    target = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    data[int(where * (len(data) - 1))] ^= 0x01
+    target.write_bytes(bytes(data))
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        with pytest.raises(CheckpointIntegrityError, match="checkpoint 30"):
+            m.restore(_abstract(), 30)
+        with caplog.at_level(logging.WARNING):
+            step, restored = m.restore_latest_readable(_abstract())
+    assert step == 20 and "checkpoint 30" in caplog.text
+    _assert_same(restored, state20)
+
+
+@pytest.mark.slow
+def test_no_flipped_byte_anywhere_in_the_data_files_ever_restores_altered_arrays(tmp_path):
+    """Every data file, 16 positions each: the restore is refused, or (a byte outside the values,
+    e.g. a file trailer) gives exactly the saved arrays."""
+    _, state30 = _two_steps(tmp_path)
+    refused = 0
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        for path in _data_files(tmp_path, 30):
+            raw = path.read_bytes()
+            for k in range(16):
+                data = bytearray(raw)
+                data[(k * (len(raw) - 1)) // 15] ^= 0x10
+                path.write_bytes(bytes(data))
+                try:
+                    restored = m.restore(_abstract(), 30)
+                except CheckpointIntegrityError:
+                    refused += 1
+                else:
+                    _assert_same(restored, state30)
+            path.write_bytes(raw)
+    assert refused > 0
+
+
+def test_integrity_error_names_the_leaf(tmp_path):
+    _two_steps(tmp_path)
+    record_path = tmp_path / "30" / "integrity" / "metadata"
+    record = json.loads(record_path.read_text())
+    leaf = next(e for e in record["leaves"] if e["path"] == "['params']['w']")
+    leaf["fingerprint"] = "0" * 16  # as if the array bytes had changed
+    record_path.write_text(json.dumps(record))
+    with (
+        WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m,
+        pytest.raises(CheckpointIntegrityError, match=r"checkpoint 30: leaf \['params'\]\['w'\]"),
+    ):
+        m.restore(_abstract(), 30)
+
+
+def test_a_changed_spec_file_that_still_parses_is_damage(tmp_path):
+    _two_steps(tmp_path)
+    spec_path = tmp_path / "30" / "spec" / "metadata"
+    spec = json.loads(spec_path.read_text())
+    spec["decay_steps"] = 11
+    spec_path.write_text(json.dumps(spec))
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        with pytest.raises(CheckpointIntegrityError, match="spec differs"):
+            m.restore(_abstract(), 30, allow_spec_change=True)
+        assert m.restore_latest_readable(_abstract(), allow_spec_change=True)[0] == 20
+
+
+def test_fingerprint_detects_every_single_bit_flip_and_ignores_layout():
+    x = np.random.default_rng(0).standard_normal(257).astype(np.float32)
+    base = fingerprint(x)
+    assert fingerprint(jnp.asarray(x)) == base  # numpy and jax agree
+    raw = x.view(np.uint8)
+    for byte in range(0, raw.size, 37):
+        for bit in range(8):
+            y = raw.copy()
+            y[byte] ^= 1 << bit
+            assert fingerprint(y.view(np.float32)) != base
+    swapped = x.copy()
+    swapped[[3, 4]] = swapped[[4, 3]]
+    assert fingerprint(swapped) != base  # positions count
+    for dtype in (np.int8, np.float16, np.int64, np.float64, np.bool_):
+        a = (np.arange(50) % 3).astype(dtype)
+        assert fingerprint(a) != fingerprint(np.roll(a, 1))
+
+
+@pytest.mark.slow
+def test_fingerprint_of_a_sharded_array_equals_the_unsharded_one():
+    code = textwrap.dedent(
+        """
+        import numpy as np, jax, jax.numpy as jnp
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        from wsd_jax._integrity import fingerprint
+        x = np.arange(64 * 8, dtype=np.float32).reshape(64, 8)
+        mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
+        sharded = jax.device_put(x, NamedSharding(mesh, P("a", "b")))
+        assert len(sharded.addressable_shards) == 4
+        print(fingerprint(sharded) == fingerprint(x))
+        """
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "True"
+
+
+# --- 2. caller mistakes raise, never skip -------------------------------------------------------
+
+
+def _missing_key():
+    a = _abstract()
+    del a["step"]
+    return a
+
+
+def _wrong_shape():
+    a = _abstract()
+    a["params"]["w"] = jax.ShapeDtypeStruct((64, 31), jnp.float32)
+    return a
+
+
+def _wrong_dtype():
+    a = _abstract()
+    a["params"]["b"] = jax.ShapeDtypeStruct((32,), jnp.int32)
+    return a
+
+
+def _list_not_dict():
+    a = _abstract()
+    a["params"] = [a["params"]["b"], a["params"]["w"]]
+    return a
+
+
+@pytest.mark.parametrize(
+    ("make_target", "leaf"),
+    [(_missing_key, "step"), (_wrong_shape, "w"), (_wrong_dtype, "b"), (_list_not_dict, "params")],
+)
+def test_a_target_that_does_not_match_raises_naming_the_leaf(tmp_path, make_target, leaf):
+    _two_steps(tmp_path)
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        with pytest.raises(ValueError, match=leaf):
+            m.restore_latest_readable(make_target())
+        with pytest.raises(ValueError, match=leaf):
+            m.restore(make_target(), 20)
+
+
+# --- 3. open() falls back to the newest readable spec -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_text(p.read_text()[:7]),  # truncated
+        lambda p: p.write_text(""),  # emptied
+        lambda p: p.unlink(),  # deleted
+        lambda p: p.write_text("{not json"),  # invalid JSON
+        lambda p: p.write_text('{"total_steps": -3}'),  # invalid spec
+        lambda p: p.write_text('{"bogus": 1}'),  # unknown field
+        lambda p: p.write_text("[]"),  # not a mapping
+        lambda p: p.parent.rename(p.parent.with_name("gone")),  # the whole item folder
+    ],
+)
+def test_open_uses_the_newest_readable_spec(tmp_path, damage, caplog):
+    _two_steps(tmp_path)
+    damage(tmp_path / "30" / "spec" / "metadata")
+    with caplog.at_level(logging.WARNING):
+        manager = WSDCheckpointManager.open(tmp_path, read_only=True)
+    with manager:
+        assert manager.spec == SPEC
+        assert manager.restore_latest_readable(_abstract())[0] == 20
+    assert "checkpoint 30" in caplog.text
+
+
+# --- 4. one writer per folder; readers never delete ----------------------------------------------
+
+
+def test_a_second_writer_is_refused_and_an_inflight_save_survives(tmp_path):
+    a = WSDCheckpointManager(tmp_path, SPEC)
+    assert a.save(20, _state(20), force=True)
+    with pytest.raises(WriterLockError, match="read_only=True"):
+        WSDCheckpointManager(tmp_path, SPEC, max_to_keep=1)
+    reader = WSDCheckpointManager(tmp_path, SPEC, read_only=True)  # a branch reading the trunk
+    with pytest.raises(PermissionError, match="read-only"):
+        reader.save(40, _state(), force=True)
+    a.wait_until_finished()
+    a.close()
+    assert reader.all_steps() == [20]
+    _assert_same(reader.restore(_abstract(), 20), _state(20))
+    reader.close()
+    with WSDCheckpointManager(tmp_path, SPEC) as b:  # released by close(): a new writer may start
+        assert b.all_steps() == [20]
+
+
+def test_readers_never_delete_a_leftover_temporary_folder(tmp_path):
+    _two_steps(tmp_path)
+    leftover = tmp_path / "40.orbax-checkpoint-tmp-123"
+    leftover.mkdir()
+    WSDCheckpointManager(tmp_path, SPEC, read_only=True).close()
+    WSDCheckpointManager.open(tmp_path, read_only=True).close()
+    assert leftover.exists()
+
+
+@pytest.mark.slow
+def test_a_killed_writers_lock_is_taken_over(tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from wsd_jax import WSDCheckpointManager, WSDSpec
+        m = WSDCheckpointManager({str(tmp_path)!r}, WSDSpec(100))
+        print("locked", flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        with pytest.raises(WriterLockError, match="pid"):
+            WSDCheckpointManager(tmp_path, SPEC)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with WSDCheckpointManager(tmp_path, SPEC) as m:  # the stale lock is taken over
+        assert m.save(10, _state(), force=True)
+
+
+# --- 5. steps are ints >= 0, never below the latest by accident ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "error"), [(30.0, TypeError), (True, TypeError), ("30", TypeError), (-10, ValueError)]
+)
+def test_save_refuses_steps_that_are_not_ints(tmp_path, step, error):
+    with WSDCheckpointManager(tmp_path, SPEC) as m, pytest.raises(error, match="step must be an int >= 0"):
+        m.save(step, _state(), force=True)
+    assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]  # nothing was written
+
+
+def test_save_accepts_numpy_and_jax_integer_steps(tmp_path):
+    with WSDCheckpointManager(tmp_path, SPEC, max_to_keep=None) as m:
+        assert m.save(np.int64(10), _state(), force=True)
+        assert m.save(jnp.asarray(20, jnp.int32), _state(), force=True)
+        m.wait_until_finished()
+        assert m.all_steps() == [10, 20]
+    with WSDCheckpointManager.open(tmp_path, read_only=True) as m:
+        assert m.all_steps() == [10, 20]
+
+
+def test_save_below_the_latest_needs_rewind_and_latest_is_the_highest(tmp_path):
+    with WSDCheckpointManager(tmp_path, SPEC, max_to_keep=None) as m:
+        m.save(30, _state(30), force=True)
+        with pytest.raises(ValueError, match="rewind=True"):
+            m.save(20, _state(20), force=True)
+        with pytest.raises(ValueError, match="already exists"):
+            m.save(30, _state(30), force=True)
+        assert m.save(20, _state(20), force=True, rewind=True)
+        m.wait_until_finished()
+        assert m.latest_step() == 30
+        assert m.restore_latest_readable(_abstract())[0] == m.latest_step()

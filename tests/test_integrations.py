@@ -1,5 +1,5 @@
 """The frameworks people train with, with real code: torch's scheduler API, torchtitan 0.3.0's container
-and config, DCP resharding, HF Trainer and Lightning (issue 12). Each recipe trains a few steps, saves,
+and config, DCP resharding, HF Trainer and Lightning. Each recipe trains a few steps, saves,
 resumes in new objects and checks the identical rate sequence."""
 
 from __future__ import annotations

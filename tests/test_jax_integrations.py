@@ -1,5 +1,6 @@
-"""JAX side of issue 12: the rate without inject_hyperparams, a user's own Orbax manager with the spec
-item and the save plan as policies, and extra items, metrics and best-N in WSDCheckpointManager."""
+"""The JAX side as people use it: the rate without inject_hyperparams, a user's own Orbax manager
+with the spec item and the save plan as policies, and extra items, metrics and best-N in
+WSDCheckpointManager."""
 
 from __future__ import annotations
 

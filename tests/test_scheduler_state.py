@@ -1,4 +1,4 @@
-"""load_state_dict validates everything first and changes nothing when it refuses (issue 10, item 6)."""
+"""load_state_dict validates everything first and changes nothing when it refuses."""
 
 from __future__ import annotations
 

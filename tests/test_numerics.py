@@ -1,4 +1,5 @@
-"""Numerics and odd inputs (issue 10, items 7-11): one behaviour on every backend, exact or refused."""
+"""Numerics and odd inputs: one behaviour on every backend, exact or refused (integer steps of every
+dtype, float steps, tiny floors, huge counts)."""
 
 from __future__ import annotations
 
