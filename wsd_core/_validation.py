@@ -30,17 +30,24 @@ def is_bool(value: Any) -> bool:
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """Returns ``value`` as ``int``; bools, floats and other types raise ``TypeError``."""
+    """Returns ``value`` as ``int`` (numpy integers included); bools, floats and other types raise
+    ``TypeError``, an int outside [minimum, maximum] ``ValueError``. Both messages state the range."""
+    low = "" if minimum is None else f" >= {minimum}"
+    high = "" if maximum is None else (" <= 2**63 - 1" if maximum == MAX_STEP else f" <= {maximum}")
+    valid = f"an int{low}{' and' if low and high else ''}{high}"
     if is_bool(value) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {_describe(value)}")
+        raise TypeError(f"{name} must be {valid}, got {_describe(value)}")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        low = "" if minimum is None else f" >= {minimum}"
-        high = (
-            "" if maximum is None else (" and <= 2**63 - 1" if maximum == MAX_STEP else f" and <= {maximum}")
-        )
         shown = str(value) if value.bit_length() < 200 else f"an int of {len(str(abs(value)))} digits"
-        raise ValueError(f"{name} must be an int{low}{high}, got {shown}")
+        raise ValueError(f"{name} must be {valid}, got {shown}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Returns ``value`` if it is a ``bool`` (not an int, not a numpy bool)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
     return value
 
 

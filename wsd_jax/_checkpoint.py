@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import numbers
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from wsd_core import SavePlan, WSDSpec
+from wsd_core import _validation as v
 from wsd_core._spec_change import check_saved_spec
 from wsd_jax import _integrity
 from wsd_jax._integrity import CheckpointIntegrityError
@@ -391,11 +391,7 @@ def _check_step(step: Any) -> int:
     is_array = isinstance(step, (jax.Array, np.ndarray, np.generic))
     if is_array and np.ndim(step) == 0 and np.issubdtype(np.asarray(step).dtype, np.integer):
         step = int(step)
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"step must be an int >= 0 (the number of updates applied), got {step!r}")
-    if step < 0:
-        raise ValueError(f"step must be an int >= 0 (the number of updates applied), got {step}")
-    return int(step)
+    return v.check_steps("step", step)  # the number of updates the saved state applied
 
 
 def _writer_lock(directory: epath.Path) -> WriterLock | None:

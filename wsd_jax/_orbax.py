@@ -23,6 +23,7 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 from wsd_core import SavePlan, WSDSpec
+from wsd_core import _validation as v
 
 _policies = ocp.checkpoint_managers
 
@@ -68,10 +69,8 @@ def orbax_policies(
     plan = spec_or_plan if isinstance(spec_or_plan, SavePlan) else SavePlan.for_spec(spec_or_plan, interval)
     if isinstance(spec_or_plan, SavePlan) and interval is not None:
         raise TypeError("interval is part of the SavePlan: give it to SavePlan.for_spec")
-    if max_to_keep is not None and (
-        isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
-    ):
-        raise ValueError(f"max_to_keep must be None or an int >= 1, got {max_to_keep!r}")
+    if max_to_keep is not None:
+        max_to_keep = v.check_int("max_to_keep", max_to_keep, minimum=1)
     save_when: list[Any] = [_policies.SpecificStepsPolicy(sorted(plan.kept_steps))]
     if plan.interval is not None:
         save_when.append(_policies.FixedIntervalPolicy(plan.interval))
@@ -87,10 +86,8 @@ def orbax_policies(
 
 
 def _best_n(n: Any, metric: Any, mode: str) -> Any:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"best_n must be an int >= 1, got {n!r}")
-    if mode not in ("min", "max"):
-        raise ValueError(f"best_mode must be 'min' or 'max', got {mode!r}")
+    n = v.check_int("best_n", n, minimum=1)
+    mode = v.check_choice("best_mode", mode, ("min", "max"))
     if isinstance(metric, str):
         name = metric
         get: Callable[[Mapping[str, Any]], float] = lambda metrics: float(metrics[name])

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wsd_core._validation import check_choice
+from wsd_core._validation import check_choice, check_int
 from wsd_plan._features import Features, features
 from wsd_plan._laws import LAWS, PARAMETERS
 from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
@@ -159,8 +159,7 @@ def fit_loss_law(
     runs = list(runs)
     if not runs or not all(isinstance(r, LossRun) for r in runs):
         raise TypeError(f"runs must be a non-empty sequence of LossRun, got {runs!r:.200}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
+    iterations = check_int("iterations", iterations, minimum=1)
     runs = [r.after_warmup() for r in runs]
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
     start = _power_law_start(runs, host)

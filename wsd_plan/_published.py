@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsd_core._validation import check_choice
 from wsd_plan._runs import LossRun
 
 DATA = Path(__file__).resolve().parent / "data" / "loss-curves"
@@ -41,8 +42,7 @@ RUNS = PAPER_FIT + PAPER_PREDICT
 
 def published_rates(name: str) -> np.ndarray:
     """The rate of every update (from step 0) of run ``name``, per the data's README."""
-    if name not in RUNS:
-        raise ValueError(f"name must be one of {sorted(RUNS)}, got {name!r}")
+    check_choice("name", name, sorted(RUNS))
     kind, _, rest = name.partition("_")
     total = 16000 if kind == "wsdcon" else int(rest.split("_")[-1])
     t = np.arange(total, dtype=np.float64)
@@ -64,8 +64,7 @@ def published_rates(name: str) -> np.ndarray:
 def read_published(model: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, logged rates, losses) of a shipped CSV, the steps before the run's end (as the
     paper's code reads them)."""
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+    check_choice("model", model, MODELS)
     total = published_rates(name).size
     with open(DATA / model / f"{name}.csv", newline="") as f:
         rows = [(int(r["step"]), float(r["lr"]), float(r["loss"])) for r in csv.DictReader(f)]

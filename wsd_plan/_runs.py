@@ -42,8 +42,7 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
       >>> learning_rates(WSDSpec(4, decay_steps=2, decay_shape="linear"), 6, peak=1e-3).tolist()
       [0.001, 0.001, 0.001, 0.0005, 0.0, 0.0]
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int | np.integer) or num_steps < 1:
-        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    num_steps = v.check_steps("num_steps", num_steps, minimum=1)
     if isinstance(schedule, WSDSpec):
         if peak is None:
             raise ValueError("peak is required with a WSDSpec: the rate of its stable phase, e.g. 3e-4")
@@ -122,12 +121,7 @@ class LossRun:
                 f"losses must be finite and > 0; the loss at step {steps[bad[0]]} is {losses[bad[0]]}"
             )
         warmup = resolve_warmup(self.lrs, lrs, self.warmup_steps)
-        if (
-            isinstance(warmup, bool)
-            or not isinstance(warmup, int | np.integer)
-            or not 0 <= warmup <= lrs.size
-        ):
-            raise ValueError(f"warmup_steps must be an int in [0, len(lrs) = {lrs.size}], got {warmup!r}")
+        warmup = v.check_int(f"warmup_steps (len(lrs) = {lrs.size})", warmup, minimum=0, maximum=lrs.size)
         object.__setattr__(self, "lrs", lrs)
         object.__setattr__(self, "steps", steps.astype(np.int64))
         object.__setattr__(self, "losses", losses)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from wsd_core import WSDSpec
+from wsd_core import _validation as v
 from wsd_core._spec_change import check_saved_spec
 
 REQUIRED = ("spec", "last_epoch")  # base_lrs too when saved; without them the optimizer's stay
@@ -22,25 +23,18 @@ SPEC_CHANGES = ("refuse", "continue")
 
 def check_policy(on_spec_change: Any, adopt_foreign_state: Any) -> tuple[str, bool]:
     """The two load policies every scheduler and the container take at construction."""
-    if on_spec_change not in SPEC_CHANGES:
-        raise ValueError(f"on_spec_change must be one of {list(SPEC_CHANGES)}, got {on_spec_change!r}")
-    if not isinstance(adopt_foreign_state, bool):
-        raise TypeError(f"adopt_foreign_state must be a bool, got {adopt_foreign_state!r}")
-    return on_spec_change, adopt_foreign_state
+    return (
+        v.check_choice("on_spec_change", on_spec_change, SPEC_CHANGES),
+        v.check_bool("adopt_foreign_state", adopt_foreign_state),
+    )
 
 
 def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"saved {name} must be an int, got {value!r} (type {type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"saved {name} must be >= 0, got {value}")
-    return int(value)
+    return v.check_steps(f"saved {name}", value)
 
 
 def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"saved {name} must be a bool, got {value!r}")
-    return value
+    return v.check_bool(f"saved {name}", value)
 
 
 def _lambdas(name: str, value: Any, groups: int) -> None:
