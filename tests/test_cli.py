@@ -18,6 +18,33 @@ def test_help_lists_the_commands():
     assert done.returncode == 0 and "table" in done.stdout and "plot" in done.stdout
 
 
+def test_help_is_plain_text_with_whole_example_lines():
+    for args in (["--help"], ["plot", "--help"]):
+        out = _wsd(*args).stdout
+        assert "``" not in out and ":class:" not in out  # no reStructuredText
+        assert not [line for line in out.splitlines() if line.rstrip().endswith("\\")]  # no continuations
+    assert "wsd table --total-steps 200000" in _wsd("--help").stdout
+
+
+def _wsd_without_jax(*args: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sys; sys.modules['jax'] = None\nfrom wsd_core._cli import main\nsys.exit(main(sys.argv[1:]))"
+    )
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+
+def test_plan_is_a_plugin_listed_when_installed_and_named_with_its_extra_when_not():
+    pytest.importorskip("jax")
+    assert "fit a loss-curve law" in _wsd("--help").stdout  # registered by wsd_plan's entry point
+    listed = _wsd_without_jax("--help")
+    assert listed.returncode == 0 and "plan" in listed.stdout and "[plan]" in listed.stdout
+    run = _wsd_without_jax(
+        "plan", "--run", "a.csv", "b.json", "--trunk", "b.json", "--at", "1", "--lengths", "1"
+    )
+    assert run.returncode == 2 and "pip install 'wsd-schedule[plan]'" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
 def test_table_prints_the_phase_table():
     done = _wsd("table", "--total-steps", "200000", "--warmup-steps", "2000", "--decay-ratio", "0.2",
                 "--geometric-checkpoints", "3")  # fmt: skip

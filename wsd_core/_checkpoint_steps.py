@@ -21,7 +21,7 @@ class SavePlan:
     (pytorch_accelerated's ``WSDCheckpointCallback`` saves at the step *after* which decay begins,
     counted from its own off-by-one stepping; here the steps are the contract's, exactly.)
 
-    Example:
+    Examples:
       >>> plan = SavePlan.for_spec(WSDSpec(1000, decay_steps=100, checkpoints=[400, 1000]), interval=250)
       >>> plan.pre_decay, plan.period_ends, plan.kind(300), plan.kind(500), plan.should_save(501)
       ((300, 900), (400, 1000), 'pre-decay', 'interval', False)

@@ -10,7 +10,7 @@ raises and says why instead of returning an approximation. They are ``WSDSpec``'
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from wsd_core import _validation as v
 
@@ -23,147 +23,9 @@ if TYPE_CHECKING:
 _TRANSFORMERS_SHAPES = {"linear": "linear", "cosine": "cosine", "1-sqrt": "1-sqrt"}
 
 
-def from_transformers(
-    cls: type[WSDSpec],
-    num_warmup_steps: int,
-    num_decay_steps: int,
-    num_training_steps: int | None = None,
-    num_stable_steps: int | None = None,
-    warmup_type: str = "linear",
-    decay_type: str = "cosine",
-    min_lr_ratio: float = 0.0,
-    num_cycles: float = 0.5,
-) -> WSDSpec:
-    """The curve of ``transformers.get_wsd_schedule`` with the same arguments.
-
-    transformers warms up from ``min_lr_ratio`` and decays to it, so both ``init_ratio`` and
-    ``min_ratio`` are ``min_lr_ratio``. Refused: ``num_cycles`` other than 0.5 (a cosine that turns
-    back up is no WSD decay), the ``1-sqrt`` warmup (not in the contract), and a warmup longer than
-    the run. Past the end both give ``min_lr_ratio``, except with ``num_decay_steps == 0``, where
-    transformers drops to ``min_lr_ratio`` at the last step and the contract stays at the peak.
-
-    Example:
-      >>> from wsd_core import WSDSpec
-      >>> WSDSpec.from_transformers(100, 200, num_training_steps=1000).decay_starts
-      (800,)
-    """
-    warmup = v.check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
-    decay = v.check_steps("num_decay_steps", num_decay_steps, minimum=0)
-    if v.check_real("num_cycles", num_cycles) != 0.5:
-        raise ValueError(
-            f"num_cycles must be 0.5 (a cosine from the peak to min_lr_ratio), got {num_cycles}; "
-            "other values make the cosine turn back up, which is not a WSD decay"
-        )
-    if warmup_type == "1-sqrt":
-        raise ValueError(
-            "warmup_type='1-sqrt' has no equivalent in the WSD contract; use 'linear' or 'cosine'"
-        )
-    v.check_choice("warmup_type", warmup_type, ("linear", "cosine"))
-    v.check_choice("decay_type", decay_type, _TRANSFORMERS_SHAPES)
-    if num_training_steps is None and num_stable_steps is None:
-        raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
-    if num_training_steps is not None and num_stable_steps is not None:
-        warnings.warn(
-            "Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.",
-            UserWarning,
-            stacklevel=3,
-        )
-    if num_stable_steps is None:
-        total = v.check_steps("num_training_steps", num_training_steps, minimum=1)
-        stable = total - warmup - decay
-    else:
-        stable = v.check_int("num_stable_steps", num_stable_steps)
-        total = warmup + stable + decay
-    if decay > total:
-        raise ValueError(
-            f"num_decay_steps={decay} is longer than the whole run ({total} steps): transformers would "
-            "start decaying before the first update, which the contract cannot express"
-        )
-    if warmup > total:
-        raise ValueError(
-            f"num_warmup_steps={warmup} is longer than the whole run ({total} steps = warmup + stable "
-            "+ decay); the contract needs the warmup to fit in the run"
-        )
-    return cls(
-        total_steps=total,
-        warmup_steps=warmup,
-        decay_steps=decay,
-        warmup_shape=warmup_type,
-        decay_shape=_TRANSFORMERS_SHAPES[decay_type],
-        init_ratio=min_lr_ratio,
-        min_ratio=min_lr_ratio,
-    )
-
-
 # --- torchtitan: LRSchedulersContainer / build_lr_schedulers ------------------------------------
 
 _TORCHTITAN_SHAPES = {"linear": "linear", "sqrt": "1-sqrt", "cosine": "cosine"}
-
-
-def from_torchtitan(
-    cls: type[WSDSpec],
-    training_steps: int,
-    warmup_steps: int = 200,
-    decay_ratio: float | None = None,
-    decay_type: str = "linear",
-    min_lr_factor: float = 0.0,
-    total_steps: int | None = None,
-    legacy: bool = False,
-) -> WSDSpec:
-    """The curve of torchtitan's ``linear_warmup_stable_decay`` for the same config.
-
-    ``total_steps`` overrides ``training_steps`` as torchtitan's ``lr_scheduler.total_steps`` does.
-    The current torchtitan clamps the warmup to the run and the decay to what the warmup leaves,
-    warning (here with ``warnings.warn``) as it does. Its factor at step s is ``(s + 1) / W`` during
-    warmup, so the spec has ``warmup_steps = W - 1`` and ``init_ratio = 1 / W``.
-
-    ``legacy=True`` gives the older torchtitan formula (warmup ``(s + 1) / (W + 1)``, decay over
-    ``D + 1`` steps, no clamping). Past the end of the run the current torchtitan's factor goes on
-    falling (negative for linear decay); the contract holds ``min_lr_factor``.
-
-    Example:
-      >>> from wsd_core import WSDSpec
-      >>> spec = WSDSpec.from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2)
-      >>> spec.multiplier(0), spec.multiplier(99), spec.decay_starts
-      (0.01, 1.0, (800,))
-    """
-    training_steps = v.check_steps("training_steps", training_steps, minimum=1)
-    run = training_steps if total_steps is None else v.check_steps("total_steps", total_steps, minimum=1)
-    warmup = v.check_steps("warmup_steps", warmup_steps, minimum=0)
-    v.check_choice("decay_type", decay_type, _TORCHTITAN_SHAPES)
-    shape = _TORCHTITAN_SHAPES[decay_type]
-    if decay_ratio is not None:
-        decay_ratio = v.check_ratio("decay_ratio", decay_ratio)
-    if legacy:
-        return _torchtitan_legacy(cls, run, warmup, decay_ratio, shape, min_lr_factor)
-    if warmup > run:
-        warnings.warn(
-            f"Warmup steps ({warmup}) exceed total steps ({run}). Adjusting warmup steps to {run}.",
-            UserWarning,
-            stacklevel=3,
-        )
-        warmup = run
-    if decay_ratio is not None:
-        decay = round(run * decay_ratio)
-        if warmup + decay > run:
-            warnings.warn(
-                f"Warmup ({warmup}) + decay ({decay}) steps exceed total steps ({run}). "
-                f"Adjusting decay steps to {run - warmup}.",
-                UserWarning,
-                stacklevel=3,
-            )
-            decay = run - warmup
-    else:
-        decay = run - warmup
-    # (s + 1) / W for s < W equals a + (1 - a) s / (W - 1) with a = 1 / W; W <= 1 is no warmup.
-    return cls(
-        total_steps=run,
-        warmup_steps=max(warmup - 1, 0),
-        init_ratio=1.0 / warmup if warmup >= 2 else 0.0,
-        decay_steps=decay,
-        decay_shape=shape,
-        min_ratio=min_lr_factor,
-    )
 
 
 def _torchtitan_legacy(
@@ -212,122 +74,270 @@ def pytorch_accelerated_checkpoints(total_steps: int, num_checkpoints: int) -> l
     return ends
 
 
-def from_pytorch_accelerated(
-    cls: type[WSDSpec],
-    total_steps: int | None = None,
-    num_epochs: int | None = None,
-    num_update_steps_per_epoch: int | None = None,
-    num_warmup_steps: int | None = 0,
-    decay_phase_ratio: float = 0.1,
-    lr_min: float = 1e-6,
-    warmup_starting_lr: float = 1e-6,
-    use_inverse_sqrt_decay: bool = True,
-    num_checkpoints: int = 1,
-    *,
-    base_lr: float,
-) -> WSDSpec:
-    """The curve of pytorch_accelerated's ``WSDLrScheduler.get_updated_values(n)``.
-
-    ``base_lr`` is the optimizer's learning rate: ``warmup_starting_lr`` is absolute there and a
-    ratio here. The checkpoints are its own ``estimate_checkpoint_steps`` (not the geometric ends its
-    documentation describes), and the spec's ``total_steps`` is its last checkpoint, after which it
-    holds ``lr_min`` as the contract does. Note the decay names: ``use_inverse_sqrt_decay=True`` is
-    its ``1 - sqrt`` decay, ``False`` its inverse-proportional one.
-
-    Its own stepping applies ``get_updated_values(n - 1)`` to update ``n`` and the full base rate to
-    the very first update; the spec follows ``get_updated_values`` and the contract's convention.
-
-    Example:
-      >>> from wsd_core import WSDSpec
-      >>> WSDSpec.from_pytorch_accelerated(200_000, num_checkpoints=3, base_lr=3e-4).period_ends
-      (50000, 100000, 200000)
-    """
-    if num_epochs is not None and num_update_steps_per_epoch is not None and total_steps is not None:
-        raise ValueError("Only num_epochs and num_update_steps_per_epoch, or total_steps should be provided")
-    if num_epochs is not None and num_update_steps_per_epoch is not None:
-        total_steps = v.check_steps("num_epochs", num_epochs, minimum=1) * v.check_int(
-            "num_update_steps_per_epoch", num_update_steps_per_epoch, minimum=1
-        )
-    if total_steps is None:
-        raise ValueError("give total_steps, or num_epochs and num_update_steps_per_epoch")
-    total_steps = v.check_steps("total_steps", total_steps, minimum=1)
-    count = v.check_steps("num_checkpoints", num_checkpoints, minimum=1)
-    base = v.check_real("base_lr", base_lr)
-    if base <= 0:
-        raise ValueError(f"base_lr must be > 0, got {base}")
-    warmup = int(0.01 * total_steps) if num_warmup_steps is None else num_warmup_steps
-    ends = pytorch_accelerated_checkpoints(total_steps, count)
-    if ends[0] < 1:
-        raise ValueError(
-            f"pytorch_accelerated places its first checkpoint at total_steps // 4 = {ends[0]} for "
-            f"total_steps={total_steps} and num_checkpoints={count}; the contract needs it >= 1"
-        )
-    return cls(
-        total_steps=ends[-1],
-        checkpoints=ends if len(ends) > 1 else None,
-        warmup_steps=warmup,
-        init_ratio=v.check_real("warmup_starting_lr", warmup_starting_lr) / base,
-        decay_ratio=decay_phase_ratio,
-        decay_shape="1-sqrt" if use_inverse_sqrt_decay else "inverse",
-        min_ratio=lr_min,
-    )
-
-
 # --- Megatron-LM: OptimizerParamScheduler with lr_decay_style="WSD" --------------------------------
 
 _MEGATRON_SHAPES = {"linear": "linear", "cosine": "cosine", "exponential": "exponential",
                     "minus_sqrt": "1-sqrt"}  # fmt: skip
 
 
-def from_megatron(
-    cls: type[WSDSpec],
-    max_lr: float,
-    lr_warmup_steps: int,
-    lr_decay_steps: int,
-    wsd_decay_steps: int,
-    lr_wsd_decay_style: str = "exponential",
-    min_lr: float = 0.0,
-    init_lr: float = 0.0,
-    lr_decay_style: str = "WSD",
-) -> WSDSpec:
-    """The curve of Megatron-LM's ``OptimizerParamScheduler`` with ``lr_decay_style='WSD'``.
+class SpecPresets:
+    """The constructors from the peers' own parameters; ``WSDSpec`` inherits them."""
 
-    Steps are counted as Megatron counts them (its ``num_steps``; iterations or samples, as the job
-    is configured). ``min_lr`` and ``init_lr`` are absolute, hence ``max_lr``; the schedule's rate is
-    ``max_lr * m(s)``. Megatron's warmup wins up to and including step ``lr_warmup_steps``, so the
-    warmup must end before the anneal starts (``lr_warmup_steps <= lr_decay_steps - wsd_decay_steps``).
+    @classmethod
+    def from_transformers(
+        cls,
+        num_warmup_steps: int,
+        num_decay_steps: int,
+        num_training_steps: int | None = None,
+        num_stable_steps: int | None = None,
+        warmup_type: str = "linear",
+        decay_type: str = "cosine",
+        min_lr_ratio: float = 0.0,
+        num_cycles: float = 0.5,
+    ) -> WSDSpec:
+        """The curve of ``transformers.get_wsd_schedule`` with the same arguments.
 
-    Example:
-      >>> from wsd_core import WSDSpec
-      >>> WSDSpec.from_megatron(3e-4, 100, 10_000, 2_000, min_lr=3e-5).decay_starts
-      (8000,)
-    """
-    if lr_decay_style != "WSD":
-        raise ValueError(f"lr_decay_style must be 'WSD' for a WSD schedule, got {lr_decay_style!r}")
-    peak = v.check_real("max_lr", max_lr)
-    if peak <= 0:
-        raise ValueError(f"max_lr must be > 0, got {peak}")
-    total = v.check_steps("lr_decay_steps", lr_decay_steps, minimum=1)
-    warmup = v.check_steps("lr_warmup_steps", lr_warmup_steps, minimum=0)
-    decay = v.check_steps("wsd_decay_steps", wsd_decay_steps, minimum=0)
-    v.check_choice("lr_wsd_decay_style", lr_wsd_decay_style, _MEGATRON_SHAPES)
-    if decay > total:
-        raise ValueError(f"wsd_decay_steps must be <= lr_decay_steps={total}, got {decay}")
-    if warmup > total - decay:
-        raise ValueError(
-            f"lr_warmup_steps={warmup} must be <= lr_decay_steps - wsd_decay_steps = {total - decay}: "
-            "Megatron's warmup overrides the anneal up to its last step, which the contract's "
-            "'warmup wins' reproduces only when the two do not overlap"
+        transformers warms up from ``min_lr_ratio`` and decays to it, so both ``init_ratio`` and
+        ``min_ratio`` are ``min_lr_ratio``. Refused: ``num_cycles`` other than 0.5 (a cosine that turns
+        back up is no WSD decay), the ``1-sqrt`` warmup (not in the contract), and a warmup longer than
+        the run. Past the end both give ``min_lr_ratio``, except with ``num_decay_steps == 0``, where
+        transformers drops to ``min_lr_ratio`` at the last step and the contract stays at the peak.
+
+        Examples:
+          >>> from wsd_core import WSDSpec
+          >>> WSDSpec.from_transformers(100, 200, num_training_steps=1000).decay_starts
+          (800,)
+        """
+        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
+        warmup = v.check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
+        decay = v.check_steps("num_decay_steps", num_decay_steps, minimum=0)
+        if v.check_real("num_cycles", num_cycles) != 0.5:
+            raise ValueError(
+                f"num_cycles must be 0.5 (a cosine from the peak to min_lr_ratio), got {num_cycles}; "
+                "other values make the cosine turn back up, which is not a WSD decay"
+            )
+        if warmup_type == "1-sqrt":
+            raise ValueError(
+                "warmup_type='1-sqrt' has no equivalent in the WSD contract; use 'linear' or 'cosine'"
+            )
+        v.check_choice("warmup_type", warmup_type, ("linear", "cosine"))
+        v.check_choice("decay_type", decay_type, _TRANSFORMERS_SHAPES)
+        if num_training_steps is None and num_stable_steps is None:
+            raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
+        if num_training_steps is not None and num_stable_steps is not None:
+            warnings.warn(
+                "Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if num_stable_steps is None:
+            total = v.check_steps("num_training_steps", num_training_steps, minimum=1)
+            stable = total - warmup - decay
+        else:
+            stable = v.check_int("num_stable_steps", num_stable_steps)
+            total = warmup + stable + decay
+        if decay > total:
+            raise ValueError(
+                f"num_decay_steps={decay} is longer than the whole run ({total} steps): transformers would "
+                "start decaying before the first update, which the contract cannot express"
+            )
+        if warmup > total:
+            raise ValueError(
+                f"num_warmup_steps={warmup} is longer than the whole run ({total} steps = warmup + stable "
+                "+ decay); the contract needs the warmup to fit in the run"
+            )
+        return spec_class(
+            total_steps=total,
+            warmup_steps=warmup,
+            decay_steps=decay,
+            warmup_shape=warmup_type,
+            decay_shape=_TRANSFORMERS_SHAPES[decay_type],
+            init_ratio=min_lr_ratio,
+            min_ratio=min_lr_ratio,
         )
-    for name, value in (("min_lr", min_lr), ("init_lr", init_lr)):
-        value = v.check_real(name, value)
-        if not 0 <= value <= peak:
-            raise ValueError(f"{name} must satisfy 0 <= {name} <= max_lr={peak}, got {value}")
-    return cls(
-        total_steps=total,
-        warmup_steps=warmup,
-        decay_steps=decay,
-        decay_shape=_MEGATRON_SHAPES[lr_wsd_decay_style],
-        init_ratio=init_lr / peak,
-        min_ratio=min_lr / peak,
-    )
+
+    @classmethod
+    def from_torchtitan(
+        cls,
+        training_steps: int,
+        warmup_steps: int = 200,
+        decay_ratio: float | None = None,
+        decay_type: str = "linear",
+        min_lr_factor: float = 0.0,
+        total_steps: int | None = None,
+        legacy: bool = False,
+    ) -> WSDSpec:
+        """The curve of torchtitan's ``linear_warmup_stable_decay`` for the same config.
+
+        ``total_steps`` overrides ``training_steps`` as torchtitan's ``lr_scheduler.total_steps`` does.
+        The current torchtitan clamps the warmup to the run and the decay to what the warmup leaves,
+        warning (here with ``warnings.warn``) as it does. Its factor at step s is ``(s + 1) / W`` during
+        warmup, so the spec has ``warmup_steps = W - 1`` and ``init_ratio = 1 / W``.
+
+        ``legacy=True`` gives the older torchtitan formula (warmup ``(s + 1) / (W + 1)``, decay over
+        ``D + 1`` steps, no clamping). Past the end of the run the current torchtitan's factor goes on
+        falling (negative for linear decay); the contract holds ``min_lr_factor``.
+
+        Examples:
+          >>> from wsd_core import WSDSpec
+          >>> spec = WSDSpec.from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2)
+          >>> spec.multiplier(0), spec.multiplier(99), spec.decay_starts
+          (0.01, 1.0, (800,))
+        """
+        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
+        training_steps = v.check_steps("training_steps", training_steps, minimum=1)
+        run = training_steps if total_steps is None else v.check_steps("total_steps", total_steps, minimum=1)
+        warmup = v.check_steps("warmup_steps", warmup_steps, minimum=0)
+        v.check_choice("decay_type", decay_type, _TORCHTITAN_SHAPES)
+        shape = _TORCHTITAN_SHAPES[decay_type]
+        if decay_ratio is not None:
+            decay_ratio = v.check_ratio("decay_ratio", decay_ratio)
+        if legacy:
+            return _torchtitan_legacy(spec_class, run, warmup, decay_ratio, shape, min_lr_factor)
+        if warmup > run:
+            warnings.warn(
+                f"Warmup steps ({warmup}) exceed total steps ({run}). Adjusting warmup steps to {run}.",
+                UserWarning,
+                stacklevel=3,
+            )
+            warmup = run
+        if decay_ratio is not None:
+            decay = round(run * decay_ratio)
+            if warmup + decay > run:
+                warnings.warn(
+                    f"Warmup ({warmup}) + decay ({decay}) steps exceed total steps ({run}). "
+                    f"Adjusting decay steps to {run - warmup}.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                decay = run - warmup
+        else:
+            decay = run - warmup
+        # (s + 1) / W for s < W equals a + (1 - a) s / (W - 1) with a = 1 / W; W <= 1 is no warmup.
+        return spec_class(
+            total_steps=run,
+            warmup_steps=max(warmup - 1, 0),
+            init_ratio=1.0 / warmup if warmup >= 2 else 0.0,
+            decay_steps=decay,
+            decay_shape=shape,
+            min_ratio=min_lr_factor,
+        )
+
+    @classmethod
+    def from_pytorch_accelerated(
+        cls,
+        total_steps: int | None = None,
+        num_epochs: int | None = None,
+        num_update_steps_per_epoch: int | None = None,
+        num_warmup_steps: int | None = 0,
+        decay_phase_ratio: float = 0.1,
+        lr_min: float = 1e-6,
+        warmup_starting_lr: float = 1e-6,
+        use_inverse_sqrt_decay: bool = True,
+        num_checkpoints: int = 1,
+        *,
+        base_lr: float,
+    ) -> WSDSpec:
+        """The curve of pytorch_accelerated's ``WSDLrScheduler.get_updated_values(n)``.
+
+        ``base_lr`` is the optimizer's learning rate: ``warmup_starting_lr`` is absolute there and a
+        ratio here. The checkpoints are its own ``estimate_checkpoint_steps`` (not the geometric ends its
+        documentation describes), and the spec's ``total_steps`` is its last checkpoint, after which it
+        holds ``lr_min`` as the contract does. Note the decay names: ``use_inverse_sqrt_decay=True`` is
+        its ``1 - sqrt`` decay, ``False`` its inverse-proportional one.
+
+        Its own stepping applies ``get_updated_values(n - 1)`` to update ``n`` and the full base rate to
+        the very first update; the spec follows ``get_updated_values`` and the contract's convention.
+
+        Examples:
+          >>> from wsd_core import WSDSpec
+          >>> WSDSpec.from_pytorch_accelerated(200_000, num_checkpoints=3, base_lr=3e-4).period_ends
+          (50000, 100000, 200000)
+        """
+        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
+        if num_epochs is not None and num_update_steps_per_epoch is not None and total_steps is not None:
+            raise ValueError(
+                "Only num_epochs and num_update_steps_per_epoch, or total_steps should be provided"
+            )
+        if num_epochs is not None and num_update_steps_per_epoch is not None:
+            total_steps = v.check_steps("num_epochs", num_epochs, minimum=1) * v.check_int(
+                "num_update_steps_per_epoch", num_update_steps_per_epoch, minimum=1
+            )
+        if total_steps is None:
+            raise ValueError("give total_steps, or num_epochs and num_update_steps_per_epoch")
+        total_steps = v.check_steps("total_steps", total_steps, minimum=1)
+        count = v.check_steps("num_checkpoints", num_checkpoints, minimum=1)
+        base = v.check_real("base_lr", base_lr)
+        if base <= 0:
+            raise ValueError(f"base_lr must be > 0, got {base}")
+        warmup = int(0.01 * total_steps) if num_warmup_steps is None else num_warmup_steps
+        ends = pytorch_accelerated_checkpoints(total_steps, count)
+        if ends[0] < 1:
+            raise ValueError(
+                f"pytorch_accelerated places its first checkpoint at total_steps // 4 = {ends[0]} for "
+                f"total_steps={total_steps} and num_checkpoints={count}; the contract needs it >= 1"
+            )
+        return spec_class(
+            total_steps=ends[-1],
+            checkpoints=ends if len(ends) > 1 else None,
+            warmup_steps=warmup,
+            init_ratio=v.check_real("warmup_starting_lr", warmup_starting_lr) / base,
+            decay_ratio=decay_phase_ratio,
+            decay_shape="1-sqrt" if use_inverse_sqrt_decay else "inverse",
+            min_ratio=lr_min,
+        )
+
+    @classmethod
+    def from_megatron(
+        cls,
+        max_lr: float,
+        lr_warmup_steps: int,
+        lr_decay_steps: int,
+        wsd_decay_steps: int,
+        lr_wsd_decay_style: str = "exponential",
+        min_lr: float = 0.0,
+        init_lr: float = 0.0,
+        lr_decay_style: str = "WSD",
+    ) -> WSDSpec:
+        """The curve of Megatron-LM's ``OptimizerParamScheduler`` with ``lr_decay_style='WSD'``.
+
+        Steps are counted as Megatron counts them (its ``num_steps``; iterations or samples, as the job
+        is configured). ``min_lr`` and ``init_lr`` are absolute, hence ``max_lr``; the schedule's rate is
+        ``max_lr * m(s)``. Megatron's warmup wins up to and including step ``lr_warmup_steps``, so the
+        warmup must end before the anneal starts (``lr_warmup_steps <= lr_decay_steps - wsd_decay_steps``).
+
+        Examples:
+          >>> from wsd_core import WSDSpec
+          >>> WSDSpec.from_megatron(3e-4, 100, 10_000, 2_000, min_lr=3e-5).decay_starts
+          (8000,)
+        """
+        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
+        if lr_decay_style != "WSD":
+            raise ValueError(f"lr_decay_style must be 'WSD' for a WSD schedule, got {lr_decay_style!r}")
+        peak = v.check_real("max_lr", max_lr)
+        if peak <= 0:
+            raise ValueError(f"max_lr must be > 0, got {peak}")
+        total = v.check_steps("lr_decay_steps", lr_decay_steps, minimum=1)
+        warmup = v.check_steps("lr_warmup_steps", lr_warmup_steps, minimum=0)
+        decay = v.check_steps("wsd_decay_steps", wsd_decay_steps, minimum=0)
+        v.check_choice("lr_wsd_decay_style", lr_wsd_decay_style, _MEGATRON_SHAPES)
+        if decay > total:
+            raise ValueError(f"wsd_decay_steps must be <= lr_decay_steps={total}, got {decay}")
+        if warmup > total - decay:
+            raise ValueError(
+                f"lr_warmup_steps={warmup} must be <= lr_decay_steps - wsd_decay_steps = {total - decay}: "
+                "Megatron's warmup overrides the anneal up to its last step, which the contract's "
+                "'warmup wins' reproduces only when the two do not overlap"
+            )
+        for name, value in (("min_lr", min_lr), ("init_lr", init_lr)):
+            value = v.check_real(name, value)
+            if not 0 <= value <= peak:
+                raise ValueError(f"{name} must satisfy 0 <= {name} <= max_lr={peak}, got {value}")
+        return spec_class(
+            total_steps=total,
+            warmup_steps=warmup,
+            decay_steps=decay,
+            decay_shape=_MEGATRON_SHAPES[lr_wsd_decay_style],
+            init_ratio=init_lr / peak,
+            min_ratio=min_lr / peak,
+        )

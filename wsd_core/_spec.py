@@ -12,8 +12,8 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from wsd_core import _branching, _presets
 from wsd_core import _validation as v
+from wsd_core._branching import SpecBranching
 from wsd_core._formula import (
     DECAY_SHAPES,
     WARMUP_SHAPES,
@@ -23,6 +23,7 @@ from wsd_core._formula import (
     evaluate,
     warmup_value,
 )
+from wsd_core._presets import SpecPresets
 
 DEFAULT_DECAY_RATIO = 0.1
 _log = logging.getLogger("wsd_core")
@@ -47,7 +48,7 @@ class Phase(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class WSDSpec:
+class WSDSpec(SpecBranching, SpecPresets):
     """A Warmup-Stable-Decay schedule, exactly as the contract (``docs/contract.md``) defines it.
 
     The spec is framework-free: ``wsd_jax`` and ``wsd_torch`` evaluate it, and ``multiplier`` evaluates
@@ -74,7 +75,7 @@ class WSDSpec:
         ``T >> (K - i)``, or None for a single period.
       start_step: s0; the schedule is m(max(step - s0, 0)).
 
-    Example:
+    Examples:
       >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear")
       >>> spec.multiplier(0), spec.multiplier(500), spec.multiplier(900), spec.multiplier(1000)
       (0.0, 1.0, 0.5, 0.0)
@@ -307,19 +308,6 @@ class WSDSpec:
                 segments.append(("decay", i, s0 + decay_from, s0 + end - 1))
             previous = end
         return segments
-
-    # --- continuation and branches (wsd_core._branching) ----------------------------------------
-
-    extend = _branching.extend
-    continue_from = _branching.continue_from
-    branch_cooldown = _branching.branch_cooldown
-
-    # --- presets: the peers' curves from the peers' own parameters (wsd_core._presets) ---------
-
-    from_transformers = classmethod(_presets.from_transformers)
-    from_torchtitan = classmethod(_presets.from_torchtitan)
-    from_pytorch_accelerated = classmethod(_presets.from_pytorch_accelerated)
-    from_megatron = classmethod(_presets.from_megatron)
 
     # --- serialisation -----------------------------------------------------------------------
 

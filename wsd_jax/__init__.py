@@ -8,7 +8,7 @@ on first use, so the schedule works without it.
 >>> tx = optax.adamw(learning_rate=wsd_schedule(3e-4, total_steps=10_000, warmup_steps=500))
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     import jax as _jax  # noqa: F401
@@ -28,6 +28,13 @@ from wsd_jax._integrity import CheckpointIntegrityError as CheckpointIntegrityEr
 from wsd_jax._lock import WriterLockError as WriterLockError
 from wsd_jax._schedule import WSDSchedule as WSDSchedule
 from wsd_jax._schedule import wsd_schedule as wsd_schedule
+
+if TYPE_CHECKING:  # imported on first use (below); named here for type checkers and the API docs
+    from wsd_jax._checkpoint import WSDCheckpointManager as WSDCheckpointManager
+    from wsd_jax._orbax import orbax_policies as orbax_policies
+    from wsd_jax._orbax import spec_from_restored as spec_from_restored
+    from wsd_jax._orbax import spec_restore_args as spec_restore_args
+    from wsd_jax._orbax import spec_save_args as spec_save_args
 
 __all__ = [
     "CheckpointIntegrityError",

@@ -64,7 +64,7 @@ class WSDCheckpointManager:
         ``save(..., metrics=...)`` (a name or a function of the metrics; ``"min"`` or ``"max"``).
         The plan's steps are kept whatever their metrics.
 
-    Example:
+    Examples:
       >>> import tempfile, jax.numpy as jnp
       >>> spec = WSDSpec(100, decay_steps=20)
       >>> with WSDCheckpointManager(tempfile.mkdtemp(), spec, interval=50) as ckpt:

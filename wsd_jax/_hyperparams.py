@@ -36,7 +36,7 @@ def learning_rate_from_state(
       ValueError: if no injected state (or, with ``schedule``, no schedule count), or more than one,
         is found.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, optax
       >>> from wsd_jax import wsd_schedule
       >>> schedule = wsd_schedule(1e-3, total_steps=100, warmup_steps=10)

@@ -1,7 +1,7 @@
 """For a user's own ``orbax.checkpoint.CheckpointManager``: the spec as an item, the save plan as
 Orbax policies. ``WSDCheckpointManager`` is built on the same functions.
 
-Example:
+Examples:
   >>> import tempfile, jax.numpy as jnp, orbax.checkpoint as ocp
   >>> from wsd_core import WSDSpec
   >>> spec = WSDSpec(1000, decay_steps=100)

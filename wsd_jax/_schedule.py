@@ -109,7 +109,7 @@ def wsd_schedule(
       A ``WSDSchedule``, callable as ``schedule(count) -> peak_value * m(count)``: jittable,
       vmappable, shape-polymorphic (arrays of steps evaluate element-wise), never retraced per step.
 
-    Example:
+    Examples:
       >>> import optax
       >>> schedule = wsd_schedule(3e-4, total_steps=10_000, warmup_steps=500, decay_ratio=0.2)
       >>> optimizer = optax.adamw(learning_rate=schedule, weight_decay=0.1)

@@ -146,7 +146,7 @@ def fit_loss_law(
     Returns:
       A ``LossLawFit``.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> lrs = np.full(3000, 1e-3)
       >>> steps = np.arange(200, 3000, 100)

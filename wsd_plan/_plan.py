@@ -136,7 +136,7 @@ def plan_cooldown(
     Returns:
       A ``CooldownPlan``; ``plan.table()`` prints it, ``plan.best.spec`` is the schedule to run.
 
-    Example:
+    Examples:
       >>> from wsd_core import WSDSpec
       >>> params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
       >>> fit = LossLawFit("multi-power", params, {"a run": {"FinalE": 0.001}}, 0.0)  # or fit_loss_law

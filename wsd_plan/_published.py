@@ -6,7 +6,7 @@
 for every update is rebuilt here from the definitions in the data's README (the test suite checks
 the two agree).
 
-Example:
+Examples:
   >>> runs = published_runs("lm-25M")
   >>> sorted(runs)[:3]
   ['constant_24000', 'constant_72000', 'cosine_24000']

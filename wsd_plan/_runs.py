@@ -38,7 +38,7 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
       num_steps: how many updates (>= 1).
       peak: the stable-phase rate of a ``WSDSpec``.
 
-    Example:
+    Examples:
       >>> learning_rates(WSDSpec(4, decay_steps=2, decay_shape="linear"), 6, peak=1e-3).tolist()
       [0.001, 0.001, 0.001, 0.0005, 0.0, 0.0]
     """
@@ -81,7 +81,7 @@ class LossRun:
       name: a label for reports and plots.
       peak: the stable rate when ``lrs`` is a ``WSDSpec``.
 
-    Example:
+    Examples:
       >>> run = LossRun(lrs=WSDSpec(1000, warmup_steps=100), peak=1e-3, steps=[200, 600], losses=[4.0, 3.5])
       >>> run.lrs.shape, run.warmup_steps
       ((601,), 100)

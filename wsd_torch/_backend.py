@@ -57,7 +57,7 @@ def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = t
     compare); float steps evaluate the real-valued extension, and a NaN step gives NaN. The values are
     computed in at least float32 whatever ``dtype``.
 
-    Example:
+    Examples:
       >>> from wsd_core import WSDSpec
       >>> multiplier_tensor(WSDSpec(100, decay_steps=10, decay_shape="linear"), torch.arange(88, 101, 4))
       tensor([1.0000, 0.8000, 0.4000, 0.0000])

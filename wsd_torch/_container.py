@@ -38,7 +38,7 @@ class WSDSchedulersContainer(Stateful):
       adopt_foreign_state: accept a state without a spec, e.g. torchtitan's own container
         ``{"last_epoch": N}``, and take over its step count.
 
-    Example:
+    Examples:
       >>> import torch
       >>> opts = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1) for _ in range(2)]
       >>> schedulers = WSDSchedulersContainer.for_optimizers(opts, total_steps=10)

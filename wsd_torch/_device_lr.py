@@ -57,7 +57,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         computed in at least float32 and cast.
       on_spec_change, adopt_foreign_state: load policies, as for ``WSDLR``.
 
-    Example:
+    Examples:
       >>> p = torch.nn.Parameter(torch.zeros(2))
       >>> opt = torch.optim.AdamW([p], lr=1e-3, foreach=False)
       >>> sched = WSDDeviceLR(opt, total_steps=100, warmup_steps=10)

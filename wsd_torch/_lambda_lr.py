@@ -38,7 +38,7 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
       adopt_foreign_state: accept a state without a spec (``LambdaLR``, ``get_wsd_schedule``,
         torchtitan) and take over its step count.
 
-    Example:
+    Examples:
       >>> import torch
       >>> opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1e-3)
       >>> sched = WSDLR(opt, total_steps=100, warmup_steps=10, decay_steps=20)

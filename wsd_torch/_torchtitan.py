@@ -33,7 +33,7 @@ class WSDLRSchedulersConfig:
       on_spec_change: ``"continue"`` to resume a checkpoint saved under another spec (a longer run).
       adopt_foreign_state: resume from a checkpoint of torchtitan's own container (its step count).
 
-    Example:
+    Examples:
       >>> import torch
       >>> opts = [torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)]
       >>> container = WSDLRSchedulersConfig(warmup_steps=2, decay_ratio=0.5).build(
