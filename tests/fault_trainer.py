@@ -67,7 +67,8 @@ def main() -> None:
     manager.wait_until_finished()
     manager.close()
     leaves = jax.tree_util.tree_leaves_with_path(state)
-    np.savez(args.out, **{jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves})
+    arrays = {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+    np.savez(args.out, **arrays)  # type: ignore[arg-type]
     print("DONE", flush=True)
 
 

@@ -54,7 +54,7 @@ def _exec_from_wheel(wheel: Path, member: str, name: str, stubs: dict[str, dict[
                 sys.modules[k] = old
 
 
-def torchtitan_lr_scheduler() -> Any | None:
+def torchtitan_lr_scheduler() -> Any:
     wheel = _wheel("torchtitan")
     if wheel is None:
         return None
@@ -79,7 +79,7 @@ def torchtitan_lr_scheduler() -> Any | None:
     )
 
 
-def megatron_param_scheduler() -> Any | None:
+def megatron_param_scheduler() -> Any:
     wheel = _wheel("megatron_core")
     if wheel is None:
         return None

@@ -41,7 +41,7 @@ def test_restore_onto_abstract_state_keeps_optax_types(tmp_path):
         manager.save(40, state)
         manager.wait_until_finished()
         restored = manager.restore(jax.eval_shape(lambda: init_state(TRUNK)))
-    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    assert jax.tree.structure(restored) == jax.tree.structure(state)  # type: ignore[operator]
     for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(restored["opt_state"].count) == 40
@@ -81,7 +81,9 @@ def test_damaged_latest_checkpoint_is_skipped_not_loaded(tmp_path, damage, caplo
         with pytest.raises(CheckpointIntegrityError, match="checkpoint 30"):  # never a garbage state
             manager.restore(abstract, 30)
         with caplog.at_level(logging.WARNING):
-            step, restored = manager.restore_latest_readable(abstract)
+            found = manager.restore_latest_readable(abstract)
+    assert found is not None
+    step, restored = found
     assert step == 20 and "checkpoint 30" in caplog.text
     for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state20), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -146,7 +148,9 @@ def test_a_flipped_byte_in_array_data_is_refused_and_skipped(tmp_path, where, ca
         with pytest.raises(CheckpointIntegrityError, match="checkpoint 30"):
             m.restore(_abstract(), 30)
         with caplog.at_level(logging.WARNING):
-            step, restored = m.restore_latest_readable(_abstract())
+            found = m.restore_latest_readable(_abstract())
+    assert found is not None
+    step, restored = found
     assert step == 20 and "checkpoint 30" in caplog.text
     _assert_same(restored, state20)
 
@@ -197,7 +201,7 @@ def test_a_changed_spec_file_that_still_parses_is_damage(tmp_path):
     with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
         with pytest.raises(CheckpointIntegrityError, match="spec differs"):
             m.restore(_abstract(), 30, allow_spec_change=True)
-        assert m.restore_latest_readable(_abstract(), allow_spec_change=True)[0] == 20
+        assert m.restore_latest_readable(_abstract(), allow_spec_change=True)[0] == 20  # type: ignore[index]
 
 
 def test_fingerprint_detects_every_single_bit_flip_and_ignores_layout():
@@ -300,7 +304,7 @@ def test_open_uses_the_newest_readable_spec(tmp_path, damage, caplog):
         manager = WSDCheckpointManager.open(tmp_path, read_only=True)
     with manager:
         assert manager.spec == SPEC
-        assert manager.restore_latest_readable(_abstract())[0] == 20
+        assert manager.restore_latest_readable(_abstract())[0] == 20  # type: ignore[index]
     assert "checkpoint 30" in caplog.text
 
 
@@ -370,8 +374,8 @@ def test_save_refuses_steps_that_are_not_ints(tmp_path, step, error):
 
 def test_save_accepts_numpy_and_jax_integer_steps(tmp_path):
     with WSDCheckpointManager(tmp_path, SPEC, max_to_keep=None) as m:
-        assert m.save(np.int64(10), _state(), force=True)
-        assert m.save(jnp.asarray(20, jnp.int32), _state(), force=True)
+        assert m.save(np.int64(10), _state(), force=True)  # type: ignore[arg-type]
+        assert m.save(jnp.asarray(20, jnp.int32), _state(), force=True)  # type: ignore[arg-type]
         m.wait_until_finished()
         assert m.all_steps() == [10, 20]
     with WSDCheckpointManager.open(tmp_path, read_only=True) as m:
@@ -388,4 +392,4 @@ def test_save_below_the_latest_needs_rewind_and_latest_is_the_highest(tmp_path):
         assert m.save(20, _state(20), force=True, rewind=True)
         m.wait_until_finished()
         assert m.latest_step() == 30
-        assert m.restore_latest_readable(_abstract())[0] == m.latest_step()
+        assert m.restore_latest_readable(_abstract())[0] == m.latest_step()  # type: ignore[index]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import pickle
 import warnings
+from typing import Any
 
 import pytest
 
@@ -141,7 +142,7 @@ def test_a_wsdlr_state_loads_into_a_plain_lambdalr():
 
 titan = peers.torchtitan_lr_scheduler()
 needs_titan = pytest.mark.skipif(titan is None, reason="torchtitan wheel not downloaded (see tests/peers.py)")
-TITAN = dict(warmup_steps=5, decay_ratio=0.3, decay_type="sqrt", min_lr_factor=0.1)
+TITAN: dict[str, Any] = dict(warmup_steps=5, decay_ratio=0.3, decay_type="sqrt", min_lr_factor=0.1)
 
 
 def _titan_config():
@@ -220,7 +221,7 @@ def test_dcp_checkpoints_move_between_torchtitans_container_and_ours(tmp_path):
 # --- HF Trainer ------------------------------------------------------------------------------------
 
 
-class _Regression(torch.nn.Module):
+class _Regression(torch.nn.Module):  # type: ignore[name-defined]
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
@@ -269,7 +270,10 @@ def test_hf_trainer_resumes_with_the_identical_rate_sequence(tmp_path, how):
         def create_scheduler(self, num_training_steps, optimizer=None):
             if self.lr_scheduler is None:
                 self.lr_scheduler = WSDLR(
-                    optimizer or self.optimizer, total_steps=num_training_steps, warmup_steps=2, decay_steps=4
+                    optimizer or self.optimizer,  # type: ignore[arg-type]
+                    total_steps=num_training_steps,
+                    warmup_steps=2,
+                    decay_steps=4,
                 )
             return self.lr_scheduler
 
@@ -320,7 +324,7 @@ def test_lightning_step_interval_resumes_with_the_identical_rate_sequence(tmp_pa
             self.spec = spec
 
         def training_step(self, batch, _):
-            rates.append(float(self.optimizers().param_groups[0]["lr"]))
+            rates.append(float(self.optimizers().param_groups[0]["lr"]))  # type: ignore[union-attr]
             return self.net(batch["x"], batch["y"])["loss"]
 
         def configure_optimizers(self):
@@ -335,7 +339,7 @@ def test_lightning_step_interval_resumes_with_the_identical_rate_sequence(tmp_pa
             return torch.utils.data.DataLoader(data, batch_size=8)
 
     def fit(spec, max_steps, ckpt=None):
-        quiet = dict(
+        quiet: dict[str, Any] = dict(
             logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
         )
         trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", default_root_dir=tmp_path, **quiet)

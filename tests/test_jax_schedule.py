@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ from tests.backends import jax_gpu_available
 from tests.reference import reference_multiplier
 from wsd_jax import WSDSchedule, WSDSpec, learning_rate_from_state, wsd_schedule
 
-FIELDS = dict(
+FIELDS: dict[str, Any] = dict(
     total_steps=1000,
     warmup_steps=100,
     decay_steps=150,
@@ -201,7 +202,8 @@ def test_bad_arguments(kwargs, error, text):
 
 
 def test_concrete_array_peak_is_accepted():
-    assert wsd_schedule(jnp.asarray(2e-3), total_steps=10).peak_value == pytest.approx(2e-3)
+    schedule = wsd_schedule(jnp.asarray(2e-3), total_steps=10)  # type: ignore[arg-type]
+    assert schedule.peak_value == pytest.approx(2e-3)
 
 
 def test_int64_counts_beyond_int32_with_x64():

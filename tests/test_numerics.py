@@ -156,10 +156,10 @@ def test_bool_counts_are_refused():
         (lambda: WSDSpec(10, decay_ratio=10**400), ValueError, "decay_ratio"),
         (lambda: WSDSpec(10, init_ratio=-(10**400)), ValueError, "init_ratio"),
         (lambda: WSDSpec(10, checkpoints=[5, 10**400]), ValueError, "checkpoints"),
-        (lambda: WSDDeviceLR(_opt(), total_steps=10, dtype="float32"), TypeError, "dtype"),
-        (lambda: multiplier_tensor(SHORT, torch.arange(3), dtype=np.float32), TypeError, "dtype"),
-        (lambda: WSDLR(None, total_steps=10), TypeError, "Optimizer"),
-        (lambda: WSDDeviceLR(None, total_steps=10), TypeError, "Optimizer"),
+        (lambda: WSDDeviceLR(_opt(), total_steps=10, dtype="float32"), TypeError, "dtype"),  # type: ignore[arg-type]
+        (lambda: multiplier_tensor(SHORT, torch.arange(3), dtype=np.float32), TypeError, "dtype"),  # type: ignore[arg-type]
+        (lambda: WSDLR(None, total_steps=10), TypeError, "Optimizer"),  # type: ignore[arg-type]
+        (lambda: WSDDeviceLR(None, total_steps=10), TypeError, "Optimizer"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_sizes_and_types_fail_fast_naming_the_parameter(make, error, match):

@@ -4,6 +4,7 @@ synthetic curves it must recover, and the published protocol's targets on the sh
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def direct_annealing(params, lrs, steps, warmup, decay=0.999):
     return np.array(out)
 
 
-MPL_PARAMS = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
+MPL_PARAMS: dict[str, Any] = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
 
 
 @pytest.mark.parametrize("name", ["cosine_24000", "wsd_20000_24000", "wsdcon_3", "constant_24000"])
@@ -396,7 +397,9 @@ def test_wsd_plan_reports_bad_input(tmp_path, capsys, change, message):
 
 def test_plan_from_a_trunk_of_rates_matches_the_plan_from_its_spec():
     fit = LossLawFit("multi-power", MPL_PARAMS, {"r": {"FinalE": 0.002}}, 0.0)
-    grid = dict(at_steps=[16000, 20000], lengths=[4000], shapes=["linear", "geometric"], min_ratios=[0.1])
+    grid: dict[str, Any] = dict(
+        at_steps=[16000, 20000], lengths=[4000], shapes=["linear", "geometric"], min_ratios=[0.1]
+    )
     from_spec = plan_cooldown(fit, WSDSpec(72000, warmup_steps=2160, decay_steps=0), peak=lc.PEAK, **grid)
     from_rates = plan_cooldown(fit, lc.published_rates("constant_72000"), warmup_steps=lc.WARMUP, **grid)
     assert from_spec.uncertainty_source == "fit" and from_spec.relative_uncertainty == 0.002

@@ -87,7 +87,7 @@ def test_replace_validates_too():
 
 
 def test_numpy_integers_are_accepted_as_ints():
-    spec = WSDSpec(np.int64(100), warmup_steps=np.int32(10), checkpoints=np.array([50, 100]))
+    spec = WSDSpec(np.int64(100), warmup_steps=np.int32(10), checkpoints=np.array([50, 100]))  # type: ignore[arg-type]
     assert type(spec.total_steps) is int and spec.checkpoints == (50, 100)
     assert all(type(c) is int for c in spec.checkpoints)
 
@@ -202,7 +202,7 @@ def test_phase_table_lists_every_phase_with_its_steps():
 
 def test_phase_table_segments_cover_every_step_once():
     spec = WSDSpec(777, warmup_steps=50, decay_ratio=0.25, checkpoints=[100, 300, 777], start_step=3)
-    covered = []
+    covered: list[int] = []
     for line in spec.phase_table().splitlines()[1:-1]:
         first, last = int(line.split()[2]), int(line.split()[3])
         covered.extend(range(first, last + 1))

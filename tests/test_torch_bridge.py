@@ -6,6 +6,7 @@ import io
 import pickle
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.backends import cuda_available  # noqa: E402
 from tests.reference import reference_multiplier  # noqa: E402
 from wsd_torch import WSDLR, WSDDeviceLR, WSDSchedulersContainer, WSDSpec  # noqa: E402
 
-FIELDS = dict(
+FIELDS: dict[str, Any] = dict(
     total_steps=120,
     warmup_steps=10,
     decay_steps=25,

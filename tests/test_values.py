@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +13,7 @@ from tests.reference import reference_curve
 from tests.strategies import DECAY_SHAPES, WARMUP_SHAPES, examples, probe_steps, spec_fields
 from wsd_core import WSDSpec
 
-EDGE_SPECS = {
+EDGE_SPECS: dict[str, dict[str, Any]] = {
     "no-warmup": dict(total_steps=100, decay_steps=20),
     "warmup-only-start": dict(total_steps=100, warmup_steps=1, init_ratio=0.5),
     "decay-zero": dict(total_steps=50, warmup_steps=10, decay_steps=0),
@@ -81,7 +82,7 @@ def test_random_specs_against_contract(evaluate, rtol, fields):
 @pytest.mark.parametrize(("evaluate", "rtol"), BACKENDS)
 def test_boundaries_exact_near_int32_max(evaluate, rtol):
     top = 2**31 - 1
-    fields = dict(
+    fields: dict[str, Any] = dict(
         total_steps=top,
         checkpoints=[top - 1000, top],
         decay_steps=100,
