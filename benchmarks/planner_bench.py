@@ -13,6 +13,7 @@ from benchmarks._timing import Row, interleaved_medians
 from wsd_plan import LossLawFit, fit_loss_law, published_runs
 from wsd_plan import _published as data
 from wsd_plan._features import drops_after_warmup
+from wsd_plan._fit import float64_mode
 
 
 def _mean(metrics: dict, key: str) -> float:
@@ -60,7 +61,7 @@ def _exact_loss_drop(params: dict, lrs: np.ndarray, steps: np.ndarray, warmup: i
     drops = drops_after_warmup(lrs, warmup)
     k = np.flatnonzero(drops)
     cum = np.cumsum(lrs)
-    with jax.enable_x64(True):
+    with float64_mode():
         size, eta, before = (jnp.asarray(a) for a in (drops[k], lrs[k], cum[k - 1]))
         at = jnp.asarray(k)
 

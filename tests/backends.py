@@ -6,6 +6,7 @@ whose framework is not installed is skipped.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,17 @@ import pytest
 from wsd_core import WSDSpec
 
 Evaluator = Callable[[WSDSpec, list[int]], np.ndarray]
+
+
+def enable_x64() -> Any:
+    """jax in float64: ``jax.enable_x64(True)`` from jax 0.8, ``jax.experimental.enable_x64()``
+    before (the lowest versions the extras allow are tested too)."""
+    import jax
+
+    enable: Any = getattr(jax, "enable_x64", None)
+    if enable is None:
+        enable = importlib.import_module("jax.experimental").enable_x64
+    return enable(True)
 
 
 def python_floats(spec: WSDSpec, steps: list[int]) -> np.ndarray:
@@ -40,7 +52,7 @@ def jax_float64(spec: WSDSpec, steps: list[int]) -> np.ndarray:
 
     from wsd_jax import wsd_schedule
 
-    with jax.enable_x64(True):
+    with enable_x64():
         sched = jax.jit(wsd_schedule(1.0, spec=spec, dtype=jnp.float64))
         out = sched(jnp.asarray(steps, dtype=jnp.int64))
         assert out.dtype == jnp.float64

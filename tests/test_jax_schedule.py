@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from tests.backends import jax_gpu_available
+from tests.backends import enable_x64, jax_gpu_available
 from tests.reference import reference_multiplier
 from wsd_jax import WSDSchedule, WSDSpec, learning_rate_from_state, wsd_schedule
 
@@ -207,7 +207,7 @@ def test_concrete_array_peak_is_accepted():
 
 
 def test_int64_counts_beyond_int32_with_x64():
-    with jax.enable_x64(True):
+    with enable_x64():
         big = 2**40
         sched = wsd_schedule(1.0, total_steps=big, decay_steps=10, decay_shape="linear", dtype=jnp.float64)
         got = sched(jnp.asarray([big - 11, big - 10, big - 5, big], jnp.int64))

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.backends import enable_x64
 from tests.reference import reference_multiplier
 from wsd_core import WSDSpec
 
@@ -109,7 +110,7 @@ def test_every_integer_count_dtype_evaluates_exactly(count):
 
 
 def test_x64_long_runs_with_an_int32_count():
-    with jax.enable_x64(True):
+    with enable_x64():
         spec = WSDSpec(2**33, decay_steps=2**32, decay_shape="linear")
         sched = wsd_schedule(1.0, spec=spec)
         for count in (jnp.asarray(2**31 - 1, jnp.int32), jnp.asarray(2**33, jnp.int64), np.uint64(2**63 + 1)):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.backends import enable_x64
 from wsd_core import WSDSpec
 
 jax = pytest.importorskip("jax")
@@ -87,7 +88,7 @@ def test_the_law_is_differentiable_and_finite():
     from wsd_plan._laws import multi_power
 
     lrs = lc.published_rates("cosine_24000")
-    with jax.enable_x64(True):
+    with enable_x64():
         f = _on_device(features(lrs, np.arange(2200, 24000, 500), lc.WARMUP))
         theta = jax.numpy.log(jax.numpy.asarray(list(MPL_PARAMS.values())))
         grad = jax.grad(lambda t: multi_power(t, f).sum())(theta)

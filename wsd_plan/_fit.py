@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,15 @@ from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
 
 HUBER_DELTA = 1e-3
 ITERATIONS = 300
+
+
+def float64_mode() -> Any:
+    """A context in which jax computes in float64: ``jax.enable_x64(True)`` from jax 0.8,
+    ``jax.experimental.enable_x64()`` before (jax 0.10 removed the latter)."""
+    enable: Any = getattr(jax, "enable_x64", None)
+    if enable is None:
+        enable = importlib.import_module("jax.experimental").enable_x64
+    return enable(True)
 
 
 def relative_errors(predicted: Any, measured: Any) -> np.ndarray:
@@ -98,13 +108,13 @@ class LossLawFit:
             raise ValueError("steps must be a non-empty 1-d array of increasing ints >= 0")
         rates = learning_rates(lrs, int(steps[-1]) + 1, peak=peak)
         warmup = resolve_warmup(lrs, rates, warmup_steps)
-        with jax.enable_x64(True):
+        with float64_mode():
             f = _on_device(features(rates, steps, warmup))
             return np.asarray(_jitted_law(self.law)(self.theta(), f))
 
     def theta(self) -> jax.Array:
         """The parameters as the laws take them: their logarithms, in ``PARAMETERS[law]`` order
-        (float64: call under ``jax.enable_x64``)."""
+        (float64: call under ``float64_mode()``)."""
         return jnp.log(jnp.asarray([self.params[n] for n in PARAMETERS[self.law]], jnp.float64))
 
     def predict_run(self, run: LossRun) -> np.ndarray:
@@ -163,7 +173,7 @@ def fit_loss_law(
     runs = [r.after_warmup() for r in runs]
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
     start = _power_law_start(runs, host)
-    with jax.enable_x64(True):
+    with float64_mode():
         feats = [_on_device(f) for f in host]
         losses = [jnp.asarray(r.losses) for r in runs]
         objective = _objective(law, feats, losses)

@@ -22,7 +22,7 @@ from wsd_core import WSDSpec
 from wsd_core._formula import DECAY_SHAPES
 from wsd_core._validation import check_choice, check_ratio, check_steps
 from wsd_plan._features import Features, features
-from wsd_plan._fit import LossLawFit, _on_device
+from wsd_plan._fit import LossLawFit, _on_device, float64_mode
 from wsd_plan._laws import LAWS
 from wsd_plan._runs import LossRun, branch_rates, learning_rates, resolve_warmup
 
@@ -222,7 +222,7 @@ def _predict_many(fit: LossLawFit, runs: Sequence[Features]) -> list[np.ndarray]
         return Features(p1(f.area), p1(f.s2), p2(f.drop_size), p2(f.drop_log_lr), p2(f.drop_area_since))
 
     stacked = Features(*(np.stack(xs) for xs in zip(*(pad(f) for f in runs), strict=True)))
-    with jax.enable_x64(True):
+    with float64_mode():
         law = jax.jit(jax.vmap(LAWS[fit.law], in_axes=(None, 0)))
         curves = np.asarray(law(fit.theta(), _on_device(stacked)))
     return [c[: f.area.shape[0]] for c, f in zip(curves, runs, strict=True)]
