@@ -204,6 +204,65 @@ def test_a_changed_spec_file_that_still_parses_is_damage(tmp_path):
         assert m.restore_latest_readable(_abstract(), allow_spec_change=True)[0] == 20  # type: ignore[index]
 
 
+def _forge_spec(path):
+    """Replaces a saved spec by another valid one, as a hand edit would (a longer run)."""
+    path.write_text(
+        json.dumps({**json.loads(path.read_text()), "total_steps": 200, "checkpoints": [50, 200]})
+    )
+
+
+def test_a_forged_valid_spec_is_damage_wherever_it_is_read(tmp_path, caplog):
+    _two_steps(tmp_path)
+    _forge_spec(tmp_path / "30" / "spec" / "metadata")
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        # not "saved under a different spec" (a ValueError, a caller's choice): the file was changed
+        with pytest.raises(CheckpointIntegrityError, match="checkpoint 30: its spec differs"):
+            m.restore(_abstract(), 30)
+        with pytest.raises(CheckpointIntegrityError, match="checkpoint 30"):
+            m.saved_spec(30)
+        assert m.saved_spec(20) == SPEC
+        assert m.saved_spec(30, verify=False).total_steps == 200  # what the file says, unchecked
+        with caplog.at_level(logging.WARNING):
+            found = m.restore_latest_readable(_abstract())
+    assert found is not None and found[0] == 20
+    _assert_same(found[1], _state(20))
+    assert "checkpoint 30" in caplog.text
+
+
+def test_a_tampered_extra_item_makes_the_step_damaged_for_every_restore(tmp_path, caplog):
+    with WSDCheckpointManager(tmp_path, SPEC, max_to_keep=None) as m:
+        m.save(20, _state(20), extra={"data": {"position": 20}}, force=True)
+        m.save(30, _state(30), extra={"data": {"position": 30}}, force=True)
+    (tmp_path / "30" / "data" / "metadata").write_text(json.dumps({"position": 31}))
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m:
+        with pytest.raises(CheckpointIntegrityError, match="extra item 'data'"):
+            m.restore(_abstract(), 30)
+        with caplog.at_level(logging.WARNING):
+            found = m.restore_latest_readable(_abstract())
+        assert found is not None and found[0] == 20 and m.restore_extra("data", 20) == {"position": 20}
+    assert "extra item 'data'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"a": (1, 2)}, {"a": {1: "x"}}, {"a": [1, (2, 3)]}, {"a": {"b": {2: 3}}}],
+    ids=["tuple", "int key", "nested tuple", "nested int key"],
+)
+def test_extra_items_that_json_would_change_are_refused(tmp_path, extra):
+    with WSDCheckpointManager(tmp_path, SPEC) as m, pytest.raises(TypeError, match="would not come back"):
+        m.save(10, _state(), extra=extra, force=True)
+    assert not (tmp_path / "10").exists()
+
+
+def test_extra_items_come_back_exactly(tmp_path):
+    extra = {"a": [1, 2.5, True, None, "s", {"k": [0.1, -3]}]}
+    with WSDCheckpointManager(tmp_path, SPEC) as m:
+        m.save(10, _state(), extra=extra, force=True)
+        m.wait_until_finished()
+        back = m.restore_extra("a", 10)
+    assert back == extra["a"] and [type(x) for x in back] == [type(x) for x in extra["a"]]
+
+
 def test_fingerprint_detects_every_single_bit_flip_and_ignores_layout():
     x = np.random.default_rng(0).standard_normal(257).astype(np.float32)
     base = fingerprint(x)
@@ -295,6 +354,7 @@ def test_a_target_that_does_not_match_raises_naming_the_leaf(tmp_path, make_targ
         lambda p: p.write_text('{"bogus": 1}'),  # unknown field
         lambda p: p.write_text("[]"),  # not a mapping
         lambda p: p.parent.rename(p.parent.with_name("gone")),  # the whole item folder
+        _forge_spec,  # another valid spec: it does not match the integrity record
     ],
 )
 def test_open_uses_the_newest_readable_spec(tmp_path, damage, caplog):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -193,9 +194,11 @@ class WSDCheckpointManager:
 
     # --- restoring --------------------------------------------------------------------------------
 
-    def saved_spec(self, step: int | None = None) -> WSDSpec:
-        """The spec saved in checkpoint ``step`` (default: the latest)."""
-        return self._read_spec(self._step_or_latest(step))
+    def saved_spec(self, step: int | None = None, *, verify: bool = True) -> WSDSpec:
+        """The spec saved in checkpoint ``step`` (default: the latest), checked against the
+        checkpoint's integrity record: a spec file changed after the save raises
+        ``CheckpointIntegrityError`` (``verify=False``: unchecked, for checkpoints of version 0.1)."""
+        return self._read_spec_and_record(self._step_or_latest(step), verify)[0]
 
     def restore(
         self,
@@ -225,22 +228,27 @@ class WSDCheckpointManager:
         step = self._step_or_latest(step)
         spec, record = self._read_spec_and_record(step, verify)
         check_saved_spec(spec, self.spec, allow_spec_change)
-        return self._read_state(abstract_state, step, spec.to_dict(), record)
+        state = self._read_state(abstract_state, step, record)
+        if record is not None:
+            self._verify_extras(step, record)
+        return state
 
     def restore_latest_readable(
         self, abstract_state: Any, *, allow_spec_change: bool = False, verify: bool = True
     ) -> tuple[int, Any] | None:
         """(step, state) of the newest undamaged checkpoint; None when there is none.
 
-        A damaged checkpoint (``CheckpointIntegrityError``) is skipped with a warning naming it and
-        the reason, and the next older one is tried. Everything else raises at once, as in
-        ``restore``: a spec mismatch, or a target that does not match the saved state.
+        A damaged checkpoint (``CheckpointIntegrityError``: unreadable, or its state, spec or extra
+        items differ from its integrity record) is skipped with a warning naming it and the reason,
+        and the next older one is tried. Everything else raises at once, as in ``restore``: a spec
+        mismatch (an intact spec that is not this manager's), or a target that does not match the
+        saved state.
         """
         for step in reversed(self.all_steps()):
             try:
-                spec, record = self._read_spec_and_record(step, verify)
-                check_saved_spec(spec, self.spec, allow_spec_change)
-                return step, self._read_state(abstract_state, step, spec.to_dict(), record)
+                return step, self.restore(
+                    abstract_state, step, allow_spec_change=allow_spec_change, verify=verify
+                )
             except CheckpointIntegrityError as e:
                 _log.warning("checkpoint %s in %s is damaged (%s); skipped", step, self.directory, e)
         return None
@@ -259,15 +267,26 @@ class WSDCheckpointManager:
                 f"checkpoint {step}: its {' and '.join(names)} item is unreadable ({type(e).__name__}: {e})"
             ) from e
 
-    def _read_spec(self, step: int) -> WSDSpec:
-        return self._parse_spec(self._read_items(step, "spec")[0], step)
-
     def _read_spec_and_record(self, step: int, verify: bool) -> tuple[WSDSpec, Any]:
-        """The saved spec and (when verifying) the integrity record, in one read."""
+        """The saved spec and (when verifying) the integrity record, in one read. A spec that is not
+        the one the record was made with is damage, as a changed array is: whoever reads it."""
         if not verify:
-            return self._read_spec(step), None
+            return self._parse_spec(self._read_items(step, "spec")[0], step), None
         data, record = self._read_items(step, "spec", "integrity")
-        return self._parse_spec(data, step), _integrity.check_record(record, step)
+        spec, record = self._parse_spec(data, step), _integrity.check_record(record, step)
+        _integrity.check_spec(record, spec.to_dict(), step)
+        return spec, record
+
+    def _verify_extras(self, step: int, record: dict[str, Any]) -> None:
+        """Every extra item the record lists is readable and matches it (one read for all)."""
+        names = list(record.get("extra", {}))
+        if not names:
+            return
+        for name, data in zip(names, self._read_items(step, *names), strict=True):
+            if record["extra"][name] != _integrity.json_digest(data):
+                raise CheckpointIntegrityError(
+                    f"checkpoint {step}: extra item {name!r} does not match its record"
+                )
 
     @staticmethod
     def _parse_spec(data: Any, step: int) -> WSDSpec:
@@ -276,7 +295,7 @@ class WSDCheckpointManager:
         except (TypeError, ValueError) as e:
             raise CheckpointIntegrityError(f"checkpoint {step}: its saved spec is invalid ({e})") from e
 
-    def _read_state(self, abstract_state: Any, step: int, spec_dict: dict[str, Any], record: Any) -> Any:
+    def _read_state(self, abstract_state: Any, step: int, record: Any) -> Any:
         """The state, verified against ``record`` (None: unverified, read errors propagate as they are)."""
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
         if record is None:
@@ -289,7 +308,7 @@ class WSDCheckpointManager:
             raise CheckpointIntegrityError(
                 f"checkpoint {step}: its state is unreadable ({type(e).__name__}: {e})"
             ) from e
-        _integrity.verify(record, state, spec_dict, step)
+        _integrity.verify(record, state, step)
         return state
 
     def _step_or_latest(self, step: int | None) -> int:
@@ -342,12 +361,15 @@ class WSDCheckpointManager:
         return iter(self.all_steps())
 
     @classmethod
-    def open(cls, directory: str | Path, *, read_only: bool = False, **options: Any) -> WSDCheckpointManager:
+    def open(
+        cls, directory: str | Path, *, read_only: bool = False, verify: bool = True, **options: Any
+    ) -> WSDCheckpointManager:
         """A manager for an existing run, built from the spec saved in its newest readable checkpoint.
 
         This is how a restarted job rebuilds exactly the schedule it was running. A step whose spec
-        cannot be read is skipped with a warning. Reading the spec deletes nothing; the returned
-        manager is the folder's writer unless ``read_only=True``.
+        cannot be read, or does not match its integrity record (``verify=False`` skips that check,
+        for checkpoints of version 0.1), is skipped with a warning. Reading the spec deletes nothing;
+        the returned manager is the folder's writer unless ``read_only=True``.
         """
         path = epath.Path(directory).absolute()
         if not path.exists():
@@ -357,7 +379,7 @@ class WSDCheckpointManager:
             spec = None
             for step in reversed(probe.all_steps()):
                 try:
-                    spec = probe._read_spec(step)
+                    spec = probe.saved_spec(step, verify=verify)
                     break
                 except CheckpointIntegrityError as e:
                     _log.warning("checkpoint %s in %s: %s; trying an older one", step, path, e)
@@ -383,7 +405,26 @@ def _check_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
             raise TypeError(
                 f"extra item {name!r} must be JSON-serialisable (put arrays in the state): {e}"
             ) from e
+        back = json.loads(json.dumps(value))
+        if back != value or not _same_json_types(back, value):
+            raise TypeError(
+                f"extra item {name!r} would not come back as saved: JSON turns tuples into lists and "
+                f"dict keys into strings ({value!r:.100} would restore as {back!r:.100}); save lists "
+                "and string keys"
+            )
     return dict(extra)
+
+
+def _same_json_types(back: Any, value: Any) -> bool:
+    """Whether ``value`` is made of the types JSON gives back (dict, list, str, int, float, bool,
+    None): a tuple equals no list, but ``1 == 1.0`` and ``True == 1`` hide a type change."""
+    if type(back) is not type(value):
+        return False
+    if isinstance(value, dict):
+        return all(_same_json_types(back[k], value[k]) for k in value)
+    if isinstance(value, list):
+        return all(_same_json_types(b, x) for b, x in zip(back, value, strict=True))
+    return True
 
 
 def _check_step(step: Any) -> int:

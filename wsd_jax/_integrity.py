@@ -177,11 +177,16 @@ def check_target(record: dict[str, Any], target: Any, step: int) -> None:
             )
 
 
-def verify(record: dict[str, Any], restored: Any, spec_dict: dict[str, Any], step: int) -> None:
-    """Raises ``CheckpointIntegrityError`` naming the step and the leaf if ``restored`` differs from
-    what was saved (or the saved spec differs from the one the record was made with)."""
+def check_spec(record: dict[str, Any], spec_dict: dict[str, Any], step: int) -> None:
+    """Raises ``CheckpointIntegrityError`` if the saved spec is not the one the record was made with
+    (a spec file changed after the save, even to another valid spec)."""
     if record.get("spec_sha256") != spec_digest(spec_dict):
         raise CheckpointIntegrityError(f"checkpoint {step}: its spec differs from the one saved with it")
+
+
+def verify(record: dict[str, Any], restored: Any, step: int) -> None:
+    """Raises ``CheckpointIntegrityError`` naming the step and the leaf if ``restored`` differs from
+    what was saved."""
     saved = {leaf["path"]: leaf for leaf in record["leaves"]}
     leaves = [
         (jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]
