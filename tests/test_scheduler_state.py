@@ -49,6 +49,12 @@ BAD = [
     ("other spec", lambda sd: sd.update(spec=WSDSpec(50).to_dict()), ValueError, "different spec"),
     ("invalid spec", lambda sd: sd.update(spec={"total_steps": -1}), ValueError, "total_steps"),
     ("int key", lambda sd: sd.update({3: 1}), TypeError, "strings"),
+    # past an int64 count: torch's RuntimeError named no field (WSDDeviceLR), WSDLR took it
+    ("last_epoch=2**63", lambda sd: sd.update(last_epoch=2**63), ValueError, r"last_epoch.*2\*\*63 - 1"),
+    ("last_epoch=2**70", lambda sd: sd.update(last_epoch=2**70), ValueError, r"last_epoch.*2\*\*63 - 1"),
+    # a private name that is ours, not torch's, is never taken from a state
+    ("our _count", lambda sd: sd.update(_count=5), ValueError, "may not set"),
+    ("our _rate_table", lambda sd: sd.update(_rate_table=None), ValueError, "may not set"),
 ]
 
 
@@ -107,3 +113,39 @@ def test_container_refuses_mixed_key_types_and_duplicates():
         WSDSchedulersContainer([s, s])
     with pytest.raises(ValueError, match="same optimizer"):
         WSDSchedulersContainer([s, WSDLR(s.optimizer, spec=SPEC)])
+
+
+def newer_torch(monkeypatch):
+    """torch's LRScheduler as a later release might be: one more private field, set at construction."""
+    from torch.optim.lr_scheduler import LRScheduler
+
+    original = LRScheduler.__init__
+
+    def init(self, *args, **kwargs):
+        self._newer_torch_field = {"warmup": 3}
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LRScheduler, "__init__", init)
+
+
+@pytest.mark.parametrize("cls", [WSDLR, WSDDeviceLR])
+def test_a_newer_torch_reads_an_older_checkpoint(cls, monkeypatch):
+    saved = _stepped(cls, 30).state_dict()  # today's torch: no such field
+    assert "_newer_torch_field" not in saved
+    newer_torch(monkeypatch)
+    target = _stepped(cls, 7)
+    target.load_state_dict(saved)
+    assert target.last_epoch == 30 and target._newer_torch_field == {"warmup": 3}  # its own default
+    assert float(target.optimizer.param_groups[0]["lr"]) == pytest.approx(0.1 * SPEC.multiplier(30), rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", [WSDLR, WSDDeviceLR])
+def test_an_older_torch_reads_a_newer_checkpoint(cls, monkeypatch):
+    with monkeypatch.context() as patched:
+        newer_torch(patched)
+        saved = _stepped(cls, 30).state_dict()
+    assert saved["_newer_torch_field"] == {"warmup": 3}  # torch's fields are saved as torch saves them
+    target = _stepped(cls, 7)  # today's torch
+    target.load_state_dict(saved)  # passed through, as LRScheduler.load_state_dict would
+    assert target.last_epoch == 30 and target._newer_torch_field == {"warmup": 3}
+    assert target.state_dict() == saved

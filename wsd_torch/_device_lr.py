@@ -15,7 +15,7 @@ from wsd_core._spec import spec_from_args
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
-from wsd_torch._state import SchedulerState
+from wsd_torch._state import SchedulerState, torch_fields
 
 # Schedules up to this many steps keep one rate per step on the device (64 MB in float32 at the
 # limit); longer ones evaluate the formula at each step instead.
@@ -211,11 +211,12 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
     # --- state ----------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The step count, base rates and spec (plain Python values; one host sync to read the count)."""
+        """What we own (the step count, base rates and spec, as plain Python values; one host sync
+        to read the count) and torch's own bookkeeping fields, passed through as torch saves them."""
         return {
+            **torch_fields(self),
             "last_epoch": self.last_epoch,
             "base_lrs": list(self.base_lrs),
-            "_step_count": self._step_count,
             "spec": self.spec.to_dict(),
         }
 
@@ -224,6 +225,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             self.base_lrs = list(state.base_lrs)
             for tensor, base in zip(self._bases, self.base_lrs, strict=True):
                 tensor.fill_(base)
-        self._step_count = state.torch_keys.get("_step_count", self._step_count)
+        # torch's fields as torch loads them; _last_lr is LambdaLR's float copy (ours are the tensors)
+        self.__dict__.update({k: v for k, v in state.torch_keys.items() if k != "_last_lr"})
         self._count.fill_(state.last_epoch)
         self._refresh()

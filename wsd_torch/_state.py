@@ -65,7 +65,8 @@ def _rates(name: str, value: Any, groups: int) -> list[float]:
     return out
 
 
-# torch's own LRScheduler bookkeeping, present in a WSDLR state; each is checked, none is required.
+# torch's own LRScheduler bookkeeping that we know; each is checked, none is required. torch's other
+# private fields (a later release may add some) pass through unchecked, as torch itself loads them.
 _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
     "_step_count": lambda k, v, g: _count(k, v),
     "_is_initial": lambda k, v, g: _flag(k, v),
@@ -74,6 +75,29 @@ _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
     "_last_lr": _rates,
     "lr_lambdas": _lambdas,
 }
+
+
+# What a state may never set, whatever its name: the schedulers' own attributes and internals
+# (``spec`` and ``base_lrs`` come in through their own checks, ``lr_lambdas`` is LambdaLR's format).
+OWN_ATTRIBUTES = frozenset({
+    "optimizer", "on_spec_change", "adopt_foreign_state", "device", "dtype",
+    "_backend_cache", "_rate_table", "_count", "_bases",
+})  # fmt: skip
+
+
+def is_torch_field(key: str) -> bool:
+    """A private field of torch's ``LRScheduler`` we do not know (a newer torch's): passed through."""
+    return key.startswith("_") and not key.startswith("__") and key not in OWN_ATTRIBUTES
+
+
+def torch_fields(scheduler: Any) -> dict[str, Any]:
+    """torch's own bookkeeping in ``scheduler.__dict__`` (what ``LRScheduler.state_dict`` saves),
+    without the scheduler's own attributes and device tensors: a state keeps them as torch does."""
+    return {
+        k: v
+        for k, v in scheduler.__dict__.items()
+        if (k in _TORCH_KEYS or is_torch_field(k)) and k != "lr_lambdas"
+    }
 
 
 class SchedulerState(NamedTuple):
@@ -115,17 +139,20 @@ def parse_state(
     if not foreign:
         check_saved_spec(WSDSpec.from_dict(state["spec"]), spec, allow_spec_change)
     missing = [k for k in REQUIRED if k not in keys and not (foreign and k == "spec")]
-    unknown = sorted(keys - {*REQUIRED, "base_lrs"} - set(_TORCH_KEYS))
+    passed_through = {k for k in keys - set(_TORCH_KEYS) if is_torch_field(k)}
+    unknown = sorted(keys - {*REQUIRED, "base_lrs"} - set(_TORCH_KEYS) - passed_through)
     if missing or unknown:
         raise ValueError(
             f"not a {owner} state: "
             + (f"missing keys {missing}" if missing else "")
             + ("; " if missing and unknown else "")
             + (f"unknown keys {unknown}" if unknown else "")
-            + f" (a {owner} state has {list(REQUIRED)}, base_lrs, and torch's own {sorted(_TORCH_KEYS)})"
+            + f" (a {owner} state has {list(REQUIRED)}, base_lrs, and torch's own private fields "
+            f"such as {sorted(_TORCH_KEYS)}; it may not set {sorted(OWN_ATTRIBUTES)})"
         )
     torch_keys = {k: check(k, state[k], groups) for k, check in _TORCH_KEYS.items() if k in state}
     torch_keys.pop("lr_lambdas", None)
+    torch_keys.update({k: state[k] for k in sorted(passed_through)})
     return SchedulerState(
         last_epoch=_count("last_epoch", state["last_epoch"]),
         base_lrs=_rates("base_lrs", state["base_lrs"], groups) if "base_lrs" in state else None,
