@@ -60,6 +60,16 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _targets(rows: list[Row]) -> str:
+    """Each live target once, with the reason it was chosen."""
+    seen: dict[str, str] = {}
+    for r in rows:
+        if r.target:
+            seen.setdefault(f"{r.section}: {r.what} {r.target}", r.why)
+    lines = [f"- {target}: {why}." for target, why in seen.items()]
+    return "Targets, and why each was chosen:\n\n" + "\n".join(lines) if lines else "No targets in this run."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,7 +113,7 @@ def main() -> None:
         f"# Benchmark results\n\nRun: `make bench` ({'--quick' if args.quick else 'full'}), {stamp}\n\n"
         f"Machine: {_machine()}\n\nVersions: {_versions()}\n\n"
         "Each figure is measured side by side in one process, candidates interleaved, median of "
-        f"{repeats} repeats.\n\n{_table(rows)}\n\n"
+        f"{repeats} repeats.\n\n{_table(rows)}\n\n{_targets(rows)}\n\n"
         "Why a target is missed and what would close it: [ANALYSIS.md](ANALYSIS.md).\n"
     )
     print(report)

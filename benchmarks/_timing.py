@@ -23,10 +23,21 @@ def interleaved_medians(candidates: Mapping[str, Callable[..., object]], repeats
 
 @dataclass
 class Row:
-    """One line of the results table: a measured figure, and where it stands against its target."""
+    """One line of the results table: a measured figure, and where it stands against its target.
+
+    A target is a claim the project makes, so it comes with ``why``: the reason it was chosen (the
+    report lists them). A figure without a target is a measurement to read, not a goal.
+    """
 
     section: str
     what: str
     value: str
     target: str = ""
     verdict: str = ""
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.target and not self.why:
+            raise ValueError(
+                f"the target {self.target!r} of {self.section}: {self.what} needs its reason (why=)"
+            )

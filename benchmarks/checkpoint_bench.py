@@ -76,7 +76,14 @@ def integrity(repeats: int, megabytes: int = 100) -> list[Row]:
         Row(section, "fingerprinting the state (the record alone)", f"{record['fingerprints'] * 1e3:.0f} ms"),
         Row(section, "save, plain Orbax (state + spec)", f"{saves['plain'] * 1e3:.0f} ms"),
         Row(section, "save, WSDCheckpointManager (+ integrity record)", f"{saves['ours'] * 1e3:.0f} ms"),
-        Row(section, "save: ours / plain", f"{save_ratio:.2f}", "<= 1.15", _verdict(save_ratio, 1.15)),
+        Row(
+            section,
+            "save: ours / plain",
+            f"{save_ratio:.2f}",
+            "<= 1.10",
+            _verdict(save_ratio, 1.10),
+            why="integrity should cost little next to the write it protects",
+        ),
         Row(section, "restore, plain Orbax", f"{restores['plain'] * 1e3:.0f} ms"),
         Row(section, "restore, ours, verify=False", f"{restores['unverified'] * 1e3:.0f} ms"),
         Row(section, "restore, ours, verified", f"{restores['verified'] * 1e3:.0f} ms"),
@@ -86,6 +93,7 @@ def integrity(repeats: int, megabytes: int = 100) -> list[Row]:
             f"{restore_ratio:.2f}",
             "<= 1.15",
             _verdict(restore_ratio, 1.15),
+            why="a verified restore should cost little more than the read it guards",
         ),
     ]
 

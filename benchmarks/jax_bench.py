@@ -74,12 +74,10 @@ def whole_array(n_steps: int, repeats: int) -> list[Row]:
     return [
         Row("1 whole array", f"ours, {n_steps:,} steps under jit", f"{t['ours'] * 1e3:.2f} ms"),
         Row("1 whole array", "optax.join_schedules, same curve", f"{t['join'] * 1e3:.2f} ms"),
-        Row("1 whole array", "speed-up over join_schedules", f"{speedup:.2f}x", ">= 3x",
-            "met" if speedup >= 3 else f"missed by {3 / speedup:.2f}x"),
+        Row("1 whole array", "speed-up over join_schedules", f"{speedup:.2f}x"),
         Row("1 whole array", f"memory floor ({bandwidth / 1e9:.1f} GB/s copy, {jax.default_backend()})",
             f"{floor * 1e3:.2f} ms"),
-        Row("1 whole array", "ours / memory floor", f"{over_floor:.2f}x", "<= 2x",
-            "met" if over_floor <= 2 else f"missed by {over_floor / 2:.2f}x"),
+        Row("1 whole array", "ours / memory floor", f"{over_floor:.2f}x"),
         Row("1 whole array", "XLA's cheapest int32->float32 map, same sizes", f"{t['trivial'] * 1e3:.2f} ms"),
         Row("1 whole array", "ours / cheapest XLA map", f"{t['ours'] / t['trivial']:.2f}x"),
         Row("1 whole array", "join_schedules / cheapest XLA map", f"{t['join'] / t['trivial']:.2f}x"),
@@ -122,7 +120,8 @@ def adamw_update(repeats: int, n_params: int = 1 << 20, inner: int = 50) -> list
         Row("2 adamw update", "WSD schedule", f"{per['ours']:.0f} us"),
         Row("2 adamw update", "join_schedules", f"{per['join']:.0f} us"),
         Row("2 adamw update", "ours / constant", f"{ratio:.3f}", "<= 1.01",
-            "met" if ratio <= 1.01 else f"missed by {ratio - 1:.1%}"),
+            "met" if ratio <= 1.01 else f"missed by {ratio - 1:.1%}",
+            why="the schedule is one scalar a step: an optimizer update must not notice it"),
         Row("2 adamw update", "ours / join_schedules", f"{vs_join:.3f}"),
     ]  # fmt: skip
 
@@ -141,8 +140,9 @@ def compile_time(repeats: int) -> list[Row]:
         times[k] = float(np.median(samples))
     ratio = times[8] / times[1]
     rows = [Row("3 compile", f"{k} period(s)", f"{times[k] * 1e3:.1f} ms") for k in times]
+    why = "WSD-S runs have many periods; the lookup is branch-free, so compile time must not grow with them"
     rows.append(Row("3 compile", "8 periods / 1 period", f"{ratio:.2f}", "<= 1.5",
-                    "met" if ratio <= 1.5 else f"missed by {ratio / 1.5:.2f}x"))  # fmt: skip
+                    "met" if ratio <= 1.5 else f"missed by {ratio / 1.5:.2f}x", why))  # fmt: skip
     return rows
 
 
@@ -156,4 +156,4 @@ def gpu_update(repeats: int) -> list[Row]:
         return [Row("5 jax GPU", "skipped: jax sees no GPU on this machine", "-")]
     with jax.default_device(gpus[0]):
         rows = adamw_update(repeats, n_params=1 << 24)
-    return [Row("5 jax GPU", r.what, r.value, r.target, r.verdict) for r in rows]
+    return [Row("5 jax GPU", r.what, r.value, r.target, r.verdict, r.why) for r in rows]

@@ -29,6 +29,7 @@ def test_bench_quick_writes_a_table(tmp_path):
     report = out.read_text()
     for needle in ("Machine:", "Versions:", "8 periods / 1 period", "WSDLR / LambdaLR(constant)", "5 CUDA"):
         assert needle in report
+    assert "Targets, and why each was chosen:" in report and "torch's own LambdaLR" in report
     # a rewrite on a machine without a GPU replaces the table and keeps the GPU block as it was
     assert "old row" not in report and report.endswith(gpu_block)
 
@@ -43,3 +44,20 @@ def test_planner_bench_rows():
         "exact LD sum / blocked LD sum, same run",
     ]
     assert float(rows[0].value) > 0 and rows[1].value.endswith("x")
+
+
+def test_a_target_needs_its_reason():
+    from benchmarks._timing import Row
+
+    with pytest.raises(ValueError, match="needs its reason"):
+        Row("1 section", "a ratio", "1.0", "<= 2")
+    assert Row("1 section", "a ratio", "1.0", "<= 2", "met", why="because").why == "because"
+
+
+def test_whole_array_rows_are_measurements_without_the_retired_targets():
+    # ">= 3x join_schedules" and "<= 2x the memory floor" are no longer aims (ANALYSIS.md section 1)
+    pytest.importorskip("jax")
+    from benchmarks import jax_bench
+
+    rows = jax_bench.whole_array(10_000, 1)
+    assert rows and not [r for r in rows if r.target]
