@@ -8,9 +8,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
-def interleaved_medians(candidates: Mapping[str, Callable[..., object]], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each candidate; the order rotates every repeat so that drift in
-    machine load (the other core, thermal state) falls on every candidate alike."""
+def interleaved_samples(
+    candidates: Mapping[str, Callable[..., object]], repeats: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each candidate in each repeat; the order rotates every repeat so that
+    drift in machine load (the other core, thermal state) falls on every candidate alike, and the
+    k-th samples of two candidates were taken side by side (their ratio is a paired measurement)."""
     names = list(candidates)
     samples: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
@@ -18,7 +21,18 @@ def interleaved_medians(candidates: Mapping[str, Callable[..., object]], repeats
             start = time.perf_counter()
             candidates[name]()
             samples[name].append(time.perf_counter() - start)
-    return {n: statistics.median(v) for n, v in samples.items()}
+    return samples
+
+
+def interleaved_medians(candidates: Mapping[str, Callable[..., object]], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each candidate (see ``interleaved_samples``)."""
+    return {n: statistics.median(v) for n, v in interleaved_samples(candidates, repeats).items()}
+
+
+def paired_ratios(samples: Mapping[str, list[float]], top: str, bottom: str) -> tuple[float, float, float]:
+    """(min, median, max) over the repeats of ``top / bottom``, each ratio from one repeat's pair."""
+    ratios = sorted(a / b for a, b in zip(samples[top], samples[bottom], strict=True))
+    return ratios[0], statistics.median(ratios), ratios[-1]
 
 
 @dataclass
