@@ -327,8 +327,14 @@ def test_fit_refuses_bad_input():
         fit_loss_law([run], "power")
     with pytest.raises(TypeError, match="LossRun"):
         fit_loss_law([])
-    with pytest.raises(ValueError, match="at least 3 points logged at the peak"):
+    with pytest.raises(ValueError, match="7 parameters but the runs hold 2 logged point"):
         fit_loss_law([run])
+    # enough points, and a drop, but only two of them at the peak: the power-law start has no data
+    lrs = np.r_[np.full(10, 1e-3), np.linspace(1e-3, 1e-4, 40)]
+    steps = np.r_[[3, 6], np.arange(15, 50, 5)]
+    at_peak_twice = LossRun(lrs, steps, np.linspace(3.0, 2.0, steps.size))
+    with pytest.raises(ValueError, match="at least 3 points logged at the peak"):
+        fit_loss_law([at_peak_twice])
 
 
 # --- wsd plan ---------------------------------------------------------------------------------------
@@ -448,3 +454,53 @@ def test_learning_rates_of_a_spec_and_of_an_array():
         learning_rates(rates, 20)
     with pytest.raises(ValueError, match="peak is only for a WSDSpec"):
         learning_rates(rates, 5, peak=1.0)
+
+
+# --- refuse or warn, never a confident wrong answer ------------------------------------------------
+
+
+def test_unsigned_steps_that_wrap_are_refused():
+    # np.diff of uint8 [100, 44] is 200: the wrap looked like an increase
+    with pytest.raises(ValueError, match="strictly increasing"):
+        LossRun(np.full(400, 1e-3), np.array([100, 44], np.uint8), [3.0, 2.9], warmup_steps=0)
+
+
+def test_a_multi_power_fit_without_any_lr_drop_is_refused():
+    runs = lc.published_runs("lm-25M")
+    with pytest.raises(ValueError, match="needs a run whose rate drops"):
+        fit_loss_law([runs["constant_24000"]], "multi-power")
+
+
+def test_points_logged_before_any_rate_are_left_out_with_a_warning():
+    # a log that starts at step 0 has zero LR area there (it ended in LAPACK's "SVD did not converge")
+    lrs = np.full(3000, 1e-3)
+    steps = np.arange(0, 3000, 100)
+    losses = 3.0 + 2.0 * np.maximum(np.cumsum(lrs)[np.maximum(steps - 1, 0)], 1e-3) ** -0.5
+    run = LossRun(lrs=lrs, steps=steps, losses=losses, warmup_steps=0, name="from0")
+    with pytest.warns(UserWarning, match=r"'from0': left out the point\(s\) at step\(s\) \[0\]"):
+        fit = fit_loss_law([run], "annealing")
+    assert np.isfinite(fit.objective)
+
+
+def test_a_branch_inside_a_rate_trunks_warmup_is_refused():
+    fit = LossLawFit("multi-power", MPL_PARAMS, {"r": {"FinalE": 0.002}}, 0.0)
+    trunk = lc.published_rates("constant_72000")  # warms up over lc.WARMUP steps
+    with pytest.raises(ValueError, match="inside the trunk's warmup"):
+        plan_cooldown(fit, trunk, at_steps=[0], lengths=[100], shapes=["linear"], min_ratios=[0.1])
+
+
+def test_a_peak_far_from_the_fit_warns_and_a_non_positive_prediction_is_refused():
+    fit = LossLawFit(
+        "multi-power", MPL_PARAMS, {"r": {"FinalE": 0.002}}, 0.0, fitted_peaks=(lc.PEAK, lc.PEAK)
+    )
+    trunk = WSDSpec(24000, warmup_steps=2160, decay_steps=0)
+    grid: dict[str, Any] = dict(at_steps=[16000], lengths=[4000], shapes=["linear"], min_ratios=[0.1])
+    with pytest.warns(UserWarning, match=r"peak rate 0.0006 is 2.0x above|peak rate 0.003 is 10.0x above"):
+        plan_cooldown(fit, trunk, peak=10 * lc.PEAK, **grid)
+    with (
+        pytest.warns(UserWarning, match="extrapolate"),
+        pytest.raises(ValueError, match="predicts a loss of"),
+    ):
+        plan_cooldown(
+            fit, trunk, peak=10.0, **grid
+        )  # the case: a final loss of -151 was ranked first

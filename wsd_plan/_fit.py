@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,12 +77,15 @@ class LossLawFit:
       fit_metrics: per run it was fit on (by name, or ``run0``, ``run1``...), the curve metrics of its
         own prediction (``PredE``, ``WorstE``, ``R2``, ``MAE``, ``RMSE``).
       objective: the final Huber objective.
+      fitted_peaks: the smallest and largest peak rate among the runs it was fit on (None when
+        built by hand); a plan far outside them is warned about.
     """
 
     law: str
     params: dict[str, float]
     fit_metrics: dict[str, dict[str, float]]
     objective: float
+    fitted_peaks: tuple[float, float] | None = None  # the smallest and largest peak rate fitted on
 
     @property
     def fit_error(self) -> dict[str, float]:
@@ -110,7 +114,9 @@ class LossLawFit:
         warmup = resolve_warmup(lrs, rates, warmup_steps)
         with float64_mode():
             f = _on_device(features(rates, steps, warmup))
-            return np.asarray(_jitted_law(self.law)(self.theta(), f))
+            curve = np.asarray(_jitted_law(self.law)(self.theta(), f))
+        check_prediction(curve, steps, "the schedule")
+        return curve
 
     def theta(self) -> jax.Array:
         """The parameters as the laws take them: their logarithms, in ``PARAMETERS[law]`` order
@@ -170,7 +176,20 @@ def fit_loss_law(
     if not runs or not all(isinstance(r, LossRun) for r in runs):
         raise TypeError(f"runs must be a non-empty sequence of LossRun, got {runs!r:.200}")
     iterations = check_int("iterations", iterations, minimum=1)
-    runs = [r.after_warmup() for r in runs]
+    runs = [_without_zero_area(r.after_warmup(), i) for i, r in enumerate(runs)]
+    points = sum(r.steps.size for r in runs)
+    if points < len(PARAMETERS[law]):
+        raise ValueError(
+            f"the {law} law has {len(PARAMETERS[law])} parameters but the runs hold {points} logged "
+            "point(s) after their warmups: log more points (a fit through fewer points is exact and "
+            "says nothing)"
+        )
+    if law == "multi-power" and not any(_drops(r) for r in runs):
+        raise ValueError(
+            "a multi-power fit needs a run whose rate drops after its warmup (a cooldown, or a step "
+            "decay): without one its drop term (B, C, beta, gamma) is not determined by the data. Add "
+            "such a run, or fit law='annealing'"
+        )
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
     start = _power_law_start(runs, host)
     with float64_mode():
@@ -184,8 +203,44 @@ def fit_loss_law(
         if not np.isfinite(values[best]):
             raise RuntimeError(f"the {law} fit diverged from every starting point")
         params = dict(zip(PARAMETERS[law], (float(v) for v in np.exp(np.asarray(thetas[best]))), strict=True))
-    fit = LossLawFit(law=law, params=params, fit_metrics={}, objective=float(values[best]))
+    peaks = [float(r.lrs.max()) for r in runs]
+    fit = LossLawFit(law, params, {}, float(values[best]), fitted_peaks=(min(peaks), max(peaks)))
     return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
+
+
+def _drops(run: LossRun) -> bool:
+    """Whether the rate falls anywhere between the end of the warmup and the last logged step."""
+    seen = run.lrs[run.warmup_steps : int(run.steps[-1]) + 1]
+    return bool(seen.size > 1 and (np.diff(seen) < 0).any())
+
+
+def _without_zero_area(run: LossRun, i: int) -> LossRun:
+    """``run`` without the points logged before any rate was applied (a step-0 log): the laws' loss
+    there is a power of a zero area, infinite. Left out with a warning."""
+    area = np.concatenate([[0.0], np.cumsum(run.lrs)])[run.steps]
+    keep = area > 0
+    if keep.all():
+        return run
+    if not keep.any():
+        raise ValueError(f"run {_label(run, i)!r}: every logged point has zero LR area (no rate applied yet)")
+    warnings.warn(
+        f"run {_label(run, i)!r}: left out the point(s) at step(s) {run.steps[~keep].tolist()[:5]}, "
+        "logged before any learning rate was applied (zero LR area)",
+        UserWarning,
+        stacklevel=3,
+    )
+    return dataclasses.replace(run, steps=run.steps[keep], losses=run.losses[keep])
+
+
+def check_prediction(curve: np.ndarray, steps: np.ndarray, what: str) -> None:
+    """A predicted loss must be finite and > 0; a law pushed outside what it was fit on can give
+    neither, and a ranking built on that would be confidently wrong."""
+    bad = np.flatnonzero(~np.isfinite(curve) | (curve <= 0))
+    if bad.size:
+        raise ValueError(
+            f"the law predicts a loss of {curve[bad[0]]:g} at step {int(steps[bad[0]])} for {what}: "
+            "outside what it can describe (a peak or length far from the runs it was fit on?)"
+        )
 
 
 def _objective(law: str, feats: Sequence[Features], losses: Sequence[jax.Array]) -> Any:

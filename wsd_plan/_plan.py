@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from wsd_core import WSDSpec
 from wsd_core._formula import DECAY_SHAPES
 from wsd_core._validation import check_choice, check_ratio, check_steps
 from wsd_plan._features import Features, features
-from wsd_plan._fit import LossLawFit, _on_device, float64_mode
+from wsd_plan._fit import LossLawFit, _on_device, check_prediction, float64_mode
 from wsd_plan._laws import LAWS
 from wsd_plan._runs import LossRun, branch_rates, learning_rates, resolve_warmup
 
@@ -173,7 +174,16 @@ def plan_cooldown(
         rate_peak = float(np.max(trunk_rates)) if peak is None else float(peak)
         # A stand-in trunk that is stable everywhere: branch_cooldown then checks only the step.
         trunk_spec = WSDSpec(last_branch + 1, decay_steps=0)
-    warmup = resolve_warmup(trunk, trunk_rates, warmup_steps)
+    # The warmup from the whole trunk: the rates up to the last branch may stop before the peak.
+    whole = trunk_rates if isinstance(trunk, WSDSpec) else learning_rates(trunk, max(np.size(trunk), 1))
+    warmup = resolve_warmup(trunk, whole, warmup_steps)
+    inside = [a for a in ats if a < warmup]
+    if inside:
+        raise ValueError(
+            f"cannot branch at step(s) {inside}: inside the trunk's warmup (it ends at step {warmup}); "
+            "a cooldown starts from the peak"
+        )
+    _warn_if_far(fit, rate_peak)
     candidates: list[tuple[WSDSpec, int, int, str, float, np.ndarray]] = []
     runs = []
     for at, length, shape, floor in itertools.product(ats, lens, shape_list, floors):
@@ -190,6 +200,8 @@ def plan_cooldown(
         candidates.append((spec, at, length, shape, floor, steps))
         runs.append(features(rates, steps, warmup))
     finals_and_curves = _predict_many(fit, runs)
+    for (_, at, length, shape, floor, steps), curve in zip(candidates, finals_and_curves, strict=True):
+        check_prediction(curve, steps, f"the {shape} cooldown of {length} from step {at} (floor {floor:g})")
     relative, source = _relative_uncertainty(fit, held_out)
     out = [
         CooldownCandidate(
@@ -207,6 +219,21 @@ def plan_cooldown(
     ]
     out.sort(key=lambda c: (c.final_loss, c.end_step))
     return CooldownPlan(tuple(out), relative, source)
+
+
+def _warn_if_far(fit: LossLawFit, peak: float) -> None:
+    """A plan at a peak rate far from the ones the law was fit on extrapolates: say how far."""
+    if fit.fitted_peaks is None:
+        return
+    low, high = fit.fitted_peaks
+    ratio = peak / high if peak > high else low / peak if peak < low else 1.0
+    if ratio > 2.0:
+        warnings.warn(
+            f"the plan's peak rate {peak:g} is {ratio:.1f}x {'above' if peak > high else 'below'} the "
+            f"peaks the law was fit on ({low:g} to {high:g}): its predictions extrapolate",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _predict_many(fit: LossLawFit, runs: Sequence[Features]) -> list[np.ndarray]:

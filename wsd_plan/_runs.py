@@ -98,6 +98,9 @@ class LossRun:
         steps = np.asarray(self.steps)
         if steps.ndim != 1 or steps.size == 0 or steps.dtype.kind not in "iu":
             raise ValueError(f"steps must be a non-empty 1-d array of ints, got {steps.dtype} {steps.shape}")
+        if steps.dtype == np.uint64 and steps.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"steps must be <= 2**63 - 1, got {steps.max()}")
+        steps = steps.astype(np.int64)  # compared as int64: an unsigned diff would wrap to "increasing"
         if steps[0] < 0 or (np.diff(steps) <= 0).any():
             raise ValueError(f"steps must be >= 0 and strictly increasing, got {steps[:6].tolist()}...")
         if isinstance(self.lrs, WSDSpec):
