@@ -381,7 +381,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("no-loss-column", "needs the columns step and loss; missing ['loss']"),
+        ("no-loss-column", "which column holds the losses? none of ['loss', "),
         ("no-peak", "is a WSDSpec: give --peak"),
         ("missing-schedule", "no such file"),
     ],
@@ -504,3 +504,121 @@ def test_a_peak_far_from_the_fit_warns_and_a_non_positive_prediction_is_refused(
         plan_cooldown(
             fit, trunk, peak=10.0, **grid
         )  # the case: a final loss of -151 was ranked first
+
+
+# --- reading real logs ----------------------------------------------------------------------------
+
+
+def _write(path, text, encoding="utf-8"):
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def test_a_wandb_export_is_read_with_its_blank_cells_and_min_max_columns(tmp_path):
+    from wsd_plan._logs import read_log
+
+    text = (
+        "Step,run-7 - train/loss,run-7 - train/loss__MIN,run-7 - train/loss__MAX,run-7 - lr\n"
+        "100,3.5,3.4,3.6,1e-3\n150,,,,1e-3\n200,3.2,3.1,3.3,9e-4\n"
+    )
+    log = read_log(_write(tmp_path / "wandb.csv", text))
+    assert log.steps.tolist() == [100, 200] and log.losses.tolist() == [3.5, 3.2]
+    assert log.lrs is not None and log.lrs.tolist() == [1e-3, 9e-4]
+
+
+def test_columns_can_be_named_and_a_bom_is_accepted(tmp_path):
+    from wsd_plan._logs import read_log
+
+    path = _write(tmp_path / "log.csv", "iter,val_ppl,objective\n10,30.0,3.4\n20,25.0,3.2\n", "utf-8-sig")
+    log = read_log(path, step_column="iter", loss_column="objective")
+    assert log.steps.tolist() == [10, 20] and log.losses.tolist() == [3.4, 3.2] and log.lrs is None
+    assert read_log(_write(tmp_path / "bom.csv", "step,loss\n5,2.0\n", "utf-8-sig")).steps.tolist() == [5]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("step,loss\n2176,4,101\n", r"log.csv:2: 3 fields, but the header has 2 \(a decimal comma\?\)"),
+        ("step,loss\ninf,3.0\n", r"log.csv:2: the step 'inf' is not an integer"),
+        ("step,loss\n1e30,3.0\n", r"log.csv:2: the step '1e30' is not an integer"),
+        ("step,loss\n1,3.0\n2.5,2.9\n", r"log.csv:3: the step '2.5' is not an integer"),
+        ("step,loss\n1,3.0\n2,nan\n", r"log.csv:3: the loss 'nan' must be finite and > 0"),
+        ("step,loss\n1,3.0\n2,abc\n", r"log.csv:3: the loss 'abc' is not a number"),
+        ("step,loss\n5,3.0\n4,2.9\n", r"steps must increase, but step 4 follows 5"),
+        ("step,loss\n", r"no data rows"),
+        ("a,b\n1,2\n", r"which column holds the steps\?"),
+        ("step,loss,train/loss\n1,2,3\n", None),  # 'loss' wins over the others: no ambiguity
+    ],
+)
+def test_bad_logs_are_refused_naming_file_and_line(tmp_path, text, message):
+    from wsd_plan._logs import LogError, read_log
+
+    path = _write(tmp_path / "log.csv", text)
+    if message is None:
+        assert read_log(path).losses.tolist() == [2.0]
+        return
+    with pytest.raises(LogError, match=message):
+        read_log(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.npy", lambda p: np.save(p, np.array([])), "non-empty 1-d array"),
+        ("nested.json", lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "not JSON"),
+        ("list.json", lambda p: p.write_text("[1, 2]"), "an object of its fields"),
+        ("rates.csv", lambda p: p.write_text("step,lr\n0,1e-3\n1,x\n"), r"rates.csv:3: the lr 'x'"),
+        ("pickled.npy", lambda p: np.save(p, np.array([{}], dtype=object)), "not a numpy array file"),
+    ],
+)
+def test_bad_schedule_files_are_refused_without_a_traceback(tmp_path, name, content, message):
+    from wsd_plan._command import read_schedule
+    from wsd_plan._logs import LogError
+
+    path = tmp_path / name
+    content(path)
+    with pytest.raises(LogError, match=message):
+        read_schedule(path)
+
+
+def _args(**changes):
+    import argparse
+
+    base = dict(step_column=None, loss_column=None, lr_column=None, peak=None, warmup_steps=0)
+    return argparse.Namespace(**{**base, **changes})
+
+
+def test_a_logged_lr_column_that_covers_every_update_is_the_schedule(tmp_path):
+    from wsd_plan._command import _run
+
+    lrs = np.r_[np.full(30, 1e-3), np.linspace(1e-3, 1e-4, 20)]
+    rows = "".join(f"{s},{3.0 - s / 100},{lr}\n" for s, lr in enumerate(lrs))
+    run = _run([str(_write(tmp_path / "log.csv", "step,loss,lr\n" + rows))], _args())
+    np.testing.assert_array_equal(run.lrs, lrs)
+
+
+def test_a_partial_lr_column_needs_the_schedule_and_is_checked_against_it(tmp_path):
+    from wsd_plan._command import _run
+    from wsd_plan._logs import LogError
+
+    log = _write(tmp_path / "log.csv", "step,loss,lr\n10,3.0,0.001\n20,2.9,0.001\n")
+    with pytest.raises(LogError, match="covers 2 of the 21 updates"):
+        _run([str(log)], _args())
+    np.save(tmp_path / "right.npy", np.full(21, 1e-3))
+    assert _run([str(log), str(tmp_path / "right.npy")], _args()).lrs.size == 21
+    np.save(tmp_path / "wrong.npy", np.full(21, 3e-4))
+    with pytest.raises(LogError, match=r"the logged lr at step 10 is 0.001, but .*wrong.npy gives 0.0003"):
+        _run([str(log), str(tmp_path / "wrong.npy")], _args())
+
+
+def test_wsd_plan_reports_a_decimal_comma_log_without_a_traceback(tmp_path, capsys):
+    from wsd_core._cli import main
+
+    files = _spec_files(tmp_path)
+    log = _write(tmp_path / "log.csv", "step,loss\n2176,4,101\n")
+    argv = ["plan", "--run", str(log), files["constant"], "--trunk", files["trunk"], "--peak", "3e-4",
+            "--at", "100", "--lengths", "10"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "log.csv:2: 3 fields" in err and "Traceback" not in err

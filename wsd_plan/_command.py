@@ -12,7 +12,6 @@ step 0 (a ``.npy`` file, or a CSV/text file with one rate per line or an ``lr`` 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,15 @@ from wsd_core._cli import out_path
 from wsd_core._formula import DECAY_SHAPES
 from wsd_plan._fit import fit_loss_law
 from wsd_plan._laws import LAWS
+from wsd_plan._logs import (
+    LR_NAMES,
+    LogError,
+    check_logged_rates,
+    find_column,
+    rates_from_log,
+    read_log,
+    read_table,
+)
 from wsd_plan._plan import CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun
 
@@ -48,9 +56,13 @@ def add_plan_command(sub: Any) -> None:
         epilog=PLAN_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pair: dict[str, Any] = dict(nargs=2, metavar=("LOG", "SCHEDULE"), action="append")
-    plan.add_argument("--run", required=True, help="a run to fit on (repeat for more)", **pair)
+    pair: dict[str, Any] = dict(nargs="+", metavar="LOG [SCHEDULE]", action="append")
+    plan.add_argument("--run", required=True, help="a run to fit on (repeat for more); SCHEDULE may be "
+                      "left out when the log's lr column holds every update's rate", **pair)  # fmt: skip
     plan.add_argument("--held-out", help="a run to check the fit on (repeat): sets the uncertainty", **pair)
+    plan.add_argument("--step-column", help="the log's step column (default: step, Step, global_step, ...)")
+    plan.add_argument("--loss-column", help="the log's loss column (default: loss, train/loss, ...)")
+    plan.add_argument("--lr-column", help="the log's learning-rate column (default: lr, if present)")
     plan.add_argument("--trunk", required=True, metavar="SCHEDULE", help="the trunk to branch from")
     plan.add_argument("--peak", type=float, help="the stable learning rate of the WSDSpec schedules")
     plan.add_argument("--at", type=int, nargs="+", required=True, help="steps to branch from")
@@ -75,62 +87,62 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             v.check_real("--peak", args.peak, positive=True)
         v.check_int("--plot-top", args.plot_top, minimum=0)
         _, lines = run_plan(args)
-    except (InputError, ValueError, TypeError, ImportError) as e:
+    except (LogError, ValueError, TypeError, ImportError) as e:
         parser.exit(2, f"wsd plan: error: {e}\n")
     print("\n".join(lines))
     return 0
 
 
-class InputError(ValueError):
-    """A file the command was given cannot be used (the message says which and why)."""
-
-
-def read_log(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, losses) of a CSV log with ``step`` and ``loss`` columns."""
-    rows = _csv_rows(path)
-    missing = {"step", "loss"} - set(rows[0])
-    if missing:
-        raise InputError(
-            f"{path}: needs the columns step and loss; missing {sorted(missing)} in {list(rows[0])}"
-        )
-    try:
-        steps = np.array([int(float(r["step"])) for r in rows], dtype=np.int64)
-        losses = np.array([float(r["loss"]) for r in rows])
-    except ValueError as e:
-        raise InputError(f"{path}: a step or loss is not a number ({e})") from None
-    return steps, losses
+InputError = LogError  # the name the command used before the log readers had their own module
 
 
 def read_schedule(path: str | Path) -> WSDSpec | np.ndarray:
     """A ``WSDSpec`` from a JSON file, or per-update rates from ``.npy``, ``.csv`` or text."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file (a schedule: a WSDSpec as JSON, or per-update rates)")
+        raise LogError(f"{path}: no such file (a schedule: a WSDSpec as JSON, or per-update rates)")
     if path.suffix == ".json":
         try:
-            return WSDSpec.from_dict(json.loads(path.read_text()))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (ValueError, RecursionError) as e:
+            raise LogError(f"{path}: not JSON ({type(e).__name__}: {str(e)[:80]})") from None
+        if not isinstance(data, dict):
+            raise LogError(f"{path}: a WSDSpec JSON is an object of its fields, got {type(data).__name__}")
+        try:
+            return WSDSpec.from_dict(data)
         except (ValueError, TypeError) as e:
-            raise InputError(f"{path}: not a WSDSpec ({e})") from None
+            raise LogError(f"{path}: not a WSDSpec ({e})") from None
     if path.suffix == ".npy":
-        return np.load(path)
-    first = path.read_text().splitlines()[:1]
-    if first and not _is_number(first[0].split(",")[0]):
-        rows = _csv_rows(path)
-        if "lr" not in rows[0]:
-            raise InputError(f"{path}: a rates CSV needs an lr column, got {list(rows[0])}")
-        return np.array([float(r["lr"]) for r in rows])
-    return np.loadtxt(path, ndmin=1)
+        try:
+            rates = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise LogError(f"{path}: not a numpy array file ({e})") from None
+    elif _looks_like_csv(path):
+        header, data = read_table(path)
+        column = find_column(path, header, None, LR_NAMES, "rates", "an lr column")
+        rates = np.array([_rate(path, line, row[column]) for line, row in data])
+    else:
+        try:
+            rates = np.loadtxt(path, ndmin=1)
+        except ValueError as e:
+            raise LogError(f"{path}: not one rate per line ({e})") from None
+    if rates.ndim != 1 or rates.size == 0 or rates.dtype.kind not in "fiu":
+        raise LogError(
+            f"{path}: the rates must be a non-empty 1-d array of numbers, got {rates.dtype} {rates.shape}"
+        )
+    return rates.astype(np.float64)
 
 
-def _csv_rows(path: str | Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise InputError(f"{path}: cannot read it ({e.strerror or e})") from None
-    if not rows:
-        raise InputError(f"{path}: no rows")
-    return rows
+def _looks_like_csv(path: Path) -> bool:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        first = f.readline()
+    return bool(first.strip()) and not _is_number(first.split(",")[0])
+
+
+def _rate(path: Path, line: int, text: str) -> float:
+    if not _is_number(text):
+        raise LogError(f"{path}:{line}: the lr {text!r} is not a number")
+    return float(text)
 
 
 def _is_number(text: str) -> bool:
@@ -141,22 +153,35 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _run(log: str, schedule: str, args: argparse.Namespace) -> LossRun:
-    steps, losses = read_log(log)
-    rates = read_schedule(schedule)
-    peak = args.peak if isinstance(rates, WSDSpec) else None
-    if isinstance(rates, WSDSpec) and peak is None:
-        raise InputError(f"{schedule} is a WSDSpec: give --peak, the stable learning rate")
+def _run(files: list[str], args: argparse.Namespace) -> LossRun:
+    """A run from ``LOG [SCHEDULE]``: without a schedule the log's lr column must cover every update;
+    with one, a logged lr column is checked against it."""
+    if not 1 <= len(files) <= 2:
+        raise LogError(f"--run takes a LOG and optionally its SCHEDULE, got {len(files)} files: {files}")
+    log = read_log(
+        files[0], step_column=args.step_column, loss_column=args.loss_column, lr_column=args.lr_column
+    )
+    if len(files) == 1:
+        rates: WSDSpec | np.ndarray = rates_from_log(log)
+        peak = None
+    else:
+        rates = read_schedule(files[1])
+        peak = args.peak if isinstance(rates, WSDSpec) else None
+        if isinstance(rates, WSDSpec) and peak is None:
+            raise LogError(f"{files[1]} is a WSDSpec: give --peak, the stable learning rate")
     try:
-        return LossRun(rates, steps, losses, args.warmup_steps, Path(log).stem, peak)
+        run = LossRun(rates, log.steps, log.losses, args.warmup_steps, Path(files[0]).stem, peak)
     except ValueError as e:
-        raise InputError(f"{log} with {schedule}: {e}") from None
+        raise LogError(f"{' with '.join(files)}: {e}") from None
+    if len(files) == 2:
+        check_logged_rates(log, run.lrs, files[1])
+    return run
 
 
 def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
     """Fits, plans and plots as ``args`` asks; returns the plan and the report's lines."""
-    runs = [_run(log, schedule, args) for log, schedule in args.run]
-    held_out = [_run(log, schedule, args) for log, schedule in args.held_out or []]
+    runs = [_run(files, args) for files in args.run]
+    held_out = [_run(files, args) for files in args.held_out or []]
     trunk = read_schedule(args.trunk)
     fit = fit_loss_law(runs, args.law)
     lines = [

@@ -1,0 +1,185 @@
+"""Training logs as the planner reads them: a CSV of logged steps, losses and (optionally) rates.
+
+Plain CSV logs (``step,loss[,lr]``), Weights & Biases CSV exports (``Step`` and ``<run> - train/loss``
+columns, with ``__MIN``/``__MAX`` companions and blank cells where a metric was not logged) and any
+CSV whose columns are named explicitly. Every error names the file and, for a bad value, its line.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+STEP_NAMES = ("step", "Step", "global_step", "_step", "trainer/global_step", "train/global_step")
+LOSS_NAMES = ("loss", "train/loss", "train_loss", "training_loss", "loss/train")
+LR_NAMES = ("lr", "learning_rate", "train/lr", "train/learning_rate", "lr-AdamW", "lr/group0")
+
+
+class LogError(ValueError):
+    """A log or schedule file cannot be used; the message names the file (and line) and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Log:
+    """The logged points of one run: steps (int64, increasing), losses, and the logged rates (None
+    when the log has no rate column)."""
+
+    path: str
+    steps: np.ndarray
+    losses: np.ndarray
+    lrs: np.ndarray | None
+
+
+def read_table(path: str | Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the data rows (with their line numbers) of a CSV file.
+
+    A byte-order mark is accepted. A row with more fields than the header is refused: it is how a
+    decimal comma (``2176,4,101``) shows, and dropping the extra field would read the loss as 4.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(line, row) for line, row in enumerate(csv.reader(f), start=1) if row]
+    except (OSError, UnicodeDecodeError) as e:
+        raise LogError(f"{path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    except csv.Error as e:
+        raise LogError(f"{path}: not a CSV file ({e})") from None
+    if len(rows) < 2:
+        raise LogError(f"{path}: no data rows under a header")
+    (_, header), data = rows[0], rows[1:]
+    header = [name.strip() for name in header]
+    for line, row in data:
+        if len(row) != len(header):
+            hint = " (a decimal comma?)" if len(row) > len(header) else ""
+            shown = ",".join(row)[:80]
+            raise LogError(
+                f"{path}:{line}: {len(row)} fields, but the header has {len(header)}{hint}: {shown}"
+            )
+    return header, data
+
+
+def find_column(path: str | Path, header: list[str], given: str | None, names: tuple[str, ...], what: str,
+                flag: str) -> int:  # fmt: skip
+    """The index of the column ``given``, else of the first of ``names``, else of a single W&B export
+    column ``<run> - <name>``; a ``LogError`` naming ``flag`` when there is none or several."""
+    index = find_optional_column(path, header, given, names, what, flag, required=True)
+    assert index is not None
+    return index
+
+
+def find_optional_column(path: str | Path, header: list[str], given: str | None, names: tuple[str, ...],
+                         what: str, flag: str, *, required: bool = False) -> int | None:  # fmt: skip
+    """The index of the column ``given``, else of the first of ``names``, else of a single W&B export
+    column ``<run> - <name>`` (not its ``__MIN``/``__MAX`` companions)."""
+    if given is not None:
+        if given not in header:
+            raise LogError(f"{path}: no column {given!r} ({flag}); the columns are {header}")
+        return header.index(given)
+    for name in names:
+        if name in header:
+            return header.index(name)
+    exported = [
+        i
+        for i, col in enumerate(header)
+        if " - " in col and col.rsplit(" - ", 1)[1] in names and not col.endswith(("__MIN", "__MAX"))
+    ]
+    if len(exported) == 1:
+        return exported[0]
+    if not required and not exported:
+        return None
+    found = f"several: {[header[i] for i in exported]}" if exported else f"none of {list(names)}"
+    raise LogError(f"{path}: which column holds the {what}? {found} in {header}; name it with {flag}")
+
+
+def read_log(
+    path: str | Path,
+    *,
+    step_column: str | None = None,
+    loss_column: str | None = None,
+    lr_column: str | None = None,
+) -> Log:
+    """The logged steps, losses and rates of a CSV log (see the module docstring).
+
+    Rows whose loss cell is blank are skipped (a W&B export has a row for every step at which any
+    metric was logged). Steps must be integers in [0, 2**63 - 1], increasing; losses finite and > 0.
+    """
+    header, data = read_table(path)
+    step_i = find_column(path, header, step_column, STEP_NAMES, "steps", "--step-column")
+    loss_i = find_column(path, header, loss_column, LOSS_NAMES, "losses", "--loss-column")
+    lr_i = find_optional_column(path, header, lr_column, LR_NAMES, "rates", "--lr-column")
+    steps, losses, lrs = [], [], []
+    for line, row in data:
+        if not row[loss_i].strip():
+            continue
+        steps.append(_step(path, line, row[step_i]))
+        losses.append(_number(path, line, row[loss_i], "loss", positive=True))
+        if lr_i is not None:
+            lrs.append(_number(path, line, row[lr_i], "lr", positive=False))
+    if not steps:
+        raise LogError(f"{path}: no row has a loss")
+    for k in range(1, len(steps)):
+        if steps[k] <= steps[k - 1]:
+            raise LogError(f"{path}: steps must increase, but step {steps[k]} follows {steps[k - 1]}")
+    return Log(
+        str(path),
+        np.asarray(steps, dtype=np.int64),
+        np.asarray(losses, dtype=np.float64),
+        np.asarray(lrs, dtype=np.float64) if lr_i is not None else None,
+    )
+
+
+def _step(path: str | Path, line: int, text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise LogError(f"{path}:{line}: the step {text!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value) or not 0 <= value <= 2**63 - 1:
+        raise LogError(f"{path}:{line}: the step {text!r} is not an integer in [0, 2**63 - 1]")
+    return int(value)
+
+
+def _number(path: str | Path, line: int, text: str, what: str, *, positive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise LogError(f"{path}:{line}: the {what} {text!r} is not a number") from None
+    if not math.isfinite(value) or (value <= 0 if positive else value < 0):
+        valid = "> 0" if positive else ">= 0"
+        raise LogError(f"{path}:{line}: the {what} {text!r} must be finite and {valid}")
+    return value
+
+
+def rates_from_log(log: Log) -> np.ndarray:
+    """The rate of every update from the log's ``lr`` column, which must cover every update from 0
+    to the last logged step (otherwise the run's schedule is needed)."""
+    if log.lrs is None:
+        raise LogError(f"{log.path}: no lr column; give the run's schedule (a WSDSpec JSON or its rates)")
+    expected = np.arange(int(log.steps[-1]) + 1)
+    if log.steps.size != expected.size or not np.array_equal(log.steps, expected):
+        raise LogError(
+            f"{log.path}: the lr column covers {log.steps.size} of the {expected.size} updates up to step "
+            f"{log.steps[-1]}; give the run's schedule too (the logged rates are then checked against it)"
+        )
+    return log.lrs
+
+
+def check_logged_rates(log: Log, rates: np.ndarray, schedule: str, rtol: float = 1e-3) -> None:
+    """Refuses a schedule that disagrees with the rates the run logged. A logger may record the rate
+    of the update it just applied or of the next one: either matches."""
+    if log.lrs is None:
+        return
+    steps = log.steps[log.steps < rates.size]
+    logged = log.lrs[: steps.size]
+    this = rates[steps]
+    before = rates[np.maximum(steps - 1, 0)]
+    close = lambda a: np.abs(a - logged) <= rtol * np.maximum(np.abs(logged), 1e-12)
+    bad = np.flatnonzero(~(close(this) | close(before)))
+    if bad.size:
+        k = int(bad[0])
+        raise LogError(
+            f"{log.path}: the logged lr at step {steps[k]} is {logged[k]:g}, but {schedule} gives "
+            f"{this[k]:g}: is it this run's schedule (and peak)?"
+        )
