@@ -268,9 +268,15 @@ def test_plan_ranks_cooldowns_off_a_trunk_and_predicts_the_measured_ones():
         held_out=[RUNS["lm-25M"]["wsdld_20000_24000"]],
     )
     assert len(plan.candidates) == 12 and plan.uncertainty_source == "held-out"
-    finals = [c.final_loss for c in plan.candidates]
-    assert finals == sorted(finals)
+    assert plan.end_steps == (18000, 20000, 22000, 24000)
+    for end in plan.end_steps:  # ranked within each end step, never across
+        ranked = plan.ranking(end)
+        assert {c.end_step for c in ranked} == {end}
+        assert [c.final_loss for c in ranked] == sorted(c.final_loss for c in ranked)
+    frontier = [c.final_loss for c in plan.frontier()]
+    assert frontier == sorted(frontier, reverse=True)  # each extra step of compute buys a lower loss
     best = plan.best
+    assert best is plan.best_for(24000)
     assert best.spec == trunk.branch_cooldown(
         best.at_step, best.length, decay_shape=best.shape, min_ratio=0.1
     )
@@ -288,7 +294,31 @@ def test_plan_ranks_cooldowns_off_a_trunk_and_predicts_the_measured_ones():
         np.testing.assert_allclose(
             c.predicted, fit.predict(np.array(rates), c.steps, warmup_steps=2160), rtol=1e-9
         )
-    assert "~" in plan.table() or len(plan.table().splitlines()) == 14
+    table = plan.table()
+    assert "-- runs of 24000 updates (3)" in table and "-- the frontier" in table
+
+
+def test_a_budget_plan_ranks_only_runs_of_the_same_length():
+    fit = LossLawFit("multi-power", MPL_PARAMS, {"r": {"FinalE": 0.001}}, 0.0)
+    trunk = WSDSpec(40_000, warmup_steps=2000, decay_steps=0)
+    plan = plan_cooldown(fit, trunk, peak=3e-4, budgets=[6000, 24_000], lengths=[2000, 5000],
+                         shapes=["linear", "1-sqrt"], min_ratios=[0.1])  # fmt: skip
+    assert plan.end_steps == (6000, 24000)
+    # budget 6000: a 5000-step cooldown would branch at 1000, inside the warmup: not a candidate
+    assert {(c.at_step, c.length) for c in plan.ranking(6000)} == {(4000, 2000)}
+    assert {(c.at_step, c.length) for c in plan.ranking(24000)} == {(22000, 2000), (19000, 5000)}
+    best = plan.best_for(24000)
+    assert best is plan.ranking(24000)[0] and best is plan.best
+    assert best.final_loss == min(c.final_loss for c in plan.candidates if c.end_step == 24000)
+    assert [c.end_step for c in plan.frontier()] == [6000, 24000]
+    with pytest.raises(ValueError, match=r"no candidate ends at step 7000; they end at \[6000, 24000\]"):
+        plan.best_for(7000)
+    with pytest.raises(ValueError, match=r"budget\(s\) \[3000\] leave no cooldown"):
+        plan_cooldown(fit, trunk, peak=3e-4, budgets=[3000], lengths=[2000])
+    both_or_neither: list[dict[str, Any]] = [{"budgets": [6000], "at_steps": [4000]}, {}]
+    for kwargs in both_or_neither:
+        with pytest.raises(TypeError, match=r"give budgets= .* or at_steps="):
+            plan_cooldown(fit, trunk, peak=3e-4, lengths=[2000], **kwargs)
 
 
 def test_plan_refuses_a_branch_off_a_decaying_step():
@@ -366,7 +396,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
         "plan", "--run", str(data / "constant_24000.csv"), files["constant"],
         "--run", str(data / "wsd_20000_24000.csv"), files["wsd"],
         "--held-out", str(data / "wsdld_20000_24000.csv"), str(tmp_path / "rates.txt"),
-        "--peak", "3e-4", "--warmup-steps", "2160", "--trunk", files["trunk"], "--at", "20000",
+        "--peak", "3e-4", "--warmup-steps", "2160", "--trunk", files["trunk"], "--budgets", "22000", "24000",
         "--lengths", "2000", "4000", "--shapes", "linear", "geometric", "--min-ratios", "0.1",
         "--out", str(out),
     ])
@@ -374,7 +404,9 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "held out wsdld_20000_24000" in text and "rank  branch at" in text
     ranked = [line.split() for line in text.splitlines() if line.strip()[:2] in ("1 ", "2 ", "3 ", "4 ")]
-    assert [r[0] for r in ranked] == ["1", "2", "3", "4"] and ranked[0][2] == "4000"
+    assert [r[0] for r in ranked] == ["1", "2", "3", "4"] * 2  # two budgets, each ranked on its own
+    assert {r[5] for r in ranked[:4]} == {"22000"} and {r[5] for r in ranked[4:]} == {"24000"}
+    assert "-- runs of 24000 updates (4)" in text and "-- the frontier" in text
     assert out.stat().st_size > 10_000
 
 

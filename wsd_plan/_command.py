@@ -49,10 +49,11 @@ def add_plan_command(sub: Any) -> None:
         "plan",
         help="fit a loss-curve law to logged runs and rank cooldowns off a trunk",
         description="Fits the Multi-Power Law (or the annealing law) to the logged runs, predicts every "
-        "cooldown of --lengths x --shapes x --min-ratios branched at each --at step of the trunk, and "
-        "prints them ranked by predicted final loss. A LOG is a CSV with step and loss columns; a "
-        "SCHEDULE is a WSDSpec as JSON (spec.to_dict(); needs --peak) or the rate of every update from "
-        "step 0 (.npy, or a CSV/text file with an lr column or one rate per line).",
+        "cooldown of --lengths x --shapes x --min-ratios that ends at each of --budgets (or branches "
+        "at each --at step) of the trunk, and ranks the runs of each length by predicted final loss. "
+        "A LOG is a CSV with step and loss columns; a SCHEDULE is a WSDSpec as JSON (spec.to_dict(); "
+        "needs --peak) or the rate of every update from step 0 (.npy, or a CSV/text file with an lr "
+        "column or one rate per line).",
         epilog=PLAN_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -65,7 +66,10 @@ def add_plan_command(sub: Any) -> None:
     plan.add_argument("--lr-column", help="the log's learning-rate column (default: lr, if present)")
     plan.add_argument("--trunk", required=True, metavar="SCHEDULE", help="the trunk to branch from")
     plan.add_argument("--peak", type=float, help="the stable learning rate of the WSDSpec schedules")
-    plan.add_argument("--at", type=int, nargs="+", required=True, help="steps to branch from")
+    where = plan.add_mutually_exclusive_group(required=True)
+    where.add_argument("--budgets", type=int, nargs="+",
+                       help="run lengths in updates: each cooldown branches at budget - length")  # fmt: skip
+    where.add_argument("--at", type=int, nargs="+", help="checkpoints to branch from")
     plan.add_argument("--lengths", type=int, nargs="+", required=True, help="cooldown lengths")
     plan.add_argument(
         "--shapes", nargs="+", default=["1-sqrt"], choices=list(DECAY_SHAPES), help="decay shapes"
@@ -195,6 +199,7 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
     plan = plan_cooldown(
         fit,
         trunk,
+        budgets=args.budgets,
         at_steps=args.at,
         lengths=args.lengths,
         shapes=args.shapes,

@@ -60,10 +60,14 @@ class CooldownCandidate:
 
 @dataclasses.dataclass(frozen=True)
 class CooldownPlan:
-    """Candidates ranked by predicted final loss (best first).
+    """Candidates grouped by the step they end at, each group ranked by predicted final loss.
+
+    Runs that end at different steps cost different compute, so they are never ranked against each
+    other: a longer cooldown that ends later would always win. ``best_for(B)`` is the best run of B
+    updates; ``frontier()`` the best of every end step, i.e. what each extra step buys.
 
     Attributes:
-      candidates: the ranked ``CooldownCandidate``s.
+      candidates: every ``CooldownCandidate``, by end step, then best first.
       relative_uncertainty: the relative error used for every candidate's uncertainty.
       uncertainty_source: ``"held-out"`` (runs the law was not fit on) or ``"fit"`` (its own runs,
         an optimistic figure).
@@ -74,34 +78,67 @@ class CooldownPlan:
     uncertainty_source: str
 
     @property
+    def end_steps(self) -> tuple[int, ...]:
+        """The steps the candidates end at (the budgets), ascending."""
+        return tuple(sorted({c.end_step for c in self.candidates}))
+
+    def ranking(self, end_step: int) -> tuple[CooldownCandidate, ...]:
+        """The candidates that end at ``end_step``, best first."""
+        found = tuple(c for c in self.candidates if c.end_step == end_step)
+        if not found:
+            raise ValueError(f"no candidate ends at step {end_step}; they end at {list(self.end_steps)}")
+        return found
+
+    def best_for(self, budget: int) -> CooldownCandidate:
+        """The best candidate of ``budget`` updates (one that ends at that step)."""
+        return self.ranking(budget)[0]
+
+    def frontier(self) -> tuple[CooldownCandidate, ...]:
+        """The best candidate of each end step, ascending: predicted loss against compute."""
+        return tuple(self.best_for(end) for end in self.end_steps)
+
+    @property
     def best(self) -> CooldownCandidate:
-        return self.candidates[0]
+        """The best candidate of the largest budget (``best_for(max(end_steps))``)."""
+        return self.best_for(self.end_steps[-1])
 
     def table(self) -> str:
-        """The ranking as aligned text; ``~`` marks candidates within the best one's uncertainty."""
-        best = self.best
-        rows = [("rank", "branch at", "length", "shape", "min_ratio", "end step", "final loss", "+-", "")]
-        for i, c in enumerate(self.candidates, 1):
-            tie = "~" if i > 1 and c.final_loss - best.final_loss <= best.uncertainty + c.uncertainty else ""
-            rows.append(
-                (
-                    str(i),
-                    str(c.at_step),
-                    str(c.length),
-                    c.shape,
-                    f"{c.min_ratio:g}",
-                    str(c.end_step),
-                    f"{c.final_loss:.4f}",
-                    f"{c.uncertainty:.4f}",
-                    tie,
+        """Each end step's ranking as aligned text (``~``: not distinguishable from that end step's
+        best), then the frontier."""
+        head = ("rank", "branch at", "length", "shape", "min_ratio", "end step", "final loss", "+-", "")
+        rows: list[tuple[str, ...]] = []
+        for end in self.end_steps:
+            ranked = self.ranking(end)
+            best = ranked[0]
+            rows.append((f"-- runs of {end} updates ({len(ranked)})",))
+            rows.append(head)
+            for i, c in enumerate(ranked, 1):
+                tie = (
+                    "~"
+                    if i > 1 and c.final_loss - best.final_loss <= best.uncertainty + c.uncertainty
+                    else ""
                 )
-            )
-        widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-        lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+                rows.append((str(i), str(c.at_step), str(c.length), c.shape, f"{c.min_ratio:g}",
+                             str(end), f"{c.final_loss:.4f}", f"{c.uncertainty:.4f}", tie))  # fmt: skip
+        table = [r for r in rows if len(r) > 1]
+        widths = [max(len(r[k]) for r in table) for k in range(len(head))]
+        lines = [
+            r[0] if len(r) == 1 else "  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows
+        ]
+        lines.append("-- the frontier: the best run of each budget")
+        previous = None
+        for c in self.frontier():
+            gain = ""
+            if previous is not None:
+                per_k = (c.final_loss - previous.final_loss) / (c.end_step - previous.end_step) * 1000
+                gain = f"  ({per_k:+.4f} per 1000 more updates)"
+            lines.append(f"{c.end_step:>10}: {c.shape} {c.length} from {c.at_step}  {c.final_loss:.4f}{gain}")
+            previous = c
         source = "held-out runs" if self.uncertainty_source == "held-out" else "the fit's own runs"
         lines.append(
             f"+- is {self.relative_uncertainty:.2%} of the loss: the law's worst final-loss error on "
-            f"{source}; ~ marks a candidate not distinguishable from rank 1"
+            f"{source}; ~ marks a candidate not distinguishable from its budget's best"
         )
         return "\n".join(lines)
 
@@ -110,7 +147,8 @@ def plan_cooldown(
     fit: LossLawFit,
     trunk: Any,
     *,
-    at_steps: Iterable[int],
+    budgets: Iterable[int] | None = None,
+    at_steps: Iterable[int] | None = None,
     lengths: Iterable[int],
     shapes: Iterable[str] = ("1-sqrt",),
     min_ratios: Iterable[float] = (0.0,),
@@ -125,7 +163,9 @@ def plan_cooldown(
       trunk: the trunk's ``WSDSpec`` (with ``peak``), or its per-step rates (an array covering every
         branch step; the branch then decays from the trunk's rate at the branch step, which must be
         its peak, ``peak`` if given).
-      at_steps: the stable checkpoints to branch from.
+      budgets: run lengths in updates: each cooldown of ``length`` branches at ``budget - length``
+        (skipped where that is inside the warmup). Give ``budgets`` or ``at_steps``.
+      at_steps: the stable checkpoints to branch from (each length then ends at its own step).
       lengths: cooldown lengths in updates.
       shapes: decay shapes (``"linear"``, ``"cosine"``, ``"1-sqrt"``, ``"geometric"``, ...).
       min_ratios: floors of the cooldown, as fractions of the peak.
@@ -142,21 +182,34 @@ def plan_cooldown(
       >>> params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
       >>> fit = LossLawFit("multi-power", params, {"a run": {"FinalE": 0.001}}, 0.0)  # or fit_loss_law
       >>> trunk = WSDSpec(30_000, warmup_steps=2000, decay_steps=0)
-      >>> plan = plan_cooldown(fit, trunk, peak=3e-4, at_steps=[20_000], lengths=[2000, 4000],
+      >>> plan = plan_cooldown(fit, trunk, peak=3e-4, budgets=[22_000, 24_000], lengths=[2000, 4000],
       ...                      shapes=["linear", "1-sqrt"], min_ratios=[0.1])
-      >>> [(c.length, c.shape, round(c.final_loss, 3)) for c in plan.candidates]
-      [(4000, 'linear', 3.102), (4000, '1-sqrt', 3.103), (2000, '1-sqrt', 3.111), (2000, 'linear', 3.113)]
-      >>> plan.best.spec.start_step, plan.best.spec.decay_steps
-      (20000, 4000)
+      >>> [(c.at_step, c.shape, round(c.final_loss, 3)) for c in plan.ranking(24_000)]  # 24,000 updates
+      [(22000, '1-sqrt', 3.102), (20000, 'linear', 3.102), (20000, '1-sqrt', 3.103), (22000, 'linear', 3.104)]
+      >>> [(c.end_step, round(c.final_loss, 3)) for c in plan.frontier()]  # what 2000 more updates buy
+      [(22000, 3.111), (24000, 3.102)]
+      >>> plan.best_for(24_000).spec.start_step, plan.best_for(24_000).spec.decay_steps
+      (22000, 2000)
     """
     if not isinstance(fit, LossLawFit):
         raise TypeError(f"fit must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
-    ats = [check_steps("at_steps", a) for a in at_steps]
+    if (budgets is None) == (at_steps is None):
+        raise TypeError(
+            "give budgets= (runs of that many updates: the branch is at budget - length) or at_steps= "
+            "(branch off these checkpoints), not both"
+        )
     lens = [check_steps("lengths", n, minimum=1) for n in lengths]
+    if budgets is not None:
+        ends = [check_steps("budgets", b, minimum=1) for b in budgets]
+        pairs = [(b - n, n) for b in ends for n in lens if b - n >= 0]
+        ats = sorted({a for a, _ in pairs}) or [0]
+    else:
+        ats = [check_steps("at_steps", a) for a in at_steps]  # type: ignore[union-attr]
+        pairs = [(a, n) for a in ats for n in lens]
     shape_list = [check_choice("shapes", x, DECAY_SHAPES) for x in shapes]
     floors = [check_ratio("min_ratios", r) for r in min_ratios]
     for name, values in (
-        ("at_steps", ats),
+        ("budgets" if budgets is not None else "at_steps", ends if budgets is not None else ats),
         ("lengths", lens),
         ("shapes", shape_list),
         ("min_ratios", floors),
@@ -177,7 +230,16 @@ def plan_cooldown(
     # The warmup from the whole trunk: the rates up to the last branch may stop before the peak.
     whole = trunk_rates if isinstance(trunk, WSDSpec) else learning_rates(trunk, max(np.size(trunk), 1))
     warmup = resolve_warmup(trunk, whole, warmup_steps)
-    inside = [a for a in ats if a < warmup]
+    if budgets is not None:
+        # a cooldown too long for its budget would branch inside the warmup: not a candidate
+        pairs = [(a, n) for a, n in pairs if a >= warmup]
+        short = [b for b in ends if not any(a + n == b for a, n in pairs)]
+        if short:
+            raise ValueError(
+                f"budget(s) {short} leave no cooldown of lengths {lens} after the trunk's warmup "
+                f"(it ends at step {warmup})"
+            )
+    inside = sorted({a for a, _ in pairs if a < warmup})
     if inside:
         raise ValueError(
             f"cannot branch at step(s) {inside}: inside the trunk's warmup (it ends at step {warmup}); "
@@ -186,7 +248,7 @@ def plan_cooldown(
     _warn_if_far(fit, rate_peak)
     candidates: list[tuple[WSDSpec, int, int, str, float, np.ndarray]] = []
     runs = []
-    for at, length, shape, floor in itertools.product(ats, lens, shape_list, floors):
+    for (at, length), shape, floor in itertools.product(pairs, shape_list, floors):
         spec = trunk_spec.branch_cooldown(at, length, decay_shape=shape, min_ratio=floor)
         if not isinstance(trunk, WSDSpec) and at > 0 and not np.isclose(trunk_rates[at - 1], rate_peak):
             raise ValueError(
@@ -217,7 +279,7 @@ def plan_cooldown(
         )
         for (spec, at, length, shape, floor, steps), curve in zip(candidates, finals_and_curves, strict=True)
     ]
-    out.sort(key=lambda c: (c.final_loss, c.end_step))
+    out.sort(key=lambda c: (c.end_step, c.final_loss))
     return CooldownPlan(tuple(out), relative, source)
 
 
