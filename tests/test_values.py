@@ -98,3 +98,17 @@ def test_boundaries_exact_near_int32_max(evaluate, rtol):
     assert_close(actual, expected, rtol, steps)
     assert list(actual[:2]) == [1.0, 1.0] and actual[2] < 1.0
     assert actual[4] == 1.0 and actual[7] == 1.0  # each period restarts and each decay starts at 1
+
+
+@pytest.mark.parametrize(("evaluate", "rtol"), BACKENDS)
+@pytest.mark.parametrize("shape", DECAY_SHAPES)
+def test_every_decay_starts_exactly_at_the_peak_in_a_batch(evaluate, rtol, shape):
+    # Found by hypothesis: torch computes `number / tensor` as `tensor.reciprocal() * number`, so the
+    # inverse shape's r / r at a decay's first step was 1 - 2**-53 in a batch (exact when alone).
+    spec = WSDSpec(
+        45, checkpoints=[2, 43, 45], decay_steps=2, decay_shape=shape, min_ratio=0.04133727275582344
+    )
+    steps = list(range(-2, 50))
+    m = dict(zip(steps, evaluate(spec, steps).tolist(), strict=True))
+    assert spec.decay_starts == (0, 41, 43)
+    assert [m[b] for b in spec.decay_starts] == [1.0, 1.0, 1.0]

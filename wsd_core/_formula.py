@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -62,6 +63,11 @@ class Backend(Protocol):
 
     def exp(self, x: Any) -> Any: ...
 
+    def divide(self, x: Any, y: Any) -> Any:
+        """``x / y``, correctly rounded also where ``x`` is a Python number and ``y`` an array
+        (torch computes ``number / tensor`` as ``tensor.reciprocal() * number``, off by an ulp)."""
+        ...
+
 
 # --- shapes -----------------------------------------------------------------------------------
 # Decay shapes take progress p, its complement q = 1 - p (formed independently, see above) and the
@@ -97,7 +103,7 @@ def _decay_inverse(p: Any, q: Any, r: float, ops: Backend) -> Any:
     # (no NaN gradient either).
     den = r + p * (1.0 - r)
     zero = den == 0
-    return ops.select(zero, lambda: 1.0, lambda: r / (den + zero))
+    return ops.select(zero, lambda: 1.0, lambda: ops.divide(r, den + zero))
 
 
 def _decay_exponential(p: Any, q: Any, r: float, ops: Backend) -> Any:
@@ -239,6 +245,9 @@ class ArrayBackend:
     def exp(self, x: Any) -> Any:
         return self._xp.exp(x)
 
+    def divide(self, x: Any, y: Any) -> Any:
+        return self._xp.divide(x, y)
+
 
 class PythonBackend:
     """Plain Python numbers; evaluates only the selected branch (a few microseconds a call)."""
@@ -260,6 +269,7 @@ class PythonBackend:
     sin = staticmethod(math.sin)
     expm1 = staticmethod(math.expm1)
     exp = staticmethod(math.exp)
+    divide = staticmethod(operator.truediv)
 
     @staticmethod
     def select(cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
