@@ -654,3 +654,36 @@ def test_wsd_plan_reports_a_decimal_comma_log_without_a_traceback(tmp_path, caps
         main(argv)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "log.csv:2: 3 fields" in err and "Traceback" not in err
+
+
+def test_parameters_the_runs_do_not_determine_are_said_and_reported():
+    # the reported case: on lm-25M a trunk and one cooldown leave beta ~ 0 with B ~ 3e9
+    runs = lc.published_runs("lm-25M")
+    with pytest.warns(UserWarning, match=r"beta = .* is near 0 with B = .*: only B\*beta = "):
+        fit = fit_loss_law([runs["constant_24000"], runs["wsd_20000_24000"]], "multi-power")
+    assert len(fit.notes) == 1 and "note: beta" in fit.report()
+    # a loss with no floor: the annealing fit runs A and alpha off to 0, the edge of its range
+    lrs = np.full(3000, 1e-3)
+    steps = np.arange(200, 3000, 100)
+    no_floor = LossRun(lrs=lrs, steps=steps, losses=2.0 * np.cumsum(lrs)[steps] ** -0.5, warmup_steps=0)
+    with pytest.warns(UserWarning, match="A = 0, alpha = 0: at the edge of the search range"):
+        fit = fit_loss_law([no_floor], "annealing")
+    assert fit.report().startswith("annealing law: L0=") and "note: A = 0" in fit.report()
+    # L0 near 0 (the demo's fit once reported L0 = 5.7e-31)
+    from wsd_plan._fit import undetermined
+
+    demo_like = dict(L0=5.7e-31, A=2.0, alpha=0.2, B=40.0, C=0.01, beta=1.1, gamma=1.3)
+    (note,) = undetermined(demo_like, lowest_loss=1.63)
+    assert note.startswith("L0 = 5.7e-31 is near 0 (the lowest logged loss is 1.63)")
+
+
+def test_a_well_determined_fit_says_nothing():
+    import warnings
+
+    lrs = np.full(3000, 1e-3)
+    steps = np.arange(200, 3000, 100)
+    run = LossRun(lrs=lrs, steps=steps, losses=3.0 + 2.0 * np.cumsum(lrs)[steps] ** -0.5, warmup_steps=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_loss_law([run], "annealing")
+    assert fit.notes == () and "note:" not in fit.report()

@@ -79,13 +79,26 @@ class LossLawFit:
       objective: the final Huber objective.
       fitted_peaks: the smallest and largest peak rate among the runs it was fit on (None when
         built by hand); a plan far outside them is warned about.
+      notes: parameters these runs do not determine (``L0`` near 0, ``beta`` near 0 with ``B``
+        huge), each said as a warning when the fit is made.
     """
+
+    def report(self) -> str:
+        """The parameters, what the runs do not determine, and the fit's errors, as text."""
+        lines = [f"{self.law} law: " + ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())]
+        lines += [f"  note: {n}" for n in self.notes]
+        for name, m in self.fit_metrics.items():
+            lines.append(
+                f"  fit on {name}: PredE {m['PredE']:.5f}, WorstE {m['WorstE']:.5f}, final {m['FinalE']:.5f}"
+            )
+        return "\n".join(lines)
 
     law: str
     params: dict[str, float]
     fit_metrics: dict[str, dict[str, float]]
     objective: float
     fitted_peaks: tuple[float, float] | None = None  # the smallest and largest peak rate fitted on
+    notes: tuple[str, ...] = ()  # parameters the runs do not determine (see ``report``)
 
     @property
     def fit_error(self) -> dict[str, float]:
@@ -204,8 +217,43 @@ def fit_loss_law(
             raise RuntimeError(f"the {law} fit diverged from every starting point")
         params = dict(zip(PARAMETERS[law], (float(v) for v in np.exp(np.asarray(thetas[best]))), strict=True))
     peaks = [float(r.lrs.max()) for r in runs]
-    fit = LossLawFit(law, params, {}, float(values[best]), fitted_peaks=(min(peaks), max(peaks)))
+    notes = undetermined(params, min(float(r.losses.min()) for r in runs))
+    for note in notes:
+        warnings.warn(f"the {law} fit: {note}", UserWarning, stacklevel=2)
+    fit = LossLawFit(law, params, {}, float(values[best]), fitted_peaks=(min(peaks), max(peaks)), notes=notes)
     return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
+
+
+def undetermined(params: dict[str, float], lowest_loss: float) -> tuple[str, ...]:
+    """What the fitted runs leave undetermined: the parameters that mean nothing on their own.
+
+    * a parameter at 0: its logarithm ran off to minus infinity (the edge of the search range).
+    * ``L0`` (the loss at infinite compute) near 0: the power-law term absorbed it.
+    * ``beta`` near 0 (multi-power): the drop term ``B (1 - (C x + 1)**-beta)`` tends to
+      ``B beta ln(1 + C x)``, so only the product ``B beta`` is fixed by the data; ``B`` runs off
+      to a huge value to compensate.
+    """
+    notes = []
+    edge = [name for name, value in params.items() if name != "L0" and value < 1e-12]
+    if edge:
+        notes.append(
+            f"{', '.join(f'{n} = {params[n]:.3g}' for n in edge)}: at the edge of the search range (the "
+            "parameters are fit as logarithms, and these ran off to minus infinity); the law does not "
+            "describe these runs"
+        )
+    if params["L0"] < 1e-3 * lowest_loss:
+        notes.append(
+            f"L0 = {params['L0']:.3g} is near 0 (the lowest logged loss is {lowest_loss:.4g}): these runs do "
+            "not determine the loss at infinite compute; longer runs would"
+        )
+    if "beta" in params and params["beta"] < 1e-3:
+        notes.append(
+            f"beta = {params['beta']:.3g} is near 0 with B = {params['B']:.3g}: only B*beta = "
+            f"{params['B'] * params['beta']:.4g} is determined (the drop term is then B*beta*ln(1 + C*x)); "
+            "B and beta alone mean nothing. Predictions can still be accurate; a run with another "
+            "decay shape or floor would determine them"
+        )
+    return tuple(notes)
 
 
 def _drops(run: LossRun) -> bool:
