@@ -675,6 +675,10 @@ def test_parameters_the_runs_do_not_determine_are_said_and_reported():
     demo_like = dict(L0=5.7e-31, A=2.0, alpha=0.2, B=40.0, C=0.01, beta=1.1, gamma=1.3)
     (note,) = undetermined(demo_like, lowest_loss=1.63)
     assert note.startswith("L0 = 5.7e-31 is near 0 (the lowest logged loss is 1.63)")
+    # at the lowest declared versions the same fit lands at beta = 3.4e-15: one note, not two
+    lowest = dict(L0=3.16, A=0.52, alpha=0.51, B=2.9e9, C=0.04, beta=3.4e-15, gamma=3.0)
+    (note,) = undetermined(lowest, lowest_loss=3.2)
+    assert note.startswith("beta = 3.4e-15 is near 0 with B = 2.9e+09")
 
 
 def test_a_well_determined_fit_says_nothing():

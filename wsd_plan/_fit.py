@@ -234,7 +234,8 @@ def undetermined(params: dict[str, float], lowest_loss: float) -> tuple[str, ...
       to a huge value to compensate.
     """
     notes = []
-    edge = [name for name, value in params.items() if name != "L0" and value < 1e-12]
+    # L0 and beta have their own notes below (a vanishing beta is the B*beta trade-off, not the edge)
+    edge = [name for name, value in params.items() if name not in ("L0", "beta") and value < 1e-12]
     if edge:
         notes.append(
             f"{', '.join(f'{n} = {params[n]:.3g}' for n in edge)}: at the edge of the search range (the "
