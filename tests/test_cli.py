@@ -33,6 +33,20 @@ def _wsd_without_jax(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
 
 
+def test_declaring_the_plan_plugin_imports_no_framework():
+    # every wsd invocation declares `plan`; it once imported jax, optax and scipy for that (0.05 s ->
+    # 1.3 s for `wsd table`). Only `wsd plan` itself may import the planner.
+    pytest.importorskip("jax")
+    code = (
+        "import sys\nfrom wsd_core._cli import main\nmain(['table', '--total-steps', '10'])\n"
+        "assert 'wsd_plan._cli' in sys.modules, 'the plan plugin was not declared'\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'jax', 'optax', 'scipy', 'torch'})\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_plan_is_a_plugin_listed_when_installed_and_named_with_its_extra_when_not():
     pytest.importorskip("jax")
     assert "fit a loss-curve law" in _wsd("--help").stdout  # registered by wsd_plan's entry point

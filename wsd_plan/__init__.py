@@ -9,30 +9,59 @@ the package (the Multi-Power Law paper's, MIT License) to try it on.
 >>> from wsd_plan import LossRun, fit_loss_law
 """
 
-try:
-    import jax as _jax  # noqa: F401
-    import numpy as _numpy  # noqa: F401
-    import optax as _optax  # noqa: F401
-    import scipy as _scipy  # noqa: F401
-except ImportError as _missing:
-    raise ImportError(
-        f"wsd_plan needs jax, optax, numpy and scipy ({_missing.name} is missing): "
-        "pip install 'wsd-schedule[plan]'"
-    ) from _missing
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
-from wsd_plan._fit import LossLawFit as LossLawFit
-from wsd_plan._fit import curve_metrics as curve_metrics
-from wsd_plan._fit import fit_loss_law as fit_loss_law
-from wsd_plan._fit import relative_errors as relative_errors
-from wsd_plan._laws import PARAMETERS as PARAMETERS
-from wsd_plan._plan import CooldownCandidate as CooldownCandidate
-from wsd_plan._plan import CooldownPlan as CooldownPlan
-from wsd_plan._plan import plan_cooldown as plan_cooldown
-from wsd_plan._published import published_rates as published_rates
-from wsd_plan._published import published_runs as published_runs
-from wsd_plan._runs import LossRun as LossRun
-from wsd_plan._runs import branch_rates as branch_rates
-from wsd_plan._runs import learning_rates as learning_rates
+# Checked without importing them: the ``wsd`` command imports this package to declare ``wsd plan``,
+# and must not pay for jax there. The public names below are imported on first use.
+_missing = [m for m in ("jax", "optax", "numpy", "scipy") if importlib.util.find_spec(m) is None]
+if _missing:
+    raise ImportError(
+        f"wsd_plan needs jax, optax, numpy and scipy ({_missing[0]} is missing): "
+        "pip install 'wsd-schedule[plan]'"
+    )
+
+if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type checkers and the API docs
+    from wsd_plan._fit import LossLawFit as LossLawFit
+    from wsd_plan._fit import curve_metrics as curve_metrics
+    from wsd_plan._fit import fit_loss_law as fit_loss_law
+    from wsd_plan._fit import relative_errors as relative_errors
+    from wsd_plan._laws import PARAMETERS as PARAMETERS
+    from wsd_plan._plan import CooldownCandidate as CooldownCandidate
+    from wsd_plan._plan import CooldownPlan as CooldownPlan
+    from wsd_plan._plan import plan_cooldown as plan_cooldown
+    from wsd_plan._published import published_rates as published_rates
+    from wsd_plan._published import published_runs as published_runs
+    from wsd_plan._runs import LossRun as LossRun
+    from wsd_plan._runs import branch_rates as branch_rates
+    from wsd_plan._runs import learning_rates as learning_rates
+
+_HOMES = {
+    "LossLawFit": "_fit",
+    "curve_metrics": "_fit",
+    "fit_loss_law": "_fit",
+    "relative_errors": "_fit",
+    "PARAMETERS": "_laws",
+    "CooldownCandidate": "_plan",
+    "CooldownPlan": "_plan",
+    "plan_cooldown": "_plan",
+    "published_rates": "_published",
+    "published_runs": "_published",
+    "LossRun": "_runs",
+    "branch_rates": "_runs",
+    "learning_rates": "_runs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Imports a public name's module on first use (and caches the name in this module)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'wsd_plan' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"wsd_plan.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PARAMETERS",

@@ -1,12 +1,10 @@
-"""``wsd plan``: fit a law to logged runs and rank cooldowns from the shell.
+"""What ``wsd plan`` runs (its arguments are declared in ``wsd_plan._cli``): read the runs, fit a law,
+plan the cooldowns, print and plot.
 
-The ``wsd`` command (``wsd_core._cli``) finds ``add_plan_command`` through the entry point group
-``wsd_schedule.commands`` that ``pyproject.toml`` registers.
-
-Inputs are the logs a training loop writes: a CSV with ``step`` and ``loss`` columns (``lr`` is
-ignored: the rate of every update comes from the run's schedule), and each run's schedule, either
-a ``WSDSpec`` saved as JSON (``spec.to_dict()``; with ``--peak``) or the rates of every update from
-step 0 (a ``.npy`` file, or a CSV/text file with one rate per line or an ``lr`` column).
+Inputs are the logs a training loop writes (``wsd_plan._logs``) and each run's schedule: a
+``WSDSpec`` saved as JSON (``spec.to_dict()``; with ``--peak``), the rates of every update from step
+0 (a ``.npy`` file, or a CSV/text file with one rate per line or an ``lr`` column), or the log's own
+``lr`` column when it covers every update.
 """
 
 from __future__ import annotations
@@ -19,11 +17,7 @@ from typing import Any
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_core import _validation as v
-from wsd_core._cli import out_path
-from wsd_core._formula import DECAY_SHAPES
 from wsd_plan._fit import fit_loss_law
-from wsd_plan._laws import LAWS
 from wsd_plan._logs import (
     LR_NAMES,
     LogError,
@@ -35,67 +29,6 @@ from wsd_plan._logs import (
 )
 from wsd_plan._plan import CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun
-
-PLAN_EXAMPLE = (
-    "example:\n  wsd plan --run trunk.csv trunk.json --run cooldown.csv cooldown.json --peak 3e-4 "
-    "--trunk trunk.json --at 16000 20000 --lengths 2000 4000 --shapes linear 1-sqrt --out plan.png\n"
-)
-
-
-def add_plan_command(sub: Any) -> None:
-    """Adds ``plan`` to the ``wsd`` command's subparsers (``sub``); argparse parses, the planner
-    validates."""
-    plan = sub.add_parser(
-        "plan",
-        help="fit a loss-curve law to logged runs and rank cooldowns off a trunk",
-        description="Fits the Multi-Power Law (or the annealing law) to the logged runs, predicts every "
-        "cooldown of --lengths x --shapes x --min-ratios that ends at each of --budgets (or branches "
-        "at each --at step) of the trunk, and ranks the runs of each length by predicted final loss. "
-        "A LOG is a CSV with step and loss columns; a SCHEDULE is a WSDSpec as JSON (spec.to_dict(); "
-        "needs --peak) or the rate of every update from step 0 (.npy, or a CSV/text file with an lr "
-        "column or one rate per line).",
-        epilog=PLAN_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    pair: dict[str, Any] = dict(nargs="+", metavar="LOG [SCHEDULE]", action="append")
-    plan.add_argument("--run", required=True, help="a run to fit on (repeat for more); SCHEDULE may be "
-                      "left out when the log's lr column holds every update's rate", **pair)  # fmt: skip
-    plan.add_argument("--held-out", help="a run to check the fit on (repeat): sets the uncertainty", **pair)
-    plan.add_argument("--step-column", help="the log's step column (default: step, Step, global_step, ...)")
-    plan.add_argument("--loss-column", help="the log's loss column (default: loss, train/loss, ...)")
-    plan.add_argument("--lr-column", help="the log's learning-rate column (default: lr, if present)")
-    plan.add_argument("--trunk", required=True, metavar="SCHEDULE", help="the trunk to branch from")
-    plan.add_argument("--peak", type=float, help="the stable learning rate of the WSDSpec schedules")
-    where = plan.add_mutually_exclusive_group(required=True)
-    where.add_argument("--budgets", type=int, nargs="+",
-                       help="run lengths in updates: each cooldown branches at budget - length")  # fmt: skip
-    where.add_argument("--at", type=int, nargs="+", help="checkpoints to branch from")
-    plan.add_argument("--lengths", type=int, nargs="+", required=True, help="cooldown lengths")
-    plan.add_argument(
-        "--shapes", nargs="+", default=["1-sqrt"], choices=list(DECAY_SHAPES), help="decay shapes"
-    )
-    plan.add_argument("--min-ratios", type=float, nargs="+", default=[0.0], help="floors (default 0)")
-    plan.add_argument("--law", choices=list(LAWS), default="multi-power")
-    plan.add_argument(
-        "--warmup-steps", type=int,
-        help="the runs' warmup length (default: each spec's, or up to the largest rate)",
-    )  # fmt: skip
-    plan.add_argument("--out", type=out_path, help="also plot measured, predicted and planned curves")
-    plan.add_argument("--plot-top", type=int, default=5, help="candidates to plot (default 5)")
-    plan.set_defaults(handler=_main)
-
-
-def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    try:
-        if args.peak is not None:
-            v.check_real("--peak", args.peak, positive=True)
-        v.check_int("--plot-top", args.plot_top, minimum=0)
-        _, lines = run_plan(args)
-    except (LogError, ValueError, TypeError, ImportError) as e:
-        parser.exit(2, f"wsd plan: error: {e}\n")
-    print("\n".join(lines))
-    return 0
-
 
 InputError = LogError  # the name the command used before the log readers had their own module
 
