@@ -149,3 +149,24 @@ def test_an_older_torch_reads_a_newer_checkpoint(cls, monkeypatch):
     target.load_state_dict(saved)  # passed through, as LRScheduler.load_state_dict would
     assert target.last_epoch == 30 and target._newer_torch_field == {"warmup": 3}
     assert target.state_dict() == saved
+
+
+@pytest.mark.parametrize("cls", [WSDLR, WSDDeviceLR])
+def test_a_newer_torch_public_attribute_never_makes_a_scheduler_refuse_its_own_state(cls, monkeypatch):
+    # Saving is what loading accepts: a public attribute we do not know is neither saved nor expected
+    # (WSDLR once saved its whole __dict__, which load_state_dict then refused as unknown keys).
+    from torch.optim.lr_scheduler import LRScheduler
+
+    original = LRScheduler.__init__
+
+    def init(self, *args, **kwargs):
+        self.newer_public_field = 1
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LRScheduler, "__init__", init)
+    sched = _stepped(cls, 30)
+    saved = sched.state_dict()
+    assert "newer_public_field" not in saved
+    target = _stepped(cls, 7)
+    target.load_state_dict(saved)
+    assert target.last_epoch == 30

@@ -13,7 +13,7 @@ from wsd_core import WSDSpec
 from wsd_core._spec import spec_from_args
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
-from wsd_torch._state import SchedulerState
+from wsd_torch._state import SchedulerState, torch_fields
 
 
 class WSDLR(WSDSchedulerBase, LambdaLR):
@@ -83,12 +83,16 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
     # --- state ----------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The step count, base rates, the spec as a plain dict, and ``LambdaLR``'s own entries."""
-        skip = ("optimizer", "lr_lambdas", "spec", "on_spec_change", "adopt_foreign_state")
-        state = {k: v for k, v in self.__dict__.items() if k not in skip}
-        state["lr_lambdas"] = [None] * len(self.lr_lambdas)  # LambdaLR's format for a plain function
-        state["spec"] = self.spec.to_dict()
-        return state
+        """What we own (the step count, base rates, the spec as a plain dict), ``LambdaLR``'s
+        ``lr_lambdas`` entry, and torch's own bookkeeping fields, passed through as torch saves them
+        (the same fields ``load_state_dict`` accepts, so a newer torch's are kept both ways)."""
+        return {
+            **torch_fields(self),
+            "last_epoch": self.last_epoch,
+            "base_lrs": list(self.base_lrs),
+            "lr_lambdas": [None] * len(self.lr_lambdas),  # LambdaLR's format for a plain function
+            "spec": self.spec.to_dict(),
+        }
 
     def _apply_state(self, state: SchedulerState) -> None:
         self.__dict__.update(state.torch_keys)
