@@ -225,13 +225,7 @@ class WSDCheckpointManager:
         ``verify=False`` reads a checkpoint without an integrity record (saved by version 0.1):
         nothing is then checked, and read errors propagate as they are.
         """
-        step = self._step_or_latest(step)
-        spec, record = self._read_spec_and_record(step, verify)
-        check_saved_spec(spec, self.spec, allow_spec_change)
-        state = self._read_state(abstract_state, step, record)
-        if record is not None:
-            self._verify_extras(step, record)
-        return state
+        return self._restore_step(abstract_state, self._step_or_latest(step), allow_spec_change, verify)
 
     def restore_latest_readable(
         self, abstract_state: Any, *, allow_spec_change: bool = False, verify: bool = True
@@ -244,16 +238,23 @@ class WSDCheckpointManager:
         mismatch (an intact spec that is not this manager's), or a target that does not match the
         saved state.
         """
-        for step in reversed(self.all_steps()):
+        for step in reversed(self.all_steps()):  # listed once: a reader lists the folder afresh
             try:
-                return step, self.restore(
-                    abstract_state, step, allow_spec_change=allow_spec_change, verify=verify
-                )
+                return step, self._restore_step(abstract_state, step, allow_spec_change, verify)
             except CheckpointIntegrityError as e:
                 _log.warning("checkpoint %s in %s is damaged (%s); skipped", step, self.directory, e)
         return None
 
     # The reads, for a step known to exist; each checkpoint's spec JSON is read once per restore.
+
+    def _restore_step(self, abstract_state: Any, step: int, allow_spec_change: bool, verify: bool) -> Any:
+        """``restore`` of a step known to exist: spec, state and extra items, each verified."""
+        spec, record = self._read_spec_and_record(step, verify)
+        check_saved_spec(spec, self.spec, allow_spec_change)
+        state = self._read_state(abstract_state, step, record)
+        if record is not None:
+            self._verify_extras(step, record)
+        return state
 
     def _read_items(self, step: int, *names: str) -> list[Any]:
         """The JSON items ``names`` of checkpoint ``step``, read in one call."""
