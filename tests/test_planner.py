@@ -668,7 +668,7 @@ def test_parameters_the_runs_do_not_determine_are_said_and_reported():
     no_floor = LossRun(lrs=lrs, steps=steps, losses=2.0 * np.cumsum(lrs)[steps] ** -0.5, warmup_steps=0)
     with pytest.warns(UserWarning, match="A = 0, alpha = 0: at the edge of the search range"):
         fit = fit_loss_law([no_floor], "annealing")
-    assert fit.report().startswith("annealing law: L0=") and "note: A = 0" in fit.report()
+    assert fit.report().startswith("annealing law fit on 1 run(s): L0=") and "note: A = 0" in fit.report()
     # L0 near 0 (the demo's fit once reported L0 = 5.7e-31)
     from wsd_plan._fit import undetermined
 

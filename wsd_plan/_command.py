@@ -121,14 +121,7 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
     held_out = [_run(files, args) for files in args.held_out or []]
     trunk = read_schedule(args.trunk)
     fit = fit_loss_law(runs, args.law)
-    lines = [
-        f"{args.law} law fit on {len(runs)} run(s): "
-        + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items())
-    ]
-    for label, metrics in (("fit", fit.fit_metrics), ("held out", fit.evaluate(held_out))):
-        for name, m in metrics.items():
-            errors = f"PredE {m['PredE']:.5f}  WorstE {m['WorstE']:.5f}  final {m['FinalE']:.5f}"
-            lines.append(f"  {label:8s} {name}: {errors}")
+    lines = fit.report(held_out).splitlines()
     plan = plan_cooldown(
         fit,
         trunk,

@@ -83,14 +83,16 @@ class LossLawFit:
         huge), each said as a warning when the fit is made.
     """
 
-    def report(self) -> str:
-        """The parameters, what the runs do not determine, and the fit's errors, as text."""
-        lines = [f"{self.law} law: " + ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())]
+    def report(self, held_out: Sequence[LossRun] = ()) -> str:
+        """The parameters, what the runs do not determine, and the errors on the runs it was fit on
+        (and on ``held_out`` runs), as text: what ``wsd plan`` prints."""
+        params = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
+        lines = [f"{self.law} law fit on {len(self.fit_metrics)} run(s): {params}"]
         lines += [f"  note: {n}" for n in self.notes]
-        for name, m in self.fit_metrics.items():
-            lines.append(
-                f"  fit on {name}: PredE {m['PredE']:.5f}, WorstE {m['WorstE']:.5f}, final {m['FinalE']:.5f}"
-            )
+        for label, metrics in (("fit", self.fit_metrics), ("held out", self.evaluate(held_out))):
+            for name, m in metrics.items():
+                errors = f"PredE {m['PredE']:.5f}  WorstE {m['WorstE']:.5f}  final {m['FinalE']:.5f}"
+                lines.append(f"  {label:8s} {name}: {errors}")
         return "\n".join(lines)
 
     law: str
