@@ -580,6 +580,7 @@ def test_columns_can_be_named_and_a_bom_is_accepted(tmp_path):
         ("step,loss\n", r"no data rows"),
         ("a,b\n1,2\n", r"which column holds the steps\?"),
         ("step,loss,train/loss\n1,2,3\n", None),  # 'loss' wins over the others: no ambiguity
+        ("step,loss\n9007199254740993,2\n", None),  # an int step past 2**53 is read exactly
     ],
 )
 def test_bad_logs_are_refused_naming_file_and_line(tmp_path, text, message):
@@ -587,7 +588,8 @@ def test_bad_logs_are_refused_naming_file_and_line(tmp_path, text, message):
 
     path = _write(tmp_path / "log.csv", text)
     if message is None:
-        assert read_log(path).losses.tolist() == [2.0]
+        log = read_log(path)
+        assert log.losses.tolist() == [2.0] and log.steps[0] in (1, 2**53 + 1)
         return
     with pytest.raises(LogError, match=message):
         read_log(path)

@@ -25,6 +25,7 @@ from wsd_plan._logs import (
     find_column,
     rates_from_log,
     read_log,
+    read_number,
     read_table,
 )
 from wsd_plan._plan import CooldownPlan, plan_cooldown
@@ -57,7 +58,7 @@ def read_schedule(path: str | Path) -> WSDSpec | np.ndarray:
     elif _looks_like_csv(path):
         header, data = read_table(path)
         column = find_column(path, header, None, LR_NAMES, "rates", "an lr column")
-        rates = np.array([_rate(path, line, row[column]) for line, row in data])
+        rates = np.array([read_number(path, line, row[column], "lr", positive=False) for line, row in data])
     else:
         try:
             rates = np.loadtxt(path, ndmin=1)
@@ -74,12 +75,6 @@ def _looks_like_csv(path: Path) -> bool:
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         first = f.readline()
     return bool(first.strip()) and not _is_number(first.split(",")[0])
-
-
-def _rate(path: Path, line: int, text: str) -> float:
-    if not _is_number(text):
-        raise LogError(f"{path}:{line}: the lr {text!r} is not a number")
-    return float(text)
 
 
 def _is_number(text: str) -> bool:

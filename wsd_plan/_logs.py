@@ -115,9 +115,9 @@ def read_log(
         if not row[loss_i].strip():
             continue
         steps.append(_step(path, line, row[step_i]))
-        losses.append(_number(path, line, row[loss_i], "loss", positive=True))
+        losses.append(read_number(path, line, row[loss_i], "loss", positive=True))
         if lr_i is not None:
-            lrs.append(_number(path, line, row[lr_i], "lr", positive=False))
+            lrs.append(read_number(path, line, row[lr_i], "lr", positive=False))
     if not steps:
         raise LogError(f"{path}: no row has a loss")
     for k in range(1, len(steps)):
@@ -133,15 +133,20 @@ def read_log(
 
 def _step(path: str | Path, line: int, text: str) -> int:
     try:
-        value = float(text)
+        value: int | float = int(text)  # exact: a float would round steps past 2**53
     except ValueError:
-        raise LogError(f"{path}:{line}: the step {text!r} is not a number") from None
+        try:
+            value = float(text)  # "2200.0", "1e4": loggers write steps as floats too
+        except ValueError:
+            raise LogError(f"{path}:{line}: the step {text!r} is not a number") from None
     if not math.isfinite(value) or value != int(value) or not 0 <= value <= 2**63 - 1:
         raise LogError(f"{path}:{line}: the step {text!r} is not an integer in [0, 2**63 - 1]")
     return int(value)
 
 
-def _number(path: str | Path, line: int, text: str, what: str, *, positive: bool) -> float:
+def read_number(path: str | Path, line: int, text: str, what: str, *, positive: bool) -> float:
+    """A finite number (> 0 if ``positive``, else >= 0) from a CSV cell; a ``LogError`` naming the
+    file and line otherwise."""
     try:
         value = float(text)
     except ValueError:
