@@ -31,8 +31,6 @@ from wsd_plan._logs import (
 from wsd_plan._plan import CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun
 
-InputError = LogError  # the name the command used before the log readers had their own module
-
 
 def read_schedule(path: str | Path) -> WSDSpec | np.ndarray:
     """A ``WSDSpec`` from a JSON file, or per-update rates from ``.npy``, ``.csv`` or text."""

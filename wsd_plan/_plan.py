@@ -203,13 +203,15 @@ def plan_cooldown(
         ends = [check_steps("budgets", b, minimum=1) for b in budgets]
         pairs = [(b - n, n) for b in ends for n in lens if b - n >= 0]
         ats = sorted({a for a, _ in pairs}) or [0]
+        asked = ("budgets", ends)
     else:
         ats = [check_steps("at_steps", a) for a in at_steps]  # type: ignore[union-attr]
         pairs = [(a, n) for a in ats for n in lens]
+        asked = ("at_steps", ats)
     shape_list = [check_choice("shapes", x, DECAY_SHAPES) for x in shapes]
     floors = [check_ratio("min_ratios", r) for r in min_ratios]
     for name, values in (
-        ("budgets" if budgets is not None else "at_steps", ends if budgets is not None else ats),
+        asked,
         ("lengths", lens),
         ("shapes", shape_list),
         ("min_ratios", floors),
