@@ -107,7 +107,9 @@ def main() -> None:
         from benchmarks import planner_bench
 
         rows += planner_bench.prediction_speed(3 if args.quick else 7)
+        rows += planner_bench.fit_speed()
         rows += planner_bench.accuracy()
+        rows += planner_bench.interval_calibration()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = (
         f"# Benchmark results\n\nRun: `make bench` ({'--quick' if args.quick else 'full'}), {stamp}\n\n"

@@ -4,6 +4,7 @@ prediction times, and the blocked loss-drop sum against the exact one, side by s
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -99,4 +100,155 @@ def prediction_speed(repeats: int) -> list[Row]:
         Row("7 planner", "exact LD sum / blocked LD sum, same run", f"{times['exact'] / times['ours']:.0f}x",
             "> 1", "met" if times["exact"] > times["ours"] else "missed",
             why="the blocked sum (1e-6 of the exact one) exists only to be faster"),
+    ]  # fmt: skip
+
+
+_COLD_FIT = """
+import time, warnings
+warnings.simplefilter("ignore")
+from wsd_plan import fit_loss_law, published_runs
+from wsd_plan import _published as data
+runs = published_runs("lm-25M")
+start = time.perf_counter()
+fit_loss_law([runs[n] for n in data.PAPER_FIT], "multi-power")
+print(time.perf_counter() - start)
+"""
+
+
+def _lbfgs_fit(runs: list, iterations: int = 300) -> float:
+    """The fit this project used before: optax L-BFGS (zoom line search) on the Huber objective, four
+    starts under vmap, ``iterations`` each; the same start and data. Returns the objective."""
+    import optax
+
+    from wsd_plan._features import features
+    from wsd_plan._fit import _on_device, _power_law_start, _starts
+    from wsd_plan._laws import LAWS
+
+    runs = [r.after_warmup() for r in runs]
+    host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
+    start = _power_law_start(runs, host)
+    with float64_mode():
+        feats, ys = [_on_device(f) for f in host], [jnp.asarray(r.losses) for r in runs]
+
+        def objective(theta: jax.Array) -> jax.Array:
+            total = jnp.zeros((), jnp.float64)
+            for f, y in zip(feats, ys, strict=True):
+                pred = LAWS["multi-power"](theta, f)
+                r = jnp.log(y) - jnp.log(jnp.where(pred > 0, pred, jnp.nan))
+                total = total + jnp.sum(optax.losses.huber_loss(r, delta=1e-3))
+            return jnp.where(jnp.isnan(total), jnp.inf, total)
+
+        def run(theta0: jax.Array) -> jax.Array:
+            solver = optax.lbfgs()
+            value_and_grad = optax.value_and_grad_from_state(objective)
+
+            def step(carry: tuple, _: None) -> tuple:
+                theta, state = carry
+                value, grad = value_and_grad(theta, state=state)
+                updates, state = solver.update(grad, state, theta, value=value, grad=grad, value_fn=objective)
+                return (optax.apply_updates(theta, updates), state), None
+
+            (theta, _), _ = jax.lax.scan(step, (theta0, solver.init(theta0)), None, length=iterations)
+            return objective(theta)
+
+        starts = jnp.log(jnp.asarray(_starts("multi-power", *start), jnp.float64))
+        return float(np.min(np.asarray(jax.jit(jax.vmap(run))(starts))))
+
+
+def fit_speed() -> list[Row]:
+    """Fit and plan times of the 3-run protocol: a cold fit (fresh process), a second fit of the same
+    data, the L-BFGS fit it replaced side by side, and a plan of 100 candidates."""
+    import subprocess
+    import sys
+    import warnings
+
+    from wsd_core import WSDSpec
+    from wsd_plan import plan_cooldown
+    from wsd_plan._least_squares import solver
+
+    cold = float(subprocess.run([sys.executable, "-c", _COLD_FIT], capture_output=True, text=True,
+                                check=True).stdout.split()[-1])  # fmt: skip
+    runs = [published_runs("lm-25M")[n] for n in data.PAPER_FIT]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_loss_law(runs, "multi-power")
+        compiled = solver("multi-power")._cache_size()
+        start = time.perf_counter()
+        fit = fit_loss_law(runs, "multi-power")
+        second = time.perf_counter() - start
+        recompiled = solver("multi-power")._cache_size() - compiled
+        _lbfgs_fit(runs, 300)  # compile
+        start = time.perf_counter()
+        lbfgs_objective = _lbfgs_fit(runs, 300)
+        lbfgs = time.perf_counter() - start
+        start = time.perf_counter()
+        scale = fit.law_error_scale  # leave-one-run-out refits: once per fit, before its first interval
+        loro = time.perf_counter() - start
+        trunk = WSDSpec(72000, warmup_steps=data.WARMUP, decay_steps=0)
+        grid: dict[str, Any] = dict(budgets=[24000, 32000, 40000, 48000, 72000],
+                                    lengths=[1000, 2000, 4000, 8000, 12000],
+                                    shapes=["linear", "1-sqrt", "cosine", "geometric"],
+                                    min_ratios=[0.1])  # fmt: skip
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            plan = plan_cooldown(fit, trunk, peak=data.PEAK, **grid)
+            times.append(time.perf_counter() - start)
+    interactive = "a plan is interactive: a three-run fit and a grid of candidates on a 2-core CPU"
+    return [
+        Row("7 planner", "cold fit of the 3-run protocol, lm-25M, fresh process (seconds)", f"{cold:.2f}",
+            "<= 5", "met" if cold <= 5 else "missed", interactive),
+        Row("7 planner", "second fit of the same data, same process (seconds; recompiles)",
+            f"{second:.2f}; {recompiled}", "<= 1; 0", "met" if second <= 1 and recompiled == 0 else "missed",
+            interactive),
+        Row("7 planner", "L-BFGS fit it replaced (4 x 300 iterations), same data, compiled (seconds)",
+            f"{lbfgs:.2f}", "", ""),
+        Row("7 planner", "L-BFGS / Levenberg-Marquardt, second fit; objectives", f"{lbfgs / second:.1f}x; "
+            f"{lbfgs_objective:.4e} / {fit.objective:.4e} (the latter with its prior)", "", ""),
+        Row("7 planner", "leave-one-run-out refits (3) for the law's error scale, once per fit (seconds)",
+            f"{loro:.2f} (scale {scale:.2f})", "", ""),
+        Row("7 planner", f"plan of {len(plan.candidates)} candidates: first / second call (seconds)",
+            f"{times[0]:.2f} / {times[1]:.2f}", "<= 1 (second)", "met" if times[1] <= 1 else "missed",
+            interactive),
+    ]  # fmt: skip
+
+
+def interval_calibration() -> list[Row]:
+    """The 90% intervals on held-out final losses: coverage and median half-width over both sizes and
+    both protocols (every run not fit on), and the ordering of runs called distinguishable."""
+    import itertools
+    import warnings
+
+    protocols = (data.PAPER_FIT, ("constant_24000", "wsd_20000_24000"))
+    inside, widths, called, wrong = [], [], 0, 0
+    for model, fitted in itertools.product(data.MODELS, protocols):
+        runs = published_runs(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_loss_law([runs[n] for n in fitted], "multi-power")
+        held = [n for n in data.RUNS if n not in fitted]
+        for name in held:
+            run = runs[name]
+            (low,), (high,) = fit.predict_interval(run.lrs, run.steps[-1:], warmup_steps=run.warmup_steps)
+            inside.append(low <= run.losses[-1] <= high)
+            widths.append((high - low) / (high + low))
+        for a, b in itertools.combinations(held, 2):
+            ra, rb = runs[a], runs[b]
+            if ra.lrs.size != rb.lrs.size:
+                continue
+            step = int(min(ra.steps[-1], rb.steps[-1]))
+            low, high = fit.predict_difference(ra.lrs, rb.lrs, step, warmup_steps=data.WARMUP)
+            measured = float(ra.losses[ra.steps <= step][-1] - rb.losses[rb.steps <= step][-1])
+            if low > 0 or high < 0:
+                called += 1
+                wrong += int(np.sign(measured) != np.sign(low))
+    coverage, width = float(np.mean(inside)), float(np.median(widths))
+    why = "a plan's +- is a claim: it must hold on runs the fit never saw, and be narrow enough to rank"
+    return [
+        Row("7 planner", f"90% intervals containing the measured final loss ({len(inside)} held-out runs)",
+            f"{coverage:.0%}", ">= 80%", "met" if coverage >= 0.8 else "missed", why),
+        Row("7 planner", "median half-width of those intervals (of the loss)", f"{width:.2%}", "<= 2%",
+            "met" if width <= 0.02 else "missed", why),
+        Row("7 planner", "pairs of equal-length held-out runs called distinguishable: wrong order",
+            f"{wrong} of {called}", "0", "met" if wrong == 0 else "missed", why),
     ]  # fmt: skip

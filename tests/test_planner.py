@@ -23,6 +23,7 @@ from wsd_plan import (  # noqa: E402
     plan_cooldown,
 )
 from wsd_plan import _published as lc  # noqa: E402
+from wsd_plan._uncertainty import LAW_ERROR_BASE  # noqa: E402
 
 # --- an independent evaluation of the two laws: the papers' sums written as plain loops -----------
 
@@ -265,9 +266,8 @@ def test_plan_ranks_cooldowns_off_a_trunk_and_predicts_the_measured_ones():
         lengths=[2000, 4000],
         shapes=["linear", "geometric", "1-sqrt"],
         min_ratios=[0.1],
-        held_out=[RUNS["lm-25M"]["wsdld_20000_24000"]],
     )
-    assert len(plan.candidates) == 12 and plan.uncertainty_source == "held-out"
+    assert len(plan.candidates) == 12 and plan.level == 0.9
     assert plan.end_steps == (18000, 20000, 22000, 24000)
     for end in plan.end_steps:  # ranked within each end step, never across
         ranked = plan.ranking(end)
@@ -401,8 +401,15 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
         "--out", str(out),
     ])
     # fmt: on
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    # progress goes to stderr, a line per stage with its time; the report to stdout
+    assert (
+        "fitting the multi-power law to 2 run(s)" in captured.err and "predicting and ranking" in captured.err
+    )
+    assert "fitting the" not in text
     assert "held out wsdld_20000_24000" in text and "rank  branch at" in text
+    assert "inside its 90% interval" in text
     ranked = [line.split() for line in text.splitlines() if line.strip()[:2] in ("1 ", "2 ", "3 ", "4 ")]
     assert [r[0] for r in ranked] == ["1", "2", "3", "4"] * 2  # two budgets, each ranked on its own
     assert {r[5] for r in ranked[:4]} == {"22000"} and {r[5] for r in ranked[4:]} == {"24000"}
@@ -441,12 +448,13 @@ def test_plan_from_a_trunk_of_rates_matches_the_plan_from_its_spec():
     )
     from_spec = plan_cooldown(fit, WSDSpec(72000, warmup_steps=2160, decay_steps=0), peak=lc.PEAK, **grid)
     from_rates = plan_cooldown(fit, lc.published_rates("constant_72000"), warmup_steps=lc.WARMUP, **grid)
-    assert from_spec.uncertainty_source == "fit" and from_spec.relative_uncertainty == 0.002
+    # a fit built by hand has no covariance, residuals or fitted runs: only the law's base error
+    assert from_spec.level == 0.9 and from_spec.law_error_scale == 1.0
     for a, b in zip(from_spec.candidates, from_rates.candidates, strict=True):
         assert (a.at_step, a.length, a.shape) == (b.at_step, b.length, b.shape)
         # the two trunks differ only in the warmup's last step (linspace reaches the peak one step early)
         assert a.final_loss == pytest.approx(b.final_loss, rel=1e-5)
-        assert a.uncertainty == pytest.approx(0.002 * a.final_loss)
+        assert a.uncertainty == pytest.approx(a.final_loss * np.sinh(1.6448536 * LAW_ERROR_BASE))
     with pytest.raises(ValueError, match="the trunk's rate there is"):
         plan_cooldown(fit, lc.published_rates("wsdld_20000_24000"), at_steps=[22000], lengths=[100])
 
@@ -659,20 +667,26 @@ def test_wsd_plan_reports_a_decimal_comma_log_without_a_traceback(tmp_path, caps
 
 
 def test_parameters_the_runs_do_not_determine_are_said_and_reported():
-    # the reported case: on lm-25M a trunk and one cooldown leave beta ~ 0 with B ~ 3e9
+    # the reported case: on lm-25M a trunk and one cooldown left beta ~ 0 with B ~ 3e9 when the fit
+    # searched log B; it now searches log(B*beta) with a mild prior on beta, and beta stays meaningful
     runs = lc.published_runs("lm-25M")
-    with pytest.warns(UserWarning, match=r"beta = .* is near 0 with B = .*: only B\*beta = "):
-        fit = fit_loss_law([runs["constant_24000"], runs["wsd_20000_24000"]], "multi-power")
-    assert len(fit.notes) == 1 and "note: beta" in fit.report()
-    # a loss with no floor: the annealing fit runs A and alpha off to 0, the edge of its range
+    fit = fit_loss_law([runs["constant_24000"], runs["wsd_20000_24000"]], "multi-power")
+    assert fit.notes == () and 0.05 < fit.params["beta"] < 2 and fit.params["B"] < 1e4
+    # a loss with no floor: the fit recovers A and alpha, and says that L0 ran off to 0
     lrs = np.full(3000, 1e-3)
     steps = np.arange(200, 3000, 100)
     no_floor = LossRun(lrs=lrs, steps=steps, losses=2.0 * np.cumsum(lrs)[steps] ** -0.5, warmup_steps=0)
-    with pytest.warns(UserWarning, match="A = 0, alpha = 0: at the edge of the search range"):
+    with pytest.warns(UserWarning, match=r"L0 = .* is near 0 \(the lowest logged loss is 1.174\)"):
         fit = fit_loss_law([no_floor], "annealing")
-    assert fit.report().startswith("annealing law fit on 1 run(s): L0=") and "note: A = 0" in fit.report()
-    # L0 near 0 (the demo's fit once reported L0 = 5.7e-31)
+    assert fit.params["A"] == pytest.approx(2.0, rel=2e-3)
+    assert fit.params["alpha"] == pytest.approx(0.5, rel=2e-3)
+    assert fit.report().startswith("annealing law fit on 1 run(s): L0=") and "note: L0 = " in fit.report()
     from wsd_plan._fit import undetermined
+
+    # parameters whose logarithms ran off to minus infinity (the L-BFGS fit once did this to A, alpha)
+    (note,) = undetermined(dict(L0=1.5, A=1e-30, alpha=1e-14, C=1.0), lowest_loss=1.6)
+    assert note.startswith("A = 1e-30, alpha = 1e-14: at the edge of the search range")
+    # L0 near 0 (the demo's fit once reported L0 = 5.7e-31)
 
     demo_like = dict(L0=5.7e-31, A=2.0, alpha=0.2, B=40.0, C=0.01, beta=1.1, gamma=1.3)
     (note,) = undetermined(demo_like, lowest_loss=1.63)

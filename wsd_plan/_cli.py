@@ -38,7 +38,10 @@ def add_plan_command(sub: Any) -> None:
     pair: dict[str, Any] = dict(nargs="+", metavar="LOG [SCHEDULE]", action="append")
     plan.add_argument("--run", required=True, help="a run to fit on (repeat for more); SCHEDULE may be "
                       "left out when the log's lr column holds every update's rate", **pair)  # fmt: skip
-    plan.add_argument("--held-out", help="a run to check the fit on (repeat): sets the uncertainty", **pair)
+    plan.add_argument("--held-out", help="a run to check the fit on (repeat): its errors are reported",
+                      **pair)  # fmt: skip
+    plan.add_argument("--level", type=float, default=0.9,
+                      help="probability of the intervals on final losses (default 0.9)")  # fmt: skip
     plan.add_argument("--step-column", help="the log's step column (default: step, Step, global_step, ...)")
     plan.add_argument("--loss-column", help="the log's loss column (default: loss, train/loss, ...)")
     plan.add_argument("--lr-column", help="the log's learning-rate column (default: lr, if present)")

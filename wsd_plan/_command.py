@@ -10,7 +10,11 @@ Inputs are the logs a training loop writes (``wsd_plan._logs``) and each run's s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,25 +112,45 @@ def _run(files: list[str], args: argparse.Namespace) -> LossRun:
     return run
 
 
+@contextlib.contextmanager
+def stage(what: str) -> Iterator[None]:
+    """Says on stderr what is being done and, when done, how long it took: the report itself goes to
+    stdout, so progress never mixes into output that is piped or saved."""
+    print(f"{what} ...", end="", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        print(" failed", file=sys.stderr, flush=True)  # the error's own message follows on its line
+        raise
+    print(f" {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
 def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
     """Fits, plans and plots as ``args`` asks; returns the plan and the report's lines."""
-    runs = [_run(files, args) for files in args.run]
-    held_out = [_run(files, args) for files in args.held_out or []]
-    trunk = read_schedule(args.trunk)
-    fit = fit_loss_law(runs, args.law)
+    with stage(f"reading {len(args.run) + len(args.held_out or [])} run(s)"):
+        runs = [_run(files, args) for files in args.run]
+        held_out = [_run(files, args) for files in args.held_out or []]
+        trunk = read_schedule(args.trunk)
+    points = sum(r.steps.size for r in runs)
+    with stage(f"fitting the {args.law} law to {len(runs)} run(s), {points} logged points"):
+        fit = fit_loss_law(runs, args.law)
+    with stage(f"measuring the law's error by leaving each of the {len(runs)} run(s) out"):
+        fit.law_error_scale  # noqa: B018 (computed now, so that the stage says what takes the time)
     lines = fit.report(held_out).splitlines()
-    plan = plan_cooldown(
-        fit,
-        trunk,
-        budgets=args.budgets,
-        at_steps=args.at,
-        lengths=args.lengths,
-        shapes=args.shapes,
-        min_ratios=args.min_ratios,
-        peak=args.peak if isinstance(trunk, WSDSpec) else None,
-        held_out=held_out,
-        warmup_steps=args.warmup_steps,
-    )
+    with stage("predicting and ranking the candidates"):
+        plan = plan_cooldown(
+            fit,
+            trunk,
+            budgets=args.budgets,
+            at_steps=args.at,
+            lengths=args.lengths,
+            shapes=args.shapes,
+            min_ratios=args.min_ratios,
+            peak=args.peak if isinstance(trunk, WSDSpec) else None,
+            warmup_steps=args.warmup_steps,
+            level=args.level,
+        )
     lines += ["", plan.table()]
     if args.out is not None:
         lines.append(f"wrote {plot_plan(plan, fit, runs + held_out, args.out, top=args.plot_top)}")

@@ -6,10 +6,10 @@ summed over every logged point of every run, in float64:
 1. The power-law part ``L0 + A area^-alpha`` is fit first, on the points logged before each run's
    first LR drop (at the peak, where the drop terms are 0): a grid over ``alpha`` with linear least
    squares for ``L0`` and ``A``. No starting point is hand-tuned.
-2. L-BFGS (``optax.lbfgs`` with its zoom line search) then runs on all the parameters (as logarithms,
-   so each stays positive) from that start combined with a small fixed grid of the drop-term
-   parameters; all starts run together (``vmap``) and the lowest objective wins. Same inputs, same
-   fit.
+2. Levenberg-Marquardt (``_least_squares``: exact Jacobians, Huber weights, a mild prior on the
+   drop term's shape) then runs on all the parameters (as logarithms, so each stays positive) from
+   that start combined with a small fixed grid of the drop-term parameters; all starts run together
+   (``vmap``) and the lowest objective wins. Same inputs, same fit.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from wsd_core._validation import check_choice, check_int
 from wsd_plan._features import Features, features
 from wsd_plan._laws import LAWS, PARAMETERS
+from wsd_plan._least_squares import Data, pack, solver, theta_jacobian, to_theta, to_variables
 from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
+from wsd_plan._uncertainty import check_level, coordinates, difference_sd, log_sd, z_value
 
-HUBER_DELTA = 1e-3
-ITERATIONS = 300
+ITERATIONS = 200
 
 
 def float64_mode() -> Any:
@@ -81,6 +81,10 @@ class LossLawFit:
         built by hand); a plan far outside them is warned about.
       notes: parameters these runs do not determine (``L0`` near 0, ``beta`` near 0 with ``B``
         huge), each said as a warning when the fit is made.
+      covariance: the covariance of ``log(params)`` (``PARAMETERS[law]`` order) from the objective's
+        curvature at the fit, scaled by the residuals (the Laplace approximation).
+      residual_scale: the root-mean-square weighted log residual: the logged losses' noise and
+        the law's misfit on its own runs, relative to the loss.
     """
 
     def report(self, held_out: Sequence[LossRun] = ()) -> str:
@@ -93,6 +97,12 @@ class LossLawFit:
             for name, m in metrics.items():
                 errors = f"PredE {m['PredE']:.5f}  WorstE {m['WorstE']:.5f}  final {m['FinalE']:.5f}"
                 lines.append(f"  {label:8s} {name}: {errors}")
+        for i, run in enumerate(held_out):
+            # the claim a plan makes, checked: is the measured final loss inside its 90% interval?
+            (low,), (high,) = self.predict_interval(run.lrs, run.steps[-1:], warmup_steps=run.warmup_steps)
+            inside = "inside" if low <= run.losses[-1] <= high else "OUTSIDE"
+            lines.append(f"  held out {_label(run, i)}: final loss {run.losses[-1]:.4f} {inside} its 90% "
+                         f"interval [{low:.4f}, {high:.4f}]")  # fmt: skip
         return "\n".join(lines)
 
     law: str
@@ -101,6 +111,12 @@ class LossLawFit:
     objective: float
     fitted_peaks: tuple[float, float] | None = None  # the smallest and largest peak rate fitted on
     notes: tuple[str, ...] = ()  # parameters the runs do not determine (see ``report``)
+    # The Laplace covariance of log(params) and the residual scale (None when built by hand)
+    covariance: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+    residual_scale: float | None = None
+    # (AREA_WEIGHT log area, drop) of every fitted point, and the runs (for leave-one-run-out)
+    fitted_coordinates: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+    fitted_runs: tuple[LossRun, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
     @property
     def fit_error(self) -> dict[str, float]:
@@ -122,9 +138,7 @@ class LossLawFit:
           warmup_steps: as in ``LossRun`` (None: the spec's warmup, or up to the largest rate).
           peak: the stable rate of a ``WSDSpec``.
         """
-        steps = np.asarray(steps, dtype=np.int64)
-        if steps.ndim != 1 or steps.size == 0 or (np.diff(steps) <= 0).any() or steps[0] < 0:
-            raise ValueError("steps must be a non-empty 1-d array of increasing ints >= 0")
+        steps = _check_steps(steps)
         rates = learning_rates(lrs, int(steps[-1]) + 1, peak=peak)
         warmup = resolve_warmup(lrs, rates, warmup_steps)
         with float64_mode():
@@ -132,6 +146,100 @@ class LossLawFit:
             curve = np.asarray(_jitted_law(self.law)(self.theta(), f))
         check_prediction(curve, steps, "the schedule")
         return curve
+
+    def predict_interval(
+        self,
+        lrs: Any,
+        steps: Any,
+        *,
+        level: float = 0.9,
+        warmup_steps: int | None = None,
+        peak: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)``: an interval on the loss at each of ``steps`` that holds with probability
+        ``level``, from the parameters' uncertainty, the logged losses' noise and the law's own error
+        at that distance from the fitted runs (``wsd_plan._uncertainty`` says how each is measured).
+
+        Takes the arguments of ``predict``. A fit built by hand (no covariance, no fitted runs) gets
+        the law's base error alone.
+        """
+        level = check_level(level)
+        curve, sd = self._log_sd(lrs, steps, warmup_steps, peak)
+        half = z_value(level) * sd
+        return curve * np.exp(-half), curve * np.exp(half)
+
+    def predict_difference(
+        self,
+        lrs_a: Any,
+        lrs_b: Any,
+        step: int,
+        *,
+        level: float = 0.9,
+        warmup_steps: int | None = None,
+        peak: float | None = None,
+    ) -> tuple[float, float]:
+        """``(low, high)``: an interval on ``L_a(step) - L_b(step)`` that holds with probability
+        ``level``. Most of two predictions' error is shared (the same parameters, a similar
+        extrapolation), so this is much narrower than the difference of two ``predict_interval`` results:
+        where it excludes 0, the two schedules are distinguishable.
+        """
+        level = check_level(level)
+        step = check_int("step", step, minimum=0)
+        parts = [self._parts(lrs, [step], warmup_steps, peak) for lrs in (lrs_a, lrs_b)]
+        (va, ja, pa), (vb, jb, pb) = ((c[0], j[0], p[0]) for c, j, p in parts)
+        sd = difference_sd((float(va), float(vb)), (ja, jb), (pa, pb), covariance=self.covariance,
+                           residual_scale=self.residual_scale, scale=self.law_error_scale)  # fmt: skip
+        half = z_value(level) * sd
+        return float(va - vb) - half, float(va - vb) + half
+
+    @functools.cached_property
+    def law_error_scale(self) -> float:
+        """The factor (>= 1) on the law's error chosen by leaving each fitted run out: the smallest
+        that puts every left-out run's final loss inside the 90% interval of the fit on the others
+        (1 where no run can be left out). Computed on first use: it refits the law once per run."""
+        needed = [1.0]
+        for i in range(len(self.fitted_runs)):
+            others = self.fitted_runs[:i] + self.fitted_runs[i + 1 :]
+            if not others:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    sub = fit_loss_law(others, self.law)
+                    run = self.fitted_runs[i]
+                    curve, sd = sub._log_sd(run.lrs, run.steps[-1:], run.warmup_steps, None, scale=1.0)
+                    _, sd_without_law = sub._log_sd(
+                        run.lrs, run.steps[-1:], run.warmup_steps, None, scale=0.0
+                    )
+            except ValueError:  # the others cannot be fit alone (no LR drop left, too few points)
+                continue
+            # the smallest s with |error| <= z sqrt(sd_without_law^2 + s^2 law^2)
+            error = abs(float(np.log(run.losses[-1] / curve[0]))) / z_value(0.9)
+            law2 = float(sd[0] ** 2 - sd_without_law[0] ** 2)
+            needed.append(float(np.sqrt(max(error**2 - float(sd_without_law[0]) ** 2, 0.0) / law2)))
+        return max(needed)
+
+    def _parts(
+        self, lrs: Any, steps: Any, warmup_steps: int | None, peak: float | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The predicted curve, the Jacobian of its log in theta, and its points' coordinates."""
+        steps = _check_steps(steps)
+        rates = learning_rates(lrs, int(steps[-1]) + 1, peak=peak)
+        warmup = resolve_warmup(lrs, rates, warmup_steps)
+        f = features(rates, steps, warmup)
+        with float64_mode():
+            curve, jac = (np.asarray(a) for a in _curve_and_jacobian(self.law)(self.theta(), _on_device(f)))
+        check_prediction(curve, steps, "the schedule")
+        return curve, jac, coordinates(self.params, f.area, curve)
+
+    def _log_sd(
+        self, lrs: Any, steps: Any, warmup_steps: int | None, peak: float | None, scale: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        curve, jac, points = self._parts(lrs, steps, warmup_steps, peak)
+        sd = log_sd(jac, points, covariance=self.covariance, residual_scale=self.residual_scale,
+                    fitted=self.fitted_coordinates,
+                    scale=self.law_error_scale if scale is None else scale)  # fmt: skip
+        return curve, sd
 
     def theta(self) -> jax.Array:
         """The parameters as the laws take them: their logarithms, in ``PARAMETERS[law]`` order
@@ -149,9 +257,27 @@ class LossLawFit:
         return {_label(r, i): curve_metrics(self.predict_run(r), r.losses) for i, r in enumerate(runs)}
 
 
+def _check_steps(steps: Any) -> np.ndarray:
+    steps = np.asarray(steps, dtype=np.int64)
+    if steps.ndim != 1 or steps.size == 0 or (np.diff(steps) <= 0).any() or steps[0] < 0:
+        raise ValueError("steps must be a non-empty 1-d array of increasing ints >= 0")
+    return steps
+
+
 @functools.cache
 def _jitted_law(law: str) -> Any:
     return jax.jit(LAWS[law])
+
+
+def curve_and_jacobian(law: str, theta: jax.Array, f: Features) -> tuple[jax.Array, jax.Array]:
+    """The law's curve and the Jacobian of its log in ``theta`` (points x parameters)."""
+    log_curve = lambda t: jnp.log(LAWS[law](t, f))
+    return LAWS[law](theta, f), jax.jacfwd(log_curve)(theta)
+
+
+@functools.cache
+def _curve_and_jacobian(law: str) -> Any:
+    return jax.jit(functools.partial(curve_and_jacobian, law))
 
 
 def _on_device(f: Features) -> Features:
@@ -172,7 +298,7 @@ def fit_loss_law(
         Multi-Power Law needs at least one run with an LR drop to learn its drop term; both laws need
         points logged at the peak rate.
       law: ``"multi-power"`` (seven parameters) or ``"annealing"`` (four).
-      iterations: L-BFGS iterations per start.
+      iterations: the most Levenberg-Marquardt iterations per start (each solves a 7x7 system).
 
     Returns:
       A ``LossLawFit``.
@@ -207,22 +333,29 @@ def fit_loss_law(
         )
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
     start = _power_law_start(runs, host)
+    data = pack(host, [r.losses for r in runs])
+    starts = to_variables(law, np.log(np.asarray(_starts(law, *start), np.float64)))
     with float64_mode():
-        feats = [_on_device(f) for f in host]
-        losses = [jnp.asarray(r.losses) for r in runs]
-        objective = _objective(law, feats, losses)
-        starts = jnp.log(jnp.asarray(_starts(law, *start), jnp.float64))
-        thetas, values = jax.jit(jax.vmap(lambda t: _lbfgs(objective, t, iterations)))(starts)
-        values = np.where(np.isfinite(np.asarray(values)), np.asarray(values), np.inf)
-        best = int(np.argmin(values))
-        if not np.isfinite(values[best]):
-            raise RuntimeError(f"the {law} fit diverged from every starting point")
-        params = dict(zip(PARAMETERS[law], (float(v) for v in np.exp(np.asarray(thetas[best]))), strict=True))
+        found = solver(law)(jnp.asarray(starts), Data(*_on_device_data(data)), jnp.asarray(iterations))
+        values = np.asarray(found.objective)
+    values = np.where(np.isfinite(values), values, np.inf)
+    best = int(np.argmin(values))
+    if not np.isfinite(values[best]):
+        raise RuntimeError(f"the {law} fit diverged from every starting point")
+    theta = np.asarray(to_theta(law, found.variables[best]))
+    params = dict(zip(PARAMETERS[law], (float(v) for v in np.exp(theta)), strict=True))
+    covariance = _covariance(law, np.asarray(found.hessian[best]), float(found.residual_scale[best]))
     peaks = [float(r.lrs.max()) for r in runs]
     notes = undetermined(params, min(float(r.losses.min()) for r in runs))
     for note in notes:
         warnings.warn(f"the {law} fit: {note}", UserWarning, stacklevel=2)
-    fit = LossLawFit(law, params, {}, float(values[best]), fitted_peaks=(min(peaks), max(peaks)), notes=notes)
+    with float64_mode():
+        theta_device = jnp.asarray(theta)
+        curves = [np.asarray(_jitted_law(law)(theta_device, _on_device(f))) for f in host]
+    fitted = np.concatenate([coordinates(params, f.area, c) for f, c in zip(host, curves, strict=True)])
+    fit = LossLawFit(law, params, {}, float(values[best]), fitted_peaks=(min(peaks), max(peaks)), notes=notes,
+                     covariance=covariance, residual_scale=float(found.residual_scale[best]),
+                     fitted_coordinates=fitted, fitted_runs=tuple(runs))  # fmt: skip
     return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
 
 
@@ -294,33 +427,16 @@ def check_prediction(curve: np.ndarray, steps: np.ndarray, what: str) -> None:
         )
 
 
-def _objective(law: str, feats: Sequence[Features], losses: Sequence[jax.Array]) -> Any:
-    fn = LAWS[law]
-
-    def objective(theta: jax.Array) -> jax.Array:
-        total = jnp.zeros((), jnp.float64)
-        for f, y in zip(feats, losses, strict=True):
-            # A non-positive prediction has no log: +inf, so the line search backs off from it.
-            pred = fn(theta, f)
-            r = jnp.log(y) - jnp.log(jnp.where(pred > 0, pred, jnp.nan))
-            total = total + jnp.sum(optax.losses.huber_loss(r, delta=HUBER_DELTA))
-        return jnp.where(jnp.isnan(total), jnp.inf, total)
-
-    return objective
+def _on_device_data(data: Data) -> tuple[Any, ...]:
+    return (_on_device(data.features), jnp.asarray(data.log_loss), jnp.asarray(data.weight))
 
 
-def _lbfgs(objective: Any, theta0: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
-    solver = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(objective)
-
-    def step(carry: tuple[jax.Array, Any], _: Any) -> tuple[tuple[jax.Array, Any], None]:
-        theta, state = carry
-        value, grad = value_and_grad(theta, state=state)
-        updates, state = solver.update(grad, state, theta, value=value, grad=grad, value_fn=objective)
-        return (optax.apply_updates(theta, updates), state), None
-
-    (theta, _), _ = jax.lax.scan(step, (theta0, solver.init(theta0)), None, length=iterations)
-    return theta, objective(theta)
+def _covariance(law: str, hessian: np.ndarray, scale: float) -> np.ndarray:
+    """The covariance of ``theta = log(params)``: ``scale^2`` times the inverse Gauss-Newton matrix of
+    the solver's variables (the Laplace approximation), carried to ``theta`` by the linear map."""
+    m = theta_jacobian(law)
+    cov_u = scale**2 * np.linalg.pinv(hessian, hermitian=True)
+    return m @ cov_u @ m.T
 
 
 def _power_law_start(runs: Sequence[LossRun], host: Sequence[Features]) -> tuple[float, float, float]:

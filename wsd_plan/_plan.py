@@ -4,13 +4,15 @@ A WSD trunk can be cooled down from any stable checkpoint. The candidates are th
 branch steps, lengths, shapes and floors asked for; each is the ``WSDSpec`` that
 ``WSDSpec.branch_cooldown`` returns, so the winner is the exact schedule to train next. The fitted law
 predicts each candidate's whole curve (trunk up to the branch, then the cooldown) in one batched
-call. The uncertainty of a final loss is the worst relative error of the law's final-loss prediction
-on the held-out runs it is given (runs it was not fit on), else on the runs it was fit on.
+call, with an interval on its final loss (``LossLawFit.predict_interval``). Within a budget, a
+candidate is marked as not distinguishable from the best when the interval on the difference of
+their final losses (``LossLawFit.predict_difference``) contains 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import warnings
 from collections.abc import Iterable, Sequence
@@ -23,9 +25,9 @@ from wsd_core import WSDSpec
 from wsd_core._formula import DECAY_SHAPES
 from wsd_core._validation import check_choice, check_ratio, check_steps
 from wsd_plan._features import Features, features
-from wsd_plan._fit import LossLawFit, _on_device, check_prediction, float64_mode
-from wsd_plan._laws import LAWS
-from wsd_plan._runs import LossRun, branch_rates, learning_rates, resolve_warmup
+from wsd_plan._fit import LossLawFit, _on_device, check_prediction, curve_and_jacobian, float64_mode
+from wsd_plan._runs import branch_rates, learning_rates, resolve_warmup
+from wsd_plan._uncertainty import check_level, coordinates, difference_sd, log_sd, z_value
 
 CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
 
@@ -40,7 +42,9 @@ class CooldownCandidate:
       end_step: ``at_step + length``, the number of updates of the whole run.
       steps, predicted: the predicted loss curve (trunk and cooldown), ending at the last update.
       final_loss: the predicted loss after the last update.
-      uncertainty: +- on ``final_loss`` (the plan's relative uncertainty times ``final_loss``).
+      low, high: the interval on ``final_loss`` at the plan's ``level``.
+      distinguishable: whether its final loss is distinguishably worse than its budget's best (the
+        interval on the difference excludes 0); False for the best itself.
     """
 
     spec: WSDSpec
@@ -51,11 +55,18 @@ class CooldownCandidate:
     steps: np.ndarray
     predicted: np.ndarray
     final_loss: float
-    uncertainty: float
+    low: float
+    high: float
+    distinguishable: bool = False
 
     @property
     def end_step(self) -> int:
         return self.at_step + self.length
+
+    @property
+    def uncertainty(self) -> float:
+        """Half the width of the interval on ``final_loss`` (the table's +-)."""
+        return 0.5 * (self.high - self.low)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +79,13 @@ class CooldownPlan:
 
     Attributes:
       candidates: every ``CooldownCandidate``, by end step, then best first.
-      relative_uncertainty: the relative error used for every candidate's uncertainty.
-      uncertainty_source: ``"held-out"`` (runs the law was not fit on) or ``"fit"`` (its own runs,
-        an optimistic figure).
+      level: the probability of every interval (0.9: 90%).
+      law_error_scale: the fit's leave-one-run-out factor on the law's error (1: none needed).
     """
 
     candidates: tuple[CooldownCandidate, ...]
-    relative_uncertainty: float
-    uncertainty_source: str
+    level: float
+    law_error_scale: float
 
     @property
     def end_steps(self) -> tuple[int, ...]:
@@ -109,15 +119,10 @@ class CooldownPlan:
         rows: list[tuple[str, ...]] = []
         for end in self.end_steps:
             ranked = self.ranking(end)
-            best = ranked[0]
             rows.append((f"-- runs of {end} updates ({len(ranked)})",))
             rows.append(head)
             for i, c in enumerate(ranked, 1):
-                tie = (
-                    "~"
-                    if i > 1 and c.final_loss - best.final_loss <= best.uncertainty + c.uncertainty
-                    else ""
-                )
+                tie = "~" if i > 1 and not c.distinguishable else ""
                 rows.append((str(i), str(c.at_step), str(c.length), c.shape, f"{c.min_ratio:g}",
                              str(end), f"{c.final_loss:.4f}", f"{c.uncertainty:.4f}", tie))  # fmt: skip
         table = [r for r in rows if len(r) > 1]
@@ -135,10 +140,12 @@ class CooldownPlan:
                 gain = f"  ({per_k:+.4f} per 1000 more updates)"
             lines.append(f"{c.end_step:>10}: {c.shape} {c.length} from {c.at_step}  {c.final_loss:.4f}{gain}")
             previous = c
-        source = "held-out runs" if self.uncertainty_source == "held-out" else "the fit's own runs"
+        scale = ""
+        if self.law_error_scale > 1:
+            scale = f", widened {self.law_error_scale:.2f}x by leaving each fitted run out"
         lines.append(
-            f"+- is {self.relative_uncertainty:.2%} of the loss: the law's worst final-loss error on "
-            f"{source}; ~ marks a candidate not distinguishable from its budget's best"
+            f"+-: half the {self.level:.0%} interval on the final loss (parameters, noise and the law's "
+            f"own error{scale}); ~ marks a candidate not distinguishable from its budget's best"
         )
         return "\n".join(lines)
 
@@ -153,8 +160,8 @@ def plan_cooldown(
     shapes: Iterable[str] = ("1-sqrt",),
     min_ratios: Iterable[float] = (0.0,),
     peak: float | None = None,
-    held_out: Sequence[LossRun] = (),
     warmup_steps: int | None = None,
+    level: float = 0.9,
 ) -> CooldownPlan:
     """Predicts and ranks every cooldown of ``lengths`` x ``shapes`` x ``min_ratios`` off ``at_steps``.
 
@@ -170,9 +177,8 @@ def plan_cooldown(
       shapes: decay shapes (``"linear"``, ``"cosine"``, ``"1-sqrt"``, ``"geometric"``, ...).
       min_ratios: floors of the cooldown, as fractions of the peak.
       peak: the trunk's stable rate (needed with a ``WSDSpec``).
-      held_out: runs the law was not fit on, with measured losses: their worst final-loss error sets
-        the uncertainty.
       warmup_steps: the trunk's warmup (None: the spec's, or up to the largest rate).
+      level: the probability of the intervals on final losses and on their differences.
 
     Returns:
       A ``CooldownPlan``; ``plan.table()`` prints it, ``plan.best.spec`` is the schedule to run.
@@ -198,6 +204,7 @@ def plan_cooldown(
             "give budgets= (runs of that many updates: the branch is at budget - length) or at_steps= "
             "(branch off these checkpoints), not both"
         )
+    level = check_level(level)
     lens = [check_steps("lengths", n, minimum=1) for n in lengths]
     if budgets is not None:
         ends = [check_steps("budgets", b, minimum=1) for b in budgets]
@@ -263,26 +270,42 @@ def plan_cooldown(
         steps = np.unique(grid.round().astype(np.int64))
         candidates.append((spec, at, length, shape, floor, steps))
         runs.append(features(rates, steps, warmup))
-    finals_and_curves = _predict_many(fit, runs)
-    for (_, at, length, shape, floor, steps), curve in zip(candidates, finals_and_curves, strict=True):
+    predicted = _predict_many(fit, runs)
+    for (_, at, length, shape, floor, steps), (curve, _) in zip(candidates, predicted, strict=True):
         check_prediction(curve, steps, f"the {shape} cooldown of {length} from step {at} (floor {floor:g})")
-    relative, source = _relative_uncertainty(fit, held_out)
-    out = [
-        CooldownCandidate(
-            spec=spec,
-            at_step=at,
-            length=length,
-            shape=shape,
-            min_ratio=floor,
-            steps=steps,
-            predicted=curve,
-            final_loss=float(curve[-1]),
-            uncertainty=relative * float(curve[-1]),
+    # Each candidate's final point: its value, the Jacobian of its log, its coordinates
+    finals = [(float(curve[-1]), jac[-1], coordinates(fit.params, f.area[-1:], curve[-1:])[0])
+              for (curve, jac), f in zip(predicted, runs, strict=True)]  # fmt: skip
+    scale, z = fit.law_error_scale, z_value(level)
+    half = z * log_sd(
+        np.stack([j for _, j, _ in finals]), np.stack([p for _, _, p in finals]), covariance=fit.covariance,
+        residual_scale=fit.residual_scale, fitted=fit.fitted_coordinates, scale=scale,
+    )  # fmt: skip
+    order = sorted(range(len(candidates)), key=lambda i: (sum(candidates[i][1:3]), finals[i][0]))
+    best_of: dict[int, int] = {}  # end step -> index of its best candidate
+    out = []
+    for i in order:
+        (spec, at, length, shape, floor, steps), (curve, _) = candidates[i], predicted[i]
+        best = best_of.setdefault(at + length, i)
+        (vc, jc, pc), (vb, jb, pb) = finals[i], finals[best]
+        sd = difference_sd((vc, vb), (jc, jb), (pc, pb), covariance=fit.covariance,
+                           residual_scale=fit.residual_scale, scale=scale)  # fmt: skip
+        out.append(
+            CooldownCandidate(
+                spec=spec,
+                at_step=at,
+                length=length,
+                shape=shape,
+                min_ratio=floor,
+                steps=steps,
+                predicted=curve,
+                final_loss=vc,
+                low=vc * float(np.exp(-half[i])),
+                high=vc * float(np.exp(half[i])),
+                distinguishable=i != best and vc - vb - z * sd > 0,
+            )
         )
-        for (spec, at, length, shape, floor, steps), curve in zip(candidates, finals_and_curves, strict=True)
-    ]
-    out.sort(key=lambda c: (c.end_step, c.final_loss))
-    return CooldownPlan(tuple(out), relative, source)
+    return CooldownPlan(tuple(out), level, scale)
 
 
 def _warn_if_far(fit: LossLawFit, peak: float) -> None:
@@ -300,8 +323,9 @@ def _warn_if_far(fit: LossLawFit, peak: float) -> None:
         )
 
 
-def _predict_many(fit: LossLawFit, runs: Sequence[Features]) -> list[np.ndarray]:
-    """All candidates' curves in one call: features padded to common shapes (padding adds 0)."""
+def _predict_many(fit: LossLawFit, runs: Sequence[Features]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """All candidates' curves and the Jacobians of their logs in one call: features padded to common
+    shapes (padding adds 0)."""
     points = max(f.area.shape[0] for f in runs)
     terms = max(f.drop_size.shape[1] for f in runs)
 
@@ -314,12 +338,10 @@ def _predict_many(fit: LossLawFit, runs: Sequence[Features]) -> list[np.ndarray]
 
     stacked = Features(*(np.stack(xs) for xs in zip(*(pad(f) for f in runs), strict=True)))
     with float64_mode():
-        law = jax.jit(jax.vmap(LAWS[fit.law], in_axes=(None, 0)))
-        curves = np.asarray(law(fit.theta(), _on_device(stacked)))
-    return [c[: f.area.shape[0]] for c, f in zip(curves, runs, strict=True)]
+        curves, jacs = (np.asarray(a) for a in _batched(fit.law)(fit.theta(), _on_device(stacked)))
+    return [(c[: f.area.shape[0]], j[: f.area.shape[0]]) for c, j, f in zip(curves, jacs, runs, strict=True)]
 
 
-def _relative_uncertainty(fit: LossLawFit, held_out: Sequence[LossRun]) -> tuple[float, str]:
-    if held_out:
-        return float(max(m["FinalE"] for m in fit.evaluate(held_out).values())), "held-out"
-    return float(max(m["FinalE"] for m in fit.fit_metrics.values())), "fit"
+@functools.cache
+def _batched(law: str) -> Any:
+    return jax.jit(jax.vmap(functools.partial(curve_and_jacobian, law), in_axes=(None, 0)))

@@ -28,7 +28,7 @@ from flax import nnx
 from wsd_core import WSDSpec
 from wsd_core._plot import plot_series
 from wsd_jax import WSDCheckpointManager, learning_rate_from_state, wsd_schedule
-from wsd_plan import LossRun, branch_rates, fit_loss_law, learning_rates
+from wsd_plan import LossRun, branch_rates, fit_loss_law, learning_rates, plan_cooldown
 
 PEAK = 3e-3
 BATCH, EVAL_WINDOWS, EVAL_BYTES = 32, 128, 200_000
@@ -140,17 +140,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     fit = fit_loss_law([_loss_run(k, logs[k], rates[k], warmup) for k in logs], "multi-power")
     print(f"\nMulti-Power Law fit on the trunk and the first cooldown (PredE {fit.fit_error['PredE']:.4f}):")
     print("  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()))
-    predicted = {}
+    predicted, intervals = {}, {}
     for k in ("WSD trunk", name, f"cooldown from {second}", "cosine"):
         steps = np.arange(
             max(warmup, 1 if k not in branches else branches[k].start_step), len(rates[k]) + 1, every
         )
         predicted[k] = (steps, fit.predict(rates[k], steps - 1, warmup_steps=warmup))
+        low, high = fit.predict_interval(rates[k], steps[-1:] - 1, warmup_steps=warmup)
+        intervals[k] = (float(low[0]), float(high[0]))
     ahead = {k: float(predicted[k][1][-1]) for k in (f"cooldown from {second}", "cosine")}
     print(
-        "Predicted before training: " + ", ".join(f"{k} ends at {v:.4f}" for k, v in ahead.items()),
+        "Predicted before training (90% intervals): "
+        + ", ".join(
+            f"{k} ends at {v:.4f} [{intervals[k][0]:.4f}, {intervals[k][1]:.4f}]" for k, v in ahead.items()
+        ),
         flush=True,
     )
+    # Which cooldown for which budget: every run of 2/3 or all of the trunk's length, ranked per budget
+    # (a run that ends later always ends lower, so runs of different lengths are never ranked together)
+    stable = WSDSpec(total, warmup_steps=warmup, decay_steps=0)  # the trunk continued at the peak
+    plan = plan_cooldown(fit, stable, peak=peak, budgets=[(2 * total) // 3, total],
+                         lengths=[cooldown // 2, cooldown], shapes=["linear", "1-sqrt"])  # fmt: skip
+    print(f"\nThe budget plan off the trunk (law fit on two runs):\n{plan.table()}", flush=True)
 
     name = f"cooldown from {second}"
     logs[name] = _branch(name, trunk_dir, trunk_spec, branches[name], out, every, peak)
@@ -160,11 +171,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     rows = [(k, int(logs[k]["loss_step"][0]) if k in branches else 0, len(rates[k]), logs[k]["loss"][-1],
              float(predicted[k][1][-1]), k in ahead) for k in predicted]  # fmt: skip
-    print(f"\n{'run':<22}{'from':>6}{'to':>6}{'measured final':>16}{'predicted':>11}{'error':>8}")
+    head = f"{'run':<22}{'from':>6}{'to':>6}{'measured final':>16}{'predicted':>11}{'error':>8}"
+    print(f"\n{head}{'90% interval':>20}")
     for k, start, stop, measured, guess, is_ahead in rows:
         note = "  predicted before training" if is_ahead else "  (fit on)"
         error = (guess - measured) / measured
-        print(f"{k:<22}{start:>6}{stop:>6}{measured:>16.4f}{guess:>11.4f}{error:>8.2%}{note}")
+        lo, hi = intervals[k]
+        inside = "" if lo <= measured <= hi else " (missed)"
+        span = f"[{lo:.4f}, {hi:.4f}]"
+        print(
+            f"{k:<22}{start:>6}{stop:>6}{measured:>16.4f}{guess:>11.4f}{error:>8.2%}{span:>20}{inside}{note}"
+        )
     print(_takeaway(rows))
     marks = [(float(at), f"branch at {at}") for at in (first, second)]
     lr_plot = plot_series({k: (v["step"], v["lr"]) for k, v in logs.items()}, out / "learning_rates.png",
@@ -181,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"Rank more cooldowns off this trunk with the law: wsd plan --run {log_dir}/trunk.csv "
         f"{log_dir}/trunk.rates --run {log_dir}/cooldown-{first}.csv {log_dir}/cooldown-{first}.rates "
-        f"--trunk {log_dir}/trunk.rates --at {first} {second} --lengths {cooldown} {2 * cooldown} "
+        f"--trunk {log_dir}/trunk.rates --at {first} {second} --lengths {cooldown // 2} {cooldown} "
         f"--shapes linear 1-sqrt --warmup-steps {warmup}"
     )
 
