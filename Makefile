@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
-EXTRAS := jax,orbax,flax,torch,plot,plan,test,dev,docs,peers,integrations
+EXTRAS := jax,orbax,flax,torch,plot,plan,tensorboard,test,dev,docs,peers,integrations
 # Peer wheels read by tests/peers.py (downloaded without their heavy dependencies; tests skip if absent).
 PEER_WHEELS := torchtitan==0.3.0 megatron-core==0.16.1
 DEMO_DIR ?= demo_output

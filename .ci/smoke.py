@@ -88,6 +88,20 @@ def main(name: str) -> None:
         named = "[plan]" in plan.stderr and "Traceback" not in plan.stderr
         assert plan.returncode == 2 and named, plan.stderr
         print("  wsd plan without jax names the [plan] extra")
+    if name == "plan" and importlib.util.find_spec("tensorboard") is None:
+        import tempfile
+
+        from wsd_plan import LogError, load_run
+
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "events.out.tfevents.1.host").write_bytes(b"")
+            try:
+                load_run(folder)
+            except LogError as e:
+                assert "[tensorboard]" in str(e), e
+                print("  a TensorBoard log without tensorboard names the [tensorboard] extra")
+            else:
+                raise AssertionError("a TensorBoard log was read without tensorboard installed")
     if importlib.util.find_spec("matplotlib") is None:
         assert plot.returncode == 2 and "[plot]" in plot.stderr and "Traceback" not in plot.stderr, (
             plot.stderr

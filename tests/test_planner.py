@@ -408,6 +408,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
         "fitting the multi-power law to 2 run(s)" in captured.err and "predicting and ranking" in captured.err
     )
     assert "fitting the" not in text
+    assert all(line.endswith(" s") or line.startswith("  warning: ") for line in captured.err.splitlines())
     assert "held out wsdld_20000_24000" in text and "rank  branch at" in text
     assert "inside its 90% interval" in text
     ranked = [line.split() for line in text.splitlines() if line.strip()[:2] in ("1 ", "2 ", "3 ", "4 ")]
@@ -563,7 +564,9 @@ def test_a_wandb_export_is_read_with_its_blank_cells_and_min_max_columns(tmp_pat
     )
     log = read_log(_write(tmp_path / "wandb.csv", text))
     assert log.steps.tolist() == [100, 200] and log.losses.tolist() == [3.5, 3.2]
-    assert log.lrs is not None and log.lrs.tolist() == [1e-3, 9e-4]
+    # the rate is kept where it was logged, also on a row with no loss
+    assert log.lr_steps is not None and log.lr_steps.tolist() == [100, 150, 200]
+    assert log.lrs is not None and log.lrs.tolist() == [1e-3, 1e-3, 9e-4]
 
 
 def test_columns_can_be_named_and_a_bom_is_accepted(tmp_path):

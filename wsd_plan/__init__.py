@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from wsd_plan._fit import fit_loss_law as fit_loss_law
     from wsd_plan._fit import relative_errors as relative_errors
     from wsd_plan._laws import PARAMETERS as PARAMETERS
+    from wsd_plan._loading import load_run as load_run
+    from wsd_plan._loading import read_schedule as read_schedule
+    from wsd_plan._logs import LogError as LogError
     from wsd_plan._plan import CooldownCandidate as CooldownCandidate
     from wsd_plan._plan import CooldownPlan as CooldownPlan
     from wsd_plan._plan import plan_cooldown as plan_cooldown
@@ -43,6 +46,9 @@ _HOMES = {
     "fit_loss_law": "_fit",
     "relative_errors": "_fit",
     "PARAMETERS": "_laws",
+    "load_run": "_loading",
+    "read_schedule": "_loading",
+    "LogError": "_logs",
     "CooldownCandidate": "_plan",
     "CooldownPlan": "_plan",
     "plan_cooldown": "_plan",
@@ -67,14 +73,17 @@ __all__ = [
     "PARAMETERS",
     "CooldownCandidate",
     "CooldownPlan",
+    "LogError",
     "LossLawFit",
     "LossRun",
     "branch_rates",
     "curve_metrics",
     "fit_loss_law",
     "learning_rates",
+    "load_run",
     "plan_cooldown",
     "published_rates",
     "published_runs",
+    "read_schedule",
     "relative_errors",
 ]

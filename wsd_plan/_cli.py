@@ -29,7 +29,8 @@ def add_plan_command(sub: Any) -> None:
         description="Fits the Multi-Power Law (or the annealing law) to the logged runs, predicts every "
         "cooldown of --lengths x --shapes x --min-ratios that ends at each of --budgets (or branches "
         "at each --at step) of the trunk, and ranks the runs of each length by predicted final loss. "
-        "A LOG is a CSV with step and loss columns; a SCHEDULE is a WSDSpec as JSON (spec.to_dict(); "
+        "A LOG is a CSV with step and loss columns, or a TensorBoard event file or run folder (extra "
+        "[tensorboard]); a SCHEDULE is a WSDSpec as JSON (spec.to_dict(); "
         "needs --peak) or the rate of every update from step 0 (.npy, or a CSV/text file with an lr "
         "column or one rate per line).",
         epilog=PLAN_EXAMPLE,

@@ -1,115 +1,35 @@
-"""What ``wsd plan`` runs (its arguments are declared in ``wsd_plan._cli``): read the runs, fit a law,
-plan the cooldowns, print and plot.
-
-Inputs are the logs a training loop writes (``wsd_plan._logs``) and each run's schedule: a
-``WSDSpec`` saved as JSON (``spec.to_dict()``; with ``--peak``), the rates of every update from step
-0 (a ``.npy`` file, or a CSV/text file with one rate per line or an ``lr`` column), or the log's own
-``lr`` column when it covers every update.
+"""What ``wsd plan`` runs (its arguments are declared in ``wsd_plan._cli``): read the runs
+(``wsd_plan._loading``), fit a law, plan the cooldowns, print and plot.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from wsd_core import WSDSpec
 from wsd_plan._fit import fit_loss_law
-from wsd_plan._logs import (
-    LR_NAMES,
-    LogError,
-    check_logged_rates,
-    find_column,
-    rates_from_log,
-    read_log,
-    read_number,
-    read_table,
-)
+from wsd_plan._loading import load_run, read_schedule
+from wsd_plan._logs import LogError
 from wsd_plan._plan import CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun
 
-
-def read_schedule(path: str | Path) -> WSDSpec | np.ndarray:
-    """A ``WSDSpec`` from a JSON file, or per-update rates from ``.npy``, ``.csv`` or text."""
-    path = Path(path)
-    if not path.is_file():
-        raise LogError(f"{path}: no such file (a schedule: a WSDSpec as JSON, or per-update rates)")
-    if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except (ValueError, RecursionError) as e:
-            raise LogError(f"{path}: not JSON ({type(e).__name__}: {str(e)[:80]})") from None
-        if not isinstance(data, dict):
-            raise LogError(f"{path}: a WSDSpec JSON is an object of its fields, got {type(data).__name__}")
-        try:
-            return WSDSpec.from_dict(data)
-        except (ValueError, TypeError) as e:
-            raise LogError(f"{path}: not a WSDSpec ({e})") from None
-    if path.suffix == ".npy":
-        try:
-            rates = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise LogError(f"{path}: not a numpy array file ({e})") from None
-    elif _looks_like_csv(path):
-        header, data = read_table(path)
-        column = find_column(path, header, None, LR_NAMES, "rates", "an lr column")
-        rates = np.array([read_number(path, line, row[column], "lr", positive=False) for line, row in data])
-    else:
-        try:
-            rates = np.loadtxt(path, ndmin=1)
-        except ValueError as e:
-            raise LogError(f"{path}: not one rate per line ({e})") from None
-    if rates.ndim != 1 or rates.size == 0 or rates.dtype.kind not in "fiu":
-        raise LogError(
-            f"{path}: the rates must be a non-empty 1-d array of numbers, got {rates.dtype} {rates.shape}"
-        )
-    return rates.astype(np.float64)
-
-
-def _looks_like_csv(path: Path) -> bool:
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        first = f.readline()
-    return bool(first.strip()) and not _is_number(first.split(",")[0])
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+__all__ = ["read_schedule", "run_plan"]
 
 
 def _run(files: list[str], args: argparse.Namespace) -> LossRun:
-    """A run from ``LOG [SCHEDULE]``: without a schedule the log's lr column must cover every update;
-    with one, a logged lr column is checked against it."""
+    """A run from ``--run LOG [SCHEDULE]`` (``load_run`` with the command's options)."""
     if not 1 <= len(files) <= 2:
         raise LogError(f"--run takes a LOG and optionally its SCHEDULE, got {len(files)} files: {files}")
-    log = read_log(
-        files[0], step_column=args.step_column, loss_column=args.loss_column, lr_column=args.lr_column
-    )
-    if len(files) == 1:
-        rates: WSDSpec | np.ndarray = rates_from_log(log)
-        peak = None
-    else:
-        rates = read_schedule(files[1])
-        peak = args.peak if isinstance(rates, WSDSpec) else None
-        if isinstance(rates, WSDSpec) and peak is None:
-            raise LogError(f"{files[1]} is a WSDSpec: give --peak, the stable learning rate")
-    try:
-        run = LossRun(rates, log.steps, log.losses, args.warmup_steps, Path(files[0]).stem, peak)
-    except ValueError as e:
-        raise LogError(f"{' with '.join(files)}: {e}") from None
-    if len(files) == 2:
-        check_logged_rates(log, run.lrs, files[1])
-    return run
+    return load_run(files[0], files[1] if len(files) == 2 else None, peak=args.peak,
+                    warmup_steps=args.warmup_steps, step_column=args.step_column,
+                    loss_column=args.loss_column, lr_column=args.lr_column)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -118,12 +38,17 @@ def stage(what: str) -> Iterator[None]:
     stdout, so progress never mixes into output that is piped or saved."""
     print(f"{what} ...", end="", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    try:
-        yield
-    except BaseException:
-        print(" failed", file=sys.stderr, flush=True)  # the error's own message follows on its line
-        raise
+    # warnings raised meanwhile (a fit's notes) are shown after the stage's line ends, not inside it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield
+        except BaseException:
+            print(" failed", file=sys.stderr, flush=True)  # the error's own message follows on its line
+            raise
     print(f" {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    for w in caught:
+        print(f"  warning: {w.message}", file=sys.stderr, flush=True)
 
 
 def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:

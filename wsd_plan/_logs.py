@@ -25,13 +25,15 @@ class LogError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Log:
-    """The logged points of one run: steps (int64, increasing), losses, and the logged rates (None
-    when the log has no rate column)."""
+    """The logged points of one run: the loss's steps (int64, increasing) and losses, and the rate's
+    own steps and values (None when the log has no rate column). A logger often records the rate at
+    other steps than the loss (every update, or less often)."""
 
     path: str
     steps: np.ndarray
     losses: np.ndarray
-    lrs: np.ndarray | None
+    lr_steps: np.ndarray | None = None
+    lrs: np.ndarray | None = None
 
 
 def read_table(path: str | Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -101,32 +103,45 @@ def read_log(
     loss_column: str | None = None,
     lr_column: str | None = None,
 ) -> Log:
-    """The logged steps, losses and rates of a CSV log (see the module docstring).
+    """The logged steps, losses and rates of a CSV log (see the module docstring), or of a TensorBoard
+    event file or run folder (``wsd_plan._tensorboard``).
 
     Rows whose loss cell is blank are skipped (a W&B export has a row for every step at which any
     metric was logged). Steps must be integers in [0, 2**63 - 1], increasing; losses finite and > 0.
     """
+    from wsd_plan._tensorboard import is_event_log, read_event_log
+
+    if is_event_log(path):
+        return read_event_log(path, step_column=step_column, loss_column=loss_column, lr_column=lr_column)
+    if Path(path).is_dir():
+        raise LogError(f"{path}: a folder with no TensorBoard event files (events.out.tfevents.*) in it")
     header, data = read_table(path)
     step_i = find_column(path, header, step_column, STEP_NAMES, "steps", "--step-column")
     loss_i = find_column(path, header, loss_column, LOSS_NAMES, "losses", "--loss-column")
     lr_i = find_optional_column(path, header, lr_column, LR_NAMES, "rates", "--lr-column")
-    steps, losses, lrs = [], [], []
+    steps, losses, lr_steps, lrs = [], [], [], []
     for line, row in data:
-        if not row[loss_i].strip():
+        has_loss, has_lr = bool(row[loss_i].strip()), lr_i is not None and bool(row[lr_i].strip())
+        if not (has_loss or has_lr):
             continue
-        steps.append(_step(path, line, row[step_i]))
-        losses.append(read_number(path, line, row[loss_i], "loss", positive=True))
-        if lr_i is not None:
-            lrs.append(read_number(path, line, row[lr_i], "lr", positive=False))
+        step = _step(path, line, row[step_i])
+        if has_loss:
+            steps.append(step)
+            losses.append(read_number(path, line, row[loss_i], "loss", positive=True))
+        if has_lr:
+            lr_steps.append(step)
+            lrs.append(read_number(path, line, row[lr_i], "lr", positive=False))  # type: ignore[index]
     if not steps:
         raise LogError(f"{path}: no row has a loss")
-    for k in range(1, len(steps)):
-        if steps[k] <= steps[k - 1]:
-            raise LogError(f"{path}: steps must increase, but step {steps[k]} follows {steps[k - 1]}")
+    for series in (steps, lr_steps):
+        for k in range(1, len(series)):
+            if series[k] <= series[k - 1]:
+                raise LogError(f"{path}: steps must increase, but step {series[k]} follows {series[k - 1]}")
     return Log(
         str(path),
         np.asarray(steps, dtype=np.int64),
         np.asarray(losses, dtype=np.float64),
+        np.asarray(lr_steps, dtype=np.int64) if lr_i is not None else None,
         np.asarray(lrs, dtype=np.float64) if lr_i is not None else None,
     )
 
@@ -159,25 +174,26 @@ def read_number(path: str | Path, line: int, text: str, what: str, *, positive: 
 
 def rates_from_log(log: Log) -> np.ndarray:
     """The rate of every update from the log's ``lr`` column, which must cover every update from 0
-    to the last logged step (otherwise the run's schedule is needed)."""
-    if log.lrs is None:
+    to the last logged loss (otherwise the run's schedule is needed)."""
+    if log.lrs is None or log.lr_steps is None:
         raise LogError(f"{log.path}: no lr column; give the run's schedule (a WSDSpec JSON or its rates)")
-    expected = np.arange(int(log.steps[-1]) + 1)
-    if log.steps.size != expected.size or not np.array_equal(log.steps, expected):
+    last = int(log.steps[-1])
+    covered = log.lr_steps[log.lr_steps <= last]
+    if covered.size != last + 1 or not np.array_equal(covered, np.arange(last + 1)):
         raise LogError(
-            f"{log.path}: the lr column covers {log.steps.size} of the {expected.size} updates up to step "
-            f"{log.steps[-1]}; give the run's schedule too (the logged rates are then checked against it)"
+            f"{log.path}: the lr column covers {covered.size} of the {last + 1} updates up to step "
+            f"{last}; give the run's schedule too (the logged rates are then checked against it)"
         )
-    return log.lrs
+    return log.lrs[: last + 1]
 
 
 def check_logged_rates(log: Log, rates: np.ndarray, schedule: str, rtol: float = 1e-3) -> None:
     """Refuses a schedule that disagrees with the rates the run logged. A logger may record the rate
     of the update it just applied or of the next one: either matches."""
-    if log.lrs is None:
+    if log.lrs is None or log.lr_steps is None:
         return
-    steps = log.steps[log.steps < rates.size]
-    logged = log.lrs[: steps.size]
+    inside = log.lr_steps < rates.size
+    steps, logged = log.lr_steps[inside], log.lrs[inside]
     this = rates[steps]
     before = rates[np.maximum(steps - 1, 0)]
     close = lambda a: np.abs(a - logged) <= rtol * np.maximum(np.abs(logged), 1e-12)
