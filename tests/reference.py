@@ -92,3 +92,21 @@ def reference_multiplier(
 
 def reference_curve(fields: dict[str, Any], steps: Any) -> list[float]:
     return [reference_multiplier(int(s), **fields) for s in steps]
+
+
+def reference_stable_fraction(step: int, **fields: Any) -> float:
+    """A companion hyperparameter's h(step) per the contract, from 340-digit arithmetic: 1 in the
+    warmup and at the peak, (g(p) - r) / (1 - r) in a decay (1 when r = 1)."""
+    f = {"warmup_steps": 0, "decay_shape": "1-sqrt", "min_ratio": 0.0, "start_step": 0, **fields}
+    with mp.workdps(340):
+        ends = period_ends(f["total_steps"], f.get("checkpoints"))
+        lengths = decay_lengths(ends, f.get("decay_steps"), f.get("decay_ratio"))
+        u = max(step - f["start_step"], 0)
+        i = next((k for k, c in enumerate(ends) if u < c), len(ends) - 1)
+        d = lengths[i]
+        b = ends[i] - d
+        r = mp.mpf(f["min_ratio"])
+        if u < f["warmup_steps"] or d == 0 or u < b or r == 1:
+            return 1.0
+        p = min(mp.mpf(u - b) / d, mp.mpf(1))
+        return float((_decay(f["decay_shape"], p, r) - r) / (1 - r))

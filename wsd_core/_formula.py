@@ -199,6 +199,27 @@ def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
     return ops.clip(m, plan.floor, 1.0)
 
 
+def stable_fraction(step: Any, plan: Resolved, ops: Backend) -> Any:
+    """h(step) of the contract's companion hyperparameters: 1 where the rate is at its peak or warming
+    up to it, 0 where a decay reaches the floor, and in between the rate's own decay progress
+    ``(g - r) / (1 - r)`` (``g`` the decay shape, ``r = min_ratio``). A companion value is
+    ``cooled + (stable - cooled) * h``. With ``min_ratio = 1`` nothing decays: h = 1."""
+    s0 = plan.start_step
+    u = ops.maximum(step, s0) - s0
+    b, c, d = ops.locate(u)
+    decaying = (d > 0) & (u >= b)
+    r = plan.min_ratio
+    if r < 1.0:  # static
+        width = 1.0 - r
+        h = ops.select(decaying, lambda: (decay_value(u, b, c, d, plan, ops) - r) / width, lambda: 1.0)
+    else:
+        h = ops.select(decaying, lambda: 1.0, lambda: 1.0)
+    if plan.warmup_steps > 0:  # the warmup counts as the peak: a companion moves only in a decay
+        stable_or_decay = h
+        h = ops.select(u < plan.warmup_steps, lambda: 1.0, lambda: stable_or_decay)
+    return ops.clip(h, 0.0, 1.0)
+
+
 class ArrayBackend:
     """What the array backends share, given their array module ``xp`` (``jax.numpy`` or ``torch``):
     both branches evaluated and chosen with ``where``, and a square root that is safe under autograd.

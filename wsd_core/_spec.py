@@ -21,6 +21,7 @@ from wsd_core._formula import (
     Resolved,
     decay_value,
     evaluate,
+    stable_fraction,
     warmup_value,
 )
 from wsd_core._presets import SpecPresets
@@ -207,6 +208,20 @@ class WSDSpec(SpecBranching, SpecPresets):
             b, c, d = piece
             m = decay_value(u, b, c, d, plan, ops)
         return float(ops.clip(m, plan.floor, 1.0))
+
+    def stable_fraction(self, step: int | float) -> float:
+        """h(step) of a companion hyperparameter (``docs/contract.md``, "Companion hyperparameters"):
+        1 at the peak (warmup included), 0 at the floor, the rate's own decay progress in between.
+        A companion's value is ``cooled + (stable - cooled) * h``.
+
+        Examples:
+          >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear", min_ratio=0.1)
+          >>> [round(spec.stable_fraction(t), 3) for t in (0, 500, 900, 1000)]
+          [1.0, 1.0, 0.5, 0.0]
+        """
+        if type(step) is not int:
+            step = v.check_step_value(step)
+        return float(stable_fraction(step, self._resolved, self._python_backend))
 
     @functools.cached_property
     def _pieces(self) -> tuple[tuple[int, ...], tuple[Any, ...]]:

@@ -26,7 +26,9 @@ from wsd_jax._hyperparams import learning_rate_from_state as learning_rate_from_
 from wsd_jax._hyperparams import rate_of_last_update as rate_of_last_update
 from wsd_jax._integrity import CheckpointIntegrityError as CheckpointIntegrityError
 from wsd_jax._lock import WriterLockError as WriterLockError
+from wsd_jax._schedule import WSDCompanion as WSDCompanion
 from wsd_jax._schedule import WSDSchedule as WSDSchedule
+from wsd_jax._schedule import wsd_companion as wsd_companion
 from wsd_jax._schedule import wsd_schedule as wsd_schedule
 
 if TYPE_CHECKING:  # imported on first use (below); named here for type checkers and the API docs
@@ -41,6 +43,7 @@ __all__ = [
     "Phase",
     "SavePlan",
     "WSDCheckpointManager",
+    "WSDCompanion",
     "WSDSchedule",
     "WSDSpec",
     "WriterLockError",
@@ -51,6 +54,7 @@ __all__ = [
     "spec_from_restored",
     "spec_restore_args",
     "spec_save_args",
+    "wsd_companion",
     "wsd_schedule",
 ]
 

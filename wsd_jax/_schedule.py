@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_core._formula import ArrayBackend, Resolved, evaluate
+from wsd_core._formula import ArrayBackend, Resolved, evaluate, stable_fraction
 from wsd_core._spec import spec_from_args
 from wsd_core._validation import check_real, is_bool
 
@@ -49,44 +49,65 @@ class WSDSchedule:
     dtype: Any = jnp.float32
 
     def __call__(self, count: Any) -> jax.Array:
-        plan = self.spec.resolved()
-        lo, hi = plan.count_range
-        if not isinstance(count, jax.Array):  # a Python or numpy count: clamp before jax narrows it
-            host = np.asarray(count)
-            if host.dtype.kind in "iu":
-                host = np.clip(host, min(lo, np.iinfo(host.dtype).max), min(hi, np.iinfo(host.dtype).max))
-            count = jnp.asarray(host)
-        dtype = count.dtype
-        if dtype == jnp.bool_ or not (
-            jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
-        ):
-            raise TypeError(f"count must be an integer or real step, got dtype {dtype}")
-        # Computed in at least float32: float16 cannot hold step differences past 65504, and bfloat16
-        # counts only 256 steps exactly. The result is cast to the requested dtype at the end.
-        compute = jnp.promote_types(self.dtype, jnp.float32)
-        x64 = bool(jax.config.read("jax_enable_x64"))
-        if jnp.issubdtype(dtype, jnp.floating):
-            count = count.astype(jnp.promote_types(dtype, compute))
-            ops = _JaxBackend(plan, count.dtype, compute)
-        else:
-            # Every count outside [s0, s0 + T] evaluates like the nearer end, so clamping in the
-            # count's own type is exact; the table type then holds every value (int32 is optax's
-            # count; int64 where x64 is on and a bound or the count needs it).
-            info = jnp.iinfo(dtype)
-            count = jnp.clip(count, min(lo, info.max), min(hi, info.max))
-            wide = x64 and (dtype.itemsize == 8 or hi > _INT32_MAX)
-            table = jnp.int64 if wide else jnp.int32
-            if hi > _INT32_MAX and not wide:
-                raise ValueError(
-                    f"this schedule ends at step {hi}, past int32; enable jax_enable_x64 to evaluate it"
-                )
-            count = count.astype(table)
-            ops = _JaxBackend(plan, table, compute)
-        m = evaluate(count, plan, ops)
-        rate = jnp.asarray(self.peak_value, compute) * m
-        if jnp.issubdtype(count.dtype, jnp.floating):
-            rate = jnp.where(jnp.isnan(count), jnp.nan, rate)  # a NaN step is no step: NaN, not a rate
-        return rate.astype(self.dtype)
+        m, compute = _on_counts(self.spec, count, self.dtype, evaluate)
+        return (jnp.asarray(self.peak_value, compute) * m).astype(self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class WSDCompanion:
+    """An ``optax.Schedule`` for a hyperparameter that moves with the rate's cooldown (``beta2``,
+    ``weight_decay``): ``cooled + (stable - cooled) * h(count)``. Build it with ``wsd_companion``."""
+
+    spec: WSDSpec
+    stable_value: float
+    cooled_value: float
+    dtype: Any = jnp.float32
+
+    def __call__(self, count: Any) -> jax.Array:
+        h, compute = _on_counts(self.spec, count, self.dtype, stable_fraction)
+        stable, cooled = jnp.asarray(self.stable_value, compute), jnp.asarray(self.cooled_value, compute)
+        return (cooled + (stable - cooled) * h).astype(self.dtype)
+
+
+def _on_counts(spec: WSDSpec, count: Any, dtype: Any, formula: Any) -> tuple[jax.Array, Any]:
+    """``formula(count, plan, ops)`` (the contract's m, or a companion's h) on jax counts: integer
+    counts clamped exactly into the run and evaluated on integer boundaries, real counts on the real
+    extension, a NaN count giving NaN. Returns the value and the compute dtype."""
+    plan = spec.resolved()
+    lo, hi = plan.count_range
+    if not isinstance(count, jax.Array):  # a Python or numpy count: clamp before jax narrows it
+        host = np.asarray(count)
+        if host.dtype.kind in "iu":
+            host = np.clip(host, min(lo, np.iinfo(host.dtype).max), min(hi, np.iinfo(host.dtype).max))
+        count = jnp.asarray(host)
+    kind = count.dtype
+    if kind == jnp.bool_ or not (jnp.issubdtype(kind, jnp.integer) or jnp.issubdtype(kind, jnp.floating)):
+        raise TypeError(f"count must be an integer or real step, got dtype {kind}")
+    # Computed in at least float32: float16 cannot hold step differences past 65504, and bfloat16
+    # counts only 256 steps exactly. The result is cast to the requested dtype by the caller.
+    compute = jnp.promote_types(dtype, jnp.float32)
+    x64 = bool(jax.config.read("jax_enable_x64"))
+    if jnp.issubdtype(kind, jnp.floating):
+        count = count.astype(jnp.promote_types(kind, compute))
+        ops = _JaxBackend(plan, count.dtype, compute)
+    else:
+        # Every count outside [s0, s0 + T] evaluates like the nearer end, so clamping in the
+        # count's own type is exact; the table type then holds every value (int32 is optax's
+        # count; int64 where x64 is on and a bound or the count needs it).
+        info = jnp.iinfo(kind)
+        count = jnp.clip(count, min(lo, info.max), min(hi, info.max))
+        wide = x64 and (kind.itemsize == 8 or hi > _INT32_MAX)
+        table = jnp.int64 if wide else jnp.int32
+        if hi > _INT32_MAX and not wide:
+            raise ValueError(
+                f"this schedule ends at step {hi}, past int32; enable jax_enable_x64 to evaluate it"
+            )
+        count = count.astype(table)
+        ops = _JaxBackend(plan, table, compute)
+    value = jnp.asarray(formula(count, plan, ops), compute)
+    if jnp.issubdtype(count.dtype, jnp.floating):
+        value = jnp.where(jnp.isnan(count), jnp.nan, value)  # a NaN step is no step: NaN, not a value
+    return value, compute
 
 
 def wsd_schedule(
@@ -119,12 +140,54 @@ def wsd_schedule(
     spec = spec_from_args(spec, fields)
     peak = _check_peak(peak_value)
     dtype = _check_dtype(dtype)
+    _check_fits_count(spec)
+    return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
+
+
+def _check_fits_count(spec: WSDSpec) -> None:
     if not jax.config.read("jax_enable_x64") and spec.end_step > _INT32_MAX:
         raise ValueError(
             f"start_step + total_steps = {spec.end_step} must fit optax's int32 count "
             f"(<= {_INT32_MAX}); enable jax_enable_x64 and count in int64 for longer runs"
         )
-    return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
+
+
+def wsd_companion(
+    stable_value: float,
+    cooled_value: float,
+    *,
+    spec: WSDSpec | None = None,
+    dtype: Any = jnp.float32,
+    **fields: Any,
+) -> WSDCompanion:
+    """An ``optax.Schedule`` for another hyperparameter that moves with the rate's cooldown.
+
+    It is ``stable_value`` while the rate is at its peak (the warmup included), ``cooled_value`` where
+    the rate reaches its floor, and in between follows the rate's own decay:
+    ``cooled + (stable - cooled) * (m - r) / (1 - r)`` (``m`` the multiplier, ``r = min_ratio``).
+    A higher ``b2`` during the cooldown helps consistently (Dremov et al., "Training Dynamics of the
+    Cooldown Stage in Warmup-Stable-Decay Learning Rate Scheduler", TMLR 2025); Megatron-LM ramps
+    weight decay. With ``min_ratio = 1`` nothing decays and the value stays ``stable_value``.
+
+    Args:
+      stable_value, cooled_value: the hyperparameter at the peak and at the floor (finite).
+      spec: the rate's ``WSDSpec`` (or its fields as keyword arguments).
+      dtype: the float type of the returned value.
+
+    Examples:
+      >>> import optax
+      >>> spec = WSDSpec(10_000, warmup_steps=500, decay_steps=2000, decay_shape="linear", min_ratio=0.0)
+      >>> b2 = wsd_companion(0.95, 0.999, spec=spec)
+      >>> lr = wsd_schedule(3e-4, spec=spec)
+      >>> optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, b2=b2)
+      >>> [round(float(b2(t)), 4) for t in (0, 5000, 9000, 10_000)]
+      [0.95, 0.95, 0.9745, 0.999]
+    """
+    spec = spec_from_args(spec, fields)
+    stable = check_real("stable_value", stable_value)
+    cooled = check_real("cooled_value", cooled_value)
+    _check_fits_count(spec)
+    return WSDCompanion(spec=spec, stable_value=stable, cooled_value=cooled, dtype=_check_dtype(dtype))
 
 
 def _check_peak(value: Any) -> Any:

@@ -16,6 +16,7 @@ from wsd_core import Phase as Phase
 from wsd_core import WSDSpec as WSDSpec
 from wsd_core import __version__ as __version__
 from wsd_torch._backend import multiplier_tensor as multiplier_tensor
+from wsd_torch._companion import WSDCompanion as WSDCompanion
 from wsd_torch._container import WSDSchedulersContainer as WSDSchedulersContainer
 from wsd_torch._device_lr import WSDDeviceLR as WSDDeviceLR
 from wsd_torch._lambda_lr import WSDLR as WSDLR
@@ -24,6 +25,7 @@ from wsd_torch._torchtitan import WSDLRSchedulersConfig as WSDLRSchedulersConfig
 __all__ = [
     "WSDLR",
     "Phase",
+    "WSDCompanion",
     "WSDDeviceLR",
     "WSDLRSchedulersConfig",
     "WSDSchedulersContainer",

@@ -1,0 +1,139 @@
+"""``WSDCompanion``: another optimizer hyperparameter (``betas[1]``, ``weight_decay``) that moves with
+the rate's cooldown, set in every param group at each step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+from wsd_core import WSDSpec
+from wsd_core._spec import spec_from_args
+from wsd_core._spec_change import check_saved_spec
+from wsd_core._validation import check_bool, check_int, check_real
+from wsd_torch._optimizer import check_optimizer
+
+
+class WSDCompanion:
+    """Sets ``group[key]`` (or ``group[key][index]``) to ``cooled + (stable - cooled) * h(step)`` in
+    every param group, where ``h = spec.stable_fraction(step)``: ``stable_value`` while the rate is at
+    its peak (the warmup included), ``cooled_value`` where it reaches its floor, following the rate's
+    own decay in between (``docs/contract.md``, "Companion hyperparameters").
+
+    It counts steps as a torch scheduler does (``last_epoch`` is the number of updates applied; call
+    ``step()`` after ``optimizer.step()``, beside the rate's scheduler), and its ``state_dict`` holds
+    the spec, key and values, refused on load when they differ from its own unless
+    ``allow_spec_change`` (the spec alone may then change, as when a cooldown is branched).
+
+    Args:
+      optimizer: the wrapped optimizer.
+      key: the param-group entry, e.g. ``"weight_decay"`` or ``"betas"``.
+      stable_value, cooled_value: the hyperparameter at the peak and at the floor.
+      index: for a tuple entry such as ``betas``, which element (1 for beta2); None for a number.
+      spec: the rate's ``WSDSpec`` (or its fields as keyword arguments).
+      last_epoch: -1 to start; use ``load_state_dict`` to resume.
+
+    Examples:
+      >>> import torch
+      >>> opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1e-3, betas=(0.9, 0.95))
+      >>> spec = WSDSpec(100, warmup_steps=10, decay_steps=20, decay_shape="linear", min_ratio=0.0)
+      >>> beta2 = WSDCompanion(opt, key="betas", index=1, stable_value=0.95, cooled_value=0.999, spec=spec)
+      >>> for _ in range(90):
+      ...     opt.step()
+      ...     beta2.step()
+      >>> [round(b, 4) for b in opt.param_groups[0]["betas"]]
+      [0.9, 0.9745]
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        key: str,
+        stable_value: float,
+        cooled_value: float,
+        index: int | None = None,
+        spec: WSDSpec | None = None,
+        last_epoch: int = -1,
+        **fields: Any,
+    ) -> None:
+        check_optimizer("WSDCompanion", optimizer)
+        self.optimizer = optimizer
+        self.spec = spec_from_args(spec, fields)
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a param-group entry name (a str), got {key!r}")
+        self.key = key
+        self.index = None if index is None else check_int("index", index, minimum=0)
+        self.stable_value = check_real("stable_value", stable_value)
+        self.cooled_value = check_real("cooled_value", cooled_value)
+        for i, group in enumerate(optimizer.param_groups):
+            self._check_group(i, group)
+        self.last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
+        self.step()
+
+    def _check_group(self, i: int, group: dict[str, Any]) -> None:
+        if self.key not in group:
+            entries = sorted(k for k in group if k != "params")
+            raise ValueError(f"param group {i} has no {self.key!r} entry; its entries are {entries}")
+        entry = group[self.key]
+        if self.index is None and isinstance(entry, (tuple, list)):
+            raise ValueError(f"param group {i}'s {self.key!r} is a {type(entry).__name__}: give index=")
+        if self.index is not None and (not isinstance(entry, (tuple, list)) or len(entry) <= self.index):
+            raise ValueError(f"param group {i}'s {self.key!r} is {entry!r}: it has no element {self.index}")
+
+    def value_at(self, step: int) -> float:
+        """The hyperparameter for the update after ``step`` updates."""
+        h = self.spec.stable_fraction(step)
+        return self.cooled_value + (self.stable_value - self.cooled_value) * h
+
+    def get_last_value(self) -> float:
+        """The value set by the last ``step()``."""
+        return self.value_at(max(self.last_epoch, 0))
+
+    def step(self) -> None:
+        """Counts one update and sets the value for the next one in every param group."""
+        self.last_epoch += 1
+        self._apply()
+
+    def _apply(self) -> None:
+        value = self.value_at(self.last_epoch)
+        for i, group in enumerate(self.optimizer.param_groups):
+            self._check_group(i, group)  # a group added later must have the entry too
+            if self.index is None:
+                if isinstance(group[self.key], torch.Tensor):
+                    group[self.key].fill_(value)
+                else:
+                    group[self.key] = value
+            else:
+                entry = list(group[self.key])
+                entry[self.index] = value
+                group[self.key] = tuple(entry) if isinstance(group[self.key], tuple) else entry
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count, the spec (a plain dict), the key, index and values."""
+        return {
+            "last_epoch": self.last_epoch,
+            "spec": self.spec.to_dict(),
+            "key": self.key,
+            "index": self.index,
+            "stable_value": self.stable_value,
+            "cooled_value": self.cooled_value,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], *, allow_spec_change: bool = False) -> None:
+        """Resumes from ``state_dict()``: refused if it was saved for another key, index or values, or
+        (unless ``allow_spec_change``) under another spec."""
+        allow_spec_change = check_bool("allow_spec_change", allow_spec_change)
+        if not isinstance(state, dict) or "spec" not in state or "last_epoch" not in state:
+            raise ValueError(f"not a WSDCompanion state (it needs 'spec' and 'last_epoch'): {state!r:.200}")
+        mine = self.state_dict()
+        for field in ("key", "index", "stable_value", "cooled_value"):
+            if state.get(field) != mine[field]:
+                raise ValueError(
+                    f"the saved companion sets {field}={state.get(field)!r}, this one {mine[field]!r}: "
+                    "is it the state of another hyperparameter?"
+                )
+        check_saved_spec(WSDSpec.from_dict(state["spec"]), self.spec, allow_spec_change)
+        self.last_epoch = check_int("last_epoch", state["last_epoch"], minimum=0)
+        self._apply()
