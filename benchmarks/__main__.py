@@ -108,6 +108,7 @@ def main() -> None:
 
         rows += planner_bench.prediction_speed(3 if args.quick else 7)
         rows += planner_bench.fit_speed()
+        rows += planner_bench.optimizer_speed()
         rows += planner_bench.accuracy()
         rows += planner_bench.interval_calibration()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -306,6 +306,9 @@ def test_a_budget_plan_ranks_only_runs_of_the_same_length():
     assert plan.end_steps == (6000, 24000)
     # budget 6000: a 5000-step cooldown would branch at 1000, inside the warmup: not a candidate
     assert {(c.at_step, c.length) for c in plan.ranking(6000)} == {(4000, 2000)}
+    # nor one branching exactly where the warmup ends (its last trunk update is below the peak)
+    at_end = plan_cooldown(fit, trunk, peak=3e-4, budgets=[7000], lengths=[5000, 2000])
+    assert {(c.at_step, c.length) for c in at_end.candidates} == {(5000, 2000)}
     assert {(c.at_step, c.length) for c in plan.ranking(24000)} == {(22000, 2000), (19000, 5000)}
     best = plan.best_for(24000)
     assert best is plan.ranking(24000)[0] and best is plan.best
@@ -398,7 +401,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
         "--held-out", str(data / "wsdld_20000_24000.csv"), str(tmp_path / "rates.txt"),
         "--peak", "3e-4", "--warmup-steps", "2160", "--trunk", files["trunk"], "--budgets", "22000", "24000",
         "--lengths", "2000", "4000", "--shapes", "linear", "geometric", "--min-ratios", "0.1",
-        "--out", str(out),
+        "--out", str(out), "--optimize",
     ])
     # fmt: on
     captured = capsys.readouterr()
@@ -411,6 +414,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
     assert all(line.endswith(" s") or line.startswith("  warning: ") for line in captured.err.splitlines())
     assert "held out wsdld_20000_24000" in text and "rank  branch at" in text
     assert "inside its 90% interval" in text
+    assert "law-optimal end of a 24000-update run" in text and "law-optimal end of a 22000-update run" in text
     ranked = [line.split() for line in text.splitlines() if line.strip()[:2] in ("1 ", "2 ", "3 ", "4 ")]
     assert [r[0] for r in ranked] == ["1", "2", "3", "4"] * 2  # two budgets, each ranked on its own
     assert {r[5] for r in ranked[:4]} == {"22000"} and {r[5] for r in ranked[4:]} == {"24000"}

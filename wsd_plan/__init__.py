@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from wsd_plan._loading import load_run as load_run
     from wsd_plan._loading import read_schedule as read_schedule
     from wsd_plan._logs import LogError as LogError
+    from wsd_plan._optimize import OptimalCooldown as OptimalCooldown
+    from wsd_plan._optimize import optimize_cooldown as optimize_cooldown
     from wsd_plan._plan import CooldownCandidate as CooldownCandidate
     from wsd_plan._plan import CooldownPlan as CooldownPlan
     from wsd_plan._plan import plan_cooldown as plan_cooldown
@@ -49,6 +51,8 @@ _HOMES = {
     "load_run": "_loading",
     "read_schedule": "_loading",
     "LogError": "_logs",
+    "OptimalCooldown": "_optimize",
+    "optimize_cooldown": "_optimize",
     "CooldownCandidate": "_plan",
     "CooldownPlan": "_plan",
     "plan_cooldown": "_plan",
@@ -76,11 +80,13 @@ __all__ = [
     "LogError",
     "LossLawFit",
     "LossRun",
+    "OptimalCooldown",
     "branch_rates",
     "curve_metrics",
     "fit_loss_law",
     "learning_rates",
     "load_run",
+    "optimize_cooldown",
     "plan_cooldown",
     "published_rates",
     "published_runs",

@@ -17,6 +17,7 @@ from wsd_core import WSDSpec
 from wsd_plan._fit import fit_loss_law
 from wsd_plan._loading import load_run, read_schedule
 from wsd_plan._logs import LogError
+from wsd_plan._optimize import optimize_cooldown
 from wsd_plan._plan import CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun
 
@@ -77,6 +78,15 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
             level=args.level,
         )
     lines += ["", plan.table()]
+    if args.optimize:
+        if args.budgets is None:
+            raise LogError("--optimize needs --budgets: the optimal cooldown is found for a run's length")
+        for budget in args.budgets:
+            with stage(f"optimising the cooldown of a {budget}-update run"):
+                best = optimize_cooldown(fit, trunk, budget=budget, min_ratio=min(args.min_ratios),
+                                         peak=args.peak if isinstance(trunk, WSDSpec) else None,
+                                         warmup_steps=args.warmup_steps, level=args.level)  # fmt: skip
+            lines += ["", best.summary()]
     if args.out is not None:
         lines.append(f"wrote {plot_plan(plan, fit, runs + held_out, args.out, top=args.plot_top)}")
     return plan, lines

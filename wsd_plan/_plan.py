@@ -240,8 +240,9 @@ def plan_cooldown(
     whole = trunk_rates if isinstance(trunk, WSDSpec) else learning_rates(trunk, max(np.size(trunk), 1))
     warmup = resolve_warmup(trunk, whole, warmup_steps)
     if budgets is not None:
-        # a cooldown too long for its budget would branch inside the warmup: not a candidate
-        pairs = [(a, n) for a, n in pairs if a >= warmup]
+        # a cooldown too long for its budget would branch inside the warmup: not a candidate. Nor one
+        # branching at the warmup's end, whose last trunk update was still warming up (below the peak)
+        pairs = [(a, n) for a, n in pairs if a > warmup or a == warmup == 0]
         short = [b for b in ends if not any(a + n == b for a, n in pairs)]
         if short:
             raise ValueError(

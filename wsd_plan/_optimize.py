@@ -1,0 +1,259 @@
+"""``optimize_cooldown``: the learning-rate sequence the fitted law predicts is best for a budget.
+
+The law is differentiable in the rates, so the end of a run can be optimised directly, as the
+Multi-Power Law paper did to find its optimal schedules: projected gradient descent on the rates of
+the window ``[earliest, budget)``, everything before it being the trunk.
+
+* **The final loss, exactly.** ``final_loss`` evaluates the law at the last update from the whole
+  rate sequence in ``jax.numpy``: the drop term's sum over every drop (no blocks, unlike the
+  planner's curves: one point needs ``budget`` terms), so ``jax.grad`` gives the gradient in every
+  rate. It agrees with ``LossLawFit.predict`` at that step to the blocks' 1e-5 (tested).
+* **The variables.** The window's rates are ``peak * x`` with ``x`` linearly interpolated between
+  ``KNOTS`` evenly spaced knots (every step when the window is shorter): the optimum is smooth, and
+  a projection over a few hundred knots costs nothing.
+* **The constraint.** After each Adam step the knots are projected onto non-increasing sequences in
+  ``[floor, 1]``: the Euclidean (isotonic) projection by pool-adjacent-violators, then a clip (which
+  keeps them non-increasing). Linear interpolation keeps the rates non-increasing too.
+
+The answer comes with what a plan needs to act on it: the predicted loss with its interval, the
+best candidate of a grid of ``WSDSpec`` cooldowns (our shapes x lengths, at the same floor) with the
+interval on the gain over it, and the ``WSDSpec`` closest to the optimal sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from wsd_core import WSDSpec
+from wsd_core._formula import DECAY_SHAPES
+from wsd_core._validation import check_int, check_ratio, check_steps
+from wsd_plan._features import ANNEALING_DECAY
+from wsd_plan._fit import LossLawFit, float64_mode
+from wsd_plan._laws import PARAMETERS
+from wsd_plan._plan import CooldownCandidate, plan_cooldown
+from wsd_plan._runs import branch_rates, learning_rates, resolve_warmup
+from wsd_plan._uncertainty import check_level
+
+KNOTS = 256
+ITERATIONS = 400
+STEP_SIZE = 0.01  # Adam's, on rates as fractions of the peak
+LENGTH_GRID = 24  # cooldown lengths tried for the grid and the closest spec
+
+
+def final_loss(law: str, theta: jax.Array, lrs: jax.Array, warmup: int) -> jax.Array:
+    """The law's loss after the last update of ``lrs`` (the rate of every update from step 0), exact:
+    the same quantities as ``wsd_plan._features`` at one point, every drop its own term."""
+    t = lrs.shape[0] - 1
+    cum = jnp.cumsum(lrs)
+    area = cum[t] - lrs[warmup]
+    steps = jnp.arange(lrs.shape[0])
+    previous = jnp.concatenate([lrs[:1], lrs[:-1]])
+    drops = jnp.where(steps > warmup, previous - lrs, 0.0)
+    params = dict(zip(PARAMETERS[law], jnp.exp(theta), strict=True))
+    power = params["L0"] + params["A"] * area ** (-params["alpha"])
+    if law == "annealing":
+        # S2 = sum_i m_i with m_i = lambda m_{i-1} + d_i: each drop d_k contributes
+        # d_k (1 - lambda^(t - k + 1)) / (1 - lambda)
+        lam = ANNEALING_DECAY
+        weight = -jnp.expm1((t - steps + 1) * np.log(lam)) / (1.0 - lam)
+        return power - params["C"] * jnp.sum(drops * weight)
+    since = cum[t] - (cum - lrs)  # S_k(t): the rates from k to t
+    log_lr = jnp.maximum(jnp.log(jnp.maximum(lrs, 1e-300)), -200.0)  # as _features._safe_log
+    x = jnp.exp(-params["gamma"] * log_lr) * since
+    g = -jnp.expm1(-params["beta"] * jnp.log1p(params["C"] * x))
+    return power - params["B"] * jnp.sum(drops * g)
+
+
+def isotonic_non_increasing(y: np.ndarray) -> np.ndarray:
+    """The non-increasing sequence closest to ``y`` in the Euclidean norm (pool adjacent violators)."""
+    means: list[float] = []
+    counts: list[int] = []
+    for value in y.tolist():
+        means.append(value)
+        counts.append(1)
+        while len(means) > 1 and means[-2] < means[-1]:  # a rise: pool the two blocks
+            total = means[-2] * counts[-2] + means[-1] * counts[-1]
+            counts[-2] += counts[-1]
+            means[-2] = total / counts[-2]
+            means.pop()
+            counts.pop()
+    return np.repeat(np.asarray(means), counts)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class OptimalCooldown:
+    """The law-optimal end of a run of ``budget`` updates, and what it is worth.
+
+    Attributes:
+      budget: the run's number of updates.
+      earliest: the first step whose rate could move (the window is ``[earliest, budget)``).
+      lrs: the optimal rate of every update from step 0 (the trunk before ``earliest``).
+      final_loss, low, high: the predicted final loss and its interval (``level``).
+      grid_best: the best ``plan_cooldown`` candidate of our shapes and lengths at the same floor.
+      gain_low, gain_high: the interval on ``grid_best``'s final loss minus the optimum's: the
+        optimum is distinguishably better where ``gain_low > 0``.
+      closest: the ``WSDSpec`` branch (from ``WSDSpec.branch_cooldown``) whose rates are closest to
+        the optimal ones (least squares over the window), to train with our schedules directly.
+      iterations: the projected-gradient steps taken.
+    """
+
+    budget: int
+    earliest: int
+    lrs: np.ndarray
+    final_loss: float
+    low: float
+    high: float
+    grid_best: CooldownCandidate
+    gain_low: float
+    gain_high: float
+    closest: WSDSpec
+    iterations: int
+
+    @property
+    def gain(self) -> float:
+        """``grid_best.final_loss - final_loss``: what the optimum gains over the grid's best."""
+        return self.grid_best.final_loss - self.final_loss
+
+    def summary(self) -> str:
+        """A few lines: the optimum, its interval, the gain over the grid and the closest spec."""
+        c, g = self.closest, self.grid_best
+        decided = "distinguishable" if self.gain_low > 0 else "not distinguishable from 0"
+        gain = f"{self.gain:+.5f} [{self.gain_low:+.5f}, {self.gain_high:+.5f}] ({decided})"
+        return "\n".join(
+            [
+                f"law-optimal end of a {self.budget}-update run (rates free from step {self.earliest}): "
+                f"final loss {self.final_loss:.4f} [{self.low:.4f}, {self.high:.4f}]",
+                f"best grid candidate: {g.shape} {g.length} from {g.at_step} {g.final_loss:.4f}; gain {gain}",
+                f"closest WSDSpec: {c.decay_shape} decay of {c.decay_steps} updates from step "
+                f"{c.start_step}, min_ratio {c.min_ratio:.3g}",
+            ]
+        )
+
+
+def optimize_cooldown(
+    fit: LossLawFit,
+    trunk: Any,
+    *,
+    budget: int,
+    earliest: int | None = None,
+    min_ratio: float = 0.0,
+    peak: float | None = None,
+    warmup_steps: int | None = None,
+    iterations: int = ITERATIONS,
+    level: float = 0.9,
+) -> OptimalCooldown:
+    """The non-increasing rates, at or above ``min_ratio * peak``, that minimise the law's predicted
+    loss after ``budget`` updates, branching off ``trunk`` at or after ``earliest``.
+
+    Args:
+      fit: a ``LossLawFit``.
+      trunk: the trunk's ``WSDSpec`` (with ``peak``) or its per-step rates, at its peak over the window.
+      budget: the run's number of updates.
+      earliest: the first step whose rate may change (default: the end of the trunk's warmup).
+      min_ratio: the floor, as a fraction of the peak.
+      peak: the trunk's stable rate (needed with a ``WSDSpec``).
+      warmup_steps: the trunk's warmup (None: the spec's, or up to the largest rate).
+      iterations: projected Adam steps.
+      level: the probability of the intervals.
+
+    Examples:
+      >>> params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
+      >>> fit = LossLawFit("multi-power", params, {}, 0.0)
+      >>> best = optimize_cooldown(fit, WSDSpec(20_000, warmup_steps=500, decay_steps=0), peak=3e-4,
+      ...                          budget=8000, earliest=4000, iterations=300)
+      >>> bool(best.final_loss < best.grid_best.final_loss + 1e-4), best.lrs.shape
+      (True, (8000,))
+    """
+    if not isinstance(fit, LossLawFit):
+        raise TypeError(f"fit must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
+    budget = check_steps("budget", budget, minimum=2)
+    floor = check_ratio("min_ratio", min_ratio)
+    iterations = check_int("iterations", iterations, minimum=1)
+    level = check_level(level)
+    if isinstance(trunk, WSDSpec):
+        if peak is None:
+            raise ValueError("peak is required with a WSDSpec trunk: its stable rate, e.g. 3e-4")
+        rate_peak = float(peak)
+        trunk_rates = learning_rates(trunk, budget, peak=peak)
+        warmup = resolve_warmup(trunk, trunk_rates, warmup_steps)
+    else:
+        trunk_rates = learning_rates(trunk, budget)
+        rate_peak = float(np.max(trunk_rates)) if peak is None else float(peak)
+        warmup = resolve_warmup(trunk, trunk_rates, warmup_steps)
+    start = warmup if earliest is None else check_steps("earliest", earliest)
+    if not warmup <= start < budget:
+        raise ValueError(
+            f"earliest must be in [{warmup}, {budget}) (after the trunk's warmup, before the budget), "
+            f"got {start}"
+        )
+    window = trunk_rates[start:budget]
+    off_peak = np.flatnonzero(~np.isclose(window, rate_peak))
+    if off_peak.size:
+        raise ValueError(
+            f"the trunk's rate at step {start + off_peak[0]} is {window[off_peak[0]]:g}, not its peak "
+            f"{rate_peak:g}: the window [{start}, {budget}) must be stable in the trunk"
+        )
+    length = budget - start
+    knots = min(KNOTS, length)
+    at = np.linspace(0.0, knots - 1.0, length)  # each window step's position among the knots
+    y = np.ones(knots)
+    with float64_mode():
+        theta = fit.theta()
+        fixed = jnp.asarray(trunk_rates[:start])
+        lo, frac = np.floor(at).astype(np.int64), at - np.floor(at)
+        hi = np.minimum(lo + 1, knots - 1)
+        lo_j, hi_j, frac_j = jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(frac)
+
+        def loss(knot_values: jax.Array) -> jax.Array:
+            x = knot_values[lo_j] * (1.0 - frac_j) + knot_values[hi_j] * frac_j
+            return final_loss(fit.law, theta, jnp.concatenate([fixed, rate_peak * x]), warmup)
+
+        value_and_grad = jax.jit(jax.value_and_grad(loss))
+        opt = optax.adam(STEP_SIZE)
+        state = opt.init(jnp.asarray(y))
+        best_value, best_y = np.inf, y
+        for _ in range(iterations):
+            value, grad = value_and_grad(jnp.asarray(y))
+            if float(value) < best_value:
+                best_value, best_y = float(value), y
+            updates, state = opt.update(grad, state)
+            y = np.clip(isotonic_non_increasing(np.asarray(y + np.asarray(updates))), floor, 1.0)
+        value, _ = value_and_grad(jnp.asarray(y))
+        if float(value) < best_value:
+            best_value, best_y = float(value), y
+    x = np.interp(at, np.arange(knots), best_y)
+    lrs = np.concatenate([trunk_rates[:start], rate_peak * x])
+    (low,), (high,) = fit.predict_interval(lrs, [budget - 1], warmup_steps=warmup, level=level)
+    (predicted,) = fit.predict(lrs, [budget - 1], warmup_steps=warmup)
+    lengths = sorted({int(n) for n in np.geomspace(max(1, length // 100), length, LENGTH_GRID).round()})
+    shapes = [s for s in DECAY_SHAPES if floor > 0 or s not in ("inverse", "geometric")]
+    plan = plan_cooldown(
+        fit,
+        trunk,
+        budgets=[budget],
+        lengths=lengths,
+        shapes=shapes,
+        min_ratios=[floor],
+        peak=peak if isinstance(trunk, WSDSpec) else None,
+        warmup_steps=warmup,
+        level=level,
+    )
+    grid_best = plan.best_for(budget)
+    grid_rates = branch_rates(trunk_rates, grid_best.spec, rate_peak)
+    gain_low, gain_high = fit.predict_difference(
+        grid_rates, lrs, budget - 1, warmup_steps=warmup, level=level
+    )
+    closest = min(
+        (c.spec for c in plan.candidates),
+        key=lambda spec: float(
+            np.sum((branch_rates(trunk_rates, spec, rate_peak)[start:] - lrs[start:]) ** 2)
+        ),
+    )
+    return OptimalCooldown(budget, start, lrs, float(predicted), float(low), float(high), grid_best,
+                           float(gain_low), float(gain_high), closest, iterations)  # fmt: skip
