@@ -197,3 +197,29 @@ def test_the_plans_intervals_and_marks_are_the_fits():
             d_low, _ = fit.predict_difference(rates[id(c)], rates[id(best)], 23999, warmup_steps=lc.WARMUP)
             assert c.distinguishable == (d_low > 0)
     assert "~ marks a candidate not distinguishable" in plan.table()
+
+
+def test_a_second_law_says_per_budget_whether_it_picks_the_same_best_run():
+    fit = _fit("lm-25M", "trunk and one cooldown")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = fit_loss_law([RUNS["lm-25M"][n] for n in PROTOCOLS["trunk and one cooldown"]], "annealing")
+    trunk = WSDSpec(72000, warmup_steps=lc.WARMUP, decay_steps=0)
+    grid: dict[str, Any] = dict(budgets=[24000, 72000], lengths=[1000, 4000, 8000, 16000],
+                                shapes=["linear", "1-sqrt", "cosine"], min_ratios=[0.1])  # fmt: skip
+    plan = plan_cooldown(fit, trunk, peak=lc.PEAK, second_opinion=other, **grid)
+    assert plan.second_law == "annealing" and set(plan.second_best) == {24000, 72000}
+    trunk_rates = learning_rates(trunk, 72000, peak=lc.PEAK)
+    for end in plan.end_steps:
+        # the second law's own prediction of every candidate of that budget, independently
+        rates = {id(c): branch_rates(trunk_rates, c.spec, lc.PEAK) for c in plan.ranking(end)}
+        finals = {k: other.predict(r, [end - 1], warmup_steps=lc.WARMUP)[0] for k, r in rates.items()}
+        assert plan.second_best[end] is min(plan.ranking(end), key=lambda c: finals[id(c)])
+        assert plan.laws_agree(end) == (plan.second_best[end] is plan.best_for(end))
+    # on these runs the laws disagree at 24,000 updates (and the table says so) and agree at 72,000
+    assert not plan.laws_agree(24000) and plan.laws_agree(72000)
+    table = plan.table()
+    assert "second opinion (annealing law): DISAGREES: the annealing law prefers rank" in table
+    assert "second opinion (annealing law): agrees" in table
+    with pytest.raises(TypeError, match="second_opinion must be a LossLawFit"):
+        plan_cooldown(fit, trunk, peak=lc.PEAK, budgets=[24000], lengths=[1000], second_opinion="annealing")  # type: ignore[arg-type]

@@ -401,7 +401,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
         "--held-out", str(data / "wsdld_20000_24000.csv"), str(tmp_path / "rates.txt"),
         "--peak", "3e-4", "--warmup-steps", "2160", "--trunk", files["trunk"], "--budgets", "22000", "24000",
         "--lengths", "2000", "4000", "--shapes", "linear", "geometric", "--min-ratios", "0.1",
-        "--out", str(out), "--optimize",
+        "--out", str(out), "--optimize", "--second-opinion",
     ])
     # fmt: on
     captured = capsys.readouterr()
@@ -415,6 +415,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
     assert "held out wsdld_20000_24000" in text and "rank  branch at" in text
     assert "inside its 90% interval" in text
     assert "law-optimal end of a 24000-update run" in text and "law-optimal end of a 22000-update run" in text
+    assert text.count("second opinion (annealing law): ") == 2
     ranked = [line.split() for line in text.splitlines() if line.strip()[:2] in ("1 ", "2 ", "3 ", "4 ")]
     assert [r[0] for r in ranked] == ["1", "2", "3", "4"] * 2  # two budgets, each ranked on its own
     assert {r[5] for r in ranked[:4]} == {"22000"} and {r[5] for r in ranked[4:]} == {"24000"}

@@ -58,6 +58,9 @@ def add_plan_command(sub: Any) -> None:
     )
     plan.add_argument("--min-ratios", type=float, nargs="+", default=[0.0], help="floors (default 0)")
     plan.add_argument("--law", default="multi-power", help="the loss-curve law to fit (default %(default)s)")
+    plan.add_argument("--second-opinion", action="store_true",
+                      help="fit the other law too and say, per budget, whether it picks the same best "
+                      "run")  # fmt: skip
     plan.add_argument("--optimize", action="store_true",
                       help="also find the law-optimal cooldown of each --budgets (gradient descent through "
                       "the law, floor: the smallest --min-ratios)")  # fmt: skip

@@ -63,6 +63,11 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
         fit = fit_loss_law(runs, args.law)
     with stage(f"measuring the law's error by leaving each of the {len(runs)} run(s) out"):
         fit.law_error_scale  # noqa: B018 (computed now, so that the stage says what takes the time)
+    other = None
+    if args.second_opinion:
+        other_law = "annealing" if args.law == "multi-power" else "multi-power"
+        with stage(f"fitting the {other_law} law too, for a second opinion"):
+            other = fit_loss_law(runs, other_law)
     lines = fit.report(held_out).splitlines()
     with stage("predicting and ranking the candidates"):
         plan = plan_cooldown(
@@ -76,6 +81,7 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
             peak=args.peak if isinstance(trunk, WSDSpec) else None,
             warmup_steps=args.warmup_steps,
             level=args.level,
+            second_opinion=other,
         )
     lines += ["", plan.table()]
     if args.optimize:

@@ -81,11 +81,21 @@ class CooldownPlan:
       candidates: every ``CooldownCandidate``, by end step, then best first.
       level: the probability of every interval (0.9: 90%).
       law_error_scale: the fit's leave-one-run-out factor on the law's error (1: none needed).
+      second_law: the law of the ``second_opinion`` fit, if one was given.
+      second_best: per end step, the candidate the second law predicts best (where it differs from
+        ``best_for(end)``, the two laws disagree: evidence that the answer is uncertain).
     """
 
     candidates: tuple[CooldownCandidate, ...]
     level: float
     law_error_scale: float
+    second_law: str | None = None
+    second_best: dict[int, CooldownCandidate] = dataclasses.field(default_factory=dict)
+
+    def laws_agree(self, end_step: int) -> bool:
+        """Whether the second law's best run of ``end_step`` updates is this plan's best (True when
+        there is no second opinion)."""
+        return end_step not in self.second_best or self.second_best[end_step] is self.best_for(end_step)
 
     @property
     def end_steps(self) -> tuple[int, ...]:
@@ -125,6 +135,15 @@ class CooldownPlan:
                 tie = "~" if i > 1 and not c.distinguishable else ""
                 rows.append((str(i), str(c.at_step), str(c.length), c.shape, f"{c.min_ratio:g}",
                              str(end), f"{c.final_loss:.4f}", f"{c.uncertainty:.4f}", tie))  # fmt: skip
+            if end in self.second_best:
+                other = self.second_best[end]
+                rank = ranked.index(other) + 1
+                verdict = (
+                    "agrees" if rank == 1 else f"DISAGREES: the {self.second_law} law prefers rank {rank}"
+                )
+                if rank > 1:
+                    verdict += " (~ here)" if not other.distinguishable else " (distinguishably worse here)"
+                rows.append((f"   second opinion ({self.second_law} law): {verdict}",))
         table = [r for r in rows if len(r) > 1]
         widths = [max(len(r[k]) for r in table) for k in range(len(head))]
         lines = [
@@ -162,6 +181,7 @@ def plan_cooldown(
     peak: float | None = None,
     warmup_steps: int | None = None,
     level: float = 0.9,
+    second_opinion: LossLawFit | None = None,
 ) -> CooldownPlan:
     """Predicts and ranks every cooldown of ``lengths`` x ``shapes`` x ``min_ratios`` off ``at_steps``.
 
@@ -179,6 +199,8 @@ def plan_cooldown(
       peak: the trunk's stable rate (needed with a ``WSDSpec``).
       warmup_steps: the trunk's warmup (None: the spec's, or up to the largest rate).
       level: the probability of the intervals on final losses and on their differences.
+      second_opinion: a fit of another law to the same runs (e.g. ``fit_loss_law(runs, "annealing")``):
+        the plan then says, per budget, whether that law picks the same best run.
 
     Returns:
       A ``CooldownPlan``; ``plan.table()`` prints it, ``plan.best.spec`` is the schedule to run.
@@ -306,7 +328,16 @@ def plan_cooldown(
                 distinguishable=i != best and vc - vb - z * sd > 0,
             )
         )
-    return CooldownPlan(tuple(out), level, scale)
+    second_best: dict[int, CooldownCandidate] = {}
+    if second_opinion is not None:
+        if not isinstance(second_opinion, LossLawFit):
+            raise TypeError(f"second_opinion must be a LossLawFit, got {type(second_opinion).__name__}")
+        other = [float(curve[-1]) for curve, _ in _predict_many(second_opinion, runs)]
+        placed = {i: out[position] for position, i in enumerate(order)}  # candidate index -> candidate
+        for end in {c.end_step for c in out}:
+            mine = [i for i in range(len(candidates)) if sum(candidates[i][1:3]) == end]
+            second_best[end] = placed[min(mine, key=lambda i: other[i])]
+    return CooldownPlan(tuple(out), level, scale, second_opinion.law if second_opinion else None, second_best)
 
 
 def _warn_if_far(fit: LossLawFit, peak: float) -> None:
