@@ -155,3 +155,38 @@ def test_torch_companion_refuses_bad_arguments(kwargs, error, match):
     args = dict(stable_value=0.95, cooled_value=0.999, total_steps=10) | kwargs
     with pytest.raises(error, match=match):
         WSDCompanion(opt, **args)
+
+
+def test_a_container_steps_saves_and_loads_its_companions_all_or_none():
+    from wsd_torch import WSDLR, WSDCompanion, WSDSchedulersContainer
+
+    spec = WSDSpec(50, warmup_steps=5, decay_steps=20, decay_shape="linear", min_ratio=0.0)
+
+    def build():
+        _, opt = _torch_setup()
+        beta2 = WSDCompanion(opt, key="betas", index=1, stable_value=0.95, cooled_value=0.999, spec=spec)
+        wd = WSDCompanion(opt, key="weight_decay", stable_value=0.1, cooled_value=0.0, spec=spec)
+        return opt, WSDSchedulersContainer([WSDLR(opt, spec=spec)], companions=[beta2, wd])
+
+    opt, container = build()
+    for _ in range(40):
+        opt.step()
+        container.step()
+    assert opt.param_groups[1]["betas"][1] == pytest.approx(0.95 + 0.049 * 10 / 20)
+    state = container.state_dict()
+    assert state["last_epoch"] == 40 and [c["key"] for c in state["companions"]] == ["betas", "weight_decay"]
+    opt2, resumed = build()
+    resumed.load_state_dict(state)
+    assert [g["betas"] for g in opt2.param_groups] == [g["betas"] for g in opt.param_groups]
+    assert [g["weight_decay"] for g in opt2.param_groups] == [g["weight_decay"] for g in opt.param_groups]
+    assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
+    # a bad companion state changes nothing, the rates included
+    opt3, fresh = build()
+    broken = {**state, "companions": [state["companions"][0], {**state["companions"][1], "key": "momentum"}]}
+    with pytest.raises(ValueError, match="companion 1: the saved companion sets key='momentum'"):
+        fresh.load_state_dict(broken)
+    assert fresh.schedulers[0].last_epoch == 0 and [c.last_epoch for c in fresh.companions] == [0, 0]
+    with pytest.raises(ValueError, match=r"holds 1 companion state\(s\), this one has 2"):
+        fresh.load_state_dict({**state, "companions": state["companions"][:1]})
+    with pytest.raises(TypeError, match="companions\\[0\\] must be a WSDCompanion"):
+        WSDSchedulersContainer([WSDLR(opt3, spec=spec)], companions=["beta2"])  # type: ignore[list-item]

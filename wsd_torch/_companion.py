@@ -22,7 +22,9 @@ class WSDCompanion:
     own decay in between (``docs/contract.md``, "Companion hyperparameters").
 
     It counts steps as a torch scheduler does (``last_epoch`` is the number of updates applied; call
-    ``step()`` after ``optimizer.step()``, beside the rate's scheduler), and its ``state_dict`` holds
+    ``step()`` after ``optimizer.step()``, beside the rate's scheduler, or give it to
+    ``WSDSchedulersContainer(..., companions=[...])``, which steps and saves it with the rates), and
+    its ``state_dict`` holds
     the spec, key and values, refused on load when they differ from its own unless
     ``allow_spec_change`` (the spec alone may then change, as when a cooldown is branched).
 
@@ -124,7 +126,12 @@ class WSDCompanion:
     def load_state_dict(self, state: dict[str, Any], *, allow_spec_change: bool = False) -> None:
         """Resumes from ``state_dict()``: refused if it was saved for another key, index or values, or
         (unless ``allow_spec_change``) under another spec."""
-        allow_spec_change = check_bool("allow_spec_change", allow_spec_change)
+        self.last_epoch = self._parse_state(state, check_bool("allow_spec_change", allow_spec_change))
+        self._apply()
+
+    def _parse_state(self, state: Any, allow_spec_change: bool) -> int:
+        """The step count of a saved state, after checking it (nothing is changed: a container checks
+        every member's state before it applies any)."""
         if not isinstance(state, dict) or "spec" not in state or "last_epoch" not in state:
             raise ValueError(f"not a WSDCompanion state (it needs 'spec' and 'last_epoch'): {state!r:.200}")
         mine = self.state_dict()
@@ -135,5 +142,4 @@ class WSDCompanion:
                     "is it the state of another hyperparameter?"
                 )
         check_saved_spec(WSDSpec.from_dict(state["spec"]), self.spec, allow_spec_change)
-        self.last_epoch = check_int("last_epoch", state["last_epoch"], minimum=0)
-        self._apply()
+        return check_int("last_epoch", state["last_epoch"], minimum=0)

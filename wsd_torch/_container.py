@@ -11,6 +11,7 @@ from torch.optim import Optimizer
 
 from wsd_core import WSDSpec
 from wsd_core._spec import spec_from_args
+from wsd_torch._companion import WSDCompanion
 from wsd_torch._device_lr import WSDDeviceLR
 from wsd_torch._lambda_lr import WSDLR
 from wsd_torch._state import check_policy
@@ -32,8 +33,13 @@ class WSDSchedulersContainer(Stateful):
     optimizers (resharding), and torchtitan's own container reads its ``last_epoch``. Schedulers with
     different specs are saved one by one under their index, and then the number must match.
 
+    Companion hyperparameters (``WSDCompanion``: ``betas[1]``, ``weight_decay``) given as
+    ``companions`` are stepped after the schedulers and saved beside them under ``"companions"``;
+    a state loads only into a container with as many companions, and all of them load or none.
+
     Args:
       schedulers: ``WSDLR`` / ``WSDDeviceLR``, one per optimizer.
+      companions: ``WSDCompanion``s to step and save with the schedulers (any number).
       on_spec_change: ``"refuse"`` or ``"continue"``, for every scheduler's state (see ``WSDLR``).
       adopt_foreign_state: accept a state without a spec, e.g. torchtitan's own container
         ``{"last_epoch": N}``, and take over its step count.
@@ -53,10 +59,17 @@ class WSDSchedulersContainer(Stateful):
         self,
         schedulers: Sequence[Scheduler],
         *,
+        companions: Sequence[WSDCompanion] = (),
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
     ) -> None:
         schedulers = list(schedulers)
+        companions = list(companions)
+        for i, c in enumerate(companions):
+            if not isinstance(c, WSDCompanion):
+                raise TypeError(f"companions[{i}] must be a WSDCompanion, got {type(c).__name__}")
+            if any(c is companions[j] for j in range(i)):
+                raise ValueError(f"companions[{i}] is given twice: it would be stepped twice per update")
         if not schedulers:
             raise ValueError("schedulers must not be empty")
         for i, s in enumerate(schedulers):
@@ -70,6 +83,7 @@ class WSDSchedulersContainer(Stateful):
                         "update. Give one scheduler per optimizer"
                     )
         self.schedulers = schedulers
+        self.companions = companions
         self.on_spec_change, self.adopt_foreign_state = check_policy(on_spec_change, adopt_foreign_state)
         self._fresh = True  # not stepped or loaded yet (see state_dict)
 
@@ -104,6 +118,8 @@ class WSDSchedulersContainer(Stateful):
         self._fresh = False
         for scheduler in self.schedulers:
             scheduler.step()
+        for companion in self.companions:
+            companion.step()
 
     def get_metrics(self) -> dict[str, float]:
         """The rate of the next update, keyed as torchtitan keys them: ``lr/<OptimizerClass>`` (and
@@ -131,9 +147,14 @@ class WSDSchedulersContainer(Stateful):
         """
         if self._one_spec and self.adopt_foreign_state and self._fresh:
             return {"last_epoch": self.schedulers[0].last_epoch}
+        state: dict[str, Any]
         if self._one_spec:
-            return {"last_epoch": self.schedulers[0].last_epoch, "spec": self.schedulers[0].spec.to_dict()}
-        return {str(i): s.state_dict() for i, s in enumerate(self.schedulers)}
+            state = {"last_epoch": self.schedulers[0].last_epoch, "spec": self.schedulers[0].spec.to_dict()}
+        else:
+            state = {str(i): s.state_dict() for i, s in enumerate(self.schedulers)}
+        if self.companions:
+            state["companions"] = [c.state_dict() for c in self.companions]
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool | None = None) -> None:
         """Loads every scheduler's state, or none: all are validated before any is changed.
@@ -148,6 +169,14 @@ class WSDSchedulersContainer(Stateful):
         if any(not isinstance(k, str) for k in state_dict):
             raise TypeError(f"the saved container's keys must be strings, got {keys}")
         allow = self.on_spec_change == "continue" if allow_spec_change is None else allow_spec_change
+        state_dict = dict(state_dict)
+        saved_companions = state_dict.pop("companions", [])
+        if not isinstance(saved_companions, list) or len(saved_companions) != len(self.companions):
+            count = len(saved_companions) if isinstance(saved_companions, list) else saved_companions
+            raise ValueError(
+                f"the saved container holds {count} companion state(s), this one has "
+                f"{len(self.companions)} companion(s)"
+            )
         if "last_epoch" in state_dict:  # one count (and spec) for all: any number of optimizers
             per_scheduler = [dict(state_dict)] * len(self.schedulers)
         else:
@@ -165,6 +194,15 @@ class WSDSchedulersContainer(Stateful):
                 parsed.append(scheduler._parse_state(saved, allow, adopt=self.adopt_foreign_state))
             except (TypeError, ValueError) as e:
                 raise type(e)(f"scheduler {i}: {e}") from e
+        counts = []
+        for i, (companion, saved) in enumerate(zip(self.companions, saved_companions, strict=True)):
+            try:
+                counts.append(companion._parse_state(saved, allow))
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"companion {i}: {e}") from e
         for scheduler, state in zip(self.schedulers, parsed, strict=True):
             scheduler._apply_state(state)
+        for companion, count in zip(self.companions, counts, strict=True):
+            companion.last_epoch = count
+            companion._apply()
         self._fresh = False
