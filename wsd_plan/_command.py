@@ -9,15 +9,17 @@ import contextlib
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from wsd_core import WSDSpec
 from wsd_plan._fit import fit_loss_law
 from wsd_plan._loading import load_run, read_schedule
 from wsd_plan._logs import LogError
-from wsd_plan._optimize import optimize_cooldown
+from wsd_plan._optimize import OptimalCooldown, optimize_cooldown
 from wsd_plan._plan import CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun
 
@@ -84,6 +86,7 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
             second_opinion=other,
         )
     lines += ["", plan.table()]
+    optimal: list[OptimalCooldown] = []
     if args.optimize:
         if args.budgets is None:
             raise LogError("--optimize needs --budgets: the optimal cooldown is found for a run's length")
@@ -93,13 +96,24 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
                                          peak=args.peak if isinstance(trunk, WSDSpec) else None,
                                          warmup_steps=args.warmup_steps, level=args.level)  # fmt: skip
             lines += ["", best.summary()]
+            optimal.append(best)
     if args.out is not None:
-        lines.append(f"wrote {plot_plan(plan, fit, runs + held_out, args.out, top=args.plot_top)}")
+        plotted = plot_plan(plan, fit, runs + held_out, args.out, top=args.plot_top, optimal=optimal)
+        lines.append(f"wrote {plotted}")
     return plan, lines
 
 
-def plot_plan(plan: CooldownPlan, fit: Any, runs: list[LossRun], path: str | Path, *, top: int = 5) -> Path:
-    """Measured (solid) and predicted (dashed) curves of the given runs, and the best candidates."""
+def plot_plan(
+    plan: CooldownPlan,
+    fit: Any,
+    runs: list[LossRun],
+    path: str | Path,
+    *,
+    top: int = 5,
+    optimal: Sequence[OptimalCooldown] = (),
+) -> Path:
+    """Measured (solid) and predicted (dashed) curves of the given runs, the best candidates (dotted)
+    and the law-optimal cooldowns (dash-dot)."""
     from wsd_core._plot import plot_series
 
     series: dict[str, tuple[Any, Any]] = {}
@@ -113,6 +127,11 @@ def plot_plan(plan: CooldownPlan, fit: Any, runs: list[LossRun], path: str | Pat
         label = f"#{rank} {c.shape} {c.length} from {c.at_step} (r={c.min_ratio:g})"
         series[label] = (c.steps.tolist(), c.predicted.tolist())
         styles[label] = {"linestyle": ":", "linewidth": 1.6}
+    for best in optimal:
+        label = f"law-optimal, {best.budget} updates"
+        steps = np.unique(np.linspace(best.earliest, best.budget - 1, 64).round().astype(np.int64))
+        series[label] = (steps.tolist(), fit.predict(best.lrs, steps).tolist())
+        styles[label] = {"linestyle": "-.", "linewidth": 1.8}
     lows = [min(y) for _, y in series.values()]
     highs = [y[len(y) // 8] for _, y in series.values()]  # skip the early, steep part of the curve
     path = plot_series(
