@@ -233,3 +233,49 @@ def test_importing_wsd_jax_needs_no_torch():
 def test_core_imports_no_framework():
     code = "import sys, wsd_core; assert not {'jax', 'torch', 'numpy'} & set(sys.modules), sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_absolute_init_and_end_values_follow_optax_warmup_cosine_decay():
+    # optax's own schedule, with its absolute init_value and end_value: the same curve, step by step
+    theirs = optax.warmup_cosine_decay_schedule(
+        init_value=2e-5, peak_value=1e-3, warmup_steps=100, decay_steps=1000, end_value=5e-5
+    )
+    ours = wsd_schedule(1e-3, init_value=2e-5, end_value=5e-5, total_steps=1000, warmup_steps=100,
+                        decay_steps=900, decay_shape="cosine")  # fmt: skip
+    steps = jnp.arange(0, 1200)
+    np.testing.assert_allclose(
+        np.asarray(ours(steps)), np.asarray(jax.vmap(theirs)(steps)), rtol=2e-6, atol=1e-12
+    )
+    assert ours.spec.init_ratio == 2e-5 / 1e-3 and ours.spec.min_ratio == 5e-5 / 1e-3
+    assert float(ours(1000)) == pytest.approx(5e-5, rel=1e-6) and float(ours(0)) == pytest.approx(
+        2e-5, rel=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(end_value=5e-5, min_ratio=0.1), TypeError, r"give end_value \(an absolute rate\) or min_ratio"),
+        (dict(init_value=2e-3), ValueError, r"init_value must be <= peak_value \(0.001\), got 0.002"),
+        (dict(end_value=-1e-5), ValueError, "end_value must be >= 0"),
+        (dict(end_value=float("nan")), ValueError, "end_value must be finite"),
+        (dict(end_value=0.0, decay_shape="geometric"), ValueError,
+         r"must be > 0 for decay_shape='geometric'.*\(min_ratio = end_value / peak_value = 0\)"),
+    ],
+)  # fmt: skip
+def test_absolute_values_are_checked_and_errors_name_them(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        wsd_schedule(1e-3, total_steps=100, **kwargs)
+
+
+def test_absolute_values_need_fields_and_a_concrete_peak():
+    spec = WSDSpec(100, decay_ratio=0.2)
+    with pytest.raises(
+        TypeError, match=r"end_value \(absolute rates\) go with the spec's fields, not with spec="
+    ):
+        wsd_schedule(1e-3, spec=spec, end_value=1e-4)
+    with pytest.raises(TypeError, match="need a concrete peak_value"):
+        jax.grad(lambda p: wsd_schedule(p, total_steps=100, end_value=1e-4)(50))(1e-3)
+    assert float(wsd_schedule(0.0, total_steps=10, end_value=0.0)(10)) == 0.0  # a zero peak, a zero floor
+    with pytest.raises(ValueError, match="end_value must be <= peak_value"):
+        wsd_schedule(0.0, total_steps=10, end_value=1e-4)

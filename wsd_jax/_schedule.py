@@ -111,7 +111,13 @@ def _on_counts(spec: WSDSpec, count: Any, dtype: Any, formula: Any) -> tuple[jax
 
 
 def wsd_schedule(
-    peak_value: float, *, spec: WSDSpec | None = None, dtype: Any = jnp.float32, **fields: Any
+    peak_value: float,
+    *,
+    spec: WSDSpec | None = None,
+    dtype: Any = jnp.float32,
+    init_value: float | None = None,
+    end_value: float | None = None,
+    **fields: Any,
 ) -> WSDSchedule:
     """The WSD schedule of ``docs/contract.md`` as an ``optax.Schedule``.
 
@@ -124,6 +130,11 @@ def wsd_schedule(
         dtype even for bf16 parameters; it does cast its *plain-float* hyperparameters (``b1``,
         ``b2``, ``weight_decay``, ...) to the parameters' dtype unless given
         ``hyperparam_dtype=jnp.float32``, which is what to pass when training in bf16.
+      init_value: the rate the warmup starts from, as an absolute rate (optax's convention, as in
+        ``optax.warmup_cosine_decay_schedule``): ``init_ratio = init_value / peak_value``.
+      end_value: the floor the decays reach, as an absolute rate: ``min_ratio = end_value /
+        peak_value``. Each is given instead of its ratio (both raise), with the spec's fields (not
+        with ``spec=``, which holds its ratios), and needs a concrete ``peak_value`` > 0.
       **fields: ``WSDSpec`` fields (``total_steps``, ``warmup_steps``, ``decay_steps``, ...).
 
     Returns:
@@ -137,11 +148,49 @@ def wsd_schedule(
       >>> float(schedule(5_000))
       0.0003000000142492354
     """
-    spec = spec_from_args(spec, fields)
     peak = _check_peak(peak_value)
+    absolute = {"init_value": init_value, "end_value": end_value}
+    if any(value is not None for value in absolute.values()):
+        spec = _spec_from_absolute(peak, spec, fields, absolute)
+    else:
+        spec = spec_from_args(spec, fields)
     dtype = _check_dtype(dtype)
     _check_fits_count(spec)
     return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
+
+
+_RATIO_OF = {"init_value": "init_ratio", "end_value": "min_ratio"}
+
+
+def _spec_from_absolute(
+    peak: Any, spec: WSDSpec | None, fields: dict[str, Any], values: dict[str, Any]
+) -> WSDSpec:
+    """The spec of a schedule given optax's absolute ``init_value`` / ``end_value``: each becomes its
+    ratio to the peak. Errors name the absolute value the user gave."""
+    given = {name: value for name, value in values.items() if value is not None}
+    if spec is not None:
+        raise TypeError(
+            f"{', '.join(given)} (absolute rates) go with the spec's fields, not with spec=, which holds "
+            f"its own ratios: use dataclasses.replace(spec, min_ratio=end_value / peak_value) instead"
+        )
+    if not isinstance(peak, float):
+        raise TypeError(
+            f"{', '.join(given)} need a concrete peak_value to become ratios of it, got a traced one"
+        )
+    fields = dict(fields)
+    for name, value in given.items():
+        ratio = _RATIO_OF[name]
+        if ratio in fields:
+            raise TypeError(f"give {name} (an absolute rate) or {ratio} (a fraction of the peak), not both")
+        value = check_real(name, value, minimum=0.0)
+        if value > peak:
+            raise ValueError(f"{name} must be <= peak_value ({peak:g}), got {value:g}")
+        fields[ratio] = value / peak if peak > 0 else 0.0  # a zero peak allows only a zero value
+    try:
+        return spec_from_args(None, fields)
+    except (TypeError, ValueError) as e:
+        converted = ", ".join(f"{_RATIO_OF[n]} = {n} / peak_value = {fields[_RATIO_OF[n]]:g}" for n in given)
+        raise type(e)(f"{e} ({converted})") from None
 
 
 def _check_fits_count(spec: WSDSpec) -> None:
