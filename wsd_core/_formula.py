@@ -187,15 +187,13 @@ def warmup_value(u: Any, plan: Resolved, ops: Backend) -> Any:
 
 def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
     """The contract's m(step) on any backend; ``step`` is the optimizer's update count."""
-    s0 = plan.start_step
-    # u = max(s - s0, 0), written so that no intermediate can overflow a fixed-width integer.
-    u = ops.maximum(step, s0) - s0
-    b, c, d = ops.locate(u)
-    decaying = (d > 0) & (u >= b)
-    m = ops.select(decaying, lambda: decay_value(u, b, c, d, plan, ops), lambda: 1.0)
-    if plan.warmup_steps > 0:  # static: no warmup branch at all when W = 0
-        stable_or_decay = m
-        m = ops.select(u < plan.warmup_steps, lambda: warmup_value(u, plan, ops), lambda: stable_or_decay)
+    m = _by_phase(
+        step,
+        plan,
+        ops,
+        decay=lambda u, b, c, d: decay_value(u, b, c, d, plan, ops),
+        warmup=lambda u: warmup_value(u, plan, ops),
+    )
     return ops.clip(m, plan.floor, 1.0)
 
 
@@ -204,20 +202,31 @@ def stable_fraction(step: Any, plan: Resolved, ops: Backend) -> Any:
     up to it, 0 where a decay reaches the floor, and in between the rate's own decay progress
     ``(g - r) / (1 - r)`` (``g`` the decay shape, ``r = min_ratio``). A companion value is
     ``cooled + (stable - cooled) * h``. With ``min_ratio = 1`` nothing decays: h = 1."""
+    r = plan.min_ratio
+    if r < 1.0:  # static
+        progress = lambda u, b, c, d: (decay_value(u, b, c, d, plan, ops) - r) / (1.0 - r)
+    else:
+        progress = lambda u, b, c, d: 1.0
+    # the warmup counts as the peak: a companion moves only in a decay
+    h = _by_phase(step, plan, ops, decay=progress, warmup=lambda u: 1.0)
+    return ops.clip(h, 0.0, 1.0)
+
+
+def _by_phase(
+    step: Any, plan: Resolved, ops: Backend, *, decay: Callable[..., Any], warmup: Callable[[Any], Any]
+) -> Any:
+    """The contract's pieces at update count ``step``: ``warmup(u)`` where u < W (warmup wins where it
+    overlaps a decay), ``decay(u, b, c, d)`` in a period's decay, 1 elsewhere (stable)."""
     s0 = plan.start_step
+    # u = max(s - s0, 0), written so that no intermediate can overflow a fixed-width integer.
     u = ops.maximum(step, s0) - s0
     b, c, d = ops.locate(u)
     decaying = (d > 0) & (u >= b)
-    r = plan.min_ratio
-    if r < 1.0:  # static
-        width = 1.0 - r
-        h = ops.select(decaying, lambda: (decay_value(u, b, c, d, plan, ops) - r) / width, lambda: 1.0)
-    else:
-        h = ops.select(decaying, lambda: 1.0, lambda: 1.0)
-    if plan.warmup_steps > 0:  # the warmup counts as the peak: a companion moves only in a decay
-        stable_or_decay = h
-        h = ops.select(u < plan.warmup_steps, lambda: 1.0, lambda: stable_or_decay)
-    return ops.clip(h, 0.0, 1.0)
+    value = ops.select(decaying, lambda: decay(u, b, c, d), lambda: 1.0)
+    if plan.warmup_steps > 0:  # static: no warmup branch at all when W = 0
+        stable_or_decay = value
+        value = ops.select(u < plan.warmup_steps, lambda: warmup(u), lambda: stable_or_decay)
+    return value
 
 
 class ArrayBackend:
