@@ -187,9 +187,7 @@ class LossLawFit:
         step = check_int("step", step, minimum=0)
         parts = [self._parts(lrs, [step], warmup_steps, peak) for lrs in (lrs_a, lrs_b)]
         (va, ja, pa), (vb, jb, pb) = ((c[0], j[0], p[0]) for c, j, p in parts)
-        sd = difference_sd((float(va), float(vb)), (ja, jb), (pa, pb), covariance=self.covariance,
-                           residual_scale=self.residual_scale, scale=self.law_error_scale)  # fmt: skip
-        half = z_value(level) * sd
+        half = z_value(level) * self._difference_sd((float(va), ja, pa), (float(vb), jb, pb))
         return float(va - vb) - half, float(va - vb) + half
 
     @functools.cached_property
@@ -207,16 +205,14 @@ class LossLawFit:
                     warnings.simplefilter("ignore")
                     sub = fit_loss_law(others, self.law)
                     run = self.fitted_runs[i]
-                    curve, sd = sub._log_sd(run.lrs, run.steps[-1:], run.warmup_steps, None, scale=1.0)
-                    _, sd_without_law = sub._log_sd(
-                        run.lrs, run.steps[-1:], run.warmup_steps, None, scale=0.0
-                    )
+                    curve, jac, points = sub._parts(run.lrs, run.steps[-1:], run.warmup_steps, None)
             except ValueError:  # the others cannot be fit alone (no LR drop left, too few points)
                 continue
+            (sd,), (sd_without_law,) = (sub._sd(jac, points, scale) for scale in (1.0, 0.0))
             # the smallest s with |error| <= z sqrt(sd_without_law^2 + s^2 law^2)
             error = abs(float(np.log(run.losses[-1] / curve[0]))) / z_value(0.9)
-            law2 = float(sd[0] ** 2 - sd_without_law[0] ** 2)
-            needed.append(float(np.sqrt(max(error**2 - float(sd_without_law[0]) ** 2, 0.0) / law2)))
+            law2 = float(sd**2 - sd_without_law**2)
+            needed.append(float(np.sqrt(max(error**2 - float(sd_without_law) ** 2, 0.0) / law2)))
         return max(needed)
 
     def _parts(
@@ -236,10 +232,21 @@ class LossLawFit:
         self, lrs: Any, steps: Any, warmup_steps: int | None, peak: float | None, scale: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         curve, jac, points = self._parts(lrs, steps, warmup_steps, peak)
-        sd = log_sd(jac, points, covariance=self.covariance, residual_scale=self.residual_scale,
-                    fitted=self.fitted_coordinates,
-                    scale=self.law_error_scale if scale is None else scale)  # fmt: skip
-        return curve, sd
+        return curve, self._sd(jac, points, self.law_error_scale if scale is None else scale)
+
+    def _difference_sd(
+        self, a: tuple[float, np.ndarray, np.ndarray], b: tuple[float, np.ndarray, np.ndarray]
+    ) -> float:
+        """The standard deviation of ``L_a - L_b`` at one step, from each side's (value, Jacobian of
+        its log, coordinates)."""
+        (va, ja, pa), (vb, jb, pb) = a, b
+        return difference_sd((va, vb), (ja, jb), (pa, pb), covariance=self.covariance,
+                             residual_scale=self.residual_scale, scale=self.law_error_scale)  # fmt: skip
+
+    def _sd(self, jacobian: np.ndarray, points: np.ndarray, scale: float) -> np.ndarray:
+        """The standard deviation of each predicted log loss, the law's error times ``scale``."""
+        return log_sd(jacobian, points, covariance=self.covariance, residual_scale=self.residual_scale,
+                      fitted=self.fitted_coordinates, scale=scale)  # fmt: skip
 
     def theta(self) -> jax.Array:
         """The parameters as the laws take them: their logarithms, in ``PARAMETERS[law]`` order
@@ -336,7 +343,7 @@ def fit_loss_law(
     data = pack(host, [r.losses for r in runs])
     starts = to_variables(law, np.log(np.asarray(_starts(law, *start), np.float64)))
     with float64_mode():
-        found = solver(law)(jnp.asarray(starts), Data(*_on_device_data(data)), jnp.asarray(iterations))
+        found = solver(law)(jnp.asarray(starts), _on_device_data(data), jnp.asarray(iterations))
         values = np.asarray(found.objective)
     values = np.where(np.isfinite(values), values, np.inf)
     best = int(np.argmin(values))
@@ -427,8 +434,8 @@ def check_prediction(curve: np.ndarray, steps: np.ndarray, what: str) -> None:
         )
 
 
-def _on_device_data(data: Data) -> tuple[Any, ...]:
-    return (_on_device(data.features), jnp.asarray(data.log_loss), jnp.asarray(data.weight))
+def _on_device_data(data: Data) -> Data:
+    return Data(_on_device(data.features), jnp.asarray(data.log_loss), jnp.asarray(data.weight))
 
 
 def _covariance(law: str, hessian: np.ndarray, scale: float) -> np.ndarray:

@@ -113,7 +113,6 @@ def pack(features: list[Features], losses: list[np.ndarray]) -> Data:
 class Solution(NamedTuple):
     variables: jax.Array  # the solver's u
     objective: jax.Array  # Huber objective plus prior
-    iterations: jax.Array
     hessian: jax.Array  # J^T W J + the prior's curvature at u (Gauss-Newton)
     residual_scale: jax.Array  # sqrt(sum w r^2 / (points - parameters))
 
@@ -189,7 +188,7 @@ def _solve(law: str, u0: jax.Array, data: Data, iterations: jax.Array) -> Soluti
     w = jnp.minimum(1.0, HUBER_DELTA / jnp.maximum(jnp.abs(r), 1e-300))
     dof = jnp.maximum(jnp.sum(data.weight) - u0.shape[0], 1.0)
     scale = jnp.sqrt(jnp.sum(w * r * r) / dof)
-    return Solution(end.u, end.value, end.it, end.hess, scale)
+    return Solution(end.u, end.value, end.hess, scale)
 
 
 @functools.cache

@@ -37,7 +37,7 @@ from wsd_plan._features import ANNEALING_DECAY
 from wsd_plan._fit import LossLawFit, float64_mode
 from wsd_plan._laws import PARAMETERS
 from wsd_plan._plan import CooldownCandidate, plan_cooldown
-from wsd_plan._runs import branch_rates, learning_rates, resolve_warmup
+from wsd_plan._runs import branch_rates, trunk_schedule
 from wsd_plan._uncertainty import check_level
 
 KNOTS = 256
@@ -176,16 +176,7 @@ def optimize_cooldown(
     floor = check_ratio("min_ratio", min_ratio)
     iterations = check_int("iterations", iterations, minimum=1)
     level = check_level(level)
-    if isinstance(trunk, WSDSpec):
-        if peak is None:
-            raise ValueError("peak is required with a WSDSpec trunk: its stable rate, e.g. 3e-4")
-        rate_peak = float(peak)
-        trunk_rates = learning_rates(trunk, budget, peak=peak)
-        warmup = resolve_warmup(trunk, trunk_rates, warmup_steps)
-    else:
-        trunk_rates = learning_rates(trunk, budget)
-        rate_peak = float(np.max(trunk_rates)) if peak is None else float(peak)
-        warmup = resolve_warmup(trunk, trunk_rates, warmup_steps)
+    trunk_rates, rate_peak, warmup = trunk_schedule(trunk, budget, peak, warmup_steps)
     start = warmup if earliest is None else check_steps("earliest", earliest)
     if not warmup <= start < budget:
         raise ValueError(

@@ -26,8 +26,8 @@ from wsd_core._formula import DECAY_SHAPES
 from wsd_core._validation import check_choice, check_ratio, check_steps
 from wsd_plan._features import Features, features
 from wsd_plan._fit import LossLawFit, _on_device, check_prediction, curve_and_jacobian, float64_mode
-from wsd_plan._runs import branch_rates, learning_rates, resolve_warmup
-from wsd_plan._uncertainty import check_level, coordinates, difference_sd, log_sd, z_value
+from wsd_plan._runs import branch_rates, trunk_schedule
+from wsd_plan._uncertainty import check_level, coordinates, z_value
 
 CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
 
@@ -248,19 +248,10 @@ def plan_cooldown(
         if not values:
             raise ValueError(f"{name} must hold at least one value")
     last_branch = max(max(ats), 1)
-    if isinstance(trunk, WSDSpec):
-        if peak is None:
-            raise ValueError("peak is required with a WSDSpec trunk: its stable rate, e.g. 3e-4")
-        trunk_spec, rate_peak = trunk, float(peak)
-        trunk_rates = learning_rates(trunk, last_branch, peak=peak)
-    else:
-        trunk_rates = learning_rates(trunk, last_branch)
-        rate_peak = float(np.max(trunk_rates)) if peak is None else float(peak)
-        # A stand-in trunk that is stable everywhere: branch_cooldown then checks only the step.
-        trunk_spec = WSDSpec(last_branch + 1, decay_steps=0)
-    # The warmup from the whole trunk: the rates up to the last branch may stop before the peak.
-    whole = trunk_rates if isinstance(trunk, WSDSpec) else learning_rates(trunk, max(np.size(trunk), 1))
-    warmup = resolve_warmup(trunk, whole, warmup_steps)
+    trunk_rates, rate_peak, warmup = trunk_schedule(trunk, last_branch, peak, warmup_steps)
+    # A rate trunk gets a stand-in spec that is stable everywhere: branch_cooldown then checks only
+    # the step (the rates themselves are checked below).
+    trunk_spec = trunk if isinstance(trunk, WSDSpec) else WSDSpec(last_branch + 1, decay_steps=0)
     if budgets is not None:
         # a cooldown too long for its budget would branch inside the warmup: not a candidate. Nor one
         # branching at the warmup's end, whose last trunk update was still warming up (below the peak)
@@ -300,19 +291,15 @@ def plan_cooldown(
     finals = [(float(curve[-1]), jac[-1], coordinates(fit.params, f.area[-1:], curve[-1:])[0])
               for (curve, jac), f in zip(predicted, runs, strict=True)]  # fmt: skip
     scale, z = fit.law_error_scale, z_value(level)
-    half = z * log_sd(
-        np.stack([j for _, j, _ in finals]), np.stack([p for _, _, p in finals]), covariance=fit.covariance,
-        residual_scale=fit.residual_scale, fitted=fit.fitted_coordinates, scale=scale,
-    )  # fmt: skip
+    half = z * fit._sd(np.stack([j for _, j, _ in finals]), np.stack([p for _, _, p in finals]), scale)
     order = sorted(range(len(candidates)), key=lambda i: (sum(candidates[i][1:3]), finals[i][0]))
     best_of: dict[int, int] = {}  # end step -> index of its best candidate
     out = []
     for i in order:
         (spec, at, length, shape, floor, steps), (curve, _) = candidates[i], predicted[i]
         best = best_of.setdefault(at + length, i)
-        (vc, jc, pc), (vb, jb, pb) = finals[i], finals[best]
-        sd = difference_sd((vc, vb), (jc, jb), (pc, pb), covariance=fit.covariance,
-                           residual_scale=fit.residual_scale, scale=scale)  # fmt: skip
+        vc, vb = finals[i][0], finals[best][0]
+        sd = fit._difference_sd(finals[i], finals[best])
         out.append(
             CooldownCandidate(
                 spec=spec,

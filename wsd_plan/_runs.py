@@ -164,6 +164,25 @@ def resolve_warmup(schedule: Any, rates: np.ndarray, warmup_steps: int | None) -
     return infer_warmup(rates)
 
 
+def trunk_schedule(
+    trunk: Any, num_steps: int, peak: float | None, warmup_steps: int | None
+) -> tuple[np.ndarray, float, int]:
+    """A trunk's rates for updates ``[0, num_steps)``, its peak rate and the end of its warmup.
+
+    ``trunk`` is a ``WSDSpec`` (``peak`` required) or per-update rates (peak: ``peak``, else the
+    largest of these rates). The warmup is the spec's, or inferred from the whole array: the rates
+    up to ``num_steps`` may stop before the peak."""
+    if isinstance(trunk, WSDSpec):
+        if peak is None:
+            raise ValueError("peak is required with a WSDSpec trunk: its stable rate, e.g. 3e-4")
+        rates = learning_rates(trunk, num_steps, peak=peak)
+        return rates, float(peak), resolve_warmup(trunk, rates, warmup_steps)
+    rates = learning_rates(trunk, num_steps)
+    whole = learning_rates(trunk, max(np.size(trunk), 1))
+    rate_peak = float(np.max(rates)) if peak is None else float(peak)
+    return rates, rate_peak, resolve_warmup(trunk, whole, warmup_steps)
+
+
 def branch_rates(trunk_rates: np.ndarray, branch: WSDSpec, peak: float) -> np.ndarray:
     """The rates of a run that follows the trunk up to ``branch.start_step``, then ``branch``."""
     at = branch.start_step
