@@ -69,10 +69,16 @@ class WSDCompanion:
         self.index = None if index is None else check_int("index", index, minimum=0)
         self.stable_value = check_real("stable_value", stable_value)
         self.cooled_value = check_real("cooled_value", cooled_value)
-        for i, group in enumerate(optimizer.param_groups):
-            self._check_group(i, group)
+        self._checked = 0  # param groups checked so far (groups added later are checked when seen)
+        self._check_new_groups()
         self.last_epoch = check_int("last_epoch", last_epoch, minimum=-1)
         self.step()
+
+    def _check_new_groups(self) -> None:
+        groups = self.optimizer.param_groups
+        for i in range(self._checked, len(groups)):
+            self._check_group(i, groups[i])
+        self._checked = len(groups)
 
     def _check_group(self, i: int, group: dict[str, Any]) -> None:
         if self.key not in group:
@@ -100,8 +106,8 @@ class WSDCompanion:
 
     def _apply(self) -> None:
         value = self.value_at(self.last_epoch)
-        for i, group in enumerate(self.optimizer.param_groups):
-            self._check_group(i, group)  # a group added later must have the entry too
+        self._check_new_groups()  # a group added since (add_param_group) must have the entry too
+        for group in self.optimizer.param_groups:
             if self.index is None:
                 if isinstance(group[self.key], torch.Tensor):
                     group[self.key].fill_(value)
