@@ -43,20 +43,47 @@ def _warmup(shape: str, p: mp.mpf) -> mp.mpf:
     raise AssertionError(shape)
 
 
-def _decay(shape: str, p: mp.mpf, r: mp.mpf) -> mp.mpf:
+def _decay(shape: str, p: mp.mpf, r: mp.mpf, peak: Any = 1) -> mp.mpf:
+    """The contract's g from ``peak`` P (1 unless period_peaks) to r."""
+    P = mp.mpf(peak)
     if shape == "linear":
-        return 1 - (1 - r) * p
+        return P - (P - r) * p
     if shape == "cosine":
-        return r + (1 - r) * (1 + mp.cos(mp.pi * p)) / 2
+        return r + (P - r) * (1 + mp.cos(mp.pi * p)) / 2
     if shape == "1-sqrt":
-        return r + (1 - r) * (1 - mp.sqrt(p))
+        return r + (P - r) * (1 - mp.sqrt(p))
     if shape == "inverse":
-        return 1 / (p / r + 1 - p)
+        return 1 / (p / r + (1 - p) / P)
     if shape == "exponential":
-        return r + (1 - r) * (2 * mp.mpf("0.5") ** p - 1)
+        return r + (P - r) * (2 * mp.mpf("0.5") ** p - 1)
     if shape == "geometric":
-        return r**p
+        return P * (r / P) ** p
     raise AssertionError(shape)
+
+
+def _position(u: int, f: dict[str, Any]) -> tuple[str, Any]:
+    """(phase, value) at local step u per the contract, in 340-digit arithmetic: the phase is
+    "warmup", "rewarmup", "decay" or "stable", the value m."""
+    ends = period_ends(f["total_steps"], f.get("checkpoints"))
+    lengths = decay_lengths(ends, f.get("decay_steps"), f.get("decay_ratio"))
+    peaks = [mp.mpf(x) for x in (f.get("period_peaks") or [1.0] * len(ends))]
+    r = mp.mpf(f.get("min_ratio", 0.0))
+    W, N = f.get("warmup_steps", 0), f.get("rewarmup_steps", 0)
+    if u < W:
+        a = mp.mpf(f.get("init_ratio", 0.0))
+        return "warmup", a + (peaks[0] - a) * _warmup(f.get("warmup_shape", "linear"), mp.mpf(u) / W)
+    i = next((k for k, c in enumerate(ends) if u < c), len(ends) - 1)
+    start = 0 if i == 0 else ends[i - 1]
+    if i > 0 and u - start < N:
+        e = r if lengths[i - 1] > 0 else peaks[i - 1]  # where the previous period ended
+        w = _warmup(f.get("rewarmup_shape", "linear"), mp.mpf(u - start) / N)
+        return "rewarmup", e + (peaks[i] - e) * w
+    d = lengths[i]
+    b = ends[i] - d
+    if d == 0 or u < b:
+        return "stable", peaks[i]
+    p = min(mp.mpf(u - b) / d, mp.mpf(1))
+    return "decay", _decay(f.get("decay_shape", "1-sqrt"), p, r, peaks[i])
 
 
 def reference_multiplier(
@@ -72,22 +99,15 @@ def reference_multiplier(
     min_ratio: float = 0.0,
     checkpoints: Any = None,
     start_step: int = 0,
+    period_peaks: Any = None,
+    rewarmup_steps: int = 0,
+    rewarmup_shape: str = "linear",
 ) -> float:
     """m(step) per the contract, rounded to float64 from 340-digit arithmetic."""
+    fields = dict(locals())
     with mp.workdps(340):
-        ends = period_ends(total_steps, checkpoints)
-        lengths = decay_lengths(ends, decay_steps, decay_ratio)
-        u = max(step - start_step, 0)
-        if u < warmup_steps:
-            a = mp.mpf(init_ratio)
-            return float(a + (1 - a) * _warmup(warmup_shape, mp.mpf(u) / warmup_steps))
-        i = next((k for k, c in enumerate(ends) if u < c), len(ends) - 1)
-        d = lengths[i]
-        b = ends[i] - d
-        if d == 0 or u < b:
-            return 1.0
-        p = min(mp.mpf(u - b) / d, mp.mpf(1))
-        return float(_decay(decay_shape, p, mp.mpf(min_ratio)))
+        _, m = _position(max(step - start_step, 0), fields)
+        return float(m)
 
 
 def reference_curve(fields: dict[str, Any], steps: Any) -> list[float]:
@@ -97,16 +117,13 @@ def reference_curve(fields: dict[str, Any], steps: Any) -> list[float]:
 def reference_stable_fraction(step: int, **fields: Any) -> float:
     """A companion hyperparameter's h(step) per the contract, from 340-digit arithmetic: 1 in the
     warmup and at the peak, (g(p) - r) / (1 - r) in a decay (1 when r = 1)."""
-    f = {"warmup_steps": 0, "decay_shape": "1-sqrt", "min_ratio": 0.0, "start_step": 0, **fields}
     with mp.workdps(340):
-        ends = period_ends(f["total_steps"], f.get("checkpoints"))
-        lengths = decay_lengths(ends, f.get("decay_steps"), f.get("decay_ratio"))
-        u = max(step - f["start_step"], 0)
+        u = max(step - fields.get("start_step", 0), 0)
+        phase, m = _position(u, fields)
+        ends = period_ends(fields["total_steps"], fields.get("checkpoints"))
         i = next((k for k, c in enumerate(ends) if u < c), len(ends) - 1)
-        d = lengths[i]
-        b = ends[i] - d
-        r = mp.mpf(f["min_ratio"])
-        if u < f["warmup_steps"] or d == 0 or u < b or r == 1:
+        peak = mp.mpf((fields.get("period_peaks") or [1.0] * len(ends))[i])
+        r = mp.mpf(fields.get("min_ratio", 0.0))
+        if phase in ("warmup", "stable") or peak == r:
             return 1.0
-        p = min(mp.mpf(u - b) / d, mp.mpf(1))
-        return float((_decay(f["decay_shape"], p, r) - r) / (1 - r))
+        return float(min(max((m - r) / (peak - r), 0), 1))

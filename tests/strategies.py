@@ -61,6 +61,14 @@ def spec_fields(draw: Any, max_total: int = 3000) -> dict[str, Any]:
     else:
         fields["min_ratio"] = draw(ratios)
     fields["start_step"] = draw(st.sampled_from([0, 0, 1, 7, 1000]))
+    if draw(st.booleans()):  # a peak per period (WSD-S), at or above the floor, also above 1
+        r = fields["min_ratio"]
+        peak = st.one_of(st.just(r), st.just(1.0), st.floats(r, 2.0, allow_subnormal=False))
+        fields["period_peaks"] = draw(st.lists(peak.filter(lambda x: x > 0), min_size=len(ends),
+                                               max_size=len(ends)))  # fmt: skip
+    if len(ends) > 1 and draw(st.booleans()):
+        fields["rewarmup_steps"] = draw(st.integers(0, min(lengths[1:])))
+        fields["rewarmup_shape"] = draw(st.sampled_from(WARMUP_SHAPES))
     return fields
 
 

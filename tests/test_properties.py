@@ -32,32 +32,46 @@ def test_shape_properties(evaluate, rtol, fields):
     values = np.array(list(m.values()))
     slack = _slack(rtol)
 
-    # finite, and inside [min(init_ratio, min_ratio), 1]
+    ends = period_ends(total, fields["checkpoints"])
+    lengths = decay_lengths(ends, fields.get("decay_steps"), fields.get("decay_ratio"))
+    peaks = fields.get("period_peaks") or [1.0] * len(ends)
+    a, r, n = fields["init_ratio"], fields["min_ratio"], fields.get("rewarmup_steps", 0)
+
+    # finite, and inside [min(init_ratio, min_ratio), the highest peak (or init_ratio if higher)]
     assert np.isfinite(values).all()
-    low = min(fields["init_ratio"], fields["min_ratio"])
+    low = min(a, r)
     bound = low
     if rtol > 1e-9:  # float32: the bound as the dtype rounds it; XLA on CPU flushes subnormals to 0
         bound = float(np.float32(low))
         bound = 0.0 if bound < np.finfo(np.float32).tiny else bound
-    assert values.min() >= bound and values.max() <= 1.0
+    top = max(*peaks, a if w > 0 else 0.0)
+    assert values.min() >= bound and values.max() <= top * (1 + slack)
 
-    # non-decreasing during warmup
+    # monotone during warmup, towards the first peak
     warm = [m[s0 + u] for u in range(w)]
-    assert all(b >= a - slack for a, b in itertools.pairwise(warm))
+    sign = 1 if a <= peaks[0] else -1
+    assert all(sign * (b - a_) >= -slack for a_, b in itertools.pairwise(warm))
 
-    ends = period_ends(total, fields["checkpoints"])
-    lengths = decay_lengths(ends, fields.get("decay_steps"), fields.get("decay_ratio"))
     for i, (c, d) in enumerate(zip(ends, lengths, strict=True)):
-        start = max(c - d, w)
+        first = 0 if i == 0 else ends[i - 1]
+        rising = w if i == 0 else n  # a warmup or rewarmup wins over the decay
+        start = max(c - d, first + rising)
         last = total + 2 if i == len(ends) - 1 else c - 1  # the last decay holds its floor after T
         seg = [m[s0 + u] for u in range(start, last + 1)]
         # non-increasing inside each decay
-        assert all(b <= a + slack for a, b in itertools.pairwise(seg)), (i, seg)
-        # back to the peak at each period start (after the first period)
+        assert all(b <= a_ + slack for a_, b in itertools.pairwise(seg)), (i, seg)
         if i > 0:
-            assert m[s0 + ends[i - 1]] == 1.0
-    # at and past the end: the floor r (1 when the last period has no decay)
-    floor_value = 1.0 if lengths[-1] == 0 else fields["min_ratio"]
+            # each later period starts at its peak, or where the last ended if it rewarms
+            came_from = r if lengths[i - 1] > 0 else peaks[i - 1]
+            expected = came_from if n > 0 else peaks[i]
+            assert m[s0 + first] == pytest.approx(expected, rel=max(rtol, slack), abs=1e-38)
+            rise = [m[s0 + u] for u in range(first, first + n)]
+            sign = 1 if came_from <= peaks[i] else -1
+            assert all(sign * (b - a_) >= -slack * peaks[i] for a_, b in itertools.pairwise(rise))
+            if n < c - first - d:  # a stable phase follows the rewarmup: at the period's peak
+                assert m[s0 + first + n] == pytest.approx(peaks[i], rel=max(rtol, slack))
+    # at and past the end: the floor r (the last peak when the last period has no decay)
+    floor_value = peaks[-1] if lengths[-1] == 0 else r
     for s in (s0 + total, s0 + 50 * total, 2**31 - 1):
         if total > w or lengths[-1] == 0:
             assert m[s] == pytest.approx(floor_value, rel=rtol, abs=1e-38)

@@ -122,7 +122,19 @@ def test_to_dict_has_exactly_the_contract_fields():
         "min_ratio",
         "checkpoints",
         "start_step",
+        "period_peaks",
+        "rewarmup_steps",
+        "rewarmup_shape",
     }
+
+
+def test_a_spec_saved_before_period_peaks_and_rewarmup_existed_still_loads():
+    old = {"total_steps": 100, "warmup_steps": 10, "decay_steps": 20, "decay_ratio": None,
+           "decay_shape": "linear", "warmup_shape": "linear", "init_ratio": 0.0, "min_ratio": 0.0,
+           "checkpoints": [50, 100], "start_step": 0}  # fmt: skip
+    spec = WSDSpec.from_dict(old)
+    assert spec.period_peaks is None and spec.rewarmup_steps == 0
+    assert [spec.multiplier(t) for t in (49, 50)] == [1 / 20, 1.0]
 
 
 def test_from_dict_validates():

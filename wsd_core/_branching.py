@@ -26,6 +26,14 @@ def _last_applied(spec: WSDSpec, step: int) -> tuple[str, int]:
     return phase.name, phase.period
 
 
+def _peak_at(spec: WSDSpec, step: int) -> float:
+    """The peak of the period whose updates a checkpoint at ``step`` has applied (1.0 without
+    ``period_peaks``)."""
+    if spec.period_peaks is None:
+        return 1.0
+    return spec.period_peaks[spec.phase(step - 1 if step > spec.start_step else step).period]
+
+
 class SpecBranching:
     """The operations that turn one spec into the next; ``WSDSpec`` inherits them."""
 
@@ -74,6 +82,8 @@ class SpecBranching:
         Works from any checkpoint, also a cooled-down one: the rate returns to the peak and the new run
         decays as its own fields say. Decay settings are inherited unless given in ``changes`` (any
         ``WSDSpec`` field except ``start_step`` and ``warmup_steps``; ``checkpoints`` defaults to one period).
+        With ``period_peaks``, the peak is that of the period ``at_step`` falls in, in every new
+        period, unless ``changes`` gives ``period_peaks``.
 
         Examples:
           >>> from wsd_core import WSDSpec
@@ -89,8 +99,12 @@ class SpecBranching:
         if "decay_steps" in changes or "decay_ratio" in changes:
             fields["decay_steps"] = fields["decay_ratio"] = None
         fields.update(total_steps=total_steps, start_step=at_step, warmup_steps=0, checkpoints=None)
-        fields.update(changes)
-        return type(spec).from_dict(fields)
+        fields.update(changes, period_peaks=changes.get("period_peaks"))
+        new = type(spec).from_dict(fields)
+        peak = _peak_at(spec, at_step)
+        if "period_peaks" in changes or peak == 1.0:
+            return new
+        return dataclasses.replace(new, period_peaks=(peak,) * len(new.period_ends))
 
     def branch_cooldown(
         self,
@@ -123,10 +137,12 @@ class SpecBranching:
                 f"period {period}, not at the peak. Branch from a stable step, e.g. a pre-decay "
                 f"checkpoint {spec.decay_starts}."
             )
+        peak = _peak_at(spec, at_step)
         return type(spec)(
             total_steps=cooldown_steps,
             decay_steps=cooldown_steps,
             decay_shape=spec.decay_shape if decay_shape is None else decay_shape,
             min_ratio=spec.min_ratio if min_ratio is None else min_ratio,
             start_step=at_step,
+            period_peaks=None if peak == 1.0 else (peak,),
         )

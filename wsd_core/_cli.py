@@ -87,6 +87,18 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
         help="K periods ending at total_steps >> (K - i), i = 1..K",
     )  # fmt: skip
     spec.add_argument("--start-step", type=int, default=0, help="s0: the schedule is m(max(s - s0, 0))")
+    spec.add_argument(
+        "--period-peaks", type=float, nargs="+", metavar="P",
+        help="the peak of each WSD-S period as a ratio, one per period (default 1 in every period)",
+    )  # fmt: skip
+    spec.add_argument(
+        "--rewarmup-steps", type=int, default=0,
+        help="N: each later period rises from the floor back to its peak over its first N updates",
+    )  # fmt: skip
+    spec.add_argument(
+        "--rewarmup-shape", default="linear", choices=list(WARMUP_SHAPES),
+        help="the rewarmup's shape (default linear)",
+    )  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,6 +160,9 @@ def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[st
                 min_ratio=args.min_ratio,
                 checkpoints=checkpoints,
                 start_step=args.start_step,
+                period_peaks=args.period_peaks,
+                rewarmup_steps=args.rewarmup_steps,
+                rewarmup_shape=args.rewarmup_shape,
             )
         except (TypeError, ValueError) as e:
             usage_error(parser, e)

@@ -37,8 +37,8 @@ _LN2 = math.log(2.0)
 class Backend(Protocol):
     """What ``evaluate`` needs from a numeric backend beyond Python's arithmetic operators."""
 
-    def locate(self, u: Any) -> tuple[Any, Any, Any]:
-        """Returns ``(b_i, c_i, d_i)`` of the period that local step ``u`` falls in."""
+    def locate(self, u: Any) -> Period:
+        """The ``Period`` values of the period that local step ``u`` falls in."""
         ...
 
     def to_float(self, x: Any) -> Any:
@@ -70,53 +70,61 @@ class Backend(Protocol):
 
 
 # --- shapes -----------------------------------------------------------------------------------
-# Decay shapes take progress p, its complement q = 1 - p (formed independently, see above) and the
-# floor r; each has g(p=0) = 1 and g(p=1) = r. Warmup shapes take progress p and have w(0)=0, w(1)=1.
+# Decay shapes take progress p, its complement q = 1 - p (formed independently, see above), the floor
+# r (a Python float), the period's peak P (a Python float, or an array where the peaks differ between
+# periods) and ln(r / P) (used by "geometric" alone); each has g(p=0) = P and g(p=1) = r. A decay from
+# P to r is P times the shape from 1 to r / P; each is written so that P = 1.0 (a Python float) gives
+# the very same operations as a single peak. Warmup shapes take progress p and have w(0)=0, w(1)=1.
 
-DecayShape = Callable[[Any, Any, float, Backend], Any]
+DecayShape = Callable[[Any, Any, float, Any, Any, Backend], Any]
 WarmupShape = Callable[[Any, Backend], Any]
 
 
-def _decay_linear(p: Any, q: Any, r: float, ops: Backend) -> Any:
-    # 1 - (1 - r) p
-    return r + (1.0 - r) * q
+def _scaled(peak: Any, x: Any) -> Any:
+    # peak * x, with no operation at all for the default peak of 1 (exact either way)
+    return x if peak.__class__ is float and peak == 1.0 else peak * x
 
 
-def _decay_cosine(p: Any, q: Any, r: float, ops: Backend) -> Any:
-    # r + (1 - r) (1 + cos(pi p)) / 2
+def _decay_linear(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+    # P - (P - r) p
+    return r + (peak - r) * q
+
+
+def _decay_cosine(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+    # r + (P - r) (1 + cos(pi p)) / 2
     s = ops.sin(_HALF_PI * q)
-    return r + (1.0 - r) * (s * s)
+    return r + (peak - r) * (s * s)
 
 
-def _decay_one_minus_sqrt(p: Any, q: Any, r: float, ops: Backend) -> Any:
-    # r + (1 - r) (1 - sqrt(p))
-    return r + (1.0 - r) * (q / (1.0 + ops.sqrt(p)))
+def _decay_one_minus_sqrt(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+    # r + (P - r) (1 - sqrt(p))
+    return r + (peak - r) * (q / (1.0 + ops.sqrt(p)))
 
 
-def _decay_inverse(p: Any, q: Any, r: float, ops: Backend) -> Any:
-    # 1 / (p / r + 1 - p) == r / (r + p (1 - r)), with 1 - r taken in float64 here. The denominator
-    # only grows with p, so every rounding step is monotone and so is m (r / (p + r q) is not: with
-    # p and q rounded independently it can rise by an ulp when r is near 1). There is no division by
-    # r: a tiny r (1e-40) is 0 once float32 flushes subnormals (XLA does) or rounds below them (torch,
-    # 1e-46), and p / r would be 0/0 = NaN. The denominator is 0 only where p = 0 and r became 0; m = 1
-    # there, as for every shape at p = 0, and adding the boolean keeps the discarded quotient finite
-    # (no NaN gradient either).
-    den = r + p * (1.0 - r)
+def _decay_inverse(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+    # 1 / (p / r + (1 - p) / P) == P r / (r + p (P - r)), with P - r taken in float64 here for a
+    # single peak. The denominator only grows with p, so every rounding step is monotone and so is m
+    # (r / (p + r q) is not: with p and q rounded independently it can rise by an ulp when r is near
+    # 1). There is no division by r: a tiny r (1e-40) is 0 once float32 flushes subnormals (XLA does)
+    # or rounds below them (torch, 1e-46), and p / r would be 0/0 = NaN. The denominator is 0 only
+    # where p = 0 and r became 0; m = P there, as for every shape at p = 0, and adding the boolean
+    # keeps the discarded quotient finite (no NaN gradient either).
+    den = r + p * (peak - r)
     zero = den == 0
-    return ops.select(zero, lambda: 1.0, lambda: ops.divide(r, den + zero))
+    return ops.select(zero, lambda: peak, lambda: ops.divide(_scaled(peak, r), den + zero))
 
 
-def _decay_exponential(p: Any, q: Any, r: float, ops: Backend) -> Any:
-    # r + (1 - r) (2 * 0.5**p - 1)
-    return r + (1.0 - r) * ops.expm1(_LN2 * q)
+def _decay_exponential(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+    # r + (P - r) (2 * 0.5**p - 1)
+    return r + (peak - r) * ops.expm1(_LN2 * q)
 
 
-def _decay_geometric(p: Any, q: Any, r: float, ops: Backend) -> Any:
-    # r ** p = exp(p ln r), with ln r taken in float64 here: r itself may be below what float32 can
-    # hold (1e-40 flushes to 0 under XLA), its logarithm never is. The exponent is <= 0, so exp cannot
-    # overflow; the end of the decay (q = 0) is r exactly rather than exp(ln r) rounded.
-    log_r = math.log(r)
-    return ops.select(q == 0, lambda: r, lambda: ops.exp(p * log_r))
+def _decay_geometric(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+    # P (r / P) ** p = P exp(p ln(r / P)), with ln(r / P) taken in float64 (``Resolved``): r itself may
+    # be below what float32 can hold (1e-40 flushes to 0 under XLA), its logarithm never is. The
+    # exponent is <= 0, so exp cannot overflow; the end of the decay (q = 0) is r exactly rather than
+    # exp(ln r) rounded.
+    return ops.select(q == 0, lambda: r, lambda: _scaled(peak, ops.exp(p * log_ratio)))
 
 
 def _warmup_linear(p: Any, ops: Backend) -> Any:
@@ -144,6 +152,26 @@ WARMUP_SHAPES: dict[str, WarmupShape] = {
 }
 
 
+class Period(NamedTuple):
+    """What ``evaluate`` reads of the period a step falls in (local steps): its first step
+    ``c_{i-1}``, its first decayed step ``b_i``, its end ``c_i``, its decay length ``d_i``, its peak
+    ``P_i``, the value its rewarmup rises from (the previous period's last value) and ln(r / P_i).
+    Array backends hold a value that differs between periods as an array and one that does not as a
+    Python number, so a single-peak spec traces the same program as before peaks existed."""
+
+    start: Any
+    decay_start: Any
+    end: Any
+    decay_length: Any
+    peak: Any
+    rise_from: Any
+    log_ratio: Any
+
+
+# Period values an array backend always looks up as integer tables (the phase tests compare them).
+INTEGER_COLUMNS = ("decay_start", "end", "decay_length")
+
+
 class Resolved(NamedTuple):
     """A validated spec reduced to the numbers ``evaluate`` reads (local steps, start_step removed)."""
 
@@ -156,6 +184,9 @@ class Resolved(NamedTuple):
     ends: tuple[int, ...]  # c_1 .. c_K
     decay_starts: tuple[int, ...]  # b_i = c_i - d_i
     decay_lengths: tuple[int, ...]  # d_i
+    peaks: tuple[float, ...] = ()  # P_i; empty: 1.0 in every period
+    rewarmup_steps: int = 0  # N: the first N updates of every period after the first rise to its peak
+    rewarmup_shape: str = "linear"
 
     @property
     def count_range(self) -> tuple[int, int]:
@@ -164,25 +195,105 @@ class Resolved(NamedTuple):
         return self.start_step, self.start_step + self.ends[-1]
 
     @property
+    def period_peaks(self) -> tuple[float, ...]:
+        return self.peaks or (1.0,) * len(self.ends)
+
+    @property
+    def first_peak(self) -> float:
+        """P_1, the value the warmup rises to."""
+        return self.period_peaks[0]
+
+    @property
     def floor(self) -> float:
         """The smallest value m can take: min(init_ratio, min_ratio) (init_ratio only with warmup)."""
         return min(self.init_ratio, self.min_ratio) if self.warmup_steps > 0 else self.min_ratio
 
+    @property
+    def ceiling(self) -> float:
+        """The largest value m can take: the highest peak (or init_ratio, with a warmup, if higher)."""
+        top = max(self.period_peaks)
+        return max(top, self.init_ratio) if self.warmup_steps > 0 else top
 
-def decay_value(u: Any, b: Any, c: Any, d: Any, plan: Resolved, ops: Backend) -> Any:
-    """g(p) at local step ``u`` of the decay of period (b, c, d): p and q each from an integer
-    difference, clipped to [0, 1]."""
+    @property
+    def rewarms(self) -> bool:
+        """Whether any period rewarms (N > 0 and more than one period): static for the backends."""
+        return self.rewarmup_steps > 0 and len(self.ends) > 1
+
+    def period_columns(self) -> dict[str, tuple[Any, ...]]:
+        """Every ``Period`` field as a tuple over the periods."""
+        peaks, r = self.period_peaks, self.min_ratio
+        # A rewarmup rises from where the previous period ended: the floor, or its peak if it did
+        # not decay. The first period has no rewarmup (its warmup rises from init_ratio).
+        ended = [r if d > 0 else peak for d, peak in zip(self.decay_lengths[:-1], peaks[:-1], strict=True)]
+        rise_from = (r, *ended)
+        if self.decay_shape == "geometric":  # r > 0 there
+            log_ratio = tuple(math.log(r) - math.log(peak) for peak in peaks)
+        else:
+            log_ratio = (0.0,) * len(peaks)
+        return {
+            "start": (0, *self.ends[:-1]),
+            "decay_start": self.decay_starts,
+            "end": self.ends,
+            "decay_length": self.decay_lengths,
+            "peak": peaks,
+            "rise_from": rise_from,
+            "log_ratio": log_ratio,
+        }
+
+    def varying_columns(self) -> tuple[dict[str, tuple[Any, ...]], dict[str, Any]]:
+        """(tables, constants) for an array backend: the integer columns, the period starts where a
+        rewarmup reads them, and every other value that differs between periods, are tables; the
+        rest are Python constants (its value in the first period)."""
+        tables, constants = {}, {}
+        for name, column in self.period_columns().items():
+            needed = name in INTEGER_COLUMNS or (name == "start" and self.rewarms)
+            if needed or (name != "start" and len(set(column)) > 1):
+                tables[name] = column
+            else:
+                constants[name] = column[0]
+        return tables, constants
+
+
+def decay_value(u: Any, period: Period, plan: Resolved, ops: Backend) -> Any:
+    """g(p) at local step ``u`` of the decay of ``period``: p and q each from an integer difference,
+    clipped to [0, 1]; from the period's peak to the floor."""
+    b, c, d = period.decay_start, period.end, period.decay_length
     width = ops.to_float(ops.maximum(d, 1))
     p = ops.clip(ops.to_float(u - b) / width, 0.0, 1.0)
     q = ops.clip(ops.to_float(c - u) / width, 0.0, 1.0)
-    return DECAY_SHAPES[plan.decay_shape](p, q, plan.min_ratio, ops)
+    return DECAY_SHAPES[plan.decay_shape](p, q, plan.min_ratio, period.peak, period.log_ratio, ops)
+
+
+def _rise(start: Any, target: Any, j: Any, length: int, shape: str, ops: Backend) -> Any:
+    """start + (target - start) w(j / length), with every term >= 0: written from the start when it
+    rises and from the target (with 1 - w(p) = w(1 - p), true of both warmup shapes) when it falls,
+    so that a value near a small target keeps its relative precision. p and 1 - p are each formed from
+    an integer difference."""
+    w = WARMUP_SHAPES[shape]
+    p = ops.clip(ops.to_float(j) / length, 0.0, 1.0)
+    if start.__class__ is float and target.__class__ is float:  # static: one form
+        if start <= target:
+            return start + (target - start) * w(p, ops)
+        return target + (start - target) * w(ops.clip(ops.to_float(length - j) / length, 0.0, 1.0), ops)
+    q = ops.clip(ops.to_float(length - j) / length, 0.0, 1.0)
+    rising = start <= target
+    return ops.select(
+        rising,
+        lambda: start + (target - start) * w(p, ops),
+        lambda: target + (start - target) * w(q, ops),
+    )
 
 
 def warmup_value(u: Any, plan: Resolved, ops: Backend) -> Any:
-    """a + (1 - a) w(u / W) at local step ``u`` of the warmup (W > 0)."""
-    a = plan.init_ratio
-    p = ops.clip(ops.to_float(u) / plan.warmup_steps, 0.0, 1.0)
-    return a + (1.0 - a) * WARMUP_SHAPES[plan.warmup_shape](p, ops)
+    """a + (P_1 - a) w(u / W) at local step ``u`` of the warmup (W > 0)."""
+    return _rise(plan.init_ratio, plan.first_peak, u, plan.warmup_steps, plan.warmup_shape, ops)
+
+
+def rewarmup_value(u: Any, period: Period, plan: Resolved, ops: Backend) -> Any:
+    """e + (P_i - e) w(j / N) at the j-th update of a later period (j = u - c_{i-1} < N), rising from
+    the previous period's last value e (the floor, or its peak if it did not decay)."""
+    j = u - period.start
+    return _rise(period.rise_from, period.peak, j, plan.rewarmup_steps, plan.rewarmup_shape, ops)
 
 
 def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
@@ -191,38 +302,64 @@ def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
         step,
         plan,
         ops,
-        decay=lambda u, b, c, d: decay_value(u, b, c, d, plan, ops),
+        decay=lambda u, period: decay_value(u, period, plan, ops),
+        rewarmup=lambda u, period: rewarmup_value(u, period, plan, ops),
         warmup=lambda u: warmup_value(u, plan, ops),
+        stable=lambda period: period.peak,
     )
-    return ops.clip(m, plan.floor, 1.0)
+    return ops.clip(m, plan.floor, plan.ceiling)
 
 
 def stable_fraction(step: Any, plan: Resolved, ops: Backend) -> Any:
     """h(step) of the contract's companion hyperparameters: 1 where the rate is at its peak or warming
-    up to it, 0 where a decay reaches the floor, and in between the rate's own decay progress
-    ``(g - r) / (1 - r)`` (``g`` the decay shape, ``r = min_ratio``). A companion value is
-    ``cooled + (stable - cooled) * h``. With ``min_ratio = 1`` nothing decays: h = 1."""
+    up to it, 0 where a decay reaches the floor, and in between where the rate stands between the
+    floor and its period's peak, ``(m - r) / (P_i - r)`` (in a decay, the shape's own progress; in a
+    rewarmup, the rise). A companion value is ``cooled + (stable - cooled) * h``. Where a period's
+    peak is the floor nothing moves: h = 1."""
     r = plan.min_ratio
-    if r < 1.0:  # static
-        progress = lambda u, b, c, d: (decay_value(u, b, c, d, plan, ops) - r) / (1.0 - r)
-    else:
-        progress = lambda u, b, c, d: 1.0
-    # the warmup counts as the peak: a companion moves only in a decay
-    h = _by_phase(step, plan, ops, decay=progress, warmup=lambda u: 1.0)
+
+    def between(value: Any, period: Period) -> Any:
+        span = period.peak - r
+        if span.__class__ is float:  # static: one peak for every period
+            return (value - r) / span if span > 0 else 1.0
+        flat = span <= 0
+        return ops.select(flat, lambda: 1.0, lambda: (value - r) / (span + flat))
+
+    h = _by_phase(
+        step,
+        plan,
+        ops,
+        decay=lambda u, period: between(decay_value(u, period, plan, ops), period),
+        rewarmup=lambda u, period: between(rewarmup_value(u, period, plan, ops), period),
+        warmup=lambda u: 1.0,  # the warmup counts as the peak: nothing has cooled yet
+        stable=lambda period: 1.0,
+    )
     return ops.clip(h, 0.0, 1.0)
 
 
 def _by_phase(
-    step: Any, plan: Resolved, ops: Backend, *, decay: Callable[..., Any], warmup: Callable[[Any], Any]
+    step: Any,
+    plan: Resolved,
+    ops: Backend,
+    *,
+    decay: Callable[[Any, Period], Any],
+    rewarmup: Callable[[Any, Period], Any],
+    warmup: Callable[[Any], Any],
+    stable: Callable[[Period], Any],
 ) -> Any:
-    """The contract's pieces at update count ``step``: ``warmup(u)`` where u < W (warmup wins where it
-    overlaps a decay), ``decay(u, b, c, d)`` in a period's decay, 1 elsewhere (stable)."""
+    """The contract's pieces at update count ``step``: ``warmup(u)`` where u < W, ``rewarmup(u, period)``
+    in the first N updates of a later period, ``decay(u, period)`` in a period's decay and
+    ``stable(period)`` elsewhere. A warmup or rewarmup wins where it overlaps a decay."""
     s0 = plan.start_step
     # u = max(s - s0, 0), written so that no intermediate can overflow a fixed-width integer.
     u = ops.maximum(step, s0) - s0
-    b, c, d = ops.locate(u)
-    decaying = (d > 0) & (u >= b)
-    value = ops.select(decaying, lambda: decay(u, b, c, d), lambda: 1.0)
+    period = ops.locate(u)
+    decaying = (period.decay_length > 0) & (u >= period.decay_start)
+    value = ops.select(decaying, lambda: decay(u, period), lambda: stable(period))
+    if plan.rewarms:  # static: no rewarmup branch at all without one
+        rising = (period.start > 0) & (u - period.start < plan.rewarmup_steps)
+        settled = value
+        value = ops.select(rising, lambda: rewarmup(u, period), lambda: settled)
     if plan.warmup_steps > 0:  # static: no warmup branch at all when W = 0
         stable_or_decay = value
         value = ops.select(u < plan.warmup_steps, lambda: warmup(u), lambda: stable_or_decay)
@@ -230,29 +367,53 @@ def _by_phase(
 
 
 class ArrayBackend:
-    """What the array backends share, given their array module ``xp`` (``jax.numpy`` or ``torch``):
-    both branches evaluated and chosen with ``where``, and a square root that is safe under autograd.
+    """What the array backends share, given their array module ``xp`` (``jax.numpy``, ``torch`` or
+    ``numpy``): the period lookup, both branches evaluated and chosen with ``where``, and a square
+    root that is safe under autograd.
 
-    Subclasses build the period tables as their framework's arrays and add ``to_float`` and
-    ``maximum``, which differ between the frameworks. The core imports neither framework: the module
-    is passed in.
+    Subclasses pass converters that build the period tables as their framework's arrays (integers
+    for the phase tests, floats in the compute type for peaks), and add ``to_float`` and ``maximum``,
+    which differ between the frameworks. The core imports neither framework: the module is passed in.
     """
 
-    def __init__(self, xp: Any, inner_ends: Any, tables: tuple[Any, Any, Any]) -> None:
+    def __init__(
+        self,
+        xp: Any,
+        plan: Resolved,
+        int_table: Callable[[tuple[Any, ...]], Any],
+        float_table: Callable[[tuple[Any, ...]], Any],
+    ) -> None:
         self._xp = xp
-        self._inner_ends = inner_ends  # c_1 .. c_{K-1}
-        self._tables = tables  # b_i, c_i, d_i for every period
+        self._inner_ends = int_table(plan.ends[:-1])  # c_1 .. c_{K-1}
+        tables, self._constants = plan.varying_columns()
+        self._tables = {
+            name: (int_table if name in INTEGER_COLUMNS or name == "start" else float_table)(column)
+            for name, column in tables.items()
+        }
+        floats = tables.keys() - {*INTEGER_COLUMNS, "start"}
+        self._periods = int_table(tuple(range(len(plan.ends)))) if floats else None
 
-    def locate(self, u: Any) -> tuple[Any, Any, Any]:
-        """A value constant over each period is its first period's value plus the steps
+    def locate(self, u: Any) -> Period:
+        """A period's integer values are its first period's value plus the steps
         ``[u >= c_j] * (t_{j+1} - t_j)`` at the inner ends: one broadcast comparison and a sum, with
-        no gather (slow on CPU, longer compiles), no branch per period and no host synchronisation."""
+        no gather (slow on CPU, longer compiles), no branch per period and no host synchronisation.
+        Float values (peaks) are picked by a one-hot sum instead, which adds exact zeros and so
+        returns each period's value unrounded."""
+        values = dict(self._constants)
         if self._inner_ends.shape[0] == 0:  # one period: no lookup at all
-            b, c, d = (t[0] for t in self._tables)
-            return b, c, d
+            values.update((name, t[0]) for name, t in self._tables.items())
+            return Period(**values)
         past = u[..., None] >= self._inner_ends  # (..., K - 1) booleans
-        b, c, d = (t[0] + self._xp.sum(past * (t[1:] - t[:-1]), axis=-1) for t in self._tables)
-        return b, c, d
+        for name, t in self._tables.items():
+            if name in INTEGER_COLUMNS or name == "start":
+                values[name] = t[0] + self._xp.sum(past * (t[1:] - t[:-1]), axis=-1)
+        if self._periods is not None:
+            index = self._xp.sum(past, axis=-1)
+            one_hot = index[..., None] == self._periods
+            for name, t in self._tables.items():
+                if name not in values:
+                    values[name] = self._xp.sum(self._xp.where(one_hot, t, 0.0), axis=-1)
+        return Period(**values)
 
     def select(self, cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
         return self._xp.where(cond, if_true(), if_false())
@@ -283,14 +444,15 @@ class PythonBackend:
     """Plain Python numbers; evaluates only the selected branch (a few microseconds a call)."""
 
     def __init__(self, plan: Resolved) -> None:
-        self._ends = plan.ends
         self._inner_ends = plan.ends[:-1]
-        self._starts = plan.decay_starts
-        self._lengths = plan.decay_lengths
+        columns = plan.period_columns()
+        self._periods = [Period(*values) for values in zip(*columns.values(), strict=True)]
 
-    def locate(self, u: Any) -> tuple[Any, Any, Any]:
-        i = bisect.bisect_right(self._inner_ends, u)
-        return self._starts[i], self._ends[i], self._lengths[i]
+    def locate(self, u: Any) -> Period:
+        return self._periods[bisect.bisect_right(self._inner_ends, u)]
+
+    def period(self, index: int) -> Period:
+        return self._periods[index]
 
     # Builtins as class attributes (not methods: no binding, no Python frame): this backend runs once
     # per LambdaLR step, where each call's overhead shows.

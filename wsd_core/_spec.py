@@ -17,10 +17,12 @@ from wsd_core._branching import SpecBranching
 from wsd_core._formula import (
     DECAY_SHAPES,
     WARMUP_SHAPES,
+    Period,
     PythonBackend,
     Resolved,
     decay_value,
     evaluate,
+    rewarmup_value,
     stable_fraction,
     warmup_value,
 )
@@ -29,16 +31,19 @@ from wsd_core._presets import SpecPresets
 DEFAULT_DECAY_RATIO = 0.1
 _log = logging.getLogger("wsd_core")
 _WARMUP = "warmup"  # a piece of the run evaluated by warmup_value
+_DECAY = "decay"  # (_DECAY, period): a piece evaluated by decay_value
+_REWARMUP = "rewarmup"  # (_REWARMUP, period): a piece evaluated by rewarmup_value
 
 
 class Phase(NamedTuple):
     """Where an optimizer step falls in the schedule.
 
     Attributes:
-      name: ``"warmup"``, ``"stable"``, ``"decay"`` or ``"done"`` (at or past the end of the run).
+      name: ``"warmup"``, ``"stable"``, ``"decay"``, ``"rewarmup"`` (the first ``rewarmup_steps`` of
+        a later period) or ``"done"`` (at or past the end of the run).
       period: 0-based index of the period (``len(period_ends) - 1`` for ``"done"``).
       progress: fraction of the phase completed before this step, in [0, 1]: ``u / W`` in warmup,
-        the contract's ``p`` in a decay, 1.0 when done.
+        ``j / N`` in a rewarmup, the contract's ``p`` in a decay, 1.0 when done.
       multiplier: m(step), the factor applied to the peak learning rate.
     """
 
@@ -75,6 +80,13 @@ class WSDSpec(SpecBranching, SpecPresets):
       checkpoints: period ends c_1 < ... < c_K = T (WSD-S), an int K for geometric ends
         ``T >> (K - i)``, or None for a single period.
       start_step: s0; the schedule is m(max(step - s0, 0)).
+      period_peaks: P_1 .. P_K, the peak of each period as a ratio (> 0, >= ``min_ratio``); period i
+        is stable at P_i and decays from P_i to the floor, the warmup rises to P_1. None: 1 in every
+        period. OLMo-core's ``WSDS(period_lr_multipliers=...)``.
+      rewarmup_steps: N, the first N updates of every period after the first rise from the previous
+        period's last value (the floor) to the period's peak, with ``rewarmup_shape``; 0 (default):
+        the rate jumps back to the peak. N <= every later period's length. Levanter's ``rewarmup``.
+      rewarmup_shape: the rewarmup's shape, one of the warmup shapes (default ``"linear"``).
 
     Examples:
       >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear")
@@ -94,6 +106,9 @@ class WSDSpec(SpecBranching, SpecPresets):
     min_ratio: float = 0.0
     checkpoints: int | Sequence[int] | None = None  # stored as a tuple of ints, or K, or None
     start_step: int = 0
+    period_peaks: Sequence[float] | None = None  # stored as a tuple of floats, or None
+    rewarmup_steps: int = 0
+    rewarmup_shape: str = "linear"
 
     def __new__(cls, *args: Any, **fields: Any) -> WSDSpec:
         # Runs before the generated __init__, whose "unexpected keyword" error names no alternative.
@@ -132,6 +147,9 @@ class WSDSpec(SpecBranching, SpecPresets):
         if self.decay_ratio is not None:
             set_("decay_ratio", v.check_ratio("decay_ratio", self.decay_ratio))
         set_("checkpoints", _normalise_checkpoints(self.checkpoints, total))
+        set_("period_peaks", _normalise_peaks(self.period_peaks, self.min_ratio))
+        set_("rewarmup_steps", v.check_steps("rewarmup_steps", self.rewarmup_steps, minimum=0))
+        set_("rewarmup_shape", v.check_choice("rewarmup_shape", self.rewarmup_shape, WARMUP_SHAPES))
         plan = self._resolved  # resolve now: periods, decays and warmup are validated at construction
         if 0 < plan.warmup_steps >= plan.decay_starts[0]:
             _log.warning(
@@ -139,6 +157,16 @@ class WSDSpec(SpecBranching, SpecPresets):
                 "valid, but rarely meant",
                 plan.warmup_steps,
                 plan.decay_starts[0],
+            )
+        if plan.rewarms and any(
+            plan.rewarmup_steps >= b - start
+            for start, b, d in zip(plan.ends[:-1], plan.decay_starts[1:], plan.decay_lengths[1:], strict=True)
+            if d > 0
+        ):
+            _log.warning(
+                "rewarmup_steps=%d leaves a period with no stable phase before its decay; valid, but "
+                "rarely meant",
+                plan.rewarmup_steps,
             )
 
     # --- resolution -------------------------------------------------------------------------
@@ -166,6 +194,19 @@ class WSDSpec(SpecBranching, SpecPresets):
                 decay = math.floor(rho * period)  # in float64, as the contract specifies
             lengths.append(decay)
             previous = end
+        peaks = self.period_peaks
+        if peaks is not None and len(peaks) != len(ends):
+            raise ValueError(
+                f"period_peaks must give one peak per period: {len(ends)} periods (ends {list(ends)}), "
+                f"got {len(peaks)} peaks {list(peaks)}"
+            )
+        for i in range(1, len(ends)):
+            if self.rewarmup_steps > ends[i] - ends[i - 1]:
+                raise ValueError(
+                    f"rewarmup_steps must be <= the length of every period after the first; got "
+                    f"{self.rewarmup_steps}, but period {i} (steps {ends[i - 1]}..{ends[i] - 1}) has "
+                    f"{ends[i] - ends[i - 1]} steps"
+                )
         return Resolved(
             start_step=self.start_step,
             warmup_steps=self.warmup_steps,
@@ -176,6 +217,9 @@ class WSDSpec(SpecBranching, SpecPresets):
             ends=ends,
             decay_starts=tuple(e - d for e, d in zip(ends, lengths, strict=True)),
             decay_lengths=tuple(lengths),
+            peaks=() if peaks is None else tuple(peaks),
+            rewarmup_steps=self.rewarmup_steps,
+            rewarmup_shape=self.rewarmup_shape,
         )
 
     @functools.cached_property
@@ -205,9 +249,9 @@ class WSDSpec(SpecBranching, SpecPresets):
         if piece is _WARMUP:
             m = warmup_value(u, plan, ops)
         else:
-            b, c, d = piece
-            m = decay_value(u, b, c, d, plan, ops)
-        return float(ops.clip(m, plan.floor, 1.0))
+            kind, period = piece
+            m = (decay_value if kind is _DECAY else rewarmup_value)(u, period, plan, ops)
+        return float(ops.clip(m, plan.floor, plan.ceiling))
 
     def stable_fraction(self, step: int | float) -> float:
         """h(step) of a companion hyperparameter (``docs/contract.md``, "Companion hyperparameters"):
@@ -227,23 +271,25 @@ class WSDSpec(SpecBranching, SpecPresets):
     def _pieces(self) -> tuple[tuple[int, ...], tuple[Any, ...]]:
         """The run cut into phases, for ``multiplier``: ``pieces[k]`` holds for steps in
         ``[starts[k-1], starts[k])`` and is the constant value there (stable phases, before the start,
-        after the end) or which part of the formula to evaluate: ``_WARMUP``, or a decay's (b, c, d).
+        after the end) or which part of the formula to evaluate: ``_WARMUP``, or ``(_DECAY, period)``
+        or ``(_REWARMUP, period)`` with the period's ``Period`` values.
 
         A C-level bisect then replaces the formula's period lookup and branch selection; the values
-        come from the same functions ``evaluate`` uses (``warmup_value``, ``decay_value``).
+        come from the same functions ``evaluate`` uses (``warmup_value``, ``decay_value``,
+        ``rewarmup_value``).
         """
-        plan = self._resolved
+        plan, ops = self._resolved, self._python_backend
         starts: list[int] = []
-        pieces: list[Any] = [float(evaluate(self.start_step, plan, self._python_backend))]  # before s0
-        for name, period, first, _last in self._segments():
+        pieces: list[Any] = [float(evaluate(self.start_step, plan, ops))]  # before s0
+        for name, index, first, _last in self._segments():
             starts.append(first)
+            period: Period = ops.period(index)
             if name == "stable":
-                pieces.append(1.0)
+                pieces.append(float(period.peak))
             elif name == "warmup":
                 pieces.append(_WARMUP)
             else:
-                ends = plan.ends
-                pieces.append((plan.decay_starts[period], ends[period], plan.decay_lengths[period]))
+                pieces.append((_DECAY if name == "decay" else _REWARMUP, period))
         starts.append(self.end_step)  # at and past the end: the final floor
         pieces.append(float(evaluate(self.end_step, plan, self._python_backend)))
         return tuple(starts), tuple(pieces)
@@ -283,6 +329,8 @@ class WSDSpec(SpecBranching, SpecPresets):
             return Phase(name, i, (step - self.start_step) / plan.warmup_steps, m)
         if name == "stable":
             return Phase(name, i, (step - first) / (last - first + 1), m)
+        if name == "rewarmup":
+            return Phase(name, i, (step - first) / plan.rewarmup_steps, m)
         return Phase(name, i, (step - self.start_step - plan.decay_starts[i]) / plan.decay_lengths[i], m)
 
     def phase_table(self) -> str:
@@ -311,14 +359,17 @@ class WSDSpec(SpecBranching, SpecPresets):
         ``multiplier``'s pieces read it; the array backends locate periods branch-free instead)."""
         plan, s0 = self._resolved, self.start_step
         segments = []
-        if plan.warmup_steps > 0:
-            segments.append(("warmup", 0, s0, s0 + plan.warmup_steps - 1))
         previous = 0
         for i, (end, b) in enumerate(zip(plan.ends, plan.decay_starts, strict=True)):
-            stable_from = max(previous, plan.warmup_steps)
+            # the first W updates of the run warm up, the first N of every later period rewarm
+            rising = plan.warmup_steps if i == 0 else plan.rewarmup_steps
+            if rising > 0:
+                name = "warmup" if i == 0 else "rewarmup"
+                segments.append((name, i, s0 + previous, s0 + previous + rising - 1))
+            stable_from = previous + rising
             if b > stable_from:
                 segments.append(("stable", i, s0 + stable_from, s0 + b - 1))
-            decay_from = max(b, plan.warmup_steps)
+            decay_from = max(b, stable_from)
             if end > decay_from:
                 segments.append(("decay", i, s0 + decay_from, s0 + end - 1))
             previous = end
@@ -331,6 +382,8 @@ class WSDSpec(SpecBranching, SpecPresets):
         out = dataclasses.asdict(self)
         if isinstance(self.checkpoints, tuple):
             out["checkpoints"] = list(self.checkpoints)
+        if self.period_peaks is not None:
+            out["period_peaks"] = list(self.period_peaks)
         return out
 
     @classmethod
@@ -428,6 +481,28 @@ def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | No
     if ends[-1] != total:
         raise ValueError(f"the last of checkpoints must equal total_steps={total}, got {list(ends)}")
     return ends
+
+
+def _normalise_peaks(value: Any, min_ratio: float) -> tuple[float, ...] | None:
+    """None, or a tuple of finite period peaks, each > 0 and >= min_ratio (its count is checked
+    against the periods when they are resolved)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"period_peaks must be None or a sequence of ratios, one per period, got {value!r} "
+            f"(type {type(value).__name__})"
+        )
+    peaks = tuple(v.check_real(f"period_peaks[{i}]", x, positive=True) for i, x in enumerate(value))
+    if not peaks:
+        raise ValueError("period_peaks must not be empty; use None for a peak of 1 in every period")
+    for i, peak in enumerate(peaks):
+        if peak < min_ratio:
+            raise ValueError(
+                f"period_peaks[{i}] must be >= min_ratio={min_ratio} (a period decays from its peak "
+                f"to the floor), got {peak}"
+            )
+    return peaks
 
 
 def _geometric_ends(count: int, total: int) -> tuple[int, ...]:

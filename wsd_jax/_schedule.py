@@ -23,9 +23,10 @@ class _JaxBackend(ArrayBackend):
     ``ArrayBackend``); the period tables become constants of the traced program."""
 
     def __init__(self, plan: Resolved, table_dtype: Any, float_dtype: Any) -> None:
-        as_table = lambda xs: jnp.asarray(np.asarray(xs), dtype=table_dtype)
-        tables = (as_table(plan.decay_starts), as_table(plan.ends), as_table(plan.decay_lengths))
-        super().__init__(jnp, as_table(plan.ends[:-1]), tables)
+        int_table = lambda xs: jnp.asarray(np.asarray(xs), dtype=table_dtype)
+        # float64 values rounded once to the compute type (peaks are ratios, not counts)
+        float_table = lambda xs: jnp.asarray(np.asarray(xs, dtype=np.float64), dtype=float_dtype)
+        super().__init__(jnp, plan, int_table, float_table)
         self._float = float_dtype
 
     def to_float(self, x: Any) -> Any:

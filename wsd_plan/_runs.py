@@ -18,9 +18,8 @@ class _NumpyBackend(ArrayBackend):
 
     def __init__(self, spec: WSDSpec) -> None:
         plan = spec.resolved()
-        table = lambda xs: np.asarray(xs, dtype=np.int64)
-        tables = (table(plan.decay_starts), table(plan.ends), table(plan.decay_lengths))
-        super().__init__(np, table(plan.ends[:-1]), tables)
+        int_table = lambda xs: np.asarray(xs, dtype=np.int64)
+        super().__init__(np, plan, int_table, lambda xs: np.asarray(xs, dtype=np.float64))
 
     def to_float(self, x: Any) -> np.ndarray:
         return np.asarray(x, dtype=np.float64)

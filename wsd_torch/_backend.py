@@ -20,9 +20,10 @@ class TorchBackend(ArrayBackend):
     """
 
     def __init__(self, plan: Resolved, device: torch.device | str, float_dtype: torch.dtype) -> None:
-        table = lambda xs: torch.tensor(xs, dtype=torch.int64, device=device)
-        tables = (table(plan.decay_starts), table(plan.ends), table(plan.decay_lengths))
-        super().__init__(torch, table(plan.ends[:-1]), tables)
+        int_table = lambda xs: torch.tensor(xs, dtype=torch.int64, device=device)
+        # float64 values rounded once to the compute type (peaks are ratios, not counts)
+        float_table = lambda xs: torch.tensor(xs, dtype=torch.float64).to(device=device, dtype=float_dtype)
+        super().__init__(torch, plan, int_table, float_table)
         self._float = float_dtype
 
     def to_float(self, x: Any) -> torch.Tensor:
