@@ -7,9 +7,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+PEER_STAMP := $(VENV)/.peer-wheels
 EXTRAS := jax,orbax,flax,torch,plot,plan,tensorboard,test,dev,docs,peers,integrations
 # Peer wheels read by tests/peers.py (downloaded without their heavy dependencies; tests skip if absent).
-PEER_WHEELS := torchtitan==0.3.0 megatron-core==0.16.1
+PEER_WHEELS := torchtitan==0.3.0 megatron-core==0.16.1 ai2-olmo-core==3.0.0
 DEMO_DIR ?= demo_output
 
 .PHONY: all demo test test-fast lint docs bench format clean
@@ -21,18 +22,22 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c requirements/constraints.txt -e '.[$(EXTRAS)]'
+	@touch $@
+
+# Its own stamp, remade when this file (and so the list) changes, without reinstalling the rest.
+$(PEER_STAMP): Makefile | $(STAMP)
 	$(PIP) download -q --no-deps -d $(VENV)/peer-wheels $(PEER_WHEELS) || \
-		echo "note: peer wheels not downloaded; the torchtitan and Megatron preset tests will skip"
+		echo "note: peer wheels not downloaded; the torchtitan, Megatron and OLMo-core preset tests will skip"
 	@touch $@
 
 demo: $(STAMP)
 	$(PY) examples/demo/demo.py --out $(DEMO_DIR)
 
-test: $(STAMP)
+test: $(STAMP) $(PEER_STAMP)
 	$(PY) -m pytest
 
 # The inner loop: everything but the tests marked slow (subprocesses, real training runs).
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(PEER_STAMP)
 	$(PY) -m pytest -m "not slow"
 
 # The documentation site (docs/ and the docstrings) into site/, warnings as errors.

@@ -1,15 +1,16 @@
 """The peers' own scheduler code, for the preset tests.
 
-transformers and pytorch_accelerated are imported as installed (the ``peers`` extra). torchtitan and
-Megatron-LM cannot be imported here without heavy dependencies (datasets, wandb, tensorboard; CUDA
-libraries), so their scheduler module is read from their released wheel, downloaded without
-dependencies by ``make`` into ``.venv/peer-wheels``, and executed with its *unrelated* imports
-stubbed (torchtitan's config base class and logger, Megatron's rank-aware logging helper). The
-scheduler code itself runs unmodified.
+transformers and pytorch_accelerated are imported as installed (the ``peers`` extra). torchtitan,
+Megatron-LM and OLMo-core cannot be imported here without heavy dependencies (datasets, wandb,
+tensorboard; CUDA libraries), so their scheduler module is read from their released wheel, downloaded
+without dependencies by ``make`` into ``.venv/peer-wheels``, and executed with its *unrelated*
+imports stubbed (torchtitan's config base class and logger, Megatron's rank-aware logging helper,
+OLMo-core's config classes and rank lookup). The scheduler code itself runs unmodified.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import logging
 import sys
@@ -91,5 +92,40 @@ def megatron_param_scheduler() -> Any:
             "megatron": {},
             "megatron.core": {},
             "megatron.core.utils": {"log_single_rank": lambda *args, **kwargs: None},
+        },
+    )
+
+
+def olmo_core_scheduler() -> Any:
+    """OLMo-core 3.0's ``olmo_core/optim/scheduler.py``, with stand-ins for the four modules it imports
+    that are not about scheduling (config base classes, its error type, the rank lookup and two field
+    names)."""
+    wheel = _wheel("ai2_olmo_core")
+    if wheel is None:
+        return None
+
+    class Config:
+        pass
+
+    class Registrable:
+        @classmethod
+        def register(cls, name: str) -> Any:
+            return lambda registered: registered
+
+    class OLMoConfigurationError(Exception):
+        pass
+
+    return _exec_from_wheel(
+        wheel,
+        "olmo_core/optim/scheduler.py",
+        "olmo_core.optim.scheduler",
+        {
+            "olmo_core": {},
+            "olmo_core.config": {"Config": Config, "Registrable": Registrable, "StrEnum": enum.StrEnum},
+            "olmo_core.exceptions": {"OLMoConfigurationError": OLMoConfigurationError},
+            "olmo_core.distributed": {},
+            "olmo_core.distributed.utils": {"get_rank": lambda: 0},
+            "olmo_core.optim": {},
+            "olmo_core.optim.config": {"INITIAL_LR_FIELD": "initial_lr", "LR_FIELD": "lr"},
         },
     )

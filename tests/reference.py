@@ -22,12 +22,12 @@ def period_ends(total_steps: int, checkpoints: Any) -> list[int]:
     return list(checkpoints)
 
 
-def decay_lengths(ends: list[int], decay_steps: int | None, decay_ratio: float | None) -> list[int]:
+def decay_lengths(ends: list[int], decay_steps: Any, decay_ratio: float | None) -> list[int]:
     out, previous = [], 0
-    for end in ends:
+    for i, end in enumerate(ends):
         length = end - previous
         if decay_steps is not None:
-            out.append(decay_steps)
+            out.append(decay_steps if isinstance(decay_steps, int) else decay_steps[i])
         else:
             rho = 0.1 if decay_ratio is None else decay_ratio
             out.append(math.floor(rho * length))

@@ -46,10 +46,12 @@ def spec_fields(draw: Any, max_total: int = 3000) -> dict[str, Any]:
     else:
         ends = [total]
     lengths = [e - s for s, e in zip([0, *ends[:-1]], ends, strict=True)]
-    decay_kind = draw(st.sampled_from(["steps", "ratio", "default"]))
+    decay_kind = draw(st.sampled_from(["steps", "per period", "ratio", "default"]))
     fields: dict[str, Any] = {"total_steps": total, "checkpoints": checkpoints}
     if decay_kind == "steps":
         fields["decay_steps"] = draw(st.integers(0, min(lengths)))
+    elif decay_kind == "per period":
+        fields["decay_steps"] = [draw(st.integers(0, length)) for length in lengths]
     elif decay_kind == "ratio":
         fields["decay_ratio"] = draw(ratios)
     fields["warmup_steps"] = draw(st.integers(0, ends[0]))

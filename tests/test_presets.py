@@ -7,7 +7,11 @@ was not downloaded (torchtitan, Megatron-LM: see tests/peers.py) make their test
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -261,3 +265,208 @@ def test_megatron_refusals():
         WSDSpec.from_megatron(1e-3, 10, 1000, 200, min_lr=2e-3)
     with pytest.raises(ValueError, match="lr_wsd_decay_style"):
         WSDSpec.from_megatron(1e-3, 10, 1000, 200, "sqrt")
+
+
+# --- OLMo-core: WSD and WSDS ------------------------------------------------------------------------
+
+OLMO_CORE = peers.olmo_core_scheduler()
+needs_olmo_core = pytest.mark.skipif(OLMO_CORE is None, reason="ai2-olmo-core wheel not downloaded")
+
+
+@needs_olmo_core
+@given(
+    t_max=st.integers(2, 2000), warmup=st.integers(1, 400),
+    warmup_fraction=st.sampled_from([None, 0.01, 0.05]),
+    decay=st.integers(1, 800), decay_fraction=st.sampled_from([None, 0.1, 0.25, 0.333]),
+    warmup_min=ratios, decay_min=ratios,
+)  # fmt: skip
+@SETTINGS
+def test_olmo_core_wsd_every_step(
+    t_max, warmup, warmup_fraction, decay, decay_fraction, warmup_min, decay_min
+):
+    lr = 3e-4
+    fields = {"warmup_min_lr": warmup_min * lr * 0.99, "decay_min_lr": decay_min * lr * 0.99}
+    fields |= {"warmup_fraction": warmup_fraction} if warmup_fraction else {"warmup": warmup}
+    fields |= (
+        {"decay_fraction": decay_fraction} if decay_fraction else {"decay": decay, "decay_fraction": None}
+    )
+    theirs = OLMO_CORE.WSD(**fields)
+    w = round(t_max * warmup_fraction) if warmup_fraction else warmup
+    d = round(t_max * decay_fraction) if decay_fraction else decay
+    assume(0 < w <= t_max - d and d > 0)  # OLMo-core divides by zero with no warmup or no decay
+    spec = WSDSpec.from_olmo_core("WSD", t_max=t_max, initial_lr=lr, **fields)
+    assert_same_curve(spec.multiplier, lambda t: theirs.get_lr(lr, t, t_max), range(t_max + 1), scale=lr)
+
+
+@needs_olmo_core
+def test_olmo_core_wsd_keeps_falling_past_t_max_and_we_hold_the_floor():
+    lr, t_max = 1e-3, 1000
+    theirs = OLMO_CORE.WSD(warmup=10, decay_fraction=0.1, decay_min_lr=1e-4)
+    spec = WSDSpec.from_olmo_core("WSD", t_max=t_max, initial_lr=lr, warmup=10, decay_min_lr=1e-4)
+    assert theirs.get_lr(lr, t_max, t_max) == pytest.approx(lr * spec.multiplier(t_max)) == 1e-4
+    assert (
+        theirs.get_lr(lr, t_max + 200, t_max) < 0 < lr * spec.multiplier(t_max + 200) == pytest.approx(1e-4)
+    )
+
+
+@needs_olmo_core
+@given(
+    lengths=st.lists(st.integers(1, 400), min_size=1, max_size=5),
+    multipliers=st.one_of(
+        st.none(), st.lists(st.sampled_from([1.0, 0.5, 0.25, 1.5, 0.8]), min_size=5, max_size=5)
+    ),
+    warmup=st.integers(0, 100), warmup_fraction=st.sampled_from([None, 0.1, 0.3]),
+    decay=st.integers(1, 200), decay_fraction=st.sampled_from([None, 0.1, 0.2, 0.5]),
+    warmup_min=ratios, decay_min=st.sampled_from([0.0, 0.1, 1e-3]),
+)  # fmt: skip
+@SETTINGS
+def test_olmo_core_wsds_every_step(lengths, multipliers, warmup, warmup_fraction, decay, decay_fraction,
+                                   warmup_min, decay_min):  # fmt: skip
+    lr = 3e-4
+    fields: dict = {
+        "period_lengths": lengths,
+        "warmup_min_lr": warmup_min * lr * 0.2,
+        "decay_min_lr": decay_min * lr,
+    }
+    if multipliers is not None:
+        fields["period_lr_multipliers"] = multipliers[: len(lengths)]
+    fields |= {"warmup_fraction": warmup_fraction} if warmup_fraction else {"warmup": warmup}
+    fields |= {"decay_fraction": decay_fraction} if decay_fraction else {"decay": decay}
+    decays = [round(decay_fraction * n) if decay_fraction else decay for n in lengths]
+    w = round(warmup_fraction * lengths[0]) if warmup_fraction else warmup
+    assume(all(0 < d <= n for d, n in zip(decays, lengths, strict=True)) and w + decays[0] <= lengths[0])
+    theirs = OLMO_CORE.WSDS(**fields)
+    spec = WSDSpec.from_olmo_core("WSDS", t_max=sum(lengths), initial_lr=lr, **fields)
+    steps = range(sum(lengths) + 20)  # WSDS holds its floor past the last period, as we do
+    assert_same_curve(spec.multiplier, lambda t: theirs.get_lr(lr, t, sum(lengths)), steps, scale=lr)
+
+
+def test_olmo_core_refusals():
+    with pytest.raises(ValueError, match="exactly one of warmup and warmup_fraction"):
+        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3)
+    with pytest.raises(ValueError, match="at most one of decay and decay_fraction"):
+        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=1, decay=5, decay_fraction=0.1)
+    with pytest.raises(ValueError, match=r"warmup \(50\) must be <= t_max - decay \(40\)"):
+        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=50, decay=60)
+    with pytest.raises(ValueError, match="decay_min_lr must be < initial_lr"):
+        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=5, decay_min_lr=1e-3)
+    with pytest.raises(TypeError, match=r"OLMo-core's WSD has no fields \['period_lengths'\]"):
+        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=5, period_lengths=[100])
+    with pytest.raises(ValueError, match="name must be one of"):
+        WSDSpec.from_olmo_core("wsd", t_max=100, initial_lr=1e-3)
+    with pytest.raises(ValueError, match="exactly one of decay and decay_fraction"):
+        WSDSpec.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, period_lengths=[100])
+    with pytest.raises(ValueError, match="one entry per period"):
+        WSDSpec.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, decay=5, period_lengths=[50, 50],
+                               period_lr_multipliers=[1.0])  # fmt: skip
+    with pytest.raises(ValueError, match="period 1 has no decay"):
+        WSDSpec.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, decay_fraction=0.1,
+                               period_lengths=[50, 5])  # fmt: skip
+    with pytest.raises(ValueError, match=r"first period: warmup \(45\) \+ decay \(10\)"):
+        WSDSpec.from_olmo_core(
+            "WSDS", t_max=100, initial_lr=1e-3, warmup=45, decay=10, period_lengths=[50, 50]
+        )
+
+
+# --- MaxText: create_learning_rate_schedule with lr_schedule_type="wsd" ----------------------------
+
+
+def _maxtext_wsd_like(steps: int, warmup_fraction: float, decay_fraction: float, style: str, final: float):
+    """The optax pieces MaxText joins (maxtext/utils/maxtext_utils.py at e591f30): a linear warmup
+    from 0, a constant, and a decay that reaches its floor at the schedule's last step: linear over
+    D - 1 transitions, or a cosine of pct = step / (D - 1)."""
+    optax = pytest.importorskip("optax")
+    import jax.numpy as jnp
+
+    lr = 1.0
+    warmup, decay = int(steps * warmup_fraction), int(steps * decay_fraction)
+    pieces, boundaries = [], []
+    if warmup > 0:
+        pieces.append(optax.linear_schedule(0.0, lr, warmup))
+        boundaries.append(warmup)
+    if steps - warmup - decay > 0:
+        pieces.append(optax.constant_schedule(lr))
+        boundaries.append(steps - decay)
+    if decay > 0:
+        if style == "linear":
+            pieces.append(optax.linear_schedule(lr, lr * final, decay - 1))
+        else:
+            pct = lambda s: s / (decay - 1) if decay > 1 else 1.0
+            pieces.append(lambda s: lr * final + (lr - lr * final) * 0.5 * (jnp.cos(jnp.pi * pct(s)) + 1))
+        boundaries.append(steps)
+    return optax.join_schedules(pieces, boundaries)
+
+
+@given(
+    steps=st.integers(1, 600), warmup_fraction=st.sampled_from([0.0, 0.01, 0.1, 0.3]),
+    decay_fraction=st.sampled_from([0.0, 0.002, 0.1, 0.2, 0.5, 0.7]),
+    style=st.sampled_from(["linear", "cosine"]), final=st.sampled_from([0.0, 0.1, 0.5]),
+)  # fmt: skip
+@settings(max_examples=25, deadline=None)
+def test_maxtext_wsd_every_schedule_step(steps, warmup_fraction, decay_fraction, style, final):
+    assume(warmup_fraction + decay_fraction <= 1.0)
+    assume(not (style == "cosine" and int(steps * decay_fraction) == 1))  # refused, below
+    theirs = _maxtext_wsd_like(steps, warmup_fraction, decay_fraction, style, final)
+    spec = WSDSpec.from_maxtext(steps, warmup_steps_fraction=warmup_fraction,
+                                wsd_decay_steps_fraction=decay_fraction, wsd_decay_style=style,
+                                learning_rate_final_fraction=final)  # fmt: skip
+    values = [float(theirs(s)) for s in range(steps)]
+    for s, b in zip(range(steps), values, strict=True):
+        assert spec.multiplier(s) == pytest.approx(b, rel=2e-6, abs=1e-7), s  # optax computes in float32
+
+
+def test_maxtext_refuses_a_one_step_cosine_and_overlong_fractions():
+    with pytest.raises(ValueError, match="a cosine decay of one step"):
+        WSDSpec.from_maxtext(100, wsd_decay_steps_fraction=0.01, wsd_decay_style="cosine")
+    with pytest.raises(ValueError, match=r"must not exceed 1\.0"):
+        WSDSpec.from_maxtext(100, warmup_steps_fraction=0.6, wsd_decay_steps_fraction=0.5)
+
+
+def _maxtext_source_function(path: str) -> Any:
+    """``create_learning_rate_schedule`` from MaxText's own ``maxtext_utils.py`` (not on the package
+    index: point ``MAXTEXT_UTILS`` at a checkout's file), executed alone with its two config enums."""
+    import ast
+    import enum
+
+    import jax.numpy as jnp
+
+    optax = pytest.importorskip("optax")
+    tree = ast.parse(Path(path).read_text())
+    function = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name == "create_learning_rate_schedule"
+    )
+    types = SimpleNamespace(
+        LearningRateScheduleType=enum.Enum("LearningRateScheduleType", {"COSINE": "cosine", "WSD": "wsd"}),
+        WsdDecayStyle=enum.Enum("WsdDecayStyle", {"LINEAR": "linear", "COSINE": "cosine"}),
+    )
+    namespace: dict[str, Any] = {"optax": optax, "jnp": jnp, "types": types}
+    exec(compile(ast.Module(body=[function], type_ignores=[]), path, "exec"), namespace)
+    return namespace["create_learning_rate_schedule"], types
+
+
+@pytest.mark.skipif(
+    not os.environ.get("MAXTEXT_UTILS"), reason="MAXTEXT_UTILS (MaxText's maxtext_utils.py) not set"
+)
+@pytest.mark.parametrize(
+    ("steps", "warmup", "decay", "style"),
+    [
+        (1000, 0.1, 0.2, "linear"),
+        (333, 0.05, 0.3, "cosine"),
+        (50, 0.0, 1.0, "linear"),
+        (120, 0.1, 0.0, "cosine"),
+    ],
+)
+def test_maxtext_wsd_from_its_own_source(steps, warmup, decay, style):
+    create, types = _maxtext_source_function(os.environ["MAXTEXT_UTILS"])
+    config = SimpleNamespace(
+        learning_rate=1.0, learning_rate_final_fraction=0.1, learning_rate_schedule_steps=steps, steps=steps,
+        warmup_steps_fraction=warmup, wsd_decay_steps_fraction=decay,
+        lr_schedule_type=types.LearningRateScheduleType.WSD, wsd_decay_style=types.WsdDecayStyle(style),
+    )  # fmt: skip
+    theirs = create(config)
+    spec = WSDSpec.from_maxtext(steps, warmup_steps_fraction=warmup, wsd_decay_steps_fraction=decay,
+                                wsd_decay_style=style, learning_rate_final_fraction=0.1)  # fmt: skip
+    for s in range(steps):
+        assert spec.multiplier(s) == pytest.approx(float(theirs(s)), rel=2e-6, abs=1e-7), s

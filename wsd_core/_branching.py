@@ -29,9 +29,11 @@ def _last_applied(spec: WSDSpec, step: int) -> tuple[str, int]:
 def _peak_at(spec: WSDSpec, step: int) -> float:
     """The peak of the period whose updates a checkpoint at ``step`` has applied (1.0 without
     ``period_peaks``)."""
-    if spec.period_peaks is None:
-        return 1.0
-    return spec.period_peaks[spec.phase(step - 1 if step > spec.start_step else step).period]
+    return 1.0 if spec.period_peaks is None else spec.period_peaks[_period_at(spec, step)]
+
+
+def _period_at(spec: WSDSpec, step: int) -> int:
+    return _last_applied(spec, step)[1]
 
 
 class SpecBranching:
@@ -98,6 +100,9 @@ class SpecBranching:
         fields = spec.to_dict()
         if "decay_steps" in changes or "decay_ratio" in changes:
             fields["decay_steps"] = fields["decay_ratio"] = None
+        if isinstance(spec.decay_steps, tuple) and "decay_steps" not in changes:
+            # one length per period: the new single period decays like the one at_step falls in
+            fields["decay_steps"] = spec.decay_steps[_period_at(spec, at_step)]
         fields.update(total_steps=total_steps, start_step=at_step, warmup_steps=0, checkpoints=None)
         fields.update(changes, period_peaks=changes.get("period_peaks"))
         new = type(spec).from_dict(fields)

@@ -9,8 +9,10 @@ raises and says why instead of returning an approximation. They are ``WSDSpec``'
 
 from __future__ import annotations
 
+import itertools
 import warnings
-from typing import TYPE_CHECKING, cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 from wsd_core import _validation as v
 
@@ -341,3 +343,221 @@ class SpecPresets:
             init_ratio=init_lr / peak,
             min_ratio=min_lr / peak,
         )
+
+    @classmethod
+    def from_olmo_core(cls, name: str, *, t_max: int, initial_lr: float, **fields: Any) -> WSDSpec:
+        """The curve of OLMo-core's ``WSD`` or ``WSDS`` scheduler (``olmo_core.optim.scheduler``, 3.0).
+
+        ``initial_lr * spec.multiplier(t)`` equals OLMo-core's ``get_lr(initial_lr, t, t_max)`` at every
+        ``t`` in [0, t_max] where OLMo-core returns a rate. ``fields`` are the scheduler's own, as
+        OLMo-core spells them: ``warmup`` or ``warmup_fraction`` (exactly one), ``decay`` or
+        ``decay_fraction`` (at most one; neither means OLMo-core's ``decay_fraction=0.1`` for ``WSD``,
+        and is refused for ``WSDS`` as OLMo-core refuses it), ``warmup_min_lr`` and ``decay_min_lr``
+        (absolute rates, as ratios of ``initial_lr`` here), and for ``WSDS`` ``period_lengths`` and
+        ``period_lr_multipliers``. Fractions are rounded with Python's ``round``, as OLMo-core does.
+
+        * ``WSD``: a linear warmup over ``warmup`` steps, a linear decay over the last ``decay`` steps of
+          ``t_max``. Past ``t_max`` OLMo-core's rate keeps falling (below ``decay_min_lr``, then below 0);
+          the contract holds the floor. Its warmup of 0 and decay of 0 divide by zero at steps 0 and
+          ``t_max``; the spec has no warmup or no decay there.
+        * ``WSDS``: periods of ``period_lengths`` (the warmup inside the first), each at its
+          multiplier and decaying over ``decay`` (or ``round(decay_fraction * L_i)``) steps. OLMo-core
+          reaches the floor *at* each period's end and starts the next period one step later: the
+          spec's ``rewarmup_steps=1`` (the floor at the first update of each later period). Its curve
+          does not depend on ``t_max``.
+
+        Examples:
+          >>> from wsd_core import WSDSpec
+          >>> spec = WSDSpec.from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
+          ...                               period_lengths=[1000, 2000], period_lr_multipliers=[1.0, 0.5])
+          >>> spec.period_ends, spec.period_peaks, spec.rewarmup_steps
+          ((1000, 3000), (1.0, 0.5), 1)
+        """
+        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
+        v.check_choice("name", name, ("WSD", "WSDS"))
+        t_max = v.check_steps("t_max", t_max, minimum=1)
+        lr = v.check_real("initial_lr", initial_lr, positive=True)
+        valid = _OLMO_CORE_FIELDS[name]
+        unknown = sorted(set(fields) - set(valid))
+        if unknown:
+            raise TypeError(f"OLMo-core's {name} has no fields {unknown}; its fields are {list(valid)}")
+        f = {**valid, **fields}
+        if (f["warmup"] is None) == (f["warmup_fraction"] is None):
+            raise ValueError(
+                f"give exactly one of warmup and warmup_fraction (OLMo-core's {name} requires it)"
+            )
+        if f["decay"] is not None and f["decay_fraction"] is not None and "decay_fraction" in fields:
+            raise ValueError(f"give at most one of decay and decay_fraction, got both ({name})")
+        if f["decay"] is not None:
+            f["decay_fraction"] = None  # WSD's default of 0.1 yields to an explicit decay
+        warmup_min = v.check_real("warmup_min_lr", f["warmup_min_lr"], minimum=0.0)
+        decay_min = v.check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
+        if name == "WSD":
+            return _olmo_core_wsd(spec_class, f, t_max, lr, warmup_min, decay_min)
+        return _olmo_core_wsds(spec_class, f, lr, warmup_min, decay_min)
+
+    @classmethod
+    def from_maxtext(
+        cls,
+        learning_rate_schedule_steps: int,
+        *,
+        warmup_steps_fraction: float = 0.1,
+        wsd_decay_steps_fraction: float = 0.1,
+        wsd_decay_style: str = "linear",
+        learning_rate_final_fraction: float = 0.1,
+    ) -> WSDSpec:
+        """The curve of MaxText's ``create_learning_rate_schedule`` with ``lr_schedule_type="wsd"``.
+
+        MaxText (``maxtext/utils/maxtext_utils.py``) warms up linearly from 0 over
+        ``int(S * warmup_steps_fraction)`` steps (S the schedule steps), holds the rate, and decays over
+        the last ``D = int(S * wsd_decay_steps_fraction)`` of them, reaching its floor *at* the last
+        step of the schedule (step S - 1), one step earlier than the contract's convention: the spec is
+        a run of S - 1 steps with a decay of D - 1. Both agree at every step below S. Past S MaxText's
+        rate is 0 when the run is longer than its schedule; the contract holds the floor. A cosine
+        decay of a single step (MaxText drops straight to its floor) is refused.
+
+        Examples:
+          >>> from wsd_core import WSDSpec
+          >>> spec = WSDSpec.from_maxtext(1000, warmup_steps_fraction=0.05, wsd_decay_steps_fraction=0.2)
+          >>> spec.total_steps, spec.warmup_steps, spec.decay_lengths
+          (999, 50, (199,))
+        """
+        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
+        steps = v.check_steps("learning_rate_schedule_steps", learning_rate_schedule_steps, minimum=1)
+        warmup_fraction = v.check_ratio("warmup_steps_fraction", warmup_steps_fraction)
+        decay_fraction = v.check_ratio("wsd_decay_steps_fraction", wsd_decay_steps_fraction)
+        shape = v.check_choice("wsd_decay_style", wsd_decay_style, ("linear", "cosine"))
+        final = v.check_ratio("learning_rate_final_fraction", learning_rate_final_fraction)
+        if warmup_fraction + decay_fraction > 1.0:
+            raise ValueError(
+                f"warmup_steps_fraction ({warmup_fraction}) + wsd_decay_steps_fraction ({decay_fraction}) "
+                "must not exceed 1.0 (MaxText refuses it too)"
+            )
+        warmup, decay = int(steps * warmup_fraction), int(steps * decay_fraction)
+        if decay <= 1:
+            if decay == 1 and shape == "cosine":
+                raise ValueError(
+                    f"a cosine decay of one step (int({steps} * {decay_fraction}) = 1) drops MaxText's rate "
+                    "to its floor at the schedule's last step with no decay before it; the contract "
+                    "cannot express that. Use a longer decay or the linear style."
+                )
+            # no decay (a linear one of one step stays at the peak: optax's 0-step linear schedule)
+            return spec_class(total_steps=steps, warmup_steps=warmup, decay_steps=0, min_ratio=final)
+        return spec_class(
+            total_steps=steps - 1,
+            warmup_steps=warmup,
+            decay_steps=decay - 1,
+            decay_shape=shape,
+            min_ratio=final,
+        )
+
+
+# --- OLMo-core: WSD and WSDS (olmo_core.optim.scheduler) --------------------------------------------
+
+_OLMO_CORE_COMMON: dict[str, Any] = {
+    "warmup": None,
+    "warmup_fraction": None,
+    "decay": None,
+    "warmup_min_lr": 0.0,
+    "decay_min_lr": 0.0,
+}
+_OLMO_CORE_FIELDS: dict[str, dict[str, Any]] = {
+    "WSD": {**_OLMO_CORE_COMMON, "decay_fraction": 0.1},
+    "WSDS": {
+        **_OLMO_CORE_COMMON,
+        "decay_fraction": None,
+        "period_lengths": None,
+        "period_lr_multipliers": None,
+    },
+}
+
+
+def _olmo_core_length(name: str, value: Any, fraction_name: str, fraction: Any, of: int) -> int:
+    """A length given as steps, or as a fraction of ``of`` rounded with Python's ``round``."""
+    if value is not None:
+        return v.check_steps(name, value, minimum=0)
+    return round(of * v.check_ratio(fraction_name, fraction))
+
+
+def _olmo_core_check_below(name: str, value: float, peak: float, what: str) -> None:
+    # OLMo-core asserts 0 <= min_lr < the rate it warms up or decays to/from
+    if not value < peak:
+        raise ValueError(f"{name} must be < {what} ({peak!r}), as OLMo-core asserts, got {value!r}")
+
+
+def _olmo_core_wsd(
+    spec_class: type[WSDSpec], f: dict[str, Any], t_max: int, lr: float, warmup_min: float, decay_min: float
+) -> WSDSpec:
+    warmup = _olmo_core_length("warmup", f["warmup"], "warmup_fraction", f["warmup_fraction"], t_max)
+    if f["decay"] is None and f["decay_fraction"] is None:
+        raise ValueError("give decay or decay_fraction (OLMo-core's WSD requires one)")
+    decay = _olmo_core_length("decay", f["decay"], "decay_fraction", f["decay_fraction"], t_max)
+    if decay > t_max:
+        raise ValueError(f"decay ({decay}) must be <= t_max ({t_max})")
+    if warmup > t_max - decay:
+        raise ValueError(
+            f"warmup ({warmup}) must be <= t_max - decay ({t_max - decay}): OLMo-core's warmup reaches its "
+            "peak at its last step even inside the decay, which the contract cannot express"
+        )
+    _olmo_core_check_below("warmup_min_lr", warmup_min, lr, "initial_lr")
+    _olmo_core_check_below("decay_min_lr", decay_min, lr, "initial_lr")
+    return spec_class(
+        total_steps=t_max,
+        warmup_steps=warmup,
+        init_ratio=warmup_min / lr,
+        decay_steps=decay,
+        decay_shape="linear",
+        min_ratio=decay_min / lr,
+    )
+
+
+def _olmo_core_wsds(
+    spec_class: type[WSDSpec], f: dict[str, Any], lr: float, warmup_min: float, decay_min: float
+) -> WSDSpec:
+    raw = f["period_lengths"]
+    if raw is None or isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable) or not list(raw):
+        raise ValueError(f"period_lengths must be a non-empty list of period lengths, got {raw!r}")
+    lengths = [v.check_steps(f"period_lengths[{i}]", x, minimum=1) for i, x in enumerate(raw)]
+    multipliers = f["period_lr_multipliers"]
+    if multipliers is not None:
+        multipliers = [
+            v.check_real(f"period_lr_multipliers[{i}]", m, positive=True) for i, m in enumerate(multipliers)
+        ]
+        if len(multipliers) != len(lengths):
+            raise ValueError(
+                f"period_lr_multipliers must have one entry per period ({len(lengths)}), "
+                f"got {len(multipliers)}"
+            )
+    if (f["decay"] is None) == (f["decay_fraction"] is None):
+        raise ValueError("give exactly one of decay and decay_fraction (OLMo-core's WSDS requires it)")
+    warmup = _olmo_core_length("warmup", f["warmup"], "warmup_fraction", f["warmup_fraction"], lengths[0])
+    decays = [
+        _olmo_core_length("decay", f["decay"], "decay_fraction", f["decay_fraction"], n) for n in lengths
+    ]
+    if warmup + decays[0] > lengths[0]:
+        raise ValueError(
+            f"first period: warmup ({warmup}) + decay ({decays[0]}) exceeds its length ({lengths[0]})"
+        )
+    for i, (n, d) in enumerate(zip(lengths, decays, strict=True)):
+        if d > n:
+            raise ValueError(f"period {i}: decay ({d}) exceeds its length ({n})")
+        if d == 0:
+            raise ValueError(
+                f"period {i} has no decay; OLMo-core's WSDS divides by zero at the end of such a period"
+            )
+    peaks = multipliers or [1.0] * len(lengths)
+    _olmo_core_check_below("warmup_min_lr", warmup_min, lr * peaks[0], "the first period's peak")
+    for i, m in enumerate(peaks):
+        _olmo_core_check_below("decay_min_lr", decay_min, lr * m, f"period {i}'s peak")
+    ends = list(itertools.accumulate(lengths))
+    return spec_class(
+        total_steps=ends[-1],
+        checkpoints=ends if len(ends) > 1 else None,
+        warmup_steps=warmup,
+        init_ratio=warmup_min / lr,
+        decay_steps=decays[0] if len(set(decays)) == 1 else decays,
+        decay_shape="linear",
+        min_ratio=decay_min / lr,
+        period_peaks=multipliers,
+        rewarmup_steps=1 if len(ends) > 1 else 0,
+    )

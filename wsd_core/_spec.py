@@ -10,7 +10,7 @@ import logging
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from wsd_core import _validation as v
 from wsd_core._branching import SpecBranching
@@ -69,7 +69,8 @@ class WSDSpec(SpecBranching, SpecPresets):
     Attributes:
       total_steps: T, updates in the run (int >= 1).
       warmup_steps: W, warmup length (0 <= W <= first period end).
-      decay_steps: D, the decay length of every period. Exclusive with ``decay_ratio``.
+      decay_steps: D, the decay length of every period, or one length per period (d_1 .. d_K).
+        Exclusive with ``decay_ratio``.
       decay_ratio: rho, each period decays for ``floor(rho * period_length)`` updates. When neither
         ``decay_steps`` nor ``decay_ratio`` is given, rho = 0.1.
       decay_shape: ``"linear"``, ``"cosine"``, ``"1-sqrt"`` (default), ``"inverse"``,
@@ -98,7 +99,7 @@ class WSDSpec(SpecBranching, SpecPresets):
 
     total_steps: int
     warmup_steps: int = 0
-    decay_steps: int | None = None
+    decay_steps: int | Sequence[int] | None = None  # an int, or a tuple of one int per period
     decay_ratio: float | None = None
     decay_shape: str = "1-sqrt"
     warmup_shape: str = "linear"
@@ -143,7 +144,7 @@ class WSDSpec(SpecBranching, SpecPresets):
                 f"decay_steps={self.decay_steps!r} and decay_ratio={self.decay_ratio!r}"
             )
         if self.decay_steps is not None:
-            set_("decay_steps", v.check_steps("decay_steps", self.decay_steps, minimum=0))
+            set_("decay_steps", _normalise_decay_steps(self.decay_steps))
         if self.decay_ratio is not None:
             set_("decay_ratio", v.check_ratio("decay_ratio", self.decay_ratio))
         set_("checkpoints", _normalise_checkpoints(self.checkpoints, total))
@@ -180,10 +181,16 @@ class WSDSpec(SpecBranching, SpecPresets):
             )
         lengths = []
         previous = 0
+        per_period = self.decay_steps if isinstance(self.decay_steps, tuple) else None
+        if per_period is not None and len(per_period) != len(ends):
+            raise ValueError(
+                f"decay_steps must give one length per period: {len(ends)} periods (ends {list(ends)}), "
+                f"got {len(per_period)} lengths {list(per_period)}"
+            )
         for i, end in enumerate(ends):
             period = end - previous
             if self.decay_steps is not None:
-                decay = self.decay_steps
+                decay = per_period[i] if per_period is not None else cast(int, self.decay_steps)
                 if decay > period:
                     raise ValueError(
                         f"decay_steps must be <= every period's length; got {decay}, but period {i} "
@@ -382,8 +389,9 @@ class WSDSpec(SpecBranching, SpecPresets):
         out = dataclasses.asdict(self)
         if isinstance(self.checkpoints, tuple):
             out["checkpoints"] = list(self.checkpoints)
-        if self.period_peaks is not None:
-            out["period_peaks"] = list(self.period_peaks)
+        for name in ("period_peaks", "decay_steps"):
+            if isinstance(out[name], tuple):
+                out[name] = list(out[name])
         return out
 
     @classmethod
@@ -481,6 +489,17 @@ def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | No
     if ends[-1] != total:
         raise ValueError(f"the last of checkpoints must equal total_steps={total}, got {list(ends)}")
     return ends
+
+
+def _normalise_decay_steps(value: Any) -> int | tuple[int, ...]:
+    """An int D for every period, or a tuple of one length per period (checked against the periods
+    when they are resolved)."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        return v.check_steps("decay_steps", value, minimum=0)
+    lengths = tuple(v.check_steps(f"decay_steps[{i}]", d, minimum=0) for i, d in enumerate(value))
+    if not lengths:
+        raise ValueError("decay_steps must not be empty; give an int for the same length in every period")
+    return lengths
 
 
 def _normalise_peaks(value: Any, min_ratio: float) -> tuple[float, ...] | None:
