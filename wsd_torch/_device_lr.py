@@ -11,7 +11,6 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from wsd_core import WSDSpec
 from wsd_core._formula import evaluate
-from wsd_core._spec import spec_from_args
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
@@ -56,6 +55,9 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
       dtype: the rate's dtype (float32 by default; the optimizer's math uses it as given). The rate is
         computed in at least float32 and cast.
       on_spec_change, adopt_foreign_state: load policies, as for ``WSDLR``.
+      min_lr: the floor as an absolute rate, the same in every param group, instead of the spec's
+        ``min_ratio`` (as for ``WSDLR``). Groups with different base rates then follow different
+        multipliers: one table row per distinct base rate.
 
     Examples:
       >>> p = torch.nn.Parameter(torch.zeros(2))
@@ -76,27 +78,47 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         dtype: torch.dtype = torch.float32,
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
+        min_lr: float | None = None,
         **fields: Any,
     ) -> None:
         check_optimizer("WSDDeviceLR", optimizer)
         dtype = check_float_dtype(dtype)
-        self.spec = spec_from_args(spec, fields)
+        self._spec_and_floor(optimizer, spec, fields, min_lr)
         self._set_policy(on_spec_change, adopt_foreign_state)
         if device is None:
             device = next(p.device for g in optimizer.param_groups for p in g["params"])
         self.device = torch.device(device)
         self.dtype = dtype
         self._count = torch.full((), -1, dtype=torch.int64, device=self.device)  # the first step makes it 0
-        self._build_rate_table()
         self._bases: list[torch.Tensor] = []
+        # With min_lr, each distinct group spec is a row of the rate table and each group reads its row;
+        # without, there is one spec and m is a scalar (rows stay empty).
+        self._row_specs: list[WSDSpec] = []
+        self._rows: list[int] = []
         self.optimizer = optimizer
-        for group, base in self._new_groups(0):
+        new = self._new_groups(0)
+        self._rows, self._row_specs = self._group_rows([base for _, base in new])
+        for group, base in new:
             self._adopt_group(group, base)
+        self._build_rate_table()
         # torch's LRScheduler: initial_lr/base_lrs (already recorded above), the optimizer.step patch
         # behind the step-order warning, and the first step (count 0).
         super().__init__(optimizer)
 
     _rate_table: torch.Tensor | None
+
+    def _group_rows(self, bases: list[float], known: int = 0) -> tuple[list[int], list[WSDSpec]]:
+        """The table rows of groups ``known ..`` with base rates ``bases`` (added to the rows of the
+        groups before them), and the specs of all rows; checks every base before anything changes."""
+        rows, specs = list(self._rows[:known]), list(self._row_specs) if known else []
+        if self.min_lr is None:
+            return rows, specs
+        for i, base in enumerate(bases, start=known):
+            spec = self._group_spec(i, base)
+            if spec not in specs:
+                specs.append(spec)
+            rows.append(specs.index(spec))
+        return rows, specs
 
     def _adopt_group(self, group: dict[str, Any], base: float) -> None:
         """Makes ``group``'s rate a device tensor following the schedule from ``base``."""
@@ -105,25 +127,35 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         group["lr"] = torch.zeros((), dtype=self.dtype, device=self.device)
 
     @property
-    def _backend(self) -> TorchBackend:
-        # Built on first use (and again after unpickling): it holds the torch module, which pickles not.
-        backend = self.__dict__.get("_backend_cache")
-        if backend is None:
-            backend = TorchBackend(self.spec.resolved(), self.device, compute_dtype(self.dtype))
-            self.__dict__["_backend_cache"] = backend
-        return backend
+    def _backends(self) -> list[TorchBackend]:
+        # Built on first use (and again after unpickling): they hold the torch module, which pickles
+        # not. One per table row (one without min_lr).
+        backends = self.__dict__.get("_backend_cache")
+        if backends is None:
+            compute = compute_dtype(self.dtype)
+            backends = [TorchBackend(s.resolved(), self.device, compute) for s in self._specs_of_rows()]
+            self.__dict__["_backend_cache"] = backends
+        return backends
+
+    def _specs_of_rows(self) -> list[WSDSpec]:
+        return self._row_specs if self.min_lr is not None else [self.spec]
 
     def _build_rate_table(self) -> None:
         """m at every count in the contract's clamp range [s0, s0 + T], in float64 then rounded once
-        to the compute dtype, on the device; None for a schedule too long to tabulate."""
-        plan = self.spec.resolved()
-        low, high = plan.count_range
+        to the compute dtype, on the device (one row per group spec with ``min_lr``); None for a
+        schedule too long to tabulate."""
+        low, high = self.spec.resolved().count_range  # min_lr changes the floor, not the range
         table = None
         if high - low < MAX_TABLE_STEPS:
             counts = torch.arange(low, high + 1, dtype=torch.int64)
-            m = evaluate(counts, plan, TorchBackend(plan, "cpu", torch.float64))
+            rows = [
+                evaluate(counts, s.resolved(), TorchBackend(s.resolved(), "cpu", torch.float64))
+                for s in self._specs_of_rows()
+            ]
+            m = rows[0] if self.min_lr is None else torch.stack(rows)
             table = m.to(device=self.device, dtype=compute_dtype(self.dtype))
         self.__dict__["_rate_table"] = table
+        self.__dict__.pop("_backend_cache", None)
 
     def __getstate__(self) -> dict[str, Any]:
         # Both are rebuilt from the spec: the backend holds the torch module (which pickles not), and
@@ -175,26 +207,41 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             warnings.warn(
                 "step(epoch) is deprecated in torch; it sets the count to epoch", UserWarning, stacklevel=4
             )
-        for group, base in self._new_groups(len(self._bases)):
-            self._adopt_group(group, base)
-            self.base_lrs.append(base)
+        new = self._new_groups(len(self._bases))
+        if new:
+            rows, specs = self._group_rows([base for _, base in new], known=len(self._bases))
+            for group, base in new:
+                self._adopt_group(group, base)
+                self.base_lrs.append(base)
+            if specs != self._row_specs:
+                self._rows, self._row_specs = rows, specs
+                self._build_rate_table()
+            self._rows = rows
 
     def _multiplier(self) -> torch.Tensor:
-        """m at the current count, as device ops only: a table lookup, or the formula."""
+        """m at the current count, as device ops only: a table lookup, or the formula. A scalar, or
+        with ``min_lr`` a vector with one m per table row."""
         table = self._rate_table
         if table is None:
-            return evaluate(self._count, self.spec.resolved(), self._backend)
+            values = [
+                evaluate(self._count, s.resolved(), b)
+                for s, b in zip(self._specs_of_rows(), self._backends, strict=True)
+            ]
+            return values[0] if self.min_lr is None else torch.stack(values)
         low, high = self.spec.resolved().count_range
         index = self._count.clamp(low, high)
         index = (index - low if low else index).view(1)
         # index_select of a 1-element index: table[index] with a 0-dim index reads it back to the host
         # (__index__: a sync, and a broken CUDA-graph capture), and inductor cannot lower torch.take
         # (a graph break inside a compiled step). Both were seen on an H100.
-        return table.index_select(0, index).view(())
+        if self.min_lr is None:
+            return table.index_select(0, index).view(())
+        return table.index_select(1, index).view(-1)
 
     def _refresh(self) -> None:
-        m = self._multiplier()
-        for group, base in zip(self.optimizer.param_groups, self._bases, strict=True):
+        m_all = self._multiplier()
+        for g, (group, base) in enumerate(zip(self.optimizer.param_groups, self._bases, strict=True)):
+            m = m_all if self.min_lr is None else m_all[self._rows[g]]  # a view: no host sync
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].copy_(base * m)  # in place: a compiled step or a graph keeps the same tensor
             else:  # replaced by a float (SequentialLR resets rates to initial_lr): a tensor again
@@ -218,10 +265,16 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             "last_epoch": self.last_epoch,
             "base_lrs": list(self.base_lrs),
             "spec": self.spec.to_dict(),
+            **self._min_lr_entry(),
         }
 
     def _apply_state(self, state: SchedulerState) -> None:
         if state.base_lrs is not None:
+            rows, specs = self._group_rows(state.base_lrs)  # first: may refuse the state whole
+            if specs != self._row_specs:
+                self._rows, self._row_specs = rows, specs
+                self._build_rate_table()
+            self._rows = rows
             self.base_lrs = list(state.base_lrs)
             for tensor, base in zip(self._bases, self.base_lrs, strict=True):
                 tensor.fill_(base)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -10,7 +11,6 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from wsd_core import WSDSpec
-from wsd_core._spec import spec_from_args
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
 from wsd_torch._state import SchedulerState, torch_fields
@@ -37,6 +37,9 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         state saved under another spec (see ``WSDSchedulerBase``).
       adopt_foreign_state: accept a state without a spec (``LambdaLR``, ``get_wsd_schedule``,
         torchtitan) and take over its step count.
+      min_lr: the floor as an absolute rate, the same in every param group (torch's convention),
+        instead of the spec's ``min_ratio``: group g follows the spec with
+        ``min_ratio = min_lr / base_lr_g``. Saved in the state; a different one is a spec change.
 
     Examples:
       >>> import torch
@@ -57,12 +60,17 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         last_epoch: int = -1,
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
+        min_lr: float | None = None,
         **fields: Any,
     ) -> None:
         check_optimizer("WSDLR", optimizer)
-        self.spec = spec_from_args(spec, fields)
+        self._spec_and_floor(optimizer, spec, fields, min_lr)
         self._set_policy(on_spec_change, adopt_foreign_state)
-        super().__init__(optimizer, lr_lambda=self.spec.multiplier, last_epoch=last_epoch)
+        bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+        lambdas: list[Callable[[int], float]] = [
+            self._group_spec(i, b).multiplier for i, b in enumerate(bases)
+        ]
+        super().__init__(optimizer, lr_lambda=lambdas, last_epoch=last_epoch)
 
     def get_lr(self) -> list[float | torch.Tensor]:
         """``base_lr * m(last_epoch)`` for every group (what ``step()`` sets); m is computed once for
@@ -75,10 +83,15 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
             )
         if len(self.base_lrs) != len(self.optimizer.param_groups):
             for _, base in self._new_groups(len(self.base_lrs)):
+                self.lr_lambdas.append(self._group_spec(len(self.base_lrs), base).multiplier)
                 self.base_lrs.append(base)
-                self.lr_lambdas.append(self.spec.multiplier)
-        m = self.spec.multiplier(self.last_epoch)
-        return [base * m for base in self.base_lrs]
+        return self._rates()
+
+    def _rates(self) -> list[float | torch.Tensor]:
+        if self.min_lr is None:  # one factor for every group: computed once
+            m = self.spec.multiplier(self.last_epoch)
+            return [base * m for base in self.base_lrs]
+        return [base * f(self.last_epoch) for base, f in zip(self.base_lrs, self.lr_lambdas, strict=True)]
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -92,14 +105,18 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
             "base_lrs": list(self.base_lrs),
             "lr_lambdas": [None] * len(self.lr_lambdas),  # LambdaLR's format for a plain function
             "spec": self.spec.to_dict(),
+            **self._min_lr_entry(),
         }
 
     def _apply_state(self, state: SchedulerState) -> None:
+        if state.base_lrs is not None:  # first: a base rate min_lr cannot serve refuses the state whole
+            lambdas: list[Callable[[int], float]] = [
+                self._group_spec(i, base).multiplier for i, base in enumerate(state.base_lrs)
+            ]
+            self.base_lrs, self.lr_lambdas = list(state.base_lrs), lambdas
         self.__dict__.update(state.torch_keys)
         self.last_epoch = state.last_epoch
-        if state.base_lrs is not None:
-            self.base_lrs = list(state.base_lrs)
-        values = [base * self.spec.multiplier(self.last_epoch) for base in self.base_lrs]
+        values = self._rates()
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr)  # keep the tensor the optimizer (or a graph) holds

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
 from wsd_core import Phase, WSDSpec
+from wsd_core import _validation as v
+from wsd_core._spec import spec_from_args
 from wsd_torch._state import SchedulerState, check_policy, parse_state
 
 
@@ -30,9 +33,67 @@ class WSDSchedulerBase:
     last_epoch: int
     on_spec_change: str
     adopt_foreign_state: bool
+    min_lr: float | None = None
 
     def _set_policy(self, on_spec_change: str, adopt_foreign_state: bool) -> None:
         self.on_spec_change, self.adopt_foreign_state = check_policy(on_spec_change, adopt_foreign_state)
+
+    # --- an absolute floor ----------------------------------------------------------------------
+
+    def _spec_and_floor(
+        self, optimizer: Optimizer, spec: WSDSpec | None, fields: dict[str, Any], min_lr: Any
+    ) -> None:
+        """Sets ``spec`` and ``min_lr``: the floor as an absolute rate, the same in every param group
+        (torch's convention, as ``CosineAnnealingLR``'s ``eta_min``), instead of a ratio. The spec is
+        then the first group's (``min_ratio = min_lr / its lr``); ``_group_spec`` gives the others'."""
+        if min_lr is None:
+            self.spec, self.min_lr = spec_from_args(spec, fields), None
+            return
+        min_lr = v.check_real("min_lr", min_lr, minimum=0.0)
+        if "min_ratio" in fields:
+            raise ValueError(
+                f"give the floor once: min_lr={min_lr} (an absolute rate) or min_ratio="
+                f"{fields['min_ratio']!r} (a ratio of each group's lr), not both"
+            )
+        group = optimizer.param_groups[0]
+        base = group.get("initial_lr", group["lr"])
+        base = float(base.item()) if isinstance(base, torch.Tensor) else float(base)
+        if not base > 0:
+            raise ValueError(f"min_lr={min_lr} needs every param group's lr > 0; group 0 has {base}")
+        ratio = min_lr / base
+        if spec is not None:
+            spec = spec_from_args(spec, fields)
+            if spec.min_ratio not in (0.0, ratio):
+                raise ValueError(
+                    f"give the floor once: min_lr={min_lr} (an absolute rate) or the spec's "
+                    f"min_ratio={spec.min_ratio} (a ratio of each group's lr), not both"
+                )
+        try:
+            if spec is None:
+                spec = spec_from_args(None, {**fields, "min_ratio": ratio})
+            else:
+                spec = dataclasses.replace(spec, min_ratio=ratio)
+        except ValueError as e:
+            raise ValueError(f"min_lr={min_lr} with param group 0's lr {base}: {e}") from None
+        self.spec, self.min_lr = spec, min_lr
+
+    def _group_spec(self, index: int, base: float) -> WSDSpec:
+        """The spec param group ``index`` follows: the spec itself, or with ``min_lr``, the spec with
+        ``min_ratio = min_lr / base``, so that every group's floor is the same absolute rate."""
+        if self.min_lr is None:
+            return self.spec
+        if not base > 0:
+            raise ValueError(
+                f"min_lr={self.min_lr} needs every param group's lr > 0; group {index} has {base}"
+            )
+        try:
+            return dataclasses.replace(self.spec, min_ratio=self.min_lr / base)
+        except ValueError as e:
+            raise ValueError(f"min_lr={self.min_lr} with param group {index}'s lr {base}: {e}") from None
+
+    def _min_lr_entry(self) -> dict[str, Any]:
+        # saved only when set: a state without it is the same as before min_lr existed
+        return {} if self.min_lr is None else {"min_lr": self.min_lr}
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -58,6 +119,7 @@ class WSDSchedulerBase:
             groups=len(self.optimizer.param_groups),
             allow_spec_change=allow,
             adopt_foreign=self.adopt_foreign_state if adopt is None else adopt,
+            min_lr=self.min_lr,
         )
 
     def _apply_state(self, state: SchedulerState) -> None:

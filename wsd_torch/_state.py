@@ -81,7 +81,7 @@ _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
 # (``spec`` and ``base_lrs`` come in through their own checks, ``lr_lambdas`` is LambdaLR's format).
 OWN_ATTRIBUTES = frozenset({
     "optimizer", "on_spec_change", "adopt_foreign_state", "device", "dtype",
-    "_backend_cache", "_rate_table", "_count", "_bases",
+    "_backend_cache", "_rate_table", "_count", "_bases", "_rows", "_row_specs", "min_lr",
 })  # fmt: skip
 
 
@@ -116,6 +116,7 @@ def parse_state(
     groups: int,
     allow_spec_change: bool,
     adopt_foreign: bool = False,
+    min_lr: float | None = None,
 ) -> SchedulerState:
     """Checks ``state`` completely against a scheduler of ``spec`` over ``groups`` param groups.
 
@@ -137,17 +138,27 @@ def parse_state(
             "step count, build the scheduler (or container) with adopt_foreign_state=True"
         )
     if not foreign:
+        # the floor first: with min_lr the spec is the first group's, so its min_ratio differs too
+        saved_min_lr = state.get("min_lr")
+        if saved_min_lr is not None:
+            saved_min_lr = v.check_real("saved min_lr", saved_min_lr, minimum=0.0)
+        if saved_min_lr != min_lr and not allow_spec_change:
+            raise ValueError(
+                f"the saved state was made with min_lr={saved_min_lr}, this scheduler has min_lr={min_lr}: "
+                "a different floor changes the rate sequence. Pass allow_spec_change=True (or "
+                "on_spec_change='continue' at construction) to change it on purpose."
+            )
         check_saved_spec(WSDSpec.from_dict(state["spec"]), spec, allow_spec_change)
     missing = [k for k in REQUIRED if k not in keys and not (foreign and k == "spec")]
     passed_through = {k for k in keys - set(_TORCH_KEYS) if is_torch_field(k)}
-    unknown = sorted(keys - {*REQUIRED, "base_lrs"} - set(_TORCH_KEYS) - passed_through)
+    unknown = sorted(keys - {*REQUIRED, "base_lrs", "min_lr"} - set(_TORCH_KEYS) - passed_through)
     if missing or unknown:
         raise ValueError(
             f"not a {owner} state: "
             + (f"missing keys {missing}" if missing else "")
             + ("; " if missing and unknown else "")
             + (f"unknown keys {unknown}" if unknown else "")
-            + f" (a {owner} state has {list(REQUIRED)}, base_lrs, and torch's own private fields "
+            + f" (a {owner} state has {list(REQUIRED)}, base_lrs, min_lr, and torch's own private fields "
             f"such as {sorted(_TORCH_KEYS)}; it may not set {sorted(OWN_ATTRIBUTES)})"
         )
     torch_keys = {k: check(k, state[k], groups) for k, check in _TORCH_KEYS.items() if k in state}
