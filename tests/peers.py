@@ -129,3 +129,16 @@ def olmo_core_scheduler() -> Any:
             "olmo_core.optim.config": {"INITIAL_LR_FIELD": "initial_lr", "LR_FIELD": "lr"},
         },
     )
+
+
+def megatron_microbatches() -> Any:
+    """Megatron-LM's ``num_microbatches_calculator.py`` (its batch-size ramp, ``rampup_batch_size``)."""
+    wheel = _wheel("megatron_core")
+    if wheel is None:
+        return None
+    return _exec_from_wheel(
+        wheel,
+        "megatron/core/num_microbatches_calculator.py",
+        "megatron.core.num_microbatches_calculator",
+        {"megatron": {}, "megatron.core": {}},
+    )

@@ -102,6 +102,7 @@ def reference_multiplier(
     period_peaks: Any = None,
     rewarmup_steps: int = 0,
     rewarmup_shape: str = "linear",
+    units: str = "steps",  # m is the same function of u whatever u counts
 ) -> float:
     """m(step) per the contract, rounded to float64 from 340-digit arithmetic."""
     fields = dict(locals())

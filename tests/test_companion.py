@@ -15,8 +15,11 @@ SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_ch
 
 
 def _tolerance(fields: dict, eps: float) -> float:
-    # h = (g - r) / (1 - r): an error of a few ulps in g grows by 1 / (1 - r) as the floor nears 1
-    return min(1.0, 16 * eps / max(1.0 - fields["min_ratio"], 1e-300))
+    # h = (m - r) / (P - r): an error of a few ulps of the peak P in m grows by P / (P - r) as the
+    # floor nears a period's peak
+    peaks = fields.get("period_peaks") or [1.0]
+    spread = min(peak - fields["min_ratio"] for peak in peaks)
+    return min(1.0, 16 * eps * max(*peaks, 1.0) / max(spread, 1e-300))
 
 
 @given(fields=spec_fields())

@@ -125,6 +125,7 @@ def test_to_dict_has_exactly_the_contract_fields():
         "period_peaks",
         "rewarmup_steps",
         "rewarmup_shape",
+        "units",
     }
 
 
@@ -133,7 +134,7 @@ def test_a_spec_saved_before_period_peaks_and_rewarmup_existed_still_loads():
            "decay_shape": "linear", "warmup_shape": "linear", "init_ratio": 0.0, "min_ratio": 0.0,
            "checkpoints": [50, 100], "start_step": 0}  # fmt: skip
     spec = WSDSpec.from_dict(old)
-    assert spec.period_peaks is None and spec.rewarmup_steps == 0
+    assert spec.period_peaks is None and spec.rewarmup_steps == 0 and spec.units == "steps"
     assert [spec.multiplier(t) for t in (49, 50)] == [1 / 20, 1.0]
 
 

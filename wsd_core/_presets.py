@@ -9,6 +9,7 @@ raises and says why instead of returning an approximation. They are ``WSDSpec``'
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 from collections.abc import Iterable
@@ -355,6 +356,8 @@ class SpecPresets:
         and is refused for ``WSDS`` as OLMo-core refuses it), ``warmup_min_lr`` and ``decay_min_lr``
         (absolute rates, as ratios of ``initial_lr`` here), and for ``WSDS`` ``period_lengths`` and
         ``period_lr_multipliers``. Fractions are rounded with Python's ``round``, as OLMo-core does.
+        ``units="tokens"`` (OLMo-core's ``SchedulerUnits``) gives a spec counted in tokens, with
+        ``t_max`` its ``max_tokens``: schedules of it take ``tokens_per_step=``.
 
         * ``WSD``: a linear warmup over ``warmup`` steps, a linear decay over the last ``decay`` steps of
           ``t_max``. Past ``t_max`` OLMo-core's rate keeps falling (below ``decay_min_lr``, then below 0);
@@ -392,9 +395,12 @@ class SpecPresets:
             f["decay_fraction"] = None  # WSD's default of 0.1 yields to an explicit decay
         warmup_min = v.check_real("warmup_min_lr", f["warmup_min_lr"], minimum=0.0)
         decay_min = v.check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
+        units = v.check_choice("units", str(f["units"]), ("steps", "tokens"))  # its StrEnum, or a str
         if name == "WSD":
-            return _olmo_core_wsd(spec_class, f, t_max, lr, warmup_min, decay_min)
-        return _olmo_core_wsds(spec_class, f, lr, warmup_min, decay_min)
+            spec = _olmo_core_wsd(spec_class, f, t_max, lr, warmup_min, decay_min)
+        else:
+            spec = _olmo_core_wsds(spec_class, f, lr, warmup_min, decay_min)
+        return spec if units == "steps" else dataclasses.replace(spec, units=units)
 
     @classmethod
     def from_maxtext(
@@ -455,6 +461,7 @@ class SpecPresets:
 # --- OLMo-core: WSD and WSDS (olmo_core.optim.scheduler) --------------------------------------------
 
 _OLMO_CORE_COMMON: dict[str, Any] = {
+    "units": "steps",
     "warmup": None,
     "warmup_fraction": None,
     "decay": None,

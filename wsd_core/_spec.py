@@ -27,6 +27,7 @@ from wsd_core._formula import (
     warmup_value,
 )
 from wsd_core._presets import SpecPresets
+from wsd_core._units import UNITS
 
 DEFAULT_DECAY_RATIO = 0.1
 _log = logging.getLogger("wsd_core")
@@ -88,6 +89,10 @@ class WSDSpec(SpecBranching, SpecPresets):
         period's last value (the floor) to the period's peak, with ``rewarmup_shape``; 0 (default):
         the rate jumps back to the peak. N <= every later period's length. Levanter's ``rewarmup``.
       rewarmup_shape: the rewarmup's shape, one of the warmup shapes (default ``"linear"``).
+      units: what the lengths count: ``"steps"`` (default, optimizer updates), ``"tokens"`` or
+        ``"samples"``. A spec in tokens or samples is evaluated at the units consumed before each
+        update: its schedules take ``tokens_per_step=`` (a constant, or a batch-size ramp), and its
+        own methods (``multiplier``, ``phase``, ...) take and return units.
 
     Examples:
       >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear")
@@ -110,6 +115,7 @@ class WSDSpec(SpecBranching, SpecPresets):
     period_peaks: Sequence[float] | None = None  # stored as a tuple of floats, or None
     rewarmup_steps: int = 0
     rewarmup_shape: str = "linear"
+    units: str = "steps"
 
     def __new__(cls, *args: Any, **fields: Any) -> WSDSpec:
         # Runs before the generated __init__, whose "unexpected keyword" error names no alternative.
@@ -151,6 +157,7 @@ class WSDSpec(SpecBranching, SpecPresets):
         set_("period_peaks", _normalise_peaks(self.period_peaks, self.min_ratio))
         set_("rewarmup_steps", v.check_steps("rewarmup_steps", self.rewarmup_steps, minimum=0))
         set_("rewarmup_shape", v.check_choice("rewarmup_shape", self.rewarmup_shape, WARMUP_SHAPES))
+        set_("units", v.check_choice("units", self.units, UNITS))
         plan = self._resolved  # resolve now: periods, decays and warmup are validated at construction
         if 0 < plan.warmup_steps >= plan.decay_starts[0]:
             _log.warning(

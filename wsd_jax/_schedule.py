@@ -13,6 +13,7 @@ import numpy as np
 from wsd_core import WSDSpec
 from wsd_core._formula import ArrayBackend, Resolved, evaluate, stable_fraction
 from wsd_core._spec import spec_from_args
+from wsd_core._units import TokenRamp, check_units, consumed, step_range
 from wsd_core._validation import check_real, is_bool
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -48,9 +49,10 @@ class WSDSchedule:
     spec: WSDSpec
     peak_value: Any  # a float, or a tracer when differentiating with respect to the peak
     dtype: Any = jnp.float32
+    tokens_per_step: TokenRamp | None = None  # for a spec counted in tokens or samples
 
     def __call__(self, count: Any) -> jax.Array:
-        m, compute = _on_counts(self.spec, count, self.dtype, evaluate)
+        m, compute = _on_counts(self.spec, count, self.dtype, evaluate, self.tokens_per_step)
         return (jnp.asarray(self.peak_value, compute) * m).astype(self.dtype)
 
 
@@ -63,19 +65,24 @@ class WSDCompanion:
     stable_value: float
     cooled_value: float
     dtype: Any = jnp.float32
+    tokens_per_step: TokenRamp | None = None
 
     def __call__(self, count: Any) -> jax.Array:
-        h, compute = _on_counts(self.spec, count, self.dtype, stable_fraction)
+        h, compute = _on_counts(self.spec, count, self.dtype, stable_fraction, self.tokens_per_step)
         stable, cooled = jnp.asarray(self.stable_value, compute), jnp.asarray(self.cooled_value, compute)
         return (cooled + (stable - cooled) * h).astype(self.dtype)
 
 
-def _on_counts(spec: WSDSpec, count: Any, dtype: Any, formula: Any) -> tuple[jax.Array, Any]:
+def _on_counts(
+    spec: WSDSpec, count: Any, dtype: Any, formula: Any, ramp: TokenRamp | None = None
+) -> tuple[jax.Array, Any]:
     """``formula(count, plan, ops)`` (the contract's m, or a companion's h) on jax counts: integer
     counts clamped exactly into the run and evaluated on integer boundaries, real counts on the real
-    extension, a NaN count giving NaN. Returns the value and the compute dtype."""
+    extension, a NaN count giving NaN. With a token ramp the formula reads the units consumed
+    before the update, C(count), formed in the count's integer type after the clamp. Returns the
+    value and the compute dtype."""
     plan = spec.resolved()
-    lo, hi = plan.count_range
+    lo, hi = plan.count_range if ramp is None else step_range(spec, ramp)
     if not isinstance(count, jax.Array):  # a Python or numpy count: clamp before jax narrows it
         host = np.asarray(count)
         if host.dtype.kind in "iu":
@@ -91,21 +98,25 @@ def _on_counts(spec: WSDSpec, count: Any, dtype: Any, formula: Any) -> tuple[jax
     if jnp.issubdtype(kind, jnp.floating):
         count = count.astype(jnp.promote_types(kind, compute))
         ops = _JaxBackend(plan, count.dtype, compute)
+        units = count if ramp is None else consumed(jnp.maximum(count, 0), ramp, ops)
     else:
         # Every count outside [s0, s0 + T] evaluates like the nearer end, so clamping in the
         # count's own type is exact; the table type then holds every value (int32 is optax's
         # count; int64 where x64 is on and a bound or the count needs it).
         info = jnp.iinfo(kind)
         count = jnp.clip(count, min(lo, info.max), min(hi, info.max))
-        wide = x64 and (kind.itemsize == 8 or hi > _INT32_MAX)
+        top = hi if ramp is None else ramp.consumed(hi)  # the largest integer the evaluation forms
+        wide = x64 and (kind.itemsize == 8 or top > _INT32_MAX)
         table = jnp.int64 if wide else jnp.int32
-        if hi > _INT32_MAX and not wide:
+        if top > _INT32_MAX and not wide:
+            what = f"step {hi}" if ramp is None else f"{ramp.consumed(hi)} {spec.units} (step {hi})"
             raise ValueError(
-                f"this schedule ends at step {hi}, past int32; enable jax_enable_x64 to evaluate it"
+                f"this schedule ends at {what}, past int32; enable jax_enable_x64 to evaluate it"
             )
         count = count.astype(table)
         ops = _JaxBackend(plan, table, compute)
-    value = jnp.asarray(formula(count, plan, ops), compute)
+        units = count if ramp is None else consumed(count, ramp, ops)
+    value = jnp.asarray(formula(units, plan, ops), compute)
     if jnp.issubdtype(count.dtype, jnp.floating):
         value = jnp.where(jnp.isnan(count), jnp.nan, value)  # a NaN step is no step: NaN, not a value
     return value, compute
@@ -118,6 +129,7 @@ def wsd_schedule(
     dtype: Any = jnp.float32,
     init_value: float | None = None,
     end_value: float | None = None,
+    tokens_per_step: Any = None,
     **fields: Any,
 ) -> WSDSchedule:
     """The WSD schedule of ``docs/contract.md`` as an ``optax.Schedule``.
@@ -136,6 +148,10 @@ def wsd_schedule(
       end_value: the floor the decays reach, as an absolute rate: ``min_ratio = end_value /
         peak_value``. Each is given instead of its ratio (both raise), with the spec's fields (not
         with ``spec=``, which holds its ratios), and needs a concrete ``peak_value`` > 0.
+      tokens_per_step: for a spec counted in tokens or samples (``units=``), the units each update
+        consumes: an int, or ``(from_step, tokens_per_step)`` pairs for a batch-size ramp. The
+        schedule evaluates the spec at the units consumed before each update, exactly (in int32
+        while they fit, else it asks for ``jax_enable_x64``). Refused for a spec in steps.
       **fields: ``WSDSpec`` fields (``total_steps``, ``warmup_steps``, ``decay_steps``, ...).
 
     Returns:
@@ -156,8 +172,9 @@ def wsd_schedule(
     else:
         spec = spec_from_args(spec, fields)
     dtype = _check_dtype(dtype)
-    _check_fits_count(spec)
-    return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
+    ramp = check_units(spec, tokens_per_step, where="wsd_schedule")
+    _check_fits_count(spec, ramp)
+    return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype, tokens_per_step=ramp)
 
 
 _RATIO_OF = {"init_value": "init_ratio", "end_value": "min_ratio"}
@@ -194,11 +211,18 @@ def _spec_from_absolute(
         raise type(e)(f"{e} ({converted})") from None
 
 
-def _check_fits_count(spec: WSDSpec) -> None:
-    if not jax.config.read("jax_enable_x64") and spec.end_step > _INT32_MAX:
+def _check_fits_count(spec: WSDSpec, ramp: TokenRamp | None) -> None:
+    if jax.config.read("jax_enable_x64"):
+        return
+    if ramp is None and spec.end_step > _INT32_MAX:
         raise ValueError(
             f"start_step + total_steps = {spec.end_step} must fit optax's int32 count "
             f"(<= {_INT32_MAX}); enable jax_enable_x64 and count in int64 for longer runs"
+        )
+    if ramp is not None and ramp.consumed(step_range(spec, ramp)[1]) > _INT32_MAX:
+        raise ValueError(
+            f"this run of {spec.end_step} {spec.units} (start_step + total_steps) is counted past int32 "
+            f"(<= {_INT32_MAX}); enable jax_enable_x64 to count its {spec.units} exactly in int64"
         )
 
 
@@ -208,6 +232,7 @@ def wsd_companion(
     *,
     spec: WSDSpec | None = None,
     dtype: Any = jnp.float32,
+    tokens_per_step: Any = None,
     **fields: Any,
 ) -> WSDCompanion:
     """An ``optax.Schedule`` for another hyperparameter that moves with the rate's cooldown.
@@ -223,6 +248,7 @@ def wsd_companion(
       stable_value, cooled_value: the hyperparameter at the peak and at the floor (finite).
       spec: the rate's ``WSDSpec`` (or its fields as keyword arguments).
       dtype: the float type of the returned value.
+      tokens_per_step: for a spec counted in tokens or samples, as for ``wsd_schedule``.
 
     Examples:
       >>> import optax
@@ -236,8 +262,11 @@ def wsd_companion(
     spec = spec_from_args(spec, fields)
     stable = check_real("stable_value", stable_value)
     cooled = check_real("cooled_value", cooled_value)
-    _check_fits_count(spec)
-    return WSDCompanion(spec=spec, stable_value=stable, cooled_value=cooled, dtype=_check_dtype(dtype))
+    ramp = check_units(spec, tokens_per_step, where="wsd_companion")
+    _check_fits_count(spec, ramp)
+    return WSDCompanion(
+        spec=spec, stable_value=stable, cooled_value=cooled, dtype=_check_dtype(dtype), tokens_per_step=ramp
+    )
 
 
 def _check_peak(value: Any) -> Any:

@@ -11,6 +11,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from wsd_core import WSDSpec
 from wsd_core._formula import evaluate
+from wsd_core._units import consumed, step_range
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
@@ -58,6 +59,8 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
       min_lr: the floor as an absolute rate, the same in every param group, instead of the spec's
         ``min_ratio`` (as for ``WSDLR``). Groups with different base rates then follow different
         multipliers: one table row per distinct base rate.
+      tokens_per_step: for a spec counted in tokens or samples, as for ``WSDLR``; the table holds the
+        rate of every *step* (m at the units consumed before it), so a step costs the same.
 
     Examples:
       >>> p = torch.nn.Parameter(torch.zeros(2))
@@ -79,11 +82,13 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
         min_lr: float | None = None,
+        tokens_per_step: Any = None,
         **fields: Any,
     ) -> None:
         check_optimizer("WSDDeviceLR", optimizer)
         dtype = check_float_dtype(dtype)
         self._spec_and_floor(optimizer, spec, fields, min_lr)
+        self._set_tokens_per_step(tokens_per_step)
         self._set_policy(on_spec_change, adopt_foreign_state)
         if device is None:
             device = next(p.device for g in optimizer.param_groups for p in g["params"])
@@ -137,6 +142,15 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             self.__dict__["_backend_cache"] = backends
         return backends
 
+    def _count_range(self) -> tuple[int, int]:
+        """The update counts a count may be clamped into exactly (the contract's, or in steps)."""
+        ramp = self.tokens_per_step
+        return self.spec.resolved().count_range if ramp is None else step_range(self.spec, ramp)
+
+    def _in_units(self, counts: torch.Tensor, backend: TorchBackend) -> torch.Tensor:
+        """The spec's own count at update counts ``counts`` (>= 0 with a ramp): the units consumed."""
+        return counts if self.tokens_per_step is None else consumed(counts, self.tokens_per_step, backend)
+
     def _specs_of_rows(self) -> list[WSDSpec]:
         return self._row_specs if self.min_lr is not None else [self.spec]
 
@@ -144,14 +158,14 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         """m at every count in the contract's clamp range [s0, s0 + T], in float64 then rounded once
         to the compute dtype, on the device (one row per group spec with ``min_lr``); None for a
         schedule too long to tabulate."""
-        low, high = self.spec.resolved().count_range  # min_lr changes the floor, not the range
+        low, high = self._count_range()  # min_lr changes the floor, not the range
         table = None
         if high - low < MAX_TABLE_STEPS:
             counts = torch.arange(low, high + 1, dtype=torch.int64)
-            rows = [
-                evaluate(counts, s.resolved(), TorchBackend(s.resolved(), "cpu", torch.float64))
-                for s in self._specs_of_rows()
-            ]
+            rows = []
+            for s in self._specs_of_rows():
+                backend = TorchBackend(s.resolved(), "cpu", torch.float64)
+                rows.append(evaluate(self._in_units(counts, backend), s.resolved(), backend))
             m = rows[0] if self.min_lr is None else torch.stack(rows)
             table = m.to(device=self.device, dtype=compute_dtype(self.dtype))
         self.__dict__["_rate_table"] = table
@@ -222,13 +236,14 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         """m at the current count, as device ops only: a table lookup, or the formula. A scalar, or
         with ``min_lr`` a vector with one m per table row."""
         table = self._rate_table
+        low, high = self._count_range()
         if table is None:
+            count = self._count if self.tokens_per_step is None else self._count.clamp(low, high)
             values = [
-                evaluate(self._count, s.resolved(), b)
+                evaluate(self._in_units(count, b), s.resolved(), b)
                 for s, b in zip(self._specs_of_rows(), self._backends, strict=True)
             ]
             return values[0] if self.min_lr is None else torch.stack(values)
-        low, high = self.spec.resolved().count_range
         index = self._count.clamp(low, high)
         index = (index - low if low else index).view(1)
         # index_select of a 1-element index: table[index] with a 0-dim index reads it back to the host
@@ -265,7 +280,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             "last_epoch": self.last_epoch,
             "base_lrs": list(self.base_lrs),
             "spec": self.spec.to_dict(),
-            **self._min_lr_entry(),
+            **self._settings_entries(),
         }
 
     def _apply_state(self, state: SchedulerState) -> None:

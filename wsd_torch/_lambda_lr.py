@@ -11,6 +11,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from wsd_core import WSDSpec
+from wsd_core._units import InUnits
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
 from wsd_torch._state import SchedulerState, torch_fields
@@ -40,6 +41,9 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
       min_lr: the floor as an absolute rate, the same in every param group (torch's convention),
         instead of the spec's ``min_ratio``: group g follows the spec with
         ``min_ratio = min_lr / base_lr_g``. Saved in the state; a different one is a spec change.
+      tokens_per_step: for a spec counted in tokens or samples (``units=``): the units each update
+        consumes, an int or ``(from_step, tokens_per_step)`` pairs (a batch-size ramp). The factor
+        at update s is m(C(s)), C(s) the units consumed before it. Saved in the state.
 
     Examples:
       >>> import torch
@@ -61,16 +65,22 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
         min_lr: float | None = None,
+        tokens_per_step: Any = None,
         **fields: Any,
     ) -> None:
         check_optimizer("WSDLR", optimizer)
         self._spec_and_floor(optimizer, spec, fields, min_lr)
+        self._set_tokens_per_step(tokens_per_step)
         self._set_policy(on_spec_change, adopt_foreign_state)
         bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-        lambdas: list[Callable[[int], float]] = [
-            self._group_spec(i, b).multiplier for i, b in enumerate(bases)
-        ]
+        lambdas = [self._factor(i, base) for i, base in enumerate(bases)]
         super().__init__(optimizer, lr_lambda=lambdas, last_epoch=last_epoch)
+
+    def _factor(self, index: int, base: float) -> Callable[[int], float]:
+        """Group ``index``'s factor of the update count: its spec's multiplier, through the units
+        consumed for a spec in tokens or samples (data either way: it pickles)."""
+        multiplier = self._group_spec(index, base).multiplier
+        return multiplier if self.tokens_per_step is None else InUnits(multiplier, self.tokens_per_step)
 
     def get_lr(self) -> list[float | torch.Tensor]:
         """``base_lr * m(last_epoch)`` for every group (what ``step()`` sets); m is computed once for
@@ -83,13 +93,13 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
             )
         if len(self.base_lrs) != len(self.optimizer.param_groups):
             for _, base in self._new_groups(len(self.base_lrs)):
-                self.lr_lambdas.append(self._group_spec(len(self.base_lrs), base).multiplier)
+                self.lr_lambdas.append(self._factor(len(self.base_lrs), base))
                 self.base_lrs.append(base)
         return self._rates()
 
     def _rates(self) -> list[float | torch.Tensor]:
         if self.min_lr is None:  # one factor for every group: computed once
-            m = self.spec.multiplier(self.last_epoch)
+            m = self.spec.multiplier(self._units(self.last_epoch))
             return [base * m for base in self.base_lrs]
         return [base * f(self.last_epoch) for base, f in zip(self.base_lrs, self.lr_lambdas, strict=True)]
 
@@ -105,14 +115,12 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
             "base_lrs": list(self.base_lrs),
             "lr_lambdas": [None] * len(self.lr_lambdas),  # LambdaLR's format for a plain function
             "spec": self.spec.to_dict(),
-            **self._min_lr_entry(),
+            **self._settings_entries(),
         }
 
     def _apply_state(self, state: SchedulerState) -> None:
         if state.base_lrs is not None:  # first: a base rate min_lr cannot serve refuses the state whole
-            lambdas: list[Callable[[int], float]] = [
-                self._group_spec(i, base).multiplier for i, base in enumerate(state.base_lrs)
-            ]
+            lambdas = [self._factor(i, base) for i, base in enumerate(state.base_lrs)]
             self.base_lrs, self.lr_lambdas = list(state.base_lrs), lambdas
         self.__dict__.update(state.torch_keys)
         self.last_epoch = state.last_epoch

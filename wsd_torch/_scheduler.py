@@ -11,6 +11,7 @@ from torch.optim import Optimizer
 from wsd_core import Phase, WSDSpec
 from wsd_core import _validation as v
 from wsd_core._spec import spec_from_args
+from wsd_core._units import TokenRamp, check_units
 from wsd_torch._state import SchedulerState, check_policy, parse_state
 
 
@@ -34,6 +35,7 @@ class WSDSchedulerBase:
     on_spec_change: str
     adopt_foreign_state: bool
     min_lr: float | None = None
+    tokens_per_step: TokenRamp | None = None
 
     def _set_policy(self, on_spec_change: str, adopt_foreign_state: bool) -> None:
         self.on_spec_change, self.adopt_foreign_state = check_policy(on_spec_change, adopt_foreign_state)
@@ -91,9 +93,23 @@ class WSDSchedulerBase:
         except ValueError as e:
             raise ValueError(f"min_lr={self.min_lr} with param group {index}'s lr {base}: {e}") from None
 
-    def _min_lr_entry(self) -> dict[str, Any]:
-        # saved only when set: a state without it is the same as before min_lr existed
-        return {} if self.min_lr is None else {"min_lr": self.min_lr}
+    def _settings(self) -> dict[str, Any]:
+        """min_lr and tokens_per_step as a state holds them (None when not set)."""
+        ramp = self.tokens_per_step
+        return {"min_lr": self.min_lr, "tokens_per_step": None if ramp is None else ramp.to_list()}
+
+    def _settings_entries(self) -> dict[str, Any]:
+        # saved only when set: a state without them is the same as before they existed
+        return {name: value for name, value in self._settings().items() if value is not None}
+
+    # --- a spec counted in tokens or samples ------------------------------------------------------
+
+    def _set_tokens_per_step(self, tokens_per_step: Any) -> None:
+        self.tokens_per_step = check_units(self.spec, tokens_per_step, where=type(self).__name__)
+
+    def _units(self, step: int) -> int:
+        """The spec's own count at update ``step``: the step, or the units consumed before it."""
+        return step if self.tokens_per_step is None else self.tokens_per_step.consumed(step)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -119,7 +135,7 @@ class WSDSchedulerBase:
             groups=len(self.optimizer.param_groups),
             allow_spec_change=allow,
             adopt_foreign=self.adopt_foreign_state if adopt is None else adopt,
-            min_lr=self.min_lr,
+            settings=self._settings(),
         )
 
     def _apply_state(self, state: SchedulerState) -> None:
@@ -142,7 +158,7 @@ class WSDSchedulerBase:
 
     def phase(self) -> Phase:
         """The phase of the next update (step ``last_epoch``), whose rate is currently set."""
-        return self.spec.phase(self.last_epoch)
+        return self.spec.phase(self._units(self.last_epoch))
 
     @property
     def period_ends(self) -> tuple[int, ...]:

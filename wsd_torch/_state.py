@@ -16,8 +16,14 @@ from typing import Any, NamedTuple
 from wsd_core import WSDSpec
 from wsd_core import _validation as v
 from wsd_core._spec_change import check_saved_spec
+from wsd_core._units import token_ramp
 
 REQUIRED = ("spec", "last_epoch")  # base_lrs too when saved; without them the optimizer's stay
+# A scheduler's settings beside its spec that change its rates, saved only when set (as plain values)
+_SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "min_lr": lambda value: v.check_real("saved min_lr", value, minimum=0.0),
+    "tokens_per_step": lambda value: token_ramp(value).to_list(),
+}
 SPEC_CHANGES = ("refuse", "continue")
 
 
@@ -82,6 +88,7 @@ _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
 OWN_ATTRIBUTES = frozenset({
     "optimizer", "on_spec_change", "adopt_foreign_state", "device", "dtype",
     "_backend_cache", "_rate_table", "_count", "_bases", "_rows", "_row_specs", "min_lr",
+    "tokens_per_step",
 })  # fmt: skip
 
 
@@ -116,7 +123,7 @@ def parse_state(
     groups: int,
     allow_spec_change: bool,
     adopt_foreign: bool = False,
-    min_lr: float | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> SchedulerState:
     """Checks ``state`` completely against a scheduler of ``spec`` over ``groups`` param groups.
 
@@ -138,28 +145,30 @@ def parse_state(
             "step count, build the scheduler (or container) with adopt_foreign_state=True"
         )
     if not foreign:
-        # the floor first: with min_lr the spec is the first group's, so its min_ratio differs too
-        saved_min_lr = state.get("min_lr")
-        if saved_min_lr is not None:
-            saved_min_lr = v.check_real("saved min_lr", saved_min_lr, minimum=0.0)
-        if saved_min_lr != min_lr and not allow_spec_change:
-            raise ValueError(
-                f"the saved state was made with min_lr={saved_min_lr}, this scheduler has min_lr={min_lr}: "
-                "a different floor changes the rate sequence. Pass allow_spec_change=True (or "
-                "on_spec_change='continue' at construction) to change it on purpose."
-            )
+        # the settings first: with min_lr the spec is the first group's, so its min_ratio differs too
+        for name, current in (settings or {}).items():
+            saved = state.get(name)
+            if saved is not None:
+                saved = _SETTINGS[name](saved)
+            if saved != current and not allow_spec_change:
+                raise ValueError(
+                    f"the saved state was made with {name}={saved}, this scheduler has {name}={current}: "
+                    "that changes the rate sequence. Pass allow_spec_change=True (or "
+                    "on_spec_change='continue' at construction) to change it on purpose."
+                )
         check_saved_spec(WSDSpec.from_dict(state["spec"]), spec, allow_spec_change)
     missing = [k for k in REQUIRED if k not in keys and not (foreign and k == "spec")]
     passed_through = {k for k in keys - set(_TORCH_KEYS) if is_torch_field(k)}
-    unknown = sorted(keys - {*REQUIRED, "base_lrs", "min_lr"} - set(_TORCH_KEYS) - passed_through)
+    unknown = sorted(keys - {*REQUIRED, "base_lrs", *_SETTINGS} - set(_TORCH_KEYS) - passed_through)
     if missing or unknown:
         raise ValueError(
             f"not a {owner} state: "
             + (f"missing keys {missing}" if missing else "")
             + ("; " if missing and unknown else "")
             + (f"unknown keys {unknown}" if unknown else "")
-            + f" (a {owner} state has {list(REQUIRED)}, base_lrs, min_lr, and torch's own private fields "
-            f"such as {sorted(_TORCH_KEYS)}; it may not set {sorted(OWN_ATTRIBUTES)})"
+            + f" (a {owner} state has {list(REQUIRED)}, base_lrs, {', '.join(_SETTINGS)} when set, and "
+            f"torch's own private fields such as {sorted(_TORCH_KEYS)}; it may not set "
+            f"{sorted(OWN_ATTRIBUTES)})"
         )
     torch_keys = {k: check(k, state[k], groups) for k, check in _TORCH_KEYS.items() if k in state}
     torch_keys.pop("lr_lambdas", None)

@@ -1,0 +1,231 @@
+"""Specs counted in tokens or samples (``units=``), evaluated at the units consumed before each update
+(``tokens_per_step=``, a constant or a batch-size ramp): against the reference at C(s), against
+Megatron-LM's own scheduler under its own batch-size ramp, and the same LR-per-token curve whatever
+the ramp."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests import peers
+from tests.backends import enable_x64
+from tests.reference import reference_multiplier
+from wsd_core import WSDSpec
+from wsd_core._units import token_ramp
+
+FIELDS: dict[str, Any] = {"total_steps": 200_000, "units": "tokens", "warmup_steps": 20_000,
+                          "decay_steps": 50_000, "decay_shape": "1-sqrt", "min_ratio": 0.01,
+                          "checkpoints": [100_000, 200_000], "rewarmup_steps": 5_000}  # fmt: skip
+RAMP = [(0, 256), (40, 512), (80, 1024), (120, 2048)]  # a batch that grows to 8x
+STEPS = 220  # past the end: 40*256 + 40*512 + 40*1024 + 100*2048 tokens > 200,000
+
+
+def _expected(fields: dict[str, Any] = FIELDS, ramp: Any = RAMP, steps: int = STEPS) -> np.ndarray:
+    r = token_ramp(ramp)
+    return np.array([reference_multiplier(r.consumed(s), **fields) for s in range(steps)])
+
+
+@st.composite
+def ramps(draw: Any) -> list[tuple[int, int]]:
+    starts = sorted(draw(st.sets(st.integers(1, 500), max_size=5)))
+    return [(s, draw(st.integers(1, 5000))) for s in [0, *starts]]
+
+
+@given(ramp=ramps(), steps=st.lists(st.integers(0, 800), min_size=1, max_size=20))
+@settings(max_examples=100, deadline=None)
+def test_units_consumed_are_the_sum_of_every_earlier_step(ramp, steps):
+    r = token_ramp(ramp)
+    per_step = [next(rate for start, rate in reversed(ramp) if start <= s) for s in range(801)]
+    for s in steps:
+        assert r.consumed(s) == sum(per_step[:s])
+        first = r.first_step_reaching(r.consumed(s))
+        assert r.consumed(first) >= r.consumed(s) and (first == 0 or r.consumed(first - 1) < r.consumed(s))
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["int32", "int64"])
+def test_the_optax_schedule_follows_the_reference_at_the_units_consumed(x64):
+    import contextlib
+
+    import jax
+    import jax.numpy as jnp
+
+    from wsd_jax import wsd_companion, wsd_schedule
+
+    with enable_x64() if x64 else contextlib.nullcontext():
+        spec = WSDSpec(**FIELDS)
+        schedule = jax.jit(wsd_schedule(1.0, spec=spec, tokens_per_step=RAMP))
+        got = np.asarray(schedule(jnp.arange(STEPS)), dtype=np.float64)
+        np.testing.assert_allclose(got, _expected(), rtol=2e-6, atol=1e-30)
+        b2 = wsd_companion(0.95, 0.999, spec=spec, tokens_per_step=RAMP)
+        assert float(b2(0)) == pytest.approx(0.95) and float(b2(STEPS)) == pytest.approx(0.999)
+        assert float(schedule(jnp.asarray(2**31 - 1, dtype=jnp.int32))) == pytest.approx(0.01)
+
+
+def test_a_real_count_evaluates_the_real_extension_through_the_ramp():
+    from wsd_jax import wsd_schedule
+
+    spec = WSDSpec(**FIELDS)
+    schedule = wsd_schedule(1.0, spec=spec, tokens_per_step=RAMP)
+    units = 40 * 256 + 10.5 * 512  # step 50.5
+    assert float(schedule(50.5)) == pytest.approx(spec.multiplier(units), rel=1e-6)
+
+
+@pytest.mark.parametrize("path", ["WSDLR", "WSDDeviceLR", "WSDDeviceLR-formula"])
+def test_the_torch_schedulers_follow_the_reference_at_the_units_consumed(path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    import wsd_torch._device_lr as device_lr
+    from wsd_torch import WSDLR, WSDDeviceLR
+
+    if path.endswith("formula"):
+        monkeypatch.setattr(device_lr, "MAX_TABLE_STEPS", 0)
+    cls = WSDLR if path == "WSDLR" else WSDDeviceLR
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0, foreach=False)
+    scheduler = cls(optimizer, spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    rates = []
+    for _ in range(STEPS):
+        rates.append(float(scheduler.get_last_lr()[0]))
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(rates, _expected(), rtol=1e-12 if cls is WSDLR else 2e-6, atol=1e-30)
+    assert scheduler.phase().name == "done"
+
+
+def test_a_ramped_batch_follows_the_same_lr_per_token_as_a_constant_one():
+    # the batch grows from 1/4 to the full size; at equal tokens consumed the rates are equal
+    from wsd_jax import wsd_schedule
+
+    spec = WSDSpec(**FIELDS)
+    full = 2048
+    ramped = token_ramp([(0, full // 4), (40, full // 2), (80, full)])
+    constant = wsd_schedule(1.0, spec=spec, tokens_per_step=full)
+    growing = wsd_schedule(1.0, spec=spec, tokens_per_step=ramped)
+    matched = 0
+    for s in range(150):
+        tokens = ramped.consumed(s)
+        if tokens % full == 0:  # a step of the constant run consumed exactly as many tokens
+            assert float(growing(s)) == float(constant(tokens // full)), s
+            matched += 1
+    assert matched > 50
+
+
+MEGATRON = peers.megatron_param_scheduler()
+MICROBATCHES = peers.megatron_microbatches()
+
+
+class _FakeOptimizer:
+    def __init__(self) -> None:
+        self.param_groups: list[dict] = [{"params": []}]
+
+
+@pytest.mark.skipif(MEGATRON is None or MICROBATCHES is None, reason="megatron-core wheel not downloaded")
+@pytest.mark.parametrize("style", ["linear", "cosine", "exponential", "minus_sqrt"])
+def test_megatron_sample_counted_wsd_with_rampup_batch_size_step_by_step(style):
+    # Megatron counts a sample-based run's schedule in samples (lr_*_samples become its "steps"), and
+    # steps its scheduler by the global batch of each update, which --rampup-batch-size grows.
+    max_lr, min_lr, total, warmup, decay = 3e-4, 3e-5, 40_000, 2_000, 8_000
+    theirs = MEGATRON.OptimizerParamScheduler(
+        _FakeOptimizer(), init_lr=0.0, max_lr=max_lr, min_lr=min_lr, lr_warmup_steps=warmup,
+        lr_decay_steps=total, lr_decay_style="WSD", start_wd=0.0, end_wd=0.0, wd_incr_steps=total,
+        wd_incr_style="constant", wsd_decay_steps=decay, lr_wsd_decay_style=style,
+    )  # fmt: skip
+    batches = MICROBATCHES.RampupBatchsizeNumMicroBatchesCalculator(
+        global_batch_size=128, micro_batch_size=4, data_parallel_size=2, decrease_batch_size_if_needed=False,
+        rank=0, start_global_batch_size=32, batch_size_increment=32, ramup_samples=6_000,
+    )  # fmt: skip
+    consumed, sizes, rates = 0, [], []
+    while consumed < total + 500:
+        batches.update(consumed, consistency_check=True)
+        size = batches.get_current_global_batch_size()
+        rates.append(theirs.get_lr(theirs.optimizer.param_groups[0]))
+        sizes.append(size)
+        theirs.step(increment=size)
+        consumed += size
+    ramp = [(s, b) for s, b in enumerate(sizes) if s == 0 or b != sizes[s - 1]]
+    assert [b for _, b in ramp] == [32, 64, 96, 128]
+    spec = WSDSpec.from_megatron(max_lr, warmup, total, decay, style, min_lr=min_lr)
+    spec = WSDSpec(**{**spec.to_dict(), "units": "samples"})
+    from wsd_torch import WSDLR
+
+    torch = pytest.importorskip("torch")
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=max_lr)
+    ours = WSDLR(optimizer, spec=spec, tokens_per_step=ramp)
+    for step, want in enumerate(rates):
+        assert ours.get_last_lr()[0] == pytest.approx(want, rel=1e-12, abs=1e-18), step
+        optimizer.step()
+        ours.step()
+
+
+def test_a_spec_in_tokens_needs_tokens_per_step_and_one_in_steps_refuses_it():
+    from wsd_jax import wsd_schedule
+
+    with pytest.raises(ValueError, match=r"counts tokens \(units='tokens'\); give tokens_per_step="):
+        wsd_schedule(1.0, spec=WSDSpec(**FIELDS))
+    with pytest.raises(ValueError, match="tokens_per_step is for a spec counted in tokens or samples"):
+        wsd_schedule(1.0, total_steps=100, tokens_per_step=4)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (0, ValueError, "tokens_per_step must be an int >= 1"),
+        ("4", TypeError, "tokens_per_step must be an int >= 1 or a sequence"),
+        ([(1, 4)], ValueError, "first pair must start at step 0"),
+        ([(0, 4), (0, 8)], ValueError, "must increase strictly"),
+        ([(0, 4), (5, 0)], ValueError, r"tokens_per_step\[1\]\[1\] \(tokens_per_step\) must be an int >= 1"),
+        ([(0, 4, 1)], TypeError, r"tokens_per_step\[0\] must be a \(from_step, tokens_per_step\) pair"),
+        ([], ValueError, "must not be empty"),
+        (True, TypeError, "tokens_per_step must be an int >= 1 or a sequence"),
+    ],
+)
+def test_bad_ramps_name_the_pair_and_the_value(value, error, match):
+    with pytest.raises(error, match=match):
+        token_ramp(value)
+
+
+def test_jax_asks_for_x64_where_the_tokens_pass_int32_and_counts_them_exactly_with_it():
+    import jax.numpy as jnp
+
+    from wsd_jax import wsd_schedule
+
+    big = WSDSpec(10**12, units="tokens", warmup_steps=10**10, decay_ratio=0.2)
+    with pytest.raises(ValueError, match="enable jax_enable_x64 to count its tokens exactly"):
+        wsd_schedule(1.0, spec=big, tokens_per_step=4 * 2**20)
+    with enable_x64():
+        schedule = wsd_schedule(1.0, spec=big, tokens_per_step=4 * 2**20, dtype=jnp.float64)
+        decay_start = -(-8 * 10**11 // (4 * 2**20))  # the first step that has consumed 0.8e12 tokens
+        assert float(schedule(decay_start - 1)) == 1.0
+        assert float(schedule(decay_start)) < 1.0
+
+
+def test_the_ramp_is_saved_and_a_different_one_is_a_spec_change():
+    torch = pytest.importorskip("torch")
+    from wsd_torch import WSDLR, WSDCompanion
+
+    def scheduler(ramp: Any, **kwargs: Any) -> Any:
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0)
+        return WSDLR(optimizer, spec=WSDSpec(**FIELDS), tokens_per_step=ramp, **kwargs)
+
+    first = scheduler(RAMP)
+    for _ in range(50):
+        first.optimizer.step()
+        first.step()
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert state["tokens_per_step"] == [list(pair) for pair in RAMP]
+    again = scheduler(RAMP)
+    again.load_state_dict(state)
+    assert again.get_last_lr() == first.get_last_lr()
+    with pytest.raises(ValueError, match="the saved state was made with tokens_per_step="):
+        scheduler(2048).load_state_dict(state)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0, betas=(0.9, 0.95))
+    beta2 = WSDCompanion(optimizer, key="betas", index=1, stable_value=0.95, cooled_value=0.999,
+                         spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)  # fmt: skip
+    assert beta2.state_dict()["tokens_per_step"] == [list(pair) for pair in RAMP]
