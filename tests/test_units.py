@@ -229,3 +229,31 @@ def test_the_ramp_is_saved_and_a_different_one_is_a_spec_change():
     beta2 = WSDCompanion(optimizer, key="betas", index=1, stable_value=0.95, cooled_value=0.999,
                          spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)  # fmt: skip
     assert beta2.state_dict()["tokens_per_step"] == [list(pair) for pair in RAMP]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("path", ["table", "formula"])
+def test_cuda_a_ramped_token_schedule_steps_with_no_host_sync(path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    import wsd_torch._device_lr as device_lr
+    from wsd_torch import WSDDeviceLR
+
+    if path == "formula":
+        monkeypatch.setattr(device_lr, "MAX_TABLE_STEPS", 0)
+    param = torch.nn.Parameter(torch.zeros(4, device="cuda"))
+    param.grad = torch.ones_like(param)
+    optimizer = torch.optim.AdamW([param], lr=1.0, capturable=True)
+    scheduler = WSDDeviceLR(optimizer, spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    rates = []
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(STEPS):
+            rates.append(optimizer.param_groups[0]["lr"].clone())
+            optimizer.step()
+            scheduler.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    np.testing.assert_allclose([float(r) for r in rates], _expected(), rtol=2e-6, atol=1e-30)
