@@ -169,3 +169,6 @@ def test_the_wsd_command_takes_the_new_flags(capsys):
         wsd_main([*argv[:-1], "0.9"])
     assert exit_info.value.code == 2
     assert "argument --period-peaks: period_peaks[1] must be >= min_ratio" in capsys.readouterr().err
+    assert wsd_main(["table", "--total-steps", "1000000", "--units", "tokens"]) == 0
+    out = capsys.readouterr().out
+    assert "first token  last token  tokens" in out and "900000       999999" in out

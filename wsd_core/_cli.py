@@ -19,6 +19,7 @@ from typing import Any
 from wsd_core import _validation as v
 from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES
 from wsd_core._spec import WSDSpec
+from wsd_core._units import UNITS
 
 DESCRIPTION = """\
 Look at WSD learning-rate schedules from a shell.
@@ -99,6 +100,10 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
         "--rewarmup-shape", default="linear", choices=list(WARMUP_SHAPES),
         help="the rewarmup's shape (default linear)",
     )  # fmt: skip
+    spec.add_argument(
+        "--units", default="steps", choices=list(UNITS),
+        help="what the lengths count (default steps); the table then reads in those units",
+    )  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -163,6 +168,7 @@ def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[st
                 period_peaks=args.period_peaks,
                 rewarmup_steps=args.rewarmup_steps,
                 rewarmup_shape=args.rewarmup_shape,
+                units=args.units,
             )
         except (TypeError, ValueError) as e:
             usage_error(parser, e)

@@ -349,7 +349,8 @@ class WSDSpec(SpecBranching, SpecPresets):
 
     def phase_table(self) -> str:
         """A human-readable table of the phases: steps, lengths and the multiplier at each end."""
-        rows = [("phase", "period", "first step", "last step", "steps", "multiplier")]
+        unit = self.units[:-1]  # the columns count what the spec counts: steps, tokens or samples
+        rows = [("phase", "period", f"first {unit}", f"last {unit}", self.units, "multiplier")]
         for name, period, first, last in self._segments():
             m_first, m_last = self.multiplier(first), self.multiplier(last)
             span = f"{m_first:.6g}" if m_first == m_last else f"{m_first:.6g} -> {m_last:.6g}"
