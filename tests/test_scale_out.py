@@ -32,14 +32,33 @@ def test_sharded_jax_resharded_restore_matches_a_single_device_run(tmp_path):
     assert len(result["rates"]) == 60
 
 
+# A worker process of a CPU (gloo) FSDP2 run has, rarely and under load, aborted in C++ with this
+# message (a std::thread destroyed while joinable): twice in about ten full runs, not reproduced in 28
+# runs of the phase under 4x load. Only a run whose ranks all wrote their results (training and
+# checkpoint done; the abort was in the barrier, the process-group teardown or the exit: torch's and
+# gloo's code) is repeated, once; any other failure, or the same one twice, fails the test.
+_TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def _torch_run(mode: str, phase: str, tmp: Path) -> list[dict]:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "torch_distributed.py"), "--mode", mode, "--phase", phase,
-         "--ckpt", str(tmp / "ckpt"), "--out", str(tmp / phase)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads((tmp / phase / f"rank{r}.json").read_text()) for r in (0, 1)]
+    out = tmp / phase
+    for attempt in (1, 2):
+        for stale in out.glob("rank*.json"):
+            stale.unlink()
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "torch_distributed.py"), "--mode", mode,
+             "--phase", phase, "--ckpt", str(tmp / "ckpt"), "--out", str(out)],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if done.returncode == 0:
+            break
+        written = sorted(p.name for p in out.glob("rank*.json"))
+        after_the_work = _TEARDOWN_ABORT in done.stderr and written == ["rank0.json", "rank1.json"]
+        assert attempt == 1 and after_the_work, (
+            f"{mode} {phase} (attempt {attempt}) failed; rank results written: {written}\n"
+            + done.stderr[-3000:]
+        )
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
 @pytest.mark.parametrize("mode", ["ddp", "fsdp2"])

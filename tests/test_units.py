@@ -257,3 +257,26 @@ def test_cuda_a_ramped_token_schedule_steps_with_no_host_sync(path, monkeypatch)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     np.testing.assert_allclose([float(r) for r in rates], _expected(), rtol=2e-6, atol=1e-30)
+
+
+def test_the_save_plan_counts_updates_for_a_spec_in_tokens():
+    from wsd_core._checkpoint_steps import SavePlan
+
+    ramp = token_ramp(RAMP)
+    plan = SavePlan.for_spec(WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    spec = WSDSpec(**FIELDS)
+    for step, boundary in zip(plan.pre_decay, spec.decay_starts, strict=True):
+        # the state saved there applied only updates before the boundary: the last one was stable
+        assert ramp.consumed(step - 1) < boundary <= ramp.consumed(step)
+        assert spec.phase(ramp.consumed(step - 1)).name in ("stable", "warmup", "rewarmup")
+    assert plan.period_ends == tuple(ramp.first_step_reaching(c) for c in spec.period_ends)
+    with pytest.raises(ValueError, match="give tokens_per_step="):
+        SavePlan.for_spec(spec)
+
+
+def test_the_planner_refuses_a_spec_in_tokens_and_says_what_to_give():
+    pytest.importorskip("scipy")
+    from wsd_plan._runs import learning_rates
+
+    with pytest.raises(ValueError, match="the planner reads one rate per update; this spec counts tokens"):
+        learning_rates(WSDSpec(**FIELDS), 100, peak=1e-3)

@@ -46,6 +46,11 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
         if peak is None:
             raise ValueError("peak is required with a WSDSpec: the rate of its stable phase, e.g. 3e-4")
         peak = v.check_real("peak", peak, minimum=0.0)
+        if schedule.units != "steps":
+            raise ValueError(
+                f"the planner reads one rate per update; this spec counts {schedule.units}. Give its "
+                "rates per update instead: wsd_schedule(peak, spec=spec, tokens_per_step=...)(np.arange(n))"
+            )
         multipliers = evaluate(np.arange(int(num_steps), dtype=np.int64), schedule.resolved(),
                                _NumpyBackend(schedule))  # fmt: skip
         return peak * np.asarray(multipliers, dtype=np.float64)
