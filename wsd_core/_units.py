@@ -32,10 +32,8 @@ class TokenRamp(NamedTuple):
 
     def consumed(self, step: int) -> int:
         """C(step): the units consumed by updates ``0 .. step - 1`` (0 for ``step <= 0``), exactly."""
-        if step <= 0:
-            return 0
-        j = bisect.bisect_right(self.starts, step) - 1
-        return self.consumed_at[j] + (step - self.starts[j]) * self.rates[j]
+        j = bisect.bisect_right(self.starts, step) - 1  # -1 before step 0 (starts[0] == 0)
+        return 0 if j < 0 else self.consumed_at[j] + (step - self.starts[j]) * self.rates[j]
 
     def first_step_reaching(self, units: int) -> int:
         """The smallest step s with C(s) >= units."""

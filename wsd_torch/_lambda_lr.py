@@ -98,8 +98,9 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         return self._rates()
 
     def _rates(self) -> list[float | torch.Tensor]:
-        if self.min_lr is None:  # one factor for every group: computed once
-            m = self.spec.multiplier(self._units(self.last_epoch))
+        if self.min_lr is None:  # one factor for every group: computed once (per step: kept lean)
+            step, ramp = self.last_epoch, self.tokens_per_step
+            m = self.spec.multiplier(step if ramp is None else ramp.consumed(step))
             return [base * m for base in self.base_lrs]
         return [base * f(self.last_epoch) for base, f in zip(self.base_lrs, self.lr_lambdas, strict=True)]
 
