@@ -176,7 +176,7 @@ def test_a_spec_in_tokens_needs_tokens_per_step_and_one_in_steps_refuses_it():
         (0, ValueError, "tokens_per_step must be an int >= 1"),
         ("4", TypeError, "tokens_per_step must be an int >= 1 or a sequence"),
         ([(1, 4)], ValueError, "first pair must start at step 0"),
-        ([(0, 4), (0, 8)], ValueError, "must increase strictly"),
+        ([(0, 4), (0, 8)], ValueError, r"from_steps must be strictly increasing, got \[0, 0\]"),
         ([(0, 4), (5, 0)], ValueError, r"tokens_per_step\[1\]\[1\] \(tokens_per_step\) must be an int >= 1"),
         ([(0, 4, 1)], TypeError, r"tokens_per_step\[0\] must be a \(from_step, tokens_per_step\) pair"),
         ([], ValueError, "must not be empty"),

@@ -488,12 +488,7 @@ def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | No
         raise ValueError("checkpoints must not be empty; use None for a single period")
     if ends[0] < 1:
         raise ValueError(f"checkpoints must start at >= 1, got {list(ends)}")
-    for i in range(1, len(ends)):
-        if ends[i] <= ends[i - 1]:
-            raise ValueError(
-                f"checkpoints must be strictly increasing, got {list(ends)} "
-                f"(checkpoints[{i}]={ends[i]} <= checkpoints[{i - 1}]={ends[i - 1]})"
-            )
+    v.check_strictly_increasing("checkpoints", ends, lambda i: f"checkpoints[{i}]")
     if ends[-1] != total:
         raise ValueError(f"the last of checkpoints must equal total_steps={total}, got {list(ends)}")
     return ends

@@ -76,12 +76,7 @@ def token_ramp(value: Any) -> TokenRamp:
         raise ValueError("tokens_per_step must not be empty")
     if starts[0] != 0:
         raise ValueError(f"tokens_per_step's first pair must start at step 0, got {starts[0]}")
-    for i in range(1, len(starts)):
-        if starts[i] <= starts[i - 1]:
-            raise ValueError(
-                f"tokens_per_step's steps must increase strictly, got {starts} (pair {i} starts at "
-                f"{starts[i]} <= {starts[i - 1]})"
-            )
+    v.check_strictly_increasing("tokens_per_step's from_steps", starts, lambda i: f"tokens_per_step[{i}][0]")
     consumed = [0]
     for j in range(1, len(starts)):
         consumed.append(consumed[-1] + (starts[j] - starts[j - 1]) * rates[j - 1])

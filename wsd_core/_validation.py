@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 # The largest step count anything accepts: an int64 count (torch's last_epoch, optax's count under x64)
@@ -93,6 +93,16 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_strictly_increasing(name: str, values: Sequence[int], item: Callable[[int], str]) -> None:
+    """Refuses ``values`` unless each is above the one before; ``item(i)`` names element i."""
+    for i in range(1, len(values)):
+        if values[i] <= values[i - 1]:
+            raise ValueError(
+                f"{name} must be strictly increasing, got {list(values)} "
+                f"({item(i)}={values[i]} <= {item(i - 1)}={values[i - 1]})"
+            )
 
 
 def check_step_value(value: Any) -> int | float:
