@@ -280,3 +280,26 @@ def test_the_planner_refuses_a_spec_in_tokens_and_says_what_to_give():
 
     with pytest.raises(ValueError, match="the planner reads one rate per update; this spec counts tokens"):
         learning_rates(WSDSpec(**FIELDS), 100, peak=1e-3)
+
+
+def test_a_container_passes_the_ramp_and_the_floor_to_every_scheduler():
+    torch = pytest.importorskip("torch")
+    from wsd_torch import WSDSchedulersContainer
+
+    optimizers = [torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=lr) for lr in (1e-3, 1e-2)]
+    container = WSDSchedulersContainer.for_optimizers(
+        optimizers, spec=WSDSpec(**{**FIELDS, "min_ratio": 0.0}), tokens_per_step=RAMP, min_lr=1e-5
+    )
+    for _ in range(STEPS):
+        for o in optimizers:
+            o.step()
+        container.step()
+    assert [o.param_groups[0]["lr"] for o in optimizers] == pytest.approx([1e-5, 1e-5])
+    assert all(s.state_dict()["tokens_per_step"] == [list(p) for p in RAMP] for s in container.schedulers)
+    # one spec for both optimizers: the compact state keeps the ramp, and a different one is refused
+    same = WSDSchedulersContainer.for_optimizers(optimizers, spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    state = same.state_dict()
+    assert set(state) == {"last_epoch", "spec", "tokens_per_step"}
+    other = WSDSchedulersContainer.for_optimizers(optimizers, spec=WSDSpec(**FIELDS), tokens_per_step=1024)
+    with pytest.raises(ValueError, match="scheduler 0: the saved state was made with tokens_per_step="):
+        other.load_state_dict(state)

@@ -96,14 +96,17 @@ class WSDSchedulersContainer(Stateful):
         device_resident: bool = False,
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
+        min_lr: float | None = None,
+        tokens_per_step: Any = None,
         **fields: Any,
     ) -> WSDSchedulersContainer:
         """One scheduler of ``spec`` per optimizer (``WSDDeviceLR`` if ``device_resident``, else
-        ``WSDLR``); ``optimizers`` may be any iterable of them, e.g. torchtitan's ``OptimizersContainer``."""
+        ``WSDLR``); ``optimizers`` may be any iterable of them, e.g. torchtitan's ``OptimizersContainer``.
+        ``min_lr`` and ``tokens_per_step`` go to every scheduler (see ``WSDLR``)."""
         spec = spec_from_args(spec, fields)
         make = WSDDeviceLR if device_resident else WSDLR
         return cls(
-            [make(o, spec=spec) for o in optimizers],
+            [make(o, spec=spec, min_lr=min_lr, tokens_per_step=tokens_per_step) for o in optimizers],
             on_spec_change=on_spec_change,
             adopt_foreign_state=adopt_foreign_state,
         )
@@ -135,11 +138,12 @@ class WSDSchedulersContainer(Stateful):
 
     @property
     def _one_spec(self) -> bool:
-        first = self.schedulers[0].spec
-        return all(s.spec == first for s in self.schedulers)
+        first = self.schedulers[0]
+        return all(s.spec == first.spec and s._settings() == first._settings() for s in self.schedulers)
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"last_epoch", "spec"}`` (one spec) or each scheduler's state under its index.
+        """``{"last_epoch", "spec"}`` (one spec, with ``min_lr`` and ``tokens_per_step`` where set) or
+        each scheduler's state under its index.
 
         With ``adopt_foreign_state`` a container that has neither stepped nor loaded yet gives only
         ``{"last_epoch"}``: DCP loads exactly the keys ``state_dict()`` names, so this is what lets it
@@ -149,7 +153,12 @@ class WSDSchedulersContainer(Stateful):
             return {"last_epoch": self.schedulers[0].last_epoch}
         state: dict[str, Any]
         if self._one_spec:
-            state = {"last_epoch": self.schedulers[0].last_epoch, "spec": self.schedulers[0].spec.to_dict()}
+            first = self.schedulers[0]
+            state = {
+                "last_epoch": first.last_epoch,
+                "spec": first.spec.to_dict(),
+                **first._settings_entries(),
+            }
         else:
             state = {str(i): s.state_dict() for i, s in enumerate(self.schedulers)}
         if self.companions:
