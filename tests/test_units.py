@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import peers
-from tests.backends import enable_x64
+from tests.backends import assert_close, enable_x64
 from tests.reference import reference_multiplier
+from tests.strategies import examples, spec_fields
 from wsd_core import WSDSpec
 from wsd_core._units import token_ramp
 
@@ -303,3 +304,24 @@ def test_a_container_passes_the_ramp_and_the_floor_to_every_scheduler():
     other = WSDSchedulersContainer.for_optimizers(optimizers, spec=WSDSpec(**FIELDS), tokens_per_step=1024)
     with pytest.raises(ValueError, match="scheduler 0: the saved state was made with tokens_per_step="):
         other.load_state_dict(state)
+
+
+@given(fields=spec_fields(max_total=2000), ramp=ramps())
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_spec_under_any_ramp_follows_the_reference_at_the_units_consumed(fields, ramp):
+    import jax.numpy as jnp
+
+    from wsd_jax import wsd_schedule
+
+    spec = WSDSpec(**{**fields, "units": "tokens"})
+    r = token_ramp(ramp)
+    hi = r.first_step_reaching(spec.end_step) + 2
+    boundaries = [spec.start_step, spec.start_step + spec.warmup_steps, *spec.decay_starts, *spec.period_ends]
+    near = [r.first_step_reaching(x) + k for x in boundaries for k in (-1, 0, 1)]  # each phase's edges
+    steps = sorted({s for s in [*range(0, hi, max(1, hi // 200)), *near] if s >= 0})
+    want = [reference_multiplier(r.consumed(s), **fields) for s in steps]
+    jax_values = np.asarray(
+        wsd_schedule(1.0, spec=spec, tokens_per_step=ramp)(jnp.asarray(steps)), np.float64
+    )
+    assert_close(jax_values, want, 1e-6, steps)
+    assert_close(np.array([spec.multiplier(r.consumed(s)) for s in steps]), want, 1e-12, steps)
