@@ -325,3 +325,22 @@ def test_any_spec_under_any_ramp_follows_the_reference_at_the_units_consumed(fie
     )
     assert_close(jax_values, want, 1e-6, steps)
     assert_close(np.array([spec.multiplier(r.consumed(s)) for s in steps]), want, 1e-12, steps)
+
+
+def test_a_jitted_ramped_schedule_traces_once_for_every_count():
+    import jax
+    import jax.numpy as jnp
+
+    from wsd_jax import wsd_schedule
+
+    traces = []
+    schedule = wsd_schedule(1.0, spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)
+
+    @jax.jit
+    def rate(count):
+        traces.append(count)  # runs only while tracing
+        return schedule(count)
+
+    values = [float(rate(jnp.asarray(s, dtype=jnp.int32))) for s in (0, 39, 40, 119, 150, 219)]
+    assert len(traces) == 1
+    np.testing.assert_allclose(values, _expected()[[0, 39, 40, 119, 150, 219]], rtol=2e-6, atol=1e-30)
