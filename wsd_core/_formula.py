@@ -270,18 +270,11 @@ def _rise(start: Any, target: Any, j: Any, length: int, shape: str, ops: Backend
     so that a value near a small target keeps its relative precision. p and 1 - p are each formed from
     an integer difference."""
     w = WARMUP_SHAPES[shape]
-    p = ops.clip(ops.to_float(j) / length, 0.0, 1.0)
+    rise = lambda: start + (target - start) * w(ops.clip(ops.to_float(j) / length, 0.0, 1.0), ops)
+    fall = lambda: target + (start - target) * w(ops.clip(ops.to_float(length - j) / length, 0.0, 1.0), ops)
     if start.__class__ is float and target.__class__ is float:  # static: one form
-        if start <= target:
-            return start + (target - start) * w(p, ops)
-        return target + (start - target) * w(ops.clip(ops.to_float(length - j) / length, 0.0, 1.0), ops)
-    q = ops.clip(ops.to_float(length - j) / length, 0.0, 1.0)
-    rising = start <= target
-    return ops.select(
-        rising,
-        lambda: start + (target - start) * w(p, ops),
-        lambda: target + (start - target) * w(q, ops),
-    )
+        return rise() if start <= target else fall()
+    return ops.select(start <= target, rise, fall)
 
 
 def warmup_value(u: Any, plan: Resolved, ops: Backend) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import warnings
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from wsd_core import _validation as v
@@ -522,7 +521,7 @@ def _olmo_core_wsds(
     spec_class: type[WSDSpec], f: dict[str, Any], lr: float, warmup_min: float, decay_min: float
 ) -> WSDSpec:
     raw = f["period_lengths"]
-    if raw is None or isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable) or not list(raw):
+    if not v.is_sequence(raw) or not list(raw):
         raise ValueError(f"period_lengths must be a non-empty list of period lengths, got {raw!r}")
     lengths = [v.check_steps(f"period_lengths[{i}]", x, minimum=1) for i, x in enumerate(raw)]
     multipliers = f["period_lr_multipliers"]

@@ -478,7 +478,7 @@ def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | No
                 f"total_steps >= 2**(K-1), so K <= {total.bit_length()} for this total_steps"
             )
         return count
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not v.is_sequence(value):
         raise TypeError(
             "checkpoints must be None, an int K (geometric ends) or a sequence of ints, got "
             f"{value!r} (type {type(value).__name__})"
@@ -497,7 +497,7 @@ def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | No
 def _normalise_decay_steps(value: Any) -> int | tuple[int, ...]:
     """An int D for every period, or a tuple of one length per period (checked against the periods
     when they are resolved)."""
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not v.is_sequence(value):
         return v.check_steps("decay_steps", value, minimum=0)
     lengths = tuple(v.check_steps(f"decay_steps[{i}]", d, minimum=0) for i, d in enumerate(value))
     if not lengths:
@@ -510,7 +510,7 @@ def _normalise_peaks(value: Any, min_ratio: float) -> tuple[float, ...] | None:
     against the periods when they are resolved)."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not v.is_sequence(value):
         raise TypeError(
             f"period_peaks must be None or a sequence of ratios, one per period, got {value!r} "
             f"(type {type(value).__name__})"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import numbers
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from wsd_core import _validation as v
@@ -59,7 +58,7 @@ def token_ramp(value: Any) -> TokenRamp:
         return value
     if isinstance(value, numbers.Integral) and not v.is_bool(value):
         return TokenRamp((0,), (v.check_int("tokens_per_step", value, minimum=1),), (0,))
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not v.is_sequence(value):
         raise TypeError(
             "tokens_per_step must be an int >= 1 or a sequence of (from_step, tokens_per_step) pairs, "
             f"got {value!r} (type {type(value).__name__})"
@@ -67,7 +66,7 @@ def token_ramp(value: Any) -> TokenRamp:
     starts: list[int] = []
     rates: list[int] = []
     for i, pair in enumerate(value):
-        if isinstance(pair, (str, bytes, Mapping)) or not isinstance(pair, Iterable) or len(list(pair)) != 2:
+        if not v.is_sequence(pair) or len(pair := tuple(pair)) != 2:
             raise TypeError(f"tokens_per_step[{i}] must be a (from_step, tokens_per_step) pair, got {pair!r}")
         step, rate = pair
         starts.append(v.check_steps(f"tokens_per_step[{i}][0] (from_step)", step))
@@ -123,6 +122,14 @@ def consumed(step: Any, ramp: TokenRamp, ops: Any) -> Any:
             part = ops.maximum(since, 0)
         total = total + part * rate
     return total
+
+
+def units_at(step: Any, ramp: TokenRamp | None, ops: Any = None) -> Any:
+    """The spec's own count at update count ``step``: the step itself for a spec in steps (no ramp),
+    else C(step), on Python ints or, given a backend ``ops``, on arrays (``step >= 0`` there)."""
+    if ramp is None:
+        return step
+    return ramp.consumed(step) if ops is None else consumed(step, ramp, ops)
 
 
 class InUnits:

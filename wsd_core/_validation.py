@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 # The largest step count anything accepts: an int64 count (torch's last_epoch, optax's count under x64)
@@ -93,6 +93,12 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def is_sequence(value: Any) -> bool:
+    """Whether ``value`` is a collection of items to check one by one: iterable, and not a string,
+    bytes or a mapping (whose iteration gives characters or keys)."""
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
 
 
 def check_strictly_increasing(name: str, values: Sequence[int], item: Callable[[int], str]) -> None:

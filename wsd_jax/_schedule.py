@@ -13,7 +13,7 @@ import numpy as np
 from wsd_core import WSDSpec
 from wsd_core._formula import ArrayBackend, Resolved, evaluate, stable_fraction
 from wsd_core._spec import spec_from_args
-from wsd_core._units import TokenRamp, check_units, consumed, step_range
+from wsd_core._units import TokenRamp, check_units, step_range, units_at
 from wsd_core._validation import check_real, is_bool
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -98,24 +98,24 @@ def _on_counts(
     if jnp.issubdtype(kind, jnp.floating):
         count = count.astype(jnp.promote_types(kind, compute))
         ops = _JaxBackend(plan, count.dtype, compute)
-        units = count if ramp is None else consumed(jnp.maximum(count, 0), ramp, ops)
+        units = units_at(count if ramp is None else jnp.maximum(count, 0), ramp, ops)
     else:
         # Every count outside [s0, s0 + T] evaluates like the nearer end, so clamping in the
         # count's own type is exact; the table type then holds every value (int32 is optax's
         # count; int64 where x64 is on and a bound or the count needs it).
         info = jnp.iinfo(kind)
         count = jnp.clip(count, min(lo, info.max), min(hi, info.max))
-        top = hi if ramp is None else ramp.consumed(hi)  # the largest integer the evaluation forms
+        top = _largest_count(spec, ramp)
         wide = x64 and (kind.itemsize == 8 or top > _INT32_MAX)
         table = jnp.int64 if wide else jnp.int32
         if top > _INT32_MAX and not wide:
-            what = f"step {hi}" if ramp is None else f"{ramp.consumed(hi)} {spec.units} (step {hi})"
+            what = f"step {hi}" if ramp is None else f"{top} {spec.units} (step {hi})"
             raise ValueError(
                 f"this schedule ends at {what}, past int32; enable jax_enable_x64 to evaluate it"
             )
         count = count.astype(table)
         ops = _JaxBackend(plan, table, compute)
-        units = count if ramp is None else consumed(count, ramp, ops)
+        units = units_at(count, ramp, ops)
     value = jnp.asarray(formula(units, plan, ops), compute)
     if jnp.issubdtype(count.dtype, jnp.floating):
         value = jnp.where(jnp.isnan(count), jnp.nan, value)  # a NaN step is no step: NaN, not a value
@@ -211,19 +211,24 @@ def _spec_from_absolute(
         raise type(e)(f"{e} ({converted})") from None
 
 
+def _largest_count(spec: WSDSpec, ramp: TokenRamp | None) -> int:
+    """The largest integer an evaluation forms: the run's last step, or with a ramp the units
+    consumed by the last step the count is clamped to."""
+    return spec.end_step if ramp is None else ramp.consumed(step_range(spec, ramp)[1])
+
+
 def _check_fits_count(spec: WSDSpec, ramp: TokenRamp | None) -> None:
-    if jax.config.read("jax_enable_x64"):
+    if jax.config.read("jax_enable_x64") or _largest_count(spec, ramp) <= _INT32_MAX:
         return
-    if ramp is None and spec.end_step > _INT32_MAX:
+    if ramp is None:
         raise ValueError(
             f"start_step + total_steps = {spec.end_step} must fit optax's int32 count "
             f"(<= {_INT32_MAX}); enable jax_enable_x64 and count in int64 for longer runs"
         )
-    if ramp is not None and ramp.consumed(step_range(spec, ramp)[1]) > _INT32_MAX:
-        raise ValueError(
-            f"this run of {spec.end_step} {spec.units} (start_step + total_steps) is counted past int32 "
-            f"(<= {_INT32_MAX}); enable jax_enable_x64 to count its {spec.units} exactly in int64"
-        )
+    raise ValueError(
+        f"this run of {spec.end_step} {spec.units} (start_step + total_steps) is counted past int32 "
+        f"(<= {_INT32_MAX}); enable jax_enable_x64 to count its {spec.units} exactly in int64"
+    )
 
 
 def wsd_companion(

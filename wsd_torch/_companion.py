@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 from wsd_core import WSDSpec
 from wsd_core._spec import spec_from_args
 from wsd_core._spec_change import check_saved_spec
-from wsd_core._units import check_units
+from wsd_core._units import check_units, units_at
 from wsd_core._validation import check_bool, check_int, check_real
 from wsd_torch._optimizer import check_optimizer
 
@@ -97,8 +97,7 @@ class WSDCompanion:
 
     def value_at(self, step: int) -> float:
         """The hyperparameter for the update after ``step`` updates."""
-        ramp = self.tokens_per_step
-        h = self.spec.stable_fraction(step if ramp is None else ramp.consumed(step))
+        h = self.spec.stable_fraction(units_at(step, self.tokens_per_step))
         return self.cooled_value + (self.stable_value - self.cooled_value) * h
 
     def get_last_value(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -11,7 +12,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from wsd_core import WSDSpec
 from wsd_core._formula import evaluate
-from wsd_core._units import consumed, step_range
+from wsd_core._units import step_range, units_at
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
@@ -96,12 +97,10 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         self.dtype = dtype
         self._count = torch.full((), -1, dtype=torch.int64, device=self.device)  # the first step makes it 0
         self._bases: list[torch.Tensor] = []
-        # With min_lr, each distinct group spec is a row of the rate table and each group reads its row;
-        # without, there is one spec and m is a scalar (rows stay empty).
-        self._row_specs: list[WSDSpec] = []
-        self._rows: list[int] = []
         self.optimizer = optimizer
         new = self._new_groups(0)
+        # With min_lr, each distinct group spec is a row of the rate table and each group reads its row;
+        # without, there is one spec and m is a scalar (rows stay empty).
         self._rows, self._row_specs = self._group_rows([base for _, base in new])
         for group, base in new:
             self._adopt_group(group, base)
@@ -115,7 +114,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
     def _group_rows(self, bases: list[float], known: int = 0) -> tuple[list[int], list[WSDSpec]]:
         """The table rows of groups ``known ..`` with base rates ``bases`` (added to the rows of the
         groups before them), and the specs of all rows; checks every base before anything changes."""
-        rows, specs = list(self._rows[:known]), list(self._row_specs) if known else []
+        rows, specs = (list(self._rows[:known]), list(self._row_specs)) if known else ([], [])
         if self.min_lr is None:
             return rows, specs
         for i, base in enumerate(bases, start=known):
@@ -124,6 +123,13 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
                 specs.append(spec)
             rows.append(specs.index(spec))
         return rows, specs
+
+    def _set_rows(self, rows: list[int], specs: list[WSDSpec]) -> None:
+        """Takes the rows of ``_group_rows``, rebuilding the table only when the row specs changed."""
+        changed = specs != self._row_specs
+        self._rows, self._row_specs = rows, specs
+        if changed:
+            self._build_rate_table()
 
     def _adopt_group(self, group: dict[str, Any], base: float) -> None:
         """Makes ``group``'s rate a device tensor following the schedule from ``base``."""
@@ -142,14 +148,12 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             self.__dict__["_backend_cache"] = backends
         return backends
 
+    @functools.cached_property
     def _count_range(self) -> tuple[int, int]:
-        """The update counts a count may be clamped into exactly (the contract's, or in steps)."""
+        """The update counts a count may be clamped into exactly (the contract's, or in steps):
+        computed once, since neither the spec nor the ramp changes, and read at every step."""
         ramp = self.tokens_per_step
         return self.spec.resolved().count_range if ramp is None else step_range(self.spec, ramp)
-
-    def _in_units(self, counts: torch.Tensor, backend: TorchBackend) -> torch.Tensor:
-        """The spec's own count at update counts ``counts`` (>= 0 with a ramp): the units consumed."""
-        return counts if self.tokens_per_step is None else consumed(counts, self.tokens_per_step, backend)
 
     def _specs_of_rows(self) -> list[WSDSpec]:
         return self._row_specs if self.min_lr is not None else [self.spec]
@@ -158,14 +162,14 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         """m at every count in the contract's clamp range [s0, s0 + T], in float64 then rounded once
         to the compute dtype, on the device (one row per group spec with ``min_lr``); None for a
         schedule too long to tabulate."""
-        low, high = self._count_range()  # min_lr changes the floor, not the range
+        low, high = self._count_range  # min_lr changes the floor, not the range
         table = None
         if high - low < MAX_TABLE_STEPS:
             counts = torch.arange(low, high + 1, dtype=torch.int64)
             rows = []
             for s in self._specs_of_rows():
                 backend = TorchBackend(s.resolved(), "cpu", torch.float64)
-                rows.append(evaluate(self._in_units(counts, backend), s.resolved(), backend))
+                rows.append(evaluate(units_at(counts, self.tokens_per_step, backend), s.resolved(), backend))
             m = rows[0] if self.min_lr is None else torch.stack(rows)
             table = m.to(device=self.device, dtype=compute_dtype(self.dtype))
         self.__dict__["_rate_table"] = table
@@ -227,20 +231,17 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             for group, base in new:
                 self._adopt_group(group, base)
                 self.base_lrs.append(base)
-            if specs != self._row_specs:
-                self._rows, self._row_specs = rows, specs
-                self._build_rate_table()
-            self._rows = rows
+            self._set_rows(rows, specs)
 
     def _multiplier(self) -> torch.Tensor:
         """m at the current count, as device ops only: a table lookup, or the formula. A scalar, or
         with ``min_lr`` a vector with one m per table row."""
         table = self._rate_table
-        low, high = self._count_range()
+        low, high = self._count_range
         if table is None:
             count = self._count if self.tokens_per_step is None else self._count.clamp(low, high)
             values = [
-                evaluate(self._in_units(count, b), s.resolved(), b)
+                evaluate(units_at(count, self.tokens_per_step, b), s.resolved(), b)
                 for s, b in zip(self._specs_of_rows(), self._backends, strict=True)
             ]
             return values[0] if self.min_lr is None else torch.stack(values)
@@ -285,11 +286,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
 
     def _apply_state(self, state: SchedulerState) -> None:
         if state.base_lrs is not None:
-            rows, specs = self._group_rows(state.base_lrs)  # first: may refuse the state whole
-            if specs != self._row_specs:
-                self._rows, self._row_specs = rows, specs
-                self._build_rate_table()
-            self._rows = rows
+            self._set_rows(*self._group_rows(state.base_lrs))  # first: may refuse the state whole
             self.base_lrs = list(state.base_lrs)
             for tensor, base in zip(self._bases, self.base_lrs, strict=True):
                 tensor.fill_(base)

@@ -13,7 +13,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from wsd_core import WSDSpec
 from wsd_core._units import InUnits
 from wsd_torch._optimizer import check_optimizer
-from wsd_torch._scheduler import WSDSchedulerBase
+from wsd_torch._scheduler import WSDSchedulerBase, base_rate
 from wsd_torch._state import SchedulerState, torch_fields
 
 
@@ -72,8 +72,8 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         self._spec_and_floor(optimizer, spec, fields, min_lr)
         self._set_tokens_per_step(tokens_per_step)
         self._set_policy(on_spec_change, adopt_foreign_state)
-        bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-        lambdas = [self._factor(i, base) for i, base in enumerate(bases)]
+        groups = optimizer.param_groups
+        lambdas = [self._factor(i, base_rate(i, g, record=False)) for i, g in enumerate(groups)]
         super().__init__(optimizer, lr_lambda=lambdas, last_epoch=last_epoch)
 
     def _factor(self, index: int, base: float) -> Callable[[int], float]:
@@ -98,7 +98,8 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         return self._rates()
 
     def _rates(self) -> list[float | torch.Tensor]:
-        if self.min_lr is None:  # one factor for every group: computed once (per step: kept lean)
+        if self.min_lr is None:  # one factor for every group: computed once
+            # units_at(...) written out: this runs every step, where a call's overhead shows
             step, ramp = self.last_epoch, self.tokens_per_step
             m = self.spec.multiplier(step if ramp is None else ramp.consumed(step))
             return [base * m for base in self.base_lrs]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,8 +13,30 @@ from torch.optim import Optimizer
 from wsd_core import Phase, WSDSpec
 from wsd_core import _validation as v
 from wsd_core._spec import spec_from_args
-from wsd_core._units import TokenRamp, check_units
+from wsd_core._units import TokenRamp, check_units, units_at
 from wsd_torch._state import SchedulerState, check_policy, parse_state
+
+
+def base_rate(index: int, group: dict[str, Any], *, record: bool = True) -> float:
+    """Param group ``index``'s base rate: its ``initial_lr``, or its ``lr`` (recorded as
+    ``initial_lr`` when ``record``, as torch's schedulers do), a float or a one-element tensor."""
+    lr = group.setdefault("initial_lr", group["lr"]) if record else group.get("initial_lr", group["lr"])
+    if isinstance(lr, torch.Tensor) and lr.numel() != 1:
+        raise ValueError(
+            f"param group {index}'s lr must be a scalar, got a tensor of shape {tuple(lr.shape)}"
+        )
+    return float(lr.item()) if isinstance(lr, torch.Tensor) else float(lr)
+
+
+def _with_floor(min_lr: float, index: int, base: float, make: Callable[..., WSDSpec]) -> WSDSpec:
+    """``make(min_ratio=min_lr / base)``: the spec of param group ``index``, whose floor is the
+    absolute rate ``min_lr``; a base rate that cannot have that floor is refused, naming the group."""
+    if not base > 0:
+        raise ValueError(f"min_lr={min_lr} needs every param group's lr > 0; group {index} has {base}")
+    try:
+        return make(min_ratio=min_lr / base)
+    except ValueError as e:
+        raise ValueError(f"min_lr={min_lr} with param group {index}'s lr {base}: {e}") from None
 
 
 class WSDSchedulerBase:
@@ -57,41 +81,28 @@ class WSDSchedulerBase:
                 f"give the floor once: min_lr={min_lr} (an absolute rate) or min_ratio="
                 f"{fields['min_ratio']!r} (a ratio of each group's lr), not both"
             )
-        group = optimizer.param_groups[0]
-        base = group.get("initial_lr", group["lr"])
-        base = float(base.item()) if isinstance(base, torch.Tensor) else float(base)
-        if not base > 0:
+        base = base_rate(0, optimizer.param_groups[0], record=False)
+        if not base > 0:  # refused here too: the check below divides by it
             raise ValueError(f"min_lr={min_lr} needs every param group's lr > 0; group 0 has {base}")
-        ratio = min_lr / base
-        if spec is not None:
+        make: Callable[..., WSDSpec]
+        if spec is None:  # from fields: a shape such as geometric needs its floor to exist
+            make = lambda min_ratio: spec_from_args(None, {**fields, "min_ratio": min_ratio})
+        else:
             spec = spec_from_args(spec, fields)
-            if spec.min_ratio not in (0.0, ratio):
+            if spec.min_ratio not in (0.0, min_lr / base):
                 raise ValueError(
                     f"give the floor once: min_lr={min_lr} (an absolute rate) or the spec's "
                     f"min_ratio={spec.min_ratio} (a ratio of each group's lr), not both"
                 )
-        try:
-            if spec is None:
-                spec = spec_from_args(None, {**fields, "min_ratio": ratio})
-            else:
-                spec = dataclasses.replace(spec, min_ratio=ratio)
-        except ValueError as e:
-            raise ValueError(f"min_lr={min_lr} with param group 0's lr {base}: {e}") from None
-        self.spec, self.min_lr = spec, min_lr
+            make = functools.partial(dataclasses.replace, spec)
+        self.spec, self.min_lr = _with_floor(min_lr, 0, base, make), min_lr
 
     def _group_spec(self, index: int, base: float) -> WSDSpec:
         """The spec param group ``index`` follows: the spec itself, or with ``min_lr``, the spec with
         ``min_ratio = min_lr / base``, so that every group's floor is the same absolute rate."""
         if self.min_lr is None:
             return self.spec
-        if not base > 0:
-            raise ValueError(
-                f"min_lr={self.min_lr} needs every param group's lr > 0; group {index} has {base}"
-            )
-        try:
-            return dataclasses.replace(self.spec, min_ratio=self.min_lr / base)
-        except ValueError as e:
-            raise ValueError(f"min_lr={self.min_lr} with param group {index}'s lr {base}: {e}") from None
+        return _with_floor(self.min_lr, index, base, functools.partial(dataclasses.replace, self.spec))
 
     def _settings(self) -> dict[str, Any]:
         """min_lr and tokens_per_step as a state holds them (None when not set)."""
@@ -106,10 +117,6 @@ class WSDSchedulerBase:
 
     def _set_tokens_per_step(self, tokens_per_step: Any) -> None:
         self.tokens_per_step = check_units(self.spec, tokens_per_step, where=type(self).__name__)
-
-    def _units(self, step: int) -> int:
-        """The spec's own count at update ``step``: the step, or the units consumed before it."""
-        return step if self.tokens_per_step is None else self.tokens_per_step.consumed(step)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -144,21 +151,14 @@ class WSDSchedulerBase:
     def _new_groups(self, known: int) -> list[tuple[dict[str, Any], float]]:
         """Param groups added (``optimizer.add_param_group``) since ``known`` were seen, each with
         its base rate: its own ``lr``, recorded as ``initial_lr`` as torch's schedulers do."""
-        added = []
-        for i, group in enumerate(self.optimizer.param_groups[known:], start=known):
-            lr = group.setdefault("initial_lr", group["lr"])
-            if isinstance(lr, torch.Tensor) and lr.numel() != 1:
-                raise ValueError(
-                    f"param group {i}'s lr must be a scalar, got a tensor of shape {tuple(lr.shape)}"
-                )
-            added.append((group, float(lr.item()) if isinstance(lr, torch.Tensor) else float(lr)))
-        return added
+        groups = self.optimizer.param_groups
+        return [(groups[i], base_rate(i, groups[i])) for i in range(known, len(groups))]
 
     # --- introspection ------------------------------------------------------------------------
 
     def phase(self) -> Phase:
         """The phase of the next update (step ``last_epoch``), whose rate is currently set."""
-        return self.spec.phase(self._units(self.last_epoch))
+        return self.spec.phase(units_at(self.last_epoch, self.tokens_per_step))
 
     @property
     def period_ends(self) -> tuple[int, ...]:

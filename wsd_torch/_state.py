@@ -88,7 +88,7 @@ _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
 OWN_ATTRIBUTES = frozenset({
     "optimizer", "on_spec_change", "adopt_foreign_state", "device", "dtype",
     "_backend_cache", "_rate_table", "_count", "_bases", "_rows", "_row_specs", "min_lr",
-    "tokens_per_step",
+    "tokens_per_step", "_count_range",
 })  # fmt: skip
 
 
