@@ -66,6 +66,18 @@ def test_table_prints_the_phase_table():
     assert "50000" in done.stdout and "100000" in done.stdout and "warmup" in done.stdout
 
 
+def test_decay_steps_takes_one_length_or_one_per_period():
+    base = ("table", "--total-steps", "3000", "--checkpoints", "1000", "3000", "--min-ratio", "0.1")
+    each = _wsd(*base, "--decay-steps", "100", "400")
+    assert each.returncode == 0, each.stderr
+    # the phase table's decay rows: first step, last step, length
+    decays = [line.split()[2:5] for line in each.stdout.splitlines() if line.startswith("decay")]
+    assert decays == [["900", "999", "100"], ["2600", "2999", "400"]]
+    one = _wsd(*base, "--decay-steps", "100")
+    decays = [line.split()[2:5] for line in one.stdout.splitlines() if line.startswith("decay")]
+    assert decays == [["900", "999", "100"], ["2900", "2999", "100"]]
+
+
 def test_plot_writes_png_and_prints_phase_tables(tmp_path):
     out = tmp_path / "s.png"
     done = _wsd("plot", "--total-steps", "1000", "--warmup-steps", "50", "--decay-ratio", "0.2",
@@ -104,6 +116,7 @@ def test_plot_needs_no_jax_or_torch(tmp_path):
         (["--total-steps", str(10**30)], "--total-steps"),
         (["--total-steps", "abc"], "--total-steps"),
         (["--decay-shape", "sqrt"], "invalid choice"),
+        (["--decay-steps", "10", "20"], "--decay-steps"),  # two lengths, one period
     ],
 )
 def test_bad_values_are_usage_errors_without_a_traceback(tmp_path, args, message):

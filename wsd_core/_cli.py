@@ -62,7 +62,10 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     spec.add_argument("--total-steps", type=int, required=True, help="T, updates in the run")
     spec.add_argument("--warmup-steps", type=int, default=0, help="W, warmup length (default 0)")
     decay = spec.add_mutually_exclusive_group()
-    decay.add_argument("--decay-steps", type=int, help="D, the decay length of every period")
+    decay.add_argument(
+        "--decay-steps", type=int, nargs="+", metavar="D",
+        help="D, the decay length of every period, or one D per WSD-S period (in period order)",
+    )  # fmt: skip
     decay.add_argument(
         "--decay-ratio",
         type=float,
@@ -149,6 +152,13 @@ def usage_error(parser: argparse.ArgumentParser, error: Exception) -> None:
     parser.error(message)
 
 
+def _one_or_each(values: list[int] | None) -> int | tuple[int, ...] | None:
+    """One value for every period, or one per period (a list of one is the single value)."""
+    if values is None or len(values) > 1:
+        return None if values is None else tuple(values)
+    return values[0]
+
+
 def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, WSDSpec]:
     checkpoints = args.checkpoints if args.geometric_checkpoints is None else args.geometric_checkpoints
     specs = {}
@@ -157,7 +167,7 @@ def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[st
             spec = WSDSpec(
                 args.total_steps,
                 warmup_steps=args.warmup_steps,
-                decay_steps=args.decay_steps,
+                decay_steps=_one_or_each(args.decay_steps),
                 decay_ratio=args.decay_ratio,
                 decay_shape=decay_shape,
                 warmup_shape=warmup_shape,
