@@ -67,15 +67,15 @@ def test_table_prints_the_phase_table():
 
 
 def test_decay_steps_takes_one_length_or_one_per_period():
-    base = ("table", "--total-steps", "3000", "--checkpoints", "1000", "3000", "--min-ratio", "0.1")
-    each = _wsd(*base, "--decay-steps", "100", "400")
-    assert each.returncode == 0, each.stderr
-    # the phase table's decay rows: first step, last step, length
-    decays = [line.split()[2:5] for line in each.stdout.splitlines() if line.startswith("decay")]
-    assert decays == [["900", "999", "100"], ["2600", "2999", "400"]]
-    one = _wsd(*base, "--decay-steps", "100")
-    decays = [line.split()[2:5] for line in one.stdout.splitlines() if line.startswith("decay")]
-    assert decays == [["900", "999", "100"], ["2900", "2999", "100"]]
+    def decay_rows(*decay_steps: str) -> list[list[str]]:
+        done = _wsd("table", "--total-steps", "3000", "--checkpoints", "1000", "3000", "--min-ratio", "0.1",
+                    "--decay-steps", *decay_steps)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # the phase table's decay rows: first step, last step, length
+        return [line.split()[2:5] for line in done.stdout.splitlines() if line.startswith("decay")]
+
+    assert decay_rows("100", "400") == [["900", "999", "100"], ["2600", "2999", "400"]]
+    assert decay_rows("100") == [["900", "999", "100"], ["2900", "2999", "100"]]
 
 
 def test_plot_writes_png_and_prints_phase_tables(tmp_path):

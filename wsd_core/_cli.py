@@ -153,10 +153,11 @@ def usage_error(parser: argparse.ArgumentParser, error: Exception) -> None:
 
 
 def _one_or_each(values: list[int] | None) -> int | tuple[int, ...] | None:
-    """One value for every period, or one per period (a list of one is the single value)."""
-    if values is None or len(values) > 1:
-        return None if values is None else tuple(values)
-    return values[0]
+    """One value for every period, or one per period. A list of one is the single value: the spec
+    would read a 1-tuple as one period's length."""
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, WSDSpec]:
