@@ -18,7 +18,7 @@ three fitted runs (what a selection may look at), for:
   report nearly the same values for all their sizes) and ``L0``, ``A``, ``alpha``, ``B`` per size.
 
 It also prints how far apart two runs of the same schedule are (the same rates up to a step, their
-losses logged at the same steps): the floor under any law's PredE, whatever its fit.
+losses logged at the same steps): noise that any fit's PredE on another run contains.
 
 None reaches the paper's parameters on both sizes (0.00110 and 0.00142). The numbers are a record for
 whoever runs it on other curves, not targets: nothing here is used by ``wsd_plan``.
