@@ -38,26 +38,14 @@ import numpy as np
 from wsd_plan import LossLawFit, LossRun, fit_loss_law, published_runs
 from wsd_plan import _published as data
 from wsd_plan._features import Features, features
-from wsd_plan._fit import float64_mode, relative_errors
+from wsd_plan._fit import _on_device, float64_mode, relative_errors
 from wsd_plan._laws import PARAMETERS, multi_power
-from wsd_plan._least_squares import (
-    HUBER_DELTA,
-    PRIOR_MEANS,
-    PRIOR_SD,
-    pack,
-    theta_jacobian,
-    to_theta,
-    to_variables,
-)
+from wsd_plan._least_squares import HUBER_DELTA, _huber, _prior, pack, theta_jacobian, to_theta, to_variables
 
 WSD_FIT = ("constant_24000", "wsd_20000_24000")
 DRAWS = 1000
 HAC_LAGS = 50
 NAMES = PARAMETERS["multi-power"]
-
-
-def _on_device(f: Features) -> Features:
-    return Features(*(jnp.asarray(v) for v in f))
 
 
 def _features(run: LossRun) -> Features:
@@ -78,9 +66,7 @@ def sandwich_covariance(fit: LossLawFit, lags: int = HAC_LAGS) -> np.ndarray:
 
 def _sandwich_covariance(fit: LossLawFit, lags: int) -> np.ndarray:
     u = jnp.asarray(to_variables("multi-power", _theta(fit)))
-    hessian = np.diag(
-        [(HUBER_DELTA / PRIOR_SD) ** 2 if n in PRIOR_MEANS["multi-power"] else 0.0 for n in NAMES]
-    )
+    hessian = np.diag(_prior("multi-power")[1])
     meat = np.zeros_like(hessian)
     for run in fit.fitted_runs:
         f, log_loss = _features(run), jnp.log(jnp.asarray(run.losses))
@@ -121,10 +107,7 @@ def _minimise(residuals: Any, u: jax.Array, mean: np.ndarray, precision: np.ndar
     ``(mean, precision)`` (as ``wsd_plan._least_squares``, one start, on the host): ``(u, objective)``."""
 
     def objective(u: jax.Array) -> float:
-        r = residuals(u)
-        a = jnp.abs(r)
-        huber = jnp.where(a <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
-        total = float(jnp.sum(huber) + 0.5 * jnp.sum(precision * (u - mean) ** 2))
+        total = float(jnp.sum(_huber(residuals(u))) + 0.5 * jnp.sum(precision * (u - mean) ** 2))
         return total if math.isfinite(total) else math.inf
 
     jacobian = jax.jit(jax.jacfwd(residuals))
@@ -159,31 +142,23 @@ def _log_residuals(theta: jax.Array, f: Features, log_loss: jax.Array, weight: j
     return jnp.where(weight > 0, log_loss - jnp.log(jnp.where(pred > 0, pred, jnp.nan)), 0.0)
 
 
-def _shape_prior(size: int, at: slice) -> tuple[np.ndarray, np.ndarray]:
-    """The shipped prior on ``log C``, ``log beta``, ``log gamma``, at ``u[at]`` of ``size`` variables."""
-    mean, precision = np.zeros(size), np.zeros(size)
-    mean[at] = [math.log(PRIOR_MEANS["multi-power"][n]) for n in ("C", "beta", "gamma")]
-    precision[at] = (HUBER_DELTA / PRIOR_SD) ** 2
-    return mean, precision
-
-
 def _fit_from(theta: Any, objective: float) -> LossLawFit:
     return LossLawFit(
         "multi-power", dict(zip(NAMES, np.exp(np.asarray(theta)).tolist(), strict=True)), {}, objective
     )
 
 
-def shared_shape_fit(models: Sequence[str], iterations: int = 300) -> dict[str, LossLawFit]:
-    """The paper protocol's runs of every model in ``models`` fit at once, ``C``, ``beta``, ``gamma``
-    shared (Levenberg-Marquardt on the same Huber objective and prior, from the shipped fits)."""
+def shared_shape_fit(fits: Sequence[LossLawFit], iterations: int = 300) -> list[LossLawFit]:
+    """The runs of every fit (one per model) fit again at once, ``C``, ``beta``, ``gamma`` shared
+    (Levenberg-Marquardt on the same Huber objective and prior, from those fits)."""
+    mean7, precision7 = _prior("multi-power")  # on u[4:7]: log C, log beta, log gamma
     with float64_mode():
-        fits = [fit_loss_law([published_runs(m)[n] for n in data.PAPER_FIT]) for m in models]
         packed = [_packed(fit) for fit in fits]
         # u: log C, log beta, log gamma (shared), then per model log L0, log A, log alpha, log B*beta
         shared = slice(0, 3)
 
         def thetas(u: jax.Array) -> list[jax.Array]:
-            own = [u[3 + 4 * i : 7 + 4 * i] for i in range(len(models))]
+            own = [u[3 + 4 * i : 7 + 4 * i] for i in range(len(fits))]
             return [to_theta("multi-power", jnp.concatenate([p, u[shared]])) for p in own]
 
         def residuals(u: jax.Array) -> jax.Array:
@@ -191,17 +166,20 @@ def shared_shape_fit(models: Sequence[str], iterations: int = 300) -> dict[str, 
 
         starts = [to_variables("multi-power", _theta(fit)) for fit in fits]
         u0 = np.concatenate([np.mean([s[4:7] for s in starts], axis=0)] + [s[:4] for s in starts])
-        u, value = _minimise(residuals, jnp.asarray(u0), *_shape_prior(u0.size, shared), iterations)
-        return {m: _fit_from(theta, value) for m, theta in zip(models, thetas(u), strict=True)}
+        mean, precision = np.zeros(u0.size), np.zeros(u0.size)
+        mean[shared], precision[shared] = mean7[4:7], precision7[4:7]
+        u, value = _minimise(residuals, jnp.asarray(u0), mean, precision, iterations)
+        return [_fit_from(theta, value) for theta in thetas(u)]
 
 
-def run_offset_fit(runs: Sequence[LossRun], sd: float = 1e-3, iterations: int = 300) -> LossLawFit:
-    """The law fit with one more parameter per run: a constant offset of its log loss (prior sd
-    ``sd``), as if each run's seed shifted its whole curve; a prediction is the law's, offset 0."""
+def run_offset_fit(fit: LossLawFit, sd: float = 1e-3, iterations: int = 300) -> LossLawFit:
+    """``fit``'s runs fit again with one more parameter per run: a constant offset of its log loss
+    (prior sd ``sd``), as if each run's seed shifted its whole curve; a prediction is the law's,
+    offset 0. Starts from ``fit``."""
+    runs = fit.fitted_runs
     with float64_mode():
-        shipped = fit_loss_law(runs)
-        f, log_loss, weight = _packed(shipped)
-        run_of_point = np.concatenate([np.full(r.steps.size, i) for i, r in enumerate(shipped.fitted_runs)])
+        f, log_loss, weight = _packed(fit)
+        run_of_point = np.concatenate([np.full(r.steps.size, i) for i, r in enumerate(runs)])
         one_hot = np.zeros((weight.size, len(runs)))
         one_hot[np.arange(run_of_point.size), run_of_point] = 1.0
         offsets = jnp.asarray(one_hot)
@@ -209,8 +187,8 @@ def run_offset_fit(runs: Sequence[LossRun], sd: float = 1e-3, iterations: int = 
         def residuals(u: jax.Array) -> jax.Array:
             return _log_residuals(to_theta("multi-power", u[:7]), f, log_loss, weight) - offsets @ u[7:]
 
-        u0 = np.concatenate([to_variables("multi-power", _theta(shipped)), np.zeros(len(runs))])
-        mean, precision = _shape_prior(u0.size, slice(4, 7))
+        u0 = np.concatenate([to_variables("multi-power", _theta(fit)), np.zeros(len(runs))])
+        mean, precision = (np.concatenate([a, np.zeros(len(runs))]) for a in _prior("multi-power"))
         precision[7:] = (HUBER_DELTA / sd) ** 2
         u, value = _minimise(residuals, jnp.asarray(u0), mean, precision, iterations)
         return _fit_from(to_theta("multi-power", u[:7]), value)
@@ -242,11 +220,11 @@ def run_to_run(model: str) -> list[tuple[str, str, int, float, float]]:
 def main() -> None:
     warnings.simplefilter("ignore")  # the notes on undetermined parameters, said once per refit
     rows: list[tuple[str, str, float, float, float]] = []
-    shared = shared_shape_fit(data.MODELS)
-    for model in data.MODELS:
+    papers = [fit_loss_law([published_runs(m)[n] for n in data.PAPER_FIT]) for m in data.MODELS]
+    shared = dict(zip(data.MODELS, shared_shape_fit(papers), strict=True))
+    for model, paper in zip(data.MODELS, papers, strict=True):
         runs = published_runs(model)
         held = [runs[n] for n in data.PAPER_PREDICT]
-        paper = fit_loss_law([runs[n] for n in data.PAPER_FIT])
         wsd = fit_loss_law([runs[n] for n in WSD_FIT])
         wsd_held = [runs[n] for n in data.RUNS if n not in WSD_FIT]
         loro = []
@@ -264,10 +242,10 @@ def main() -> None:
                          float(np.mean([mean_pred_error(f, r, covariance(f)) for f, r in loro])),
                          mean_pred_error(wsd, wsd_held, covariance(wsd))))  # fmt: skip
         rows.append((model, "shared shape", mean_pred_error(shared[model], held), math.nan, math.nan))
-        offset_loro = [(run_offset_fit(f.fitted_runs), r) for f, r in loro]
-        rows.append((model, "an offset per run", mean_pred_error(run_offset_fit(paper.fitted_runs), held),
+        offset_loro = [(run_offset_fit(f), r) for f, r in loro]
+        rows.append((model, "an offset per run", mean_pred_error(run_offset_fit(paper), held),
                      float(np.mean([mean_pred_error(f, r) for f, r in offset_loro])),
-                     mean_pred_error(run_offset_fit(wsd.fitted_runs), wsd_held)))  # fmt: skip
+                     mean_pred_error(run_offset_fit(wsd), wsd_held)))  # fmt: skip
     print("| model | prediction | paper protocol, held out | paper protocol, LORO | WSD protocol, held out |")
     print("| --- | --- | --- | --- | --- |")
     for model, label, held_out, loro_error, wsd_error in rows:

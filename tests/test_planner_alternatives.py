@@ -76,5 +76,5 @@ def test_an_offset_per_run_recovers_the_law_that_shifted_runs_hide():
     truth = [dataclasses.replace(r, losses=TRUTH.predict_run(r)) for r in runs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        offset_fit = run_offset_fit(fit.fitted_runs, sd=1e-2)
+        offset_fit = run_offset_fit(fit, sd=1e-2)
     assert mean_pred_error(offset_fit, truth) < 0.5 * mean_pred_error(fit, truth)
