@@ -100,7 +100,7 @@ def adamw_update(repeats: int, n_params: int = 1 << 20, inner: int = 50) -> list
                 units="tokens",
                 warmup_steps=256 * 1000,
                 decay_ratio=0.2,
-                tokens_per_step=[(0, 256), (1000, 512), (2000, 1024)],
+                tokens_per_step=[(0, 256), (1000, 512), (2000, 1024)],  # the spec's clock
             )
         ),
     }

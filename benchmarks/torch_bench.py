@@ -15,7 +15,8 @@ TOTAL, WARMUP, DECAY = 20_000, 200, 4_000  # a whole run: 1% warmup, 20% decay
 # The same run counted in tokens, its batch growing from 1/4 to the full 1024 tokens over 2000 steps.
 TOKEN_RAMP = [(0, 256), (1000, 512), (2000, 1024)]
 TOKEN_SPEC = WSDSpec(256 * 1000 + 512 * 1000 + 1024 * (TOTAL - 2000), units="tokens",
-                     warmup_steps=WARMUP * 256, decay_steps=DECAY * 1024, decay_shape="cosine")  # fmt: skip
+                     warmup_steps=WARMUP * 256, decay_steps=DECAY * 1024, decay_shape="cosine",
+                     tokens_per_step=TOKEN_RAMP)  # fmt: skip
 
 
 def _optimizer() -> torch.optim.Optimizer:
@@ -29,9 +30,7 @@ def _scheduler_factories() -> dict[str, Callable[[], object]]:
     factories: dict[str, Callable[[], object]] = {
         "LambdaLR(constant)": lambda: LambdaLR(_optimizer(), lambda step: 1.0),
         "WSDLR": lambda: WSDLR(_optimizer(), spec=spec),
-        "WSDLR, tokens with a batch ramp": lambda: WSDLR(
-            _optimizer(), spec=TOKEN_SPEC, tokens_per_step=TOKEN_RAMP
-        ),
+        "WSDLR, tokens with a batch ramp": lambda: WSDLR(_optimizer(), spec=TOKEN_SPEC),
     }
     if importlib.util.find_spec("transformers") is not None:
         from transformers import get_wsd_schedule

@@ -103,6 +103,7 @@ def reference_multiplier(
     rewarmup_steps: int = 0,
     rewarmup_shape: str = "linear",
     units: str = "steps",  # m is the same function of u whatever u counts
+    tokens_per_step: Any = None,  # the clock: a caller evaluating update s passes step = C(s)
 ) -> float:
     """m(step) per the contract, rounded to float64 from 340-digit arithmetic."""
     fields = dict(locals())

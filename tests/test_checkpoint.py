@@ -453,3 +453,21 @@ def test_save_below_the_latest_needs_rewind_and_latest_is_the_highest(tmp_path):
         m.wait_until_finished()
         assert m.latest_step() == 30
         assert m.restore_latest_readable(_abstract())[0] == m.latest_step()  # type: ignore[index]
+
+
+def test_a_token_counted_checkpoint_opens_from_its_folder_and_refuses_another_clock(tmp_path):
+    # before, the clock was a setting of the manager, not saved: open() failed, and a manager given
+    # another ramp restored silently
+    spec = WSDSpec(400_000, units="tokens", warmup_steps=40_000, decay_steps=80_000,
+                   tokens_per_step=[(0, 2048), (40, 4096)])  # fmt: skip
+    state = {"w": jnp.arange(3.0)}
+    with WSDCheckpointManager(tmp_path, spec, interval=10) as manager:
+        assert manager.plan.pre_decay == (spec.step_reaching(320_000),)
+        manager.save(10, state)
+    with WSDCheckpointManager.open(tmp_path, read_only=True) as reader:
+        assert reader.spec == spec and reader.spec.tokens_per_step == ((0, 2048), (40, 4096))
+        assert reader.restore(state)["w"].tolist() == [0.0, 1.0, 2.0]
+    other = WSDSpec(**{**spec.to_dict(), "tokens_per_step": 4096})
+    reader = WSDCheckpointManager(tmp_path, other, read_only=True)
+    with reader, pytest.raises(ValueError, match="the saved state was made with a different spec"):
+        reader.restore(state)

@@ -126,6 +126,7 @@ def test_to_dict_has_exactly_the_contract_fields():
         "rewarmup_steps",
         "rewarmup_shape",
         "units",
+        "tokens_per_step",
     }
 
 

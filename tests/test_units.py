@@ -1,10 +1,11 @@
 """Specs counted in tokens or samples (``units=``), evaluated at the units consumed before each update
-(``tokens_per_step=``, a constant or a batch-size ramp): against the reference at C(s), against
-Megatron-LM's own scheduler under its own batch-size ramp, and the same LR-per-token curve whatever
-the ramp."""
+(the spec's clock, ``tokens_per_step=``: a constant or a batch-size ramp): against the reference at
+C(s), against Megatron-LM's own scheduler under its own batch-size ramp, and the same LR-per-token
+curve whatever the ramp."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import Any
 
@@ -59,11 +60,11 @@ def test_the_optax_schedule_follows_the_reference_at_the_units_consumed(x64):
     from wsd_jax import wsd_companion, wsd_schedule
 
     with enable_x64() if x64 else contextlib.nullcontext():
-        spec = WSDSpec(**FIELDS)
-        schedule = jax.jit(wsd_schedule(1.0, spec=spec, tokens_per_step=RAMP))
+        spec = WSDSpec(**FIELDS, tokens_per_step=RAMP)
+        schedule = jax.jit(wsd_schedule(1.0, spec=spec))
         got = np.asarray(schedule(jnp.arange(STEPS)), dtype=np.float64)
         np.testing.assert_allclose(got, _expected(), rtol=2e-6, atol=1e-30)
-        b2 = wsd_companion(0.95, 0.999, spec=spec, tokens_per_step=RAMP)
+        b2 = wsd_companion(0.95, 0.999, spec=spec)
         assert float(b2(0)) == pytest.approx(0.95) and float(b2(STEPS)) == pytest.approx(0.999)
         assert float(schedule(jnp.asarray(2**31 - 1, dtype=jnp.int32))) == pytest.approx(0.01)
 
@@ -71,10 +72,11 @@ def test_the_optax_schedule_follows_the_reference_at_the_units_consumed(x64):
 def test_a_real_count_evaluates_the_real_extension_through_the_ramp():
     from wsd_jax import wsd_schedule
 
-    spec = WSDSpec(**FIELDS)
-    schedule = wsd_schedule(1.0, spec=spec, tokens_per_step=RAMP)
+    spec = WSDSpec(**FIELDS, tokens_per_step=RAMP)
+    schedule = wsd_schedule(1.0, spec=spec)
     units = 40 * 256 + 10.5 * 512  # step 50.5
-    assert float(schedule(50.5)) == pytest.approx(spec.multiplier(units), rel=1e-6)
+    assert float(schedule(50.5)) == pytest.approx(spec.multiplier_in_units(units), rel=1e-6)
+    assert spec.multiplier(50.5) == spec.multiplier_in_units(units)
 
 
 @pytest.mark.parametrize("path", ["WSDLR", "WSDDeviceLR", "WSDDeviceLR-formula"])
@@ -87,7 +89,7 @@ def test_the_torch_schedulers_follow_the_reference_at_the_units_consumed(path, m
         monkeypatch.setattr(device_lr, "MAX_TABLE_STEPS", 0)
     cls = WSDLR if path == "WSDLR" else WSDDeviceLR
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0, foreach=False)
-    scheduler = cls(optimizer, spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    scheduler = cls(optimizer, spec=WSDSpec(**FIELDS, tokens_per_step=RAMP))
     rates = []
     for _ in range(STEPS):
         rates.append(float(scheduler.get_last_lr()[0]))
@@ -104,8 +106,8 @@ def test_a_ramped_batch_follows_the_same_lr_per_token_as_a_constant_one():
     spec = WSDSpec(**FIELDS)
     full = 2048
     ramped = token_ramp([(0, full // 4), (40, full // 2), (80, full)])
-    constant = wsd_schedule(1.0, spec=spec, tokens_per_step=full)
-    growing = wsd_schedule(1.0, spec=spec, tokens_per_step=ramped)
+    constant = wsd_schedule(1.0, spec=dataclasses.replace(spec, tokens_per_step=full))
+    growing = wsd_schedule(1.0, spec=dataclasses.replace(spec, tokens_per_step=ramped.to_list()))
     matched = 0
     for s in range(150):
         tokens = ramped.consumed(s)
@@ -150,12 +152,12 @@ def test_megatron_sample_counted_wsd_with_rampup_batch_size_step_by_step(style):
     ramp = [(s, b) for s, b in enumerate(sizes) if s == 0 or b != sizes[s - 1]]
     assert [b for _, b in ramp] == [32, 64, 96, 128]
     spec = WSDSpec.from_megatron(max_lr, warmup, total, decay, style, min_lr=min_lr)
-    spec = WSDSpec(**{**spec.to_dict(), "units": "samples"})
+    spec = WSDSpec(**{**spec.to_dict(), "units": "samples", "tokens_per_step": ramp})
     from wsd_torch import WSDLR
 
     torch = pytest.importorskip("torch")
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=max_lr)
-    ours = WSDLR(optimizer, spec=spec, tokens_per_step=ramp)
+    ours = WSDLR(optimizer, spec=spec)
     for step, want in enumerate(rates):
         assert ours.get_last_lr()[0] == pytest.approx(want, rel=1e-12, abs=1e-18), step
         optimizer.step()
@@ -165,10 +167,12 @@ def test_megatron_sample_counted_wsd_with_rampup_batch_size_step_by_step(style):
 def test_a_spec_in_tokens_needs_tokens_per_step_and_one_in_steps_refuses_it():
     from wsd_jax import wsd_schedule
 
-    with pytest.raises(ValueError, match=r"counts tokens \(units='tokens'\); give tokens_per_step="):
+    with pytest.raises(ValueError, match=r"\(units='tokens'\) but has no clock; give it tokens_"):
         wsd_schedule(1.0, spec=WSDSpec(**FIELDS))
     with pytest.raises(ValueError, match="tokens_per_step is for a spec counted in tokens or samples"):
         wsd_schedule(1.0, total_steps=100, tokens_per_step=4)
+    with pytest.raises(ValueError, match="has no clock to turn update 3 into tokens"):
+        WSDSpec(**FIELDS).multiplier(3)
 
 
 @pytest.mark.parametrize(
@@ -187,6 +191,8 @@ def test_a_spec_in_tokens_needs_tokens_per_step_and_one_in_steps_refuses_it():
 def test_bad_ramps_name_the_pair_and_the_value(value, error, match):
     with pytest.raises(error, match=match):
         token_ramp(value)
+    with pytest.raises(error, match=match):
+        WSDSpec(**FIELDS, tokens_per_step=value)
 
 
 def test_jax_asks_for_x64_where_the_tokens_pass_int32_and_counts_them_exactly_with_it():
@@ -195,10 +201,11 @@ def test_jax_asks_for_x64_where_the_tokens_pass_int32_and_counts_them_exactly_wi
     from wsd_jax import wsd_schedule
 
     big = WSDSpec(10**12, units="tokens", warmup_steps=10**10, decay_ratio=0.2)
+    big = dataclasses.replace(big, tokens_per_step=4 * 2**20)
     with pytest.raises(ValueError, match="enable jax_enable_x64 to count its tokens exactly"):
-        wsd_schedule(1.0, spec=big, tokens_per_step=4 * 2**20)
+        wsd_schedule(1.0, spec=big)
     with enable_x64():
-        schedule = wsd_schedule(1.0, spec=big, tokens_per_step=4 * 2**20, dtype=jnp.float64)
+        schedule = wsd_schedule(1.0, spec=big, dtype=jnp.float64)
         decay_start = -(-8 * 10**11 // (4 * 2**20))  # the first step that has consumed 0.8e12 tokens
         assert float(schedule(decay_start - 1)) == 1.0
         assert float(schedule(decay_start)) < 1.0
@@ -210,7 +217,7 @@ def test_the_ramp_is_saved_and_a_different_one_is_a_spec_change():
 
     def scheduler(ramp: Any, **kwargs: Any) -> Any:
         optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0)
-        return WSDLR(optimizer, spec=WSDSpec(**FIELDS), tokens_per_step=ramp, **kwargs)
+        return WSDLR(optimizer, spec=WSDSpec(**FIELDS, tokens_per_step=ramp), **kwargs)
 
     first = scheduler(RAMP)
     for _ in range(50):
@@ -220,16 +227,16 @@ def test_the_ramp_is_saved_and_a_different_one_is_a_spec_change():
     torch.save(first.state_dict(), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
-    assert state["tokens_per_step"] == [list(pair) for pair in RAMP]
+    assert state["spec"]["tokens_per_step"] == [list(pair) for pair in RAMP]
     again = scheduler(RAMP)
     again.load_state_dict(state)
     assert again.get_last_lr() == first.get_last_lr()
-    with pytest.raises(ValueError, match="the saved state was made with tokens_per_step="):
+    with pytest.raises(ValueError, match="the saved state was made with a different spec"):
         scheduler(2048).load_state_dict(state)
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0, betas=(0.9, 0.95))
     beta2 = WSDCompanion(optimizer, key="betas", index=1, stable_value=0.95, cooled_value=0.999,
-                         spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)  # fmt: skip
-    assert beta2.state_dict()["tokens_per_step"] == [list(pair) for pair in RAMP]
+                         spec=WSDSpec(**FIELDS, tokens_per_step=RAMP))  # fmt: skip
+    assert beta2.state_dict()["spec"]["tokens_per_step"] == [list(pair) for pair in RAMP]
 
 
 @pytest.mark.cuda
@@ -246,7 +253,7 @@ def test_cuda_a_ramped_token_schedule_steps_with_no_host_sync(path, monkeypatch)
     param = torch.nn.Parameter(torch.zeros(4, device="cuda"))
     param.grad = torch.ones_like(param)
     optimizer = torch.optim.AdamW([param], lr=1.0, capturable=True)
-    scheduler = WSDDeviceLR(optimizer, spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    scheduler = WSDDeviceLR(optimizer, spec=WSDSpec(**FIELDS, tokens_per_step=RAMP))
     rates = []
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -264,14 +271,14 @@ def test_the_save_plan_counts_updates_for_a_spec_in_tokens():
     from wsd_core._checkpoint_steps import SavePlan
 
     ramp = token_ramp(RAMP)
-    plan = SavePlan.for_spec(WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    plan = SavePlan.for_spec(WSDSpec(**FIELDS, tokens_per_step=RAMP))
     spec = WSDSpec(**FIELDS)
     for step, boundary in zip(plan.pre_decay, spec.decay_starts, strict=True):
         # the state saved there applied only updates before the boundary: the last one was stable
         assert ramp.consumed(step - 1) < boundary <= ramp.consumed(step)
-        assert spec.phase(ramp.consumed(step - 1)).name in ("stable", "warmup", "rewarmup")
+        assert spec.phase_in_units(ramp.consumed(step - 1)).name in ("stable", "warmup", "rewarmup")
     assert plan.period_ends == tuple(ramp.first_step_reaching(c) for c in spec.period_ends)
-    with pytest.raises(ValueError, match="give tokens_per_step="):
+    with pytest.raises(ValueError, match="give it tokens_per_step="):
         SavePlan.for_spec(spec)
 
 
@@ -289,20 +296,21 @@ def test_a_container_passes_the_ramp_and_the_floor_to_every_scheduler():
 
     optimizers = [torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=lr) for lr in (1e-3, 1e-2)]
     container = WSDSchedulersContainer.for_optimizers(
-        optimizers, spec=WSDSpec(**{**FIELDS, "min_ratio": 0.0}), tokens_per_step=RAMP, min_lr=1e-5
+        optimizers, spec=WSDSpec(**{**FIELDS, "min_ratio": 0.0}, tokens_per_step=RAMP), min_lr=1e-5
     )
     for _ in range(STEPS):
         for o in optimizers:
             o.step()
         container.step()
     assert [o.param_groups[0]["lr"] for o in optimizers] == pytest.approx([1e-5, 1e-5])
-    assert all(s.state_dict()["tokens_per_step"] == [list(p) for p in RAMP] for s in container.schedulers)
+    ramp = [list(p) for p in RAMP]
+    assert all(s.state_dict()["spec"]["tokens_per_step"] == ramp for s in container.schedulers)
     # one spec for both optimizers: the compact state keeps the ramp, and a different one is refused
-    same = WSDSchedulersContainer.for_optimizers(optimizers, spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    same = WSDSchedulersContainer.for_optimizers(optimizers, spec=WSDSpec(**FIELDS, tokens_per_step=RAMP))
     state = same.state_dict()
-    assert set(state) == {"last_epoch", "spec", "tokens_per_step"}
-    other = WSDSchedulersContainer.for_optimizers(optimizers, spec=WSDSpec(**FIELDS), tokens_per_step=1024)
-    with pytest.raises(ValueError, match="scheduler 0: the saved state was made with tokens_per_step="):
+    assert set(state) == {"last_epoch", "spec"} and state["spec"]["tokens_per_step"] == ramp
+    other = WSDSchedulersContainer.for_optimizers(optimizers, spec=WSDSpec(**FIELDS, tokens_per_step=1024))
+    with pytest.raises(ValueError, match="scheduler 0: the saved state was made with a different spec"):
         other.load_state_dict(state)
 
 
@@ -313,18 +321,17 @@ def test_any_spec_under_any_ramp_follows_the_reference_at_the_units_consumed(fie
 
     from wsd_jax import wsd_schedule
 
-    spec = WSDSpec(**{**fields, "units": "tokens"})
+    spec = WSDSpec(**{**fields, "units": "tokens", "tokens_per_step": ramp})
     r = token_ramp(ramp)
     hi = r.first_step_reaching(spec.end_step) + 2
     boundaries = [spec.start_step, spec.start_step + spec.warmup_steps, *spec.decay_starts, *spec.period_ends]
     near = [r.first_step_reaching(x) + k for x in boundaries for k in (-1, 0, 1)]  # each phase's edges
     steps = sorted({s for s in [*range(0, hi, max(1, hi // 200)), *near] if s >= 0})
     want = [reference_multiplier(r.consumed(s), **fields) for s in steps]
-    jax_values = np.asarray(
-        wsd_schedule(1.0, spec=spec, tokens_per_step=ramp)(jnp.asarray(steps)), np.float64
-    )
+    jax_values = np.asarray(wsd_schedule(1.0, spec=spec)(jnp.asarray(steps)), np.float64)
     assert_close(jax_values, want, 1e-6, steps)
-    assert_close(np.array([spec.multiplier(r.consumed(s)) for s in steps]), want, 1e-12, steps)
+    assert_close(np.array([spec.multiplier_in_units(r.consumed(s)) for s in steps]), want, 1e-12, steps)
+    assert_close(np.array([spec.multiplier(s) for s in steps]), want, 1e-12, steps)
 
 
 def test_a_jitted_ramped_schedule_traces_once_for_every_count():
@@ -334,7 +341,7 @@ def test_a_jitted_ramped_schedule_traces_once_for_every_count():
     from wsd_jax import wsd_schedule
 
     traces = []
-    schedule = wsd_schedule(1.0, spec=WSDSpec(**FIELDS), tokens_per_step=RAMP)
+    schedule = wsd_schedule(1.0, spec=WSDSpec(**FIELDS, tokens_per_step=RAMP))
 
     @jax.jit
     def rate(count):
@@ -344,3 +351,95 @@ def test_a_jitted_ramped_schedule_traces_once_for_every_count():
     values = [float(rate(jnp.asarray(s, dtype=jnp.int32))) for s in (0, 39, 40, 119, 150, 219)]
     assert len(traces) == 1
     np.testing.assert_allclose(values, _expected()[[0, 39, 40, 119, 150, 219]], rtol=2e-6, atol=1e-30)
+
+
+# --- the clock is a field of the spec: validated once, over the whole run ---------------------------
+
+
+def test_the_clock_round_trips_and_one_constant_rate_is_one_int():
+    import json
+
+    spec = WSDSpec(**FIELDS, tokens_per_step=RAMP)
+    assert spec.tokens_per_step == tuple(RAMP)
+    assert WSDSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert WSDSpec(**FIELDS, tokens_per_step=[(0, 2048)]) == WSDSpec(**FIELDS, tokens_per_step=2048)
+    assert WSDSpec(**FIELDS, tokens_per_step=2048).to_dict()["tokens_per_step"] == 2048
+    assert WSDSpec(**FIELDS, tokens_per_step=RAMP) != WSDSpec(**FIELDS, tokens_per_step=2048)
+    # update counts in, units inside: the spec's boundaries in updates come from its clock
+    assert spec.units_at(50) == 40 * 256 + 10 * 512
+    boundary = spec.decay_starts[0]
+    assert spec.step_reaching(boundary) == token_ramp(RAMP).first_step_reaching(boundary)
+
+
+def test_a_from_step_past_int32_is_exact_in_the_int32_path():
+    # before, the from_step was formed in int32 and wrapped: the run reached its floor about 450
+    # updates early; a segment the run never reaches is now left out of the traced program
+    from wsd_jax import wsd_schedule
+
+    fields = {"total_steps": 4000, "units": "tokens", "warmup_steps": 400, "decay_steps": 1600,
+              "decay_shape": "linear"}  # fmt: skip
+    ramp = [(0, 4), (2**31 + 100, 8)]
+    schedule = wsd_schedule(1.0, spec=WSDSpec(**fields, tokens_per_step=ramp))
+    steps = np.arange(0, 1100)
+    want = [reference_multiplier(token_ramp(ramp).consumed(int(s)), **fields) for s in steps]
+    assert_close(np.asarray(schedule(steps), np.float64), want, 1e-6, list(steps))
+
+
+def test_a_never_reached_ramp_value_past_int32_needs_no_x64():
+    # before: jax's OverflowError, raised only when the schedule was called
+    from wsd_jax import wsd_schedule
+
+    spec = WSDSpec(1000, units="tokens", decay_steps=500, decay_shape="linear",
+                   tokens_per_step=[(0, 4), (10**6, 10**12)])  # fmt: skip
+    schedule = wsd_schedule(1.0, spec=spec)
+    assert [float(schedule(s)) for s in (0, 125, 200, 250, 10**7)] == pytest.approx([1, 1, 0.4, 0, 0])
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"total_steps": 2**63 - 2, "tokens_per_step": 2**62}, r"consumes 9223372036854775808 tokens by upd"),
+        ({"total_steps": 1000, "tokens_per_step": 2**64}, r"tokens_per_step must be an int >= 1 and <="),
+        ({"total_steps": 1000, "tokens_per_step": [(0, 1), (5, 2**63)]}, r"tokens_per_step\[1\]\[1\]"),
+    ],
+)
+def test_counts_past_int64_are_refused_at_construction_naming_the_clock(fields, match):
+    # before: WSDDeviceLR and jax with x64 wrapped past 2**63 and gave the peak where the contract gives
+    # the floor, and WSDDeviceLR said "int too big to convert" where WSDLR accepted the value
+    with pytest.raises(ValueError, match=match):
+        WSDSpec(units="tokens", **fields)
+
+
+def test_the_last_units_of_a_run_near_int64_give_the_floor_on_every_backend():
+    # the largest run whose units still fit: every count past its end is clamped before C is formed
+    import jax.numpy as jnp
+
+    from wsd_jax import wsd_schedule
+
+    torch = pytest.importorskip("torch")
+    from wsd_torch import WSDLR, WSDDeviceLR
+
+    spec = WSDSpec(2**63 - 2**40, units="tokens", decay_ratio=0.5, decay_shape="linear",
+                   tokens_per_step=2**40)  # fmt: skip
+    late = 2**40  # updates: far past the run's end, whose units overflow int64 if formed unclamped
+    with enable_x64():
+        assert float(wsd_schedule(1.0, spec=spec, dtype=jnp.float64)(jnp.asarray(late, jnp.int64))) == 0.0
+    assert spec.multiplier(late) == 0.0
+    for cls in (WSDLR, WSDDeviceLR):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = cls(optimizer, spec=spec)
+        state = scheduler.state_dict()
+        scheduler.load_state_dict({**state, "last_epoch": late})
+        assert float(scheduler.get_last_lr()[0]) == 0.0, cls.__name__
+
+
+def test_branching_a_spec_in_tokens_takes_update_counts():
+    spec = WSDSpec(**FIELDS, tokens_per_step=RAMP)
+    at = spec.step_reaching(30_000)  # an update in the first period's stable phase
+    branch = spec.branch_cooldown(at, 10_000)
+    assert branch.start_step == spec.units_at(at) and branch.tokens_per_step == spec.tokens_per_step
+    assert branch.multiplier(at) == 1.0 and branch.multiplier(10**6) == spec.min_ratio
+    extended = spec.extend(300_000, at_step=spec.step_reaching(150_000))
+    assert [extended.multiplier(s) for s in range(60)] == [spec.multiplier(s) for s in range(60)]
+    with pytest.raises(ValueError, match="at_step must be >= 5000"):
+        WSDSpec(**{**FIELDS, "start_step": 5000}, tokens_per_step=RAMP).branch_cooldown(1, 100)

@@ -22,8 +22,20 @@ def _last_applied(spec: WSDSpec, step: int) -> tuple[str, int]:
     A checkpoint at step ``s`` holds the state after updates ``0 .. s-1``: the pre-decay checkpoint
     ``s = b_i`` has applied only stable updates, although update ``b_i`` itself decays.
     """
-    phase = spec.phase(step - 1 if step > spec.start_step else step)
+    after = spec.units_at(step) > spec.start_step
+    phase = spec.phase(step - 1 if after and step > 0 else step)
     return phase.name, phase.period
+
+
+def _checkpoint_units(spec: WSDSpec, at_step: Any, *, minimum: int) -> tuple[int, int]:
+    """``at_step`` (an update count) checked, with the spec's own count there (the units it has
+    consumed, for a spec in tokens or samples), which must be at least ``minimum``."""
+    at_step = v.check_steps("at_step", at_step, minimum=0)
+    units = int(spec.units_at(at_step))
+    if units < minimum:
+        shown = f"{units} {spec.units} ({at_step} updates)" if spec.units != "steps" else str(at_step)
+        raise ValueError(f"at_step must be >= {minimum} (the spec's start_step), got {shown}")
+    return at_step, units
 
 
 def _peak_at(spec: WSDSpec, step: int) -> float:
@@ -54,7 +66,7 @@ class SpecBranching:
         """
         spec = cast("WSDSpec", self)  # the class this mixin is part of
         total_steps = v.check_steps("total_steps", total_steps, minimum=1)
-        at_step = v.check_steps("at_step", at_step, minimum=spec.start_step)
+        at_step, at_units = _checkpoint_units(spec, at_step, minimum=spec.start_step)
         name, period = _last_applied(spec, at_step)
         if name in ("decay", "done"):
             raise ValueError(
@@ -71,7 +83,7 @@ class SpecBranching:
             new = dataclasses.replace(spec, total_steps=total_steps, checkpoints=checkpoints)
         except ValueError as e:
             raise ValueError(f"cannot extend to total_steps={total_steps}: {e}") from e
-        if new.decay_starts[-1] < at_step:
+        if new.decay_starts[-1] < at_units:
             raise ValueError(
                 f"cannot extend to total_steps={total_steps} from step {at_step}: the last decay would "
                 f"start at step {new.decay_starts[-1]}, before the checkpoint"
@@ -93,7 +105,7 @@ class SpecBranching:
           1.0
         """
         spec = cast("WSDSpec", self)  # the class this mixin is part of
-        at_step = v.check_steps("at_step", at_step, minimum=0)
+        at_step, at_units = _checkpoint_units(spec, at_step, minimum=0)
         for name in ("start_step", "warmup_steps"):
             if name in changes:
                 raise TypeError(f"continue_from sets {name} itself; do not pass it")
@@ -103,7 +115,7 @@ class SpecBranching:
         if isinstance(spec.decay_steps, tuple) and "decay_steps" not in changes:
             # one length per period: the new single period decays like the one at_step falls in
             fields["decay_steps"] = spec.decay_steps[_period_at(spec, at_step)]
-        fields.update(total_steps=total_steps, start_step=at_step, warmup_steps=0, checkpoints=None)
+        fields.update(total_steps=total_steps, start_step=at_units, warmup_steps=0, checkpoints=None)
         fields.update(changes, period_peaks=changes.get("period_peaks"))
         new = type(spec).from_dict(fields)
         peak = _peak_at(spec, at_step)
@@ -133,7 +145,7 @@ class SpecBranching:
           (1.0, 0.5, 0.0)
         """
         spec = cast("WSDSpec", self)  # the class this mixin is part of
-        at_step = v.check_steps("at_step", at_step, minimum=spec.start_step)
+        at_step, at_units = _checkpoint_units(spec, at_step, minimum=spec.start_step)
         cooldown_steps = v.check_steps("cooldown_steps", cooldown_steps, minimum=1)
         name, period = _last_applied(spec, at_step)
         if name != "stable":
@@ -148,6 +160,8 @@ class SpecBranching:
             decay_steps=cooldown_steps,
             decay_shape=spec.decay_shape if decay_shape is None else decay_shape,
             min_ratio=spec.min_ratio if min_ratio is None else min_ratio,
-            start_step=at_step,
+            start_step=at_units,
             period_peaks=None if peak == 1.0 else (peak,),
+            units=spec.units,
+            tokens_per_step=spec.tokens_per_step,
         )

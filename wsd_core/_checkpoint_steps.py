@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from wsd_core import _validation as v
 from wsd_core._spec import WSDSpec
-from wsd_core._units import check_units
+from wsd_core._units import require_clock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +33,13 @@ class SavePlan:
     interval: int | None = None
 
     @classmethod
-    def for_spec(cls, spec: WSDSpec, interval: int | None = None, tokens_per_step: Any = None) -> SavePlan:
-        """The plan of ``spec``; for a spec in tokens or samples, ``tokens_per_step`` turns its
-        boundaries into update counts: the first update whose units consumed reach each one."""
+    def for_spec(cls, spec: WSDSpec, interval: int | None = None) -> SavePlan:
+        """The plan of ``spec``, in update counts; for a spec in tokens or samples its clock turns
+        each boundary into the first update whose units consumed reach it."""
         if interval is not None:
             interval = v.check_steps("interval", interval, minimum=1)
-        ramp = check_units(spec, tokens_per_step, where="SavePlan")
-        at = (lambda units: units) if ramp is None else ramp.first_step_reaching
+        require_clock(spec, where="SavePlan")
+        at = spec.step_reaching
         pre_decay = tuple(at(b) for b, d in zip(spec.decay_starts, spec.decay_lengths, strict=True) if d > 0)
         return cls(pre_decay=pre_decay, period_ends=tuple(at(c) for c in spec.period_ends), interval=interval)
 

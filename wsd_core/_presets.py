@@ -356,7 +356,8 @@ class SpecPresets:
         (absolute rates, as ratios of ``initial_lr`` here), and for ``WSDS`` ``period_lengths`` and
         ``period_lr_multipliers``. Fractions are rounded with Python's ``round``, as OLMo-core does.
         ``units="tokens"`` (OLMo-core's ``SchedulerUnits``) gives a spec counted in tokens, with
-        ``t_max`` its ``max_tokens``: schedules of it take ``tokens_per_step=``.
+        ``t_max`` its ``max_tokens``; give it its clock (``tokens_per_step=``) with
+        ``dataclasses.replace`` before evaluating it at update counts.
 
         * ``WSD``: a linear warmup over ``warmup`` steps, a linear decay over the last ``decay`` steps of
           ``t_max``. Past ``t_max`` OLMo-core's rate keeps falling (below ``decay_min_lr``, then below 0);

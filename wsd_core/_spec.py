@@ -27,7 +27,7 @@ from wsd_core._formula import (
     warmup_value,
 )
 from wsd_core._presets import SpecPresets
-from wsd_core._units import UNITS
+from wsd_core._units import UNITS, TokenRamp, check_clock, check_clock_range, token_ramp
 
 DEFAULT_DECAY_RATIO = 0.1
 _log = logging.getLogger("wsd_core")
@@ -90,9 +90,17 @@ class WSDSpec(SpecBranching, SpecPresets):
         the rate jumps back to the peak. N <= every later period's length. Levanter's ``rewarmup``.
       rewarmup_shape: the rewarmup's shape, one of the warmup shapes (default ``"linear"``).
       units: what the lengths count: ``"steps"`` (default, optimizer updates), ``"tokens"`` or
-        ``"samples"``. A spec in tokens or samples is evaluated at the units consumed before each
-        update: its schedules take ``tokens_per_step=`` (a constant, or a batch-size ramp), and its
-        own methods (``multiplier``, ``phase``, ...) take and return units.
+        ``"samples"``. A spec in tokens or samples is evaluated at C(s), the units consumed before
+        update s, which its clock (``tokens_per_step``) gives. Its fields, ``period_ends``,
+        ``decay_starts``, ``end_step`` and ``phase_table`` count units; its methods take update
+        counts like everything else, and ``multiplier_in_units`` (``phase_in_units``, ...)
+        evaluate it at a unit count.
+      tokens_per_step: the clock of a spec in tokens or samples: the units each update consumes,
+        an int or ``(from_step, units_per_step)`` pairs for a batch-size ramp (steps from 0,
+        strictly increasing). Stored as an int for one constant rate, else as a tuple of pairs.
+        None for a spec in steps (which refuses one); a spec in tokens without one describes a curve
+        in units only (``wsd table``) and cannot be evaluated at update counts. Every count of the
+        run, in updates and in units, must fit an int64.
 
     Examples:
       >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear")
@@ -116,6 +124,7 @@ class WSDSpec(SpecBranching, SpecPresets):
     rewarmup_steps: int = 0
     rewarmup_shape: str = "linear"
     units: str = "steps"
+    tokens_per_step: int | Sequence[tuple[int, int]] | None = None  # the clock: int, or (step, n) pairs
 
     def __new__(cls, *args: Any, **fields: Any) -> WSDSpec:
         # Runs before the generated __init__, whose "unexpected keyword" error names no alternative.
@@ -158,6 +167,9 @@ class WSDSpec(SpecBranching, SpecPresets):
         set_("rewarmup_steps", v.check_steps("rewarmup_steps", self.rewarmup_steps, minimum=0))
         set_("rewarmup_shape", v.check_choice("rewarmup_shape", self.rewarmup_shape, WARMUP_SHAPES))
         set_("units", v.check_choice("units", self.units, UNITS))
+        set_("tokens_per_step", check_clock(self.units, self.tokens_per_step))
+        if self.clock is not None:
+            check_clock_range(self.clock, self.end_step, self.units)
         plan = self._resolved  # resolve now: periods, decays and warmup are validated at construction
         if 0 < plan.warmup_steps >= plan.decay_starts[0]:
             _log.warning(
@@ -244,14 +256,55 @@ class WSDSpec(SpecBranching, SpecPresets):
         """The numbers the backends evaluate: period ends, decay starts and lengths (local steps)."""
         return self._resolved
 
+    # --- the clock: update counts and the units they have consumed ----------------------------
+
+    @functools.cached_property
+    def clock(self) -> TokenRamp | None:
+        """``tokens_per_step`` as a ``TokenRamp`` (``consumed``, ``first_step_reaching``), or None:
+        a spec in steps, or a spec in units without a clock."""
+        return None if self.tokens_per_step is None else token_ramp(self.tokens_per_step)
+
+    def units_at(self, step: int | float) -> int | float:
+        """C(step): the spec's own count before update ``step``: the step itself for a spec in steps,
+        the units consumed by updates ``0 .. step - 1`` for a spec in tokens or samples."""
+        if self.units == "steps":
+            return step
+        clock = self.clock
+        if clock is None:
+            raise ValueError(
+                f"this spec counts {self.units} and has no clock to turn update {step!r} into "
+                f"{self.units}: give it tokens_per_step=, or evaluate at a count of {self.units} with "
+                "multiplier_in_units / stable_fraction_in_units / phase_in_units"
+            )
+        return clock.consumed(step)
+
+    def step_reaching(self, units: int) -> int:
+        """The first update count whose units consumed reach ``units`` (``units`` itself for a spec
+        in steps): where a boundary of the spec falls in update counts, e.g. for a ``SavePlan``."""
+        units = v.check_int("units", units)
+        if self.units == "steps":
+            return units
+        self.units_at(0)  # refuses a spec without a clock, naming what to give
+        return cast(TokenRamp, self.clock).first_step_reaching(units)
+
     # --- evaluation on Python numbers --------------------------------------------------------
 
     def multiplier(self, step: int | float) -> float:
-        """m(step) as a Python float, for ``LambdaLR`` and logging (well under a microsecond in the
-        stable phase and after the end, about a microsecond in warmup and decay).
+        """m at update count ``step`` as a Python float, for ``LambdaLR`` and logging (well under a
+        microsecond in the stable phase and after the end, about a microsecond in warmup and decay).
+        For a spec in tokens or samples this is m(C(step)), C from its clock.
 
         ``step`` is an int, or a real number for the real-valued extension; a bool or NaN is refused
         (array backends, which cannot raise inside ``jit``, return NaN for a NaN step)."""
+        if self.units == "steps":
+            return self.multiplier_in_units(step)
+        if type(step) is not int:
+            step = v.check_step_value(step)
+        return self.multiplier_in_units(self.units_at(step))
+
+    def multiplier_in_units(self, step: int | float) -> float:
+        """m at a count of the spec's own units (update counts for a spec in steps, where it is
+        ``multiplier``): the contract's m itself."""
         if type(step) is not int:  # the per-step LambdaLR path passes ints and skips this check
             step = v.check_step_value(step)
         starts, pieces = self._pieces
@@ -268,15 +321,21 @@ class WSDSpec(SpecBranching, SpecPresets):
         return float(ops.clip(m, plan.floor, plan.ceiling))
 
     def stable_fraction(self, step: int | float) -> float:
-        """h(step) of a companion hyperparameter (``docs/contract.md``, "Companion hyperparameters"):
-        1 at the peak (warmup included), 0 at the floor, the rate's own decay progress in between.
-        A companion's value is ``cooled + (stable - cooled) * h``.
+        """h at update count ``step`` of a companion hyperparameter (``docs/contract.md``, "Companion
+        hyperparameters"): 1 at the peak (warmup included), 0 at the floor, the rate's own decay
+        progress in between. A companion's value is ``cooled + (stable - cooled) * h``.
 
         Examples:
           >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear", min_ratio=0.1)
           >>> [round(spec.stable_fraction(t), 3) for t in (0, 500, 900, 1000)]
           [1.0, 1.0, 0.5, 0.0]
         """
+        if type(step) is not int:
+            step = v.check_step_value(step)
+        return self.stable_fraction_in_units(self.units_at(step))
+
+    def stable_fraction_in_units(self, step: int | float) -> float:
+        """h at a count of the spec's own units (``stable_fraction`` for a spec in steps)."""
         if type(step) is not int:
             step = v.check_step_value(step)
         return float(stable_fraction(step, self._resolved, self._python_backend))
@@ -331,9 +390,15 @@ class WSDSpec(SpecBranching, SpecPresets):
         return self.start_step + self.total_steps
 
     def phase(self, step: int) -> Phase:
-        """The phase, period and progress of optimizer step ``step`` (any int, also negative)."""
+        """The phase, period and progress of optimizer step ``step`` (any int, also negative); for a
+        spec in tokens or samples, those at C(step), the units consumed before it."""
         step = v.check_int("step", step)
-        plan, m = self._resolved, self.multiplier(step)
+        return self.phase_in_units(cast(int, self.units_at(step)))
+
+    def phase_in_units(self, step: int) -> Phase:
+        """The phase at a count of the spec's own units (``phase`` for a spec in steps)."""
+        step = v.check_int("step", step)
+        plan, m = self._resolved, self.multiplier_in_units(step)
         if step >= self.end_step:
             return Phase("done", len(plan.ends) - 1, 1.0, m)
         step = max(step, self.start_step)  # before the start: as at the start
@@ -352,11 +417,11 @@ class WSDSpec(SpecBranching, SpecPresets):
         unit = self.units[:-1]  # the columns count what the spec counts: steps, tokens or samples
         rows = [("phase", "period", f"first {unit}", f"last {unit}", self.units, "multiplier")]
         for name, period, first, last in self._segments():
-            m_first, m_last = self.multiplier(first), self.multiplier(last)
+            m_first, m_last = self.multiplier_in_units(first), self.multiplier_in_units(last)
             span = f"{m_first:.6g}" if m_first == m_last else f"{m_first:.6g} -> {m_last:.6g}"
             rows.append((name, str(period), str(first), str(last), str(last - first + 1), span))
         done = self.end_step
-        rows.append(("done", "-", str(done), "...", "-", f"{self.multiplier(done):.6g}"))
+        rows.append(("done", "-", str(done), "...", "-", f"{self.multiplier_in_units(done):.6g}"))
         widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
         lines = [
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
@@ -400,6 +465,8 @@ class WSDSpec(SpecBranching, SpecPresets):
         for name in ("period_peaks", "decay_steps"):
             if isinstance(out[name], tuple):
                 out[name] = list(out[name])
+        if isinstance(self.tokens_per_step, tuple):
+            out["tokens_per_step"] = [list(pair) for pair in self.tokens_per_step]
         return out
 
     @classmethod

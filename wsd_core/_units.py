@@ -57,7 +57,7 @@ def token_ramp(value: Any) -> TokenRamp:
     if isinstance(value, TokenRamp):
         return value
     if isinstance(value, numbers.Integral) and not v.is_bool(value):
-        return TokenRamp((0,), (v.check_int("tokens_per_step", value, minimum=1),), (0,))
+        return TokenRamp((0,), (v.check_steps("tokens_per_step", value, minimum=1),), (0,))
     if not v.is_sequence(value):
         raise TypeError(
             "tokens_per_step must be an int >= 1 or a sequence of (from_step, tokens_per_step) pairs, "
@@ -70,7 +70,7 @@ def token_ramp(value: Any) -> TokenRamp:
             raise TypeError(f"tokens_per_step[{i}] must be a (from_step, tokens_per_step) pair, got {pair!r}")
         step, rate = pair
         starts.append(v.check_steps(f"tokens_per_step[{i}][0] (from_step)", step))
-        rates.append(v.check_int(f"tokens_per_step[{i}][1] (tokens_per_step)", rate, minimum=1))
+        rates.append(v.check_steps(f"tokens_per_step[{i}][1] (tokens_per_step)", rate, minimum=1))
     if not starts:
         raise ValueError("tokens_per_step must not be empty")
     if starts[0] != 0:
@@ -82,24 +82,59 @@ def token_ramp(value: Any) -> TokenRamp:
     return TokenRamp(tuple(starts), tuple(rates), tuple(consumed))
 
 
-def check_units(spec: WSDSpec, tokens_per_step: Any, *, where: str) -> TokenRamp | None:
-    """The ramp a schedule of ``spec`` evaluates through, or None for a spec counted in steps.
+def _below(ramp: TokenRamp, step: int) -> TokenRamp:
+    """The segments of ``ramp`` that start before ``step`` (the first one always): what an array
+    backend needs for counts clamped to at most ``step``, without constants it never reaches."""
+    keep = max(1, bisect.bisect_left(ramp.starts, step))
+    return TokenRamp(ramp.starts[:keep], ramp.rates[:keep], ramp.consumed_at[:keep])
 
-    A spec in tokens or samples needs ``tokens_per_step``; a spec in steps refuses it (it would
-    mean nothing: a step is a step)."""
-    if spec.units == "steps":
-        if tokens_per_step is not None:
-            raise ValueError(
-                f"{where}: tokens_per_step is for a spec counted in tokens or samples; this spec has "
-                "units='steps'. Give WSDSpec(..., units='tokens') with its lengths in tokens."
-            )
+
+def check_clock(units: str, value: Any) -> int | tuple[tuple[int, int], ...] | None:
+    """The ``tokens_per_step`` field of a spec counted in ``units``, in its stored form: None, an
+    int (one constant rate, however it was given) or a tuple of ``(from_step, rate)`` pairs.
+
+    A spec in steps refuses a clock (a step is a step); a spec in tokens or samples may leave it
+    out for a curve read in its own units (``wsd table``), and then cannot be evaluated at an
+    update count."""
+    if value is None:
         return None
-    if tokens_per_step is None:
+    if units == "steps":
         raise ValueError(
-            f"{where}: this spec counts {spec.units} (units={spec.units!r}); give tokens_per_step= "
-            f"(the {spec.units} each update consumes: an int, or (from_step, {spec.units}) pairs)"
+            f"tokens_per_step is for a spec counted in tokens or samples; this spec has units='steps', "
+            f"got tokens_per_step={value!r}. Give WSDSpec(..., units='tokens') with its lengths in tokens."
         )
-    return token_ramp(tokens_per_step)
+    ramp = token_ramp(value)
+    if len(ramp.rates) == 1:
+        return ramp.rates[0]
+    return tuple(zip(ramp.starts, ramp.rates, strict=True))
+
+
+def check_clock_range(ramp: TokenRamp, end: int, units: str) -> None:
+    """Refuses a clock under which a count of the run is not an int64: the step that first reaches
+    the run's end (``end`` units), and the units consumed there, must both be <= 2**63 - 1. Every
+    count a schedule forms is clamped into that range, so this one check covers the whole run."""
+    last = ramp.first_step_reaching(end)
+    if last > v.MAX_STEP or ramp.consumed(last) > v.MAX_STEP:
+        raise ValueError(
+            f"tokens_per_step={ramp.to_list()} consumes {ramp.consumed(last)} {units} by update {last}, "
+            f"the first to reach the run's end at {end} {units}: past 2**63 - 1, an int64 count. "
+            f"Give a smaller tokens_per_step or a shorter run."
+        )
+
+
+def require_clock(spec: WSDSpec, *, where: str) -> TokenRamp | None:
+    """The clock a schedule of ``spec`` evaluates through, or None for a spec counted in steps; a
+    spec in tokens or samples without one is refused, naming the field to give."""
+    if spec.units == "steps":
+        return None
+    clock = spec.clock
+    if clock is None:
+        raise ValueError(
+            f"{where}: this spec counts {spec.units} (units={spec.units!r}) but has no clock; give it "
+            f"tokens_per_step= (the {spec.units} each update consumes: an int, or (from_step, "
+            f"{spec.units}) pairs), e.g. dataclasses.replace(spec, tokens_per_step=...)"
+        )
+    return clock
 
 
 def step_range(spec: WSDSpec, ramp: TokenRamp) -> tuple[int, int]:
@@ -107,6 +142,29 @@ def step_range(spec: WSDSpec, ramp: TokenRamp) -> tuple[int, int]:
     every step above hi at least s0 + T (constant again), so a count may be clamped into it exactly."""
     s0, end = spec.start_step, spec.end_step
     return ramp.last_step_within(s0), ramp.first_step_reaching(end)
+
+
+class ArrayClock(NamedTuple):
+    """What an array backend needs to evaluate a spec at update counts: clamp each count into
+    ``[lo, hi]`` (exact: the value is constant outside), then form the units consumed through
+    ``ramp`` (None for a spec in steps), whose segments past ``hi`` are dropped; ``largest`` is the
+    largest integer that forms (the bound, the units consumed at ``hi``, or a rate constant)."""
+
+    lo: int
+    hi: int
+    ramp: TokenRamp | None
+    largest: int
+
+
+def array_clock(spec: WSDSpec, *, where: str) -> ArrayClock:
+    """The clamp range and clock of ``spec`` for an array backend (``wsd_jax``, ``WSDDeviceLR``)."""
+    ramp = require_clock(spec, where=where)
+    if ramp is None:
+        lo, hi = spec.resolved().count_range
+        return ArrayClock(lo, hi, None, hi)
+    lo, hi = step_range(spec, ramp)
+    used = _below(ramp, hi)
+    return ArrayClock(lo, hi, used, max(hi, ramp.consumed(hi), *used.rates, *used.starts))
 
 
 def consumed(step: Any, ramp: TokenRamp, ops: Any) -> Any:

@@ -64,9 +64,6 @@ class WSDCheckpointManager:
       best_n, best_metric, best_mode: also keep the ``best_n`` best checkpoints by a metric given to
         ``save(..., metrics=...)`` (a name or a function of the metrics; ``"min"`` or ``"max"``).
         The plan's steps are kept whatever their metrics.
-      tokens_per_step: for a spec counted in tokens or samples, the schedule's ``tokens_per_step``:
-        the plan's steps are then the first updates whose units consumed reach each boundary. A
-        setting of the run, like ``interval``: it is not saved in the checkpoints.
 
     Examples:
       >>> import tempfile, jax.numpy as jnp
@@ -92,12 +89,11 @@ class WSDCheckpointManager:
         best_n: int | None = None,
         best_metric: Any = None,
         best_mode: str = "min",
-        tokens_per_step: Any = None,
     ) -> None:
         if not isinstance(spec, WSDSpec):
             raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
         self.spec = spec
-        self.plan = SavePlan.for_spec(spec, interval, tokens_per_step)
+        self.plan = SavePlan.for_spec(spec, interval)  # in updates: a spec in tokens has its clock
         self.directory = epath.Path(directory).absolute()
         self.read_only = bool(read_only)
         self._lock: WriterLock | None = None

@@ -13,7 +13,7 @@ import numpy as np
 from wsd_core import WSDSpec
 from wsd_core._formula import ArrayBackend, Resolved, evaluate, stable_fraction
 from wsd_core._spec import spec_from_args
-from wsd_core._units import TokenRamp, check_units, step_range, units_at
+from wsd_core._units import ArrayClock, array_clock, units_at
 from wsd_core._validation import check_real, is_bool
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -49,10 +49,9 @@ class WSDSchedule:
     spec: WSDSpec
     peak_value: Any  # a float, or a tracer when differentiating with respect to the peak
     dtype: Any = jnp.float32
-    tokens_per_step: TokenRamp | None = None  # for a spec counted in tokens or samples
 
     def __call__(self, count: Any) -> jax.Array:
-        m, compute = _on_counts(self.spec, count, self.dtype, evaluate, self.tokens_per_step)
+        m, compute = _on_counts(self.spec, count, self.dtype, evaluate)
         return (jnp.asarray(self.peak_value, compute) * m).astype(self.dtype)
 
 
@@ -65,24 +64,22 @@ class WSDCompanion:
     stable_value: float
     cooled_value: float
     dtype: Any = jnp.float32
-    tokens_per_step: TokenRamp | None = None
 
     def __call__(self, count: Any) -> jax.Array:
-        h, compute = _on_counts(self.spec, count, self.dtype, stable_fraction, self.tokens_per_step)
+        h, compute = _on_counts(self.spec, count, self.dtype, stable_fraction)
         stable, cooled = jnp.asarray(self.stable_value, compute), jnp.asarray(self.cooled_value, compute)
         return (cooled + (stable - cooled) * h).astype(self.dtype)
 
 
-def _on_counts(
-    spec: WSDSpec, count: Any, dtype: Any, formula: Any, ramp: TokenRamp | None = None
-) -> tuple[jax.Array, Any]:
+def _on_counts(spec: WSDSpec, count: Any, dtype: Any, formula: Any) -> tuple[jax.Array, Any]:
     """``formula(count, plan, ops)`` (the contract's m, or a companion's h) on jax counts: integer
     counts clamped exactly into the run and evaluated on integer boundaries, real counts on the real
-    extension, a NaN count giving NaN. With a token ramp the formula reads the units consumed
-    before the update, C(count), formed in the count's integer type after the clamp. Returns the
+    extension, a NaN count giving NaN. For a spec with a clock the formula reads the units consumed
+    before the update, C(count), formed in the table's integer type after the clamp. Returns the
     value and the compute dtype."""
     plan = spec.resolved()
-    lo, hi = plan.count_range if ramp is None else step_range(spec, ramp)
+    clock = _clock(spec)
+    lo, hi, ramp = clock.lo, clock.hi, clock.ramp
     if not isinstance(count, jax.Array):  # a Python or numpy count: clamp before jax narrows it
         host = np.asarray(count)
         if host.dtype.kind in "iu":
@@ -105,14 +102,10 @@ def _on_counts(
         # count; int64 where x64 is on and a bound or the count needs it).
         info = jnp.iinfo(kind)
         count = jnp.clip(count, min(lo, info.max), min(hi, info.max))
-        top = _largest_count(spec, ramp)
-        wide = x64 and (kind.itemsize == 8 or top > _INT32_MAX)
+        wide = x64 and (kind.itemsize == 8 or clock.largest > _INT32_MAX)
         table = jnp.int64 if wide else jnp.int32
-        if top > _INT32_MAX and not wide:
-            what = f"step {hi}" if ramp is None else f"{top} {spec.units} (step {hi})"
-            raise ValueError(
-                f"this schedule ends at {what}, past int32; enable jax_enable_x64 to evaluate it"
-            )
+        if clock.largest > _INT32_MAX and not wide:
+            _refuse_int32(spec, clock)
         count = count.astype(table)
         ops = _JaxBackend(plan, table, compute)
         units = units_at(count, ramp, ops)
@@ -129,7 +122,6 @@ def wsd_schedule(
     dtype: Any = jnp.float32,
     init_value: float | None = None,
     end_value: float | None = None,
-    tokens_per_step: Any = None,
     **fields: Any,
 ) -> WSDSchedule:
     """The WSD schedule of ``docs/contract.md`` as an ``optax.Schedule``.
@@ -148,10 +140,6 @@ def wsd_schedule(
       end_value: the floor the decays reach, as an absolute rate: ``min_ratio = end_value /
         peak_value``. Each is given instead of its ratio (both raise), with the spec's fields (not
         with ``spec=``, which holds its ratios), and needs a concrete ``peak_value`` > 0.
-      tokens_per_step: for a spec counted in tokens or samples (``units=``), the units each update
-        consumes: an int, or ``(from_step, tokens_per_step)`` pairs for a batch-size ramp. The
-        schedule evaluates the spec at the units consumed before each update, exactly (in int32
-        while they fit, else it asks for ``jax_enable_x64``). Refused for a spec in steps.
       **fields: ``WSDSpec`` fields (``total_steps``, ``warmup_steps``, ``decay_steps``, ...).
 
     Returns:
@@ -172,9 +160,8 @@ def wsd_schedule(
     else:
         spec = spec_from_args(spec, fields)
     dtype = _check_dtype(dtype)
-    ramp = check_units(spec, tokens_per_step, where="wsd_schedule")
-    _check_fits_count(spec, ramp)
-    return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype, tokens_per_step=ramp)
+    _check_fits_count(spec, where="wsd_schedule")
+    return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
 
 
 _RATIO_OF = {"init_value": "init_ratio", "end_value": "min_ratio"}
@@ -211,24 +198,29 @@ def _spec_from_absolute(
         raise type(e)(f"{e} ({converted})") from None
 
 
-def _largest_count(spec: WSDSpec, ramp: TokenRamp | None) -> int:
-    """The largest integer an evaluation forms: the run's last step, or with a ramp the units
-    consumed by the last step the count is clamped to."""
-    return spec.end_step if ramp is None else ramp.consumed(step_range(spec, ramp)[1])
+def _clock(spec: WSDSpec, where: str = "the schedule") -> ArrayClock:
+    """The spec's clamp range and clock for jax (host work, done when the schedule is traced)."""
+    return array_clock(spec, where=where)
 
 
-def _check_fits_count(spec: WSDSpec, ramp: TokenRamp | None) -> None:
-    if jax.config.read("jax_enable_x64") or _largest_count(spec, ramp) <= _INT32_MAX:
-        return
-    if ramp is None:
+def _refuse_int32(spec: WSDSpec, clock: ArrayClock) -> None:
+    if clock.ramp is None:
         raise ValueError(
             f"start_step + total_steps = {spec.end_step} must fit optax's int32 count "
             f"(<= {_INT32_MAX}); enable jax_enable_x64 and count in int64 for longer runs"
         )
     raise ValueError(
         f"this run of {spec.end_step} {spec.units} (start_step + total_steps) is counted past int32 "
-        f"(<= {_INT32_MAX}); enable jax_enable_x64 to count its {spec.units} exactly in int64"
+        f"(its clock, tokens_per_step={spec.tokens_per_step!r}, forms {clock.largest} > {_INT32_MAX} "
+        f"by update {clock.hi}); enable jax_enable_x64 to count its {spec.units} exactly in int64"
     )
+
+
+def _check_fits_count(spec: WSDSpec, *, where: str) -> None:
+    """Refuses, at construction, a spec whose counts an int32 evaluation could not form exactly."""
+    clock = _clock(spec, where)
+    if not jax.config.read("jax_enable_x64") and clock.largest > _INT32_MAX:
+        _refuse_int32(spec, clock)
 
 
 def wsd_companion(
@@ -237,7 +229,6 @@ def wsd_companion(
     *,
     spec: WSDSpec | None = None,
     dtype: Any = jnp.float32,
-    tokens_per_step: Any = None,
     **fields: Any,
 ) -> WSDCompanion:
     """An ``optax.Schedule`` for another hyperparameter that moves with the rate's cooldown.
@@ -253,7 +244,6 @@ def wsd_companion(
       stable_value, cooled_value: the hyperparameter at the peak and at the floor (finite).
       spec: the rate's ``WSDSpec`` (or its fields as keyword arguments).
       dtype: the float type of the returned value.
-      tokens_per_step: for a spec counted in tokens or samples, as for ``wsd_schedule``.
 
     Examples:
       >>> import optax
@@ -267,11 +257,8 @@ def wsd_companion(
     spec = spec_from_args(spec, fields)
     stable = check_real("stable_value", stable_value)
     cooled = check_real("cooled_value", cooled_value)
-    ramp = check_units(spec, tokens_per_step, where="wsd_companion")
-    _check_fits_count(spec, ramp)
-    return WSDCompanion(
-        spec=spec, stable_value=stable, cooled_value=cooled, dtype=_check_dtype(dtype), tokens_per_step=ramp
-    )
+    _check_fits_count(spec, where="wsd_companion")
+    return WSDCompanion(spec=spec, stable_value=stable, cooled_value=cooled, dtype=_check_dtype(dtype))
 
 
 def _check_peak(value: Any) -> Any:

@@ -49,7 +49,8 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
         if schedule.units != "steps":
             raise ValueError(
                 f"the planner reads one rate per update; this spec counts {schedule.units}. Give its "
-                "rates per update instead: wsd_schedule(peak, spec=spec, tokens_per_step=...)(np.arange(n))"
+                "rates per update instead: wsd_schedule(peak, spec=spec)(np.arange(n)), its clock "
+                "(tokens_per_step=) turning tokens into updates"
             )
         multipliers = evaluate(np.arange(int(num_steps), dtype=np.int64), schedule.resolved(),
                                _NumpyBackend(schedule))  # fmt: skip

@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 from wsd_core import WSDSpec
 from wsd_core._spec import spec_from_args
 from wsd_core._spec_change import check_saved_spec
-from wsd_core._units import check_units, units_at
+from wsd_core._units import require_clock
 from wsd_core._validation import check_bool, check_int, check_real
 from wsd_torch._optimizer import check_optimizer
 
@@ -36,8 +36,6 @@ class WSDCompanion:
       index: for a tuple entry such as ``betas``, which element (1 for beta2); None for a number.
       spec: the rate's ``WSDSpec`` (or its fields as keyword arguments).
       last_epoch: -1 to start; use ``load_state_dict`` to resume.
-      tokens_per_step: for a spec counted in tokens or samples, as for ``WSDLR``: h is taken at the
-        units consumed before each update. Saved in the state.
 
     Examples:
       >>> import torch
@@ -61,13 +59,12 @@ class WSDCompanion:
         index: int | None = None,
         spec: WSDSpec | None = None,
         last_epoch: int = -1,
-        tokens_per_step: Any = None,
         **fields: Any,
     ) -> None:
         check_optimizer("WSDCompanion", optimizer)
         self.optimizer = optimizer
         self.spec = spec_from_args(spec, fields)
-        self.tokens_per_step = check_units(self.spec, tokens_per_step, where="WSDCompanion")
+        require_clock(self.spec, where="WSDCompanion")
         if not isinstance(key, str):
             raise TypeError(f"key must be a param-group entry name (a str), got {key!r}")
         self.key = key
@@ -97,7 +94,7 @@ class WSDCompanion:
 
     def value_at(self, step: int) -> float:
         """The hyperparameter for the update after ``step`` updates."""
-        h = self.spec.stable_fraction(units_at(step, self.tokens_per_step))
+        h = self.spec.stable_fraction(step)
         return self.cooled_value + (self.stable_value - self.cooled_value) * h
 
     def get_last_value(self) -> float:
@@ -132,7 +129,6 @@ class WSDCompanion:
             "index": self.index,
             "stable_value": self.stable_value,
             "cooled_value": self.cooled_value,
-            **({} if self.tokens_per_step is None else {"tokens_per_step": self.tokens_per_step.to_list()}),
         }
 
     def load_state_dict(self, state: dict[str, Any], *, allow_spec_change: bool = False) -> None:
@@ -147,7 +143,7 @@ class WSDCompanion:
         if not isinstance(state, dict) or "spec" not in state or "last_epoch" not in state:
             raise ValueError(f"not a WSDCompanion state (it needs 'spec' and 'last_epoch'): {state!r:.200}")
         mine = self.state_dict()
-        for field in ("key", "index", "stable_value", "cooled_value", "tokens_per_step"):
+        for field in ("key", "index", "stable_value", "cooled_value"):
             if state.get(field) != mine.get(field):
                 raise ValueError(
                     f"the saved companion sets {field}={state.get(field)!r}, this one {mine.get(field)!r}: "

@@ -97,16 +97,15 @@ class WSDSchedulersContainer(Stateful):
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
         min_lr: float | None = None,
-        tokens_per_step: Any = None,
         **fields: Any,
     ) -> WSDSchedulersContainer:
         """One scheduler of ``spec`` per optimizer (``WSDDeviceLR`` if ``device_resident``, else
         ``WSDLR``); ``optimizers`` may be any iterable of them, e.g. torchtitan's ``OptimizersContainer``.
-        ``min_lr`` and ``tokens_per_step`` go to every scheduler (see ``WSDLR``)."""
+        ``min_lr`` goes to every scheduler (see ``WSDLR``); a spec in tokens carries its own clock."""
         spec = spec_from_args(spec, fields)
         make = WSDDeviceLR if device_resident else WSDLR
         return cls(
-            [make(o, spec=spec, min_lr=min_lr, tokens_per_step=tokens_per_step) for o in optimizers],
+            [make(o, spec=spec, min_lr=min_lr) for o in optimizers],
             on_spec_change=on_spec_change,
             adopt_foreign_state=adopt_foreign_state,
         )
@@ -142,7 +141,7 @@ class WSDSchedulersContainer(Stateful):
         return all(s.spec == first.spec and s._settings() == first._settings() for s in self.schedulers)
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"last_epoch", "spec"}`` (one spec, with ``min_lr`` and ``tokens_per_step`` where set) or
+        """``{"last_epoch", "spec"}`` (one spec, with ``min_lr`` where set) or
         each scheduler's state under its index.
 
         With ``adopt_foreign_state`` a container that has neither stepped nor loaded yet gives only

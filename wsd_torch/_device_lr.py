@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Any
 
@@ -12,7 +11,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from wsd_core import WSDSpec
 from wsd_core._formula import evaluate
-from wsd_core._units import step_range, units_at
+from wsd_core._units import ArrayClock, array_clock, units_at
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
@@ -60,8 +59,6 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
       min_lr: the floor as an absolute rate, the same in every param group, instead of the spec's
         ``min_ratio`` (as for ``WSDLR``). Groups with different base rates then follow different
         multipliers: one table row per distinct base rate.
-      tokens_per_step: for a spec counted in tokens or samples, as for ``WSDLR``; the table holds the
-        rate of every *step* (m at the units consumed before it), so a step costs the same.
 
     Examples:
       >>> p = torch.nn.Parameter(torch.zeros(2))
@@ -83,13 +80,12 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
         min_lr: float | None = None,
-        tokens_per_step: Any = None,
         **fields: Any,
     ) -> None:
         check_optimizer("WSDDeviceLR", optimizer)
         dtype = check_float_dtype(dtype)
         self._spec_and_floor(optimizer, spec, fields, min_lr)
-        self._set_tokens_per_step(tokens_per_step)
+        self._array_clock = array_clock(self.spec, where="WSDDeviceLR")
         self._set_policy(on_spec_change, adopt_foreign_state)
         if device is None:
             device = next(p.device for g in optimizer.param_groups for p in g["params"])
@@ -148,12 +144,11 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             self.__dict__["_backend_cache"] = backends
         return backends
 
-    @functools.cached_property
+    _array_clock: ArrayClock  # the update counts a count is clamped into exactly, and the spec's clock
+
+    @property
     def _count_range(self) -> tuple[int, int]:
-        """The update counts a count may be clamped into exactly (the contract's, or in steps):
-        computed once, since neither the spec nor the ramp changes, and read at every step."""
-        ramp = self.tokens_per_step
-        return self.spec.resolved().count_range if ramp is None else step_range(self.spec, ramp)
+        return self._array_clock.lo, self._array_clock.hi
 
     def _specs_of_rows(self) -> list[WSDSpec]:
         return self._row_specs if self.min_lr is not None else [self.spec]
@@ -169,7 +164,8 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             rows = []
             for s in self._specs_of_rows():
                 backend = TorchBackend(s.resolved(), "cpu", torch.float64)
-                rows.append(evaluate(units_at(counts, self.tokens_per_step, backend), s.resolved(), backend))
+                units = units_at(counts, self._array_clock.ramp, backend)
+                rows.append(evaluate(units, s.resolved(), backend))
             m = rows[0] if self.min_lr is None else torch.stack(rows)
             table = m.to(device=self.device, dtype=compute_dtype(self.dtype))
         self.__dict__["_rate_table"] = table
@@ -239,9 +235,10 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         table = self._rate_table
         low, high = self._count_range
         if table is None:
-            count = self._count if self.tokens_per_step is None else self._count.clamp(low, high)
+            ramp = self._array_clock.ramp
+            count = self._count if ramp is None else self._count.clamp(low, high)
             values = [
-                evaluate(units_at(count, self.tokens_per_step, b), s.resolved(), b)
+                evaluate(units_at(count, ramp, b), s.resolved(), b)
                 for s, b in zip(self._specs_of_rows(), self._backends, strict=True)
             ]
             return values[0] if self.min_lr is None else torch.stack(values)

@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from wsd_core import WSDSpec
-from wsd_core._units import InUnits
+from wsd_core._units import require_clock
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase, base_rate
 from wsd_torch._state import SchedulerState, torch_fields
@@ -41,9 +41,6 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
       min_lr: the floor as an absolute rate, the same in every param group (torch's convention),
         instead of the spec's ``min_ratio``: group g follows the spec with
         ``min_ratio = min_lr / base_lr_g``. Saved in the state; a different one is a spec change.
-      tokens_per_step: for a spec counted in tokens or samples (``units=``): the units each update
-        consumes, an int or ``(from_step, tokens_per_step)`` pairs (a batch-size ramp). The factor
-        at update s is m(C(s)), C(s) the units consumed before it. Saved in the state.
 
     Examples:
       >>> import torch
@@ -65,22 +62,20 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
         min_lr: float | None = None,
-        tokens_per_step: Any = None,
         **fields: Any,
     ) -> None:
         check_optimizer("WSDLR", optimizer)
         self._spec_and_floor(optimizer, spec, fields, min_lr)
-        self._set_tokens_per_step(tokens_per_step)
+        require_clock(self.spec, where="WSDLR")  # a spec in tokens is evaluated through its clock
         self._set_policy(on_spec_change, adopt_foreign_state)
         groups = optimizer.param_groups
         lambdas = [self._factor(i, base_rate(i, g, record=False)) for i, g in enumerate(groups)]
         super().__init__(optimizer, lr_lambda=lambdas, last_epoch=last_epoch)
 
     def _factor(self, index: int, base: float) -> Callable[[int], float]:
-        """Group ``index``'s factor of the update count: its spec's multiplier, through the units
-        consumed for a spec in tokens or samples (data either way: it pickles)."""
-        multiplier = self._group_spec(index, base).multiplier
-        return multiplier if self.tokens_per_step is None else InUnits(multiplier, self.tokens_per_step)
+        """Group ``index``'s factor of the update count: its spec's multiplier (a bound method of a
+        frozen spec: data, so it pickles), through its clock for a spec in tokens or samples."""
+        return self._group_spec(index, base).multiplier
 
     def get_lr(self) -> list[float | torch.Tensor]:
         """``base_lr * m(last_epoch)`` for every group (what ``step()`` sets); m is computed once for
@@ -99,9 +94,7 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
 
     def _rates(self) -> list[float | torch.Tensor]:
         if self.min_lr is None:  # one factor for every group: computed once
-            # units_at(...) written out: this runs every step, where a call's overhead shows
-            step, ramp = self.last_epoch, self.tokens_per_step
-            m = self.spec.multiplier(step if ramp is None else ramp.consumed(step))
+            m = self.spec.multiplier(self.last_epoch)
             return [base * m for base in self.base_lrs]
         return [base * f(self.last_epoch) for base, f in zip(self.base_lrs, self.lr_lambdas, strict=True)]
 

@@ -13,7 +13,6 @@ from torch.optim import Optimizer
 from wsd_core import Phase, WSDSpec
 from wsd_core import _validation as v
 from wsd_core._spec import spec_from_args
-from wsd_core._units import TokenRamp, check_units, units_at
 from wsd_torch._state import SchedulerState, check_policy, parse_state
 
 
@@ -59,7 +58,6 @@ class WSDSchedulerBase:
     on_spec_change: str
     adopt_foreign_state: bool
     min_lr: float | None = None
-    tokens_per_step: TokenRamp | None = None
 
     def _set_policy(self, on_spec_change: str, adopt_foreign_state: bool) -> None:
         self.on_spec_change, self.adopt_foreign_state = check_policy(on_spec_change, adopt_foreign_state)
@@ -105,18 +103,12 @@ class WSDSchedulerBase:
         return _with_floor(self.min_lr, index, base, functools.partial(dataclasses.replace, self.spec))
 
     def _settings(self) -> dict[str, Any]:
-        """min_lr and tokens_per_step as a state holds them (None when not set)."""
-        ramp = self.tokens_per_step
-        return {"min_lr": self.min_lr, "tokens_per_step": None if ramp is None else ramp.to_list()}
+        """min_lr as a state holds it (None when not set)."""
+        return {"min_lr": self.min_lr}
 
     def _settings_entries(self) -> dict[str, Any]:
         # saved only when set: a state without them is the same as before they existed
         return {name: value for name, value in self._settings().items() if value is not None}
-
-    # --- a spec counted in tokens or samples ------------------------------------------------------
-
-    def _set_tokens_per_step(self, tokens_per_step: Any) -> None:
-        self.tokens_per_step = check_units(self.spec, tokens_per_step, where=type(self).__name__)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -158,7 +150,7 @@ class WSDSchedulerBase:
 
     def phase(self) -> Phase:
         """The phase of the next update (step ``last_epoch``), whose rate is currently set."""
-        return self.spec.phase(units_at(self.last_epoch, self.tokens_per_step))
+        return self.spec.phase(self.last_epoch)
 
     @property
     def period_ends(self) -> tuple[int, ...]:

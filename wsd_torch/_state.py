@@ -16,13 +16,11 @@ from typing import Any, NamedTuple
 from wsd_core import WSDSpec
 from wsd_core import _validation as v
 from wsd_core._spec_change import check_saved_spec
-from wsd_core._units import token_ramp
 
 REQUIRED = ("spec", "last_epoch")  # base_lrs too when saved; without them the optimizer's stay
 # A scheduler's settings beside its spec that change its rates, saved only when set (as plain values)
 _SETTINGS: dict[str, Callable[[Any], Any]] = {
     "min_lr": lambda value: v.check_real("saved min_lr", value, minimum=0.0),
-    "tokens_per_step": lambda value: token_ramp(value).to_list(),
 }
 SPEC_CHANGES = ("refuse", "continue")
 
@@ -88,7 +86,7 @@ _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
 OWN_ATTRIBUTES = frozenset({
     "optimizer", "on_spec_change", "adopt_foreign_state", "device", "dtype",
     "_backend_cache", "_rate_table", "_count", "_bases", "_rows", "_row_specs", "min_lr",
-    "tokens_per_step", "_count_range",
+    "_array_clock",
 })  # fmt: skip
 
 
