@@ -96,27 +96,56 @@ def _module_name(path: Path) -> str:
     return name.removesuffix(".__init__")
 
 
-def test_the_core_import_graph_has_no_cycle():
-    # Edges are the imports that run (function bodies included, type-checking blocks not): one
-    # module defines a concept and the others import it, one way.
-    modules = {_module_name(p): p for p in _modules("wsd_core")}
-    graph = {
-        name: sorted({m for _, m in _imports(path, runtime_only=True) if m in modules and m != name})
-        for name, path in modules.items()
-    }
+PACKAGES = ("wsd_core", "wsd_jax", "wsd_torch", "wsd_plan")
+
+
+def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """An import cycle of ``graph`` (module -> the modules it imports), or None."""
     state: dict[str, str] = {}
 
-    def visit(node: str, trail: list[str]) -> None:
+    def visit(node: str, trail: list[str]) -> list[str] | None:
         state[node] = "open"
         for nxt in graph[node]:
             if state.get(nxt) == "open":
-                cycle = [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
-                raise AssertionError("import cycle: " + " -> ".join(cycle))
-            if nxt not in state:
-                visit(nxt, [*trail, nxt])
+                return [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
+            if nxt not in state and (found := visit(nxt, [*trail, nxt])):
+                return found
         state[node] = "done"
+        return None
 
     for name in graph:
-        if name not in state:
-            visit(name, [name])
-    assert graph["wsd_core._spec"], "the scan found no imports at all"
+        if name not in state and (found := visit(name, [name])):
+            return found
+    return None
+
+
+def test_the_cycle_search_finds_a_cycle():
+    assert _cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_package_has_an_import_cycle(package):
+    # Edges are every import, function bodies and type-checking blocks included: one module defines a
+    # concept and the others import it, one way. A package's __init__ re-exports, so imports of the
+    # package itself are not edges.
+    modules = {_module_name(p): p for p in _modules(package) if p.name != "__init__.py"}
+    graph = {
+        name: sorted({m for _, m in _imports(path) if m in modules and m != name})
+        for name, path in modules.items()
+    }
+    assert any(graph.values()), "the scan found no imports at all"
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_package_imports_a_private_core_module():
+    # the adapters use the core through its public names and its adapter interface, wsd_core.backend
+    bad = [
+        f"{path.relative_to(ROOT)} line {line}: {module}"
+        for package in ("wsd_jax", "wsd_torch", "wsd_plan", "examples", "benchmarks")
+        for path in _modules(package)
+        for line, module in _imports(path)
+        if module.startswith("wsd_core._") and not module.startswith("wsd_core.__")  # __version__
+    ]
+    assert not bad

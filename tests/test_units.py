@@ -376,8 +376,8 @@ def test_a_from_step_past_int32_is_exact_in_the_int32_path():
     # updates early; a segment the run never reaches is now left out of the traced program
     from wsd_jax import wsd_schedule
 
-    fields = {"total_steps": 4000, "units": "tokens", "warmup_steps": 400, "decay_steps": 1600,
-              "decay_shape": "linear"}  # fmt: skip
+    fields: dict[str, Any] = {"total_steps": 4000, "units": "tokens", "warmup_steps": 400,
+                              "decay_steps": 1600, "decay_shape": "linear"}  # fmt: skip
     ramp = [(0, 4), (2**31 + 100, 8)]
     schedule = wsd_schedule(1.0, spec=WSDSpec(**fields, tokens_per_step=ramp))
     steps = np.arange(0, 1100)

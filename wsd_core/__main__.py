@@ -4,4 +4,5 @@ import sys
 
 from wsd_core._cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (the docs' inspection does) runs nothing
+    sys.exit(main())

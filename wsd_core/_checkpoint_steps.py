@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from wsd_core import _validation as v
+from wsd_core._counts import require_clock
 from wsd_core._spec import WSDSpec
-from wsd_core._units import require_clock
 
 
 @dataclasses.dataclass(frozen=True)

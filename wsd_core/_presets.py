@@ -1,24 +1,20 @@
 """Specs that reproduce other libraries' WSD curves, from those libraries' own parameters.
 
-Each function takes the peer's parameter names and defaults and returns the ``WSDSpec`` whose m(s)
-equals the peer's factor at the same step, to float rounding (``docs/contract.md``, "The same
-curves as the peers"). Where the peer's behaviour cannot be expressed by the contract, the function
-raises and says why instead of returning an approximation. They are ``WSDSpec``'s classmethods
-``from_<peer>`` (``cls`` is the class to build), so this module needs ``_spec`` only for types.
+Each function takes the peer's parameter names and defaults and returns the fields of the
+``WSDSpec`` whose m(s) equals the peer's factor at the same step, to float rounding
+(``docs/contract.md``, "The same curves as the peers"). Where the peer's behaviour cannot be
+expressed by the contract, the function raises and says why instead of returning an approximation.
+``WSDSpec`` offers each as the classmethod of the same name, signature and docstring, which builds
+(and so validates) the spec; this module needs no ``WSDSpec``: the dependency runs one way.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import warnings
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from wsd_core import _validation as v
-
-if TYPE_CHECKING:
-    from wsd_core._spec import WSDSpec
-
 
 # --- transformers: get_wsd_schedule ---------------------------------------------------------------
 
@@ -31,8 +27,8 @@ _TORCHTITAN_SHAPES = {"linear": "linear", "sqrt": "1-sqrt", "cosine": "cosine"}
 
 
 def _torchtitan_legacy(
-    cls: type[WSDSpec], run: int, warmup: int, decay_ratio: float | None, shape: str, min_lr_factor: float
-) -> WSDSpec:
+    run: int, warmup: int, decay_ratio: float | None, shape: str, min_lr_factor: float
+) -> dict[str, Any]:
     decay = round(run * decay_ratio) if decay_ratio is not None else run - warmup
     if decay == 0:  # the legacy factor is 1 for ever when there is no decay
         spec_decay = 0
@@ -45,7 +41,7 @@ def _torchtitan_legacy(
         )
     else:
         spec_decay = decay + 1
-    return cls(
+    return dict(
         total_steps=run,
         warmup_steps=warmup,
         init_ratio=1.0 / (warmup + 1),
@@ -82,380 +78,361 @@ _MEGATRON_SHAPES = {"linear": "linear", "cosine": "cosine", "exponential": "expo
                     "minus_sqrt": "1-sqrt"}  # fmt: skip
 
 
-class SpecPresets:
-    """The constructors from the peers' own parameters; ``WSDSpec`` inherits them."""
+def from_transformers(
+    num_warmup_steps: int,
+    num_decay_steps: int,
+    num_training_steps: int | None = None,
+    num_stable_steps: int | None = None,
+    warmup_type: str = "linear",
+    decay_type: str = "cosine",
+    min_lr_ratio: float = 0.0,
+    num_cycles: float = 0.5,
+) -> dict[str, Any]:
+    """The curve of ``transformers.get_wsd_schedule`` with the same arguments.
 
-    @classmethod
-    def from_transformers(
-        cls,
-        num_warmup_steps: int,
-        num_decay_steps: int,
-        num_training_steps: int | None = None,
-        num_stable_steps: int | None = None,
-        warmup_type: str = "linear",
-        decay_type: str = "cosine",
-        min_lr_ratio: float = 0.0,
-        num_cycles: float = 0.5,
-    ) -> WSDSpec:
-        """The curve of ``transformers.get_wsd_schedule`` with the same arguments.
+    transformers warms up from ``min_lr_ratio`` and decays to it, so both ``init_ratio`` and
+    ``min_ratio`` are ``min_lr_ratio``. Refused: ``num_cycles`` other than 0.5 (a cosine that turns
+    back up is no WSD decay), the ``1-sqrt`` warmup (not in the contract), and a warmup longer than
+    the run. Past the end both give ``min_lr_ratio``, except with ``num_decay_steps == 0``, where
+    transformers drops to ``min_lr_ratio`` at the last step and the contract stays at the peak.
 
-        transformers warms up from ``min_lr_ratio`` and decays to it, so both ``init_ratio`` and
-        ``min_ratio`` are ``min_lr_ratio``. Refused: ``num_cycles`` other than 0.5 (a cosine that turns
-        back up is no WSD decay), the ``1-sqrt`` warmup (not in the contract), and a warmup longer than
-        the run. Past the end both give ``min_lr_ratio``, except with ``num_decay_steps == 0``, where
-        transformers drops to ``min_lr_ratio`` at the last step and the contract stays at the peak.
-
-        Examples:
-          >>> from wsd_core import WSDSpec
-          >>> WSDSpec.from_transformers(100, 200, num_training_steps=1000).decay_starts
-          (800,)
-        """
-        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
-        warmup = v.check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
-        decay = v.check_steps("num_decay_steps", num_decay_steps, minimum=0)
-        if v.check_real("num_cycles", num_cycles) != 0.5:
-            raise ValueError(
-                f"num_cycles must be 0.5 (a cosine from the peak to min_lr_ratio), got {num_cycles}; "
-                "other values make the cosine turn back up, which is not a WSD decay"
-            )
-        if warmup_type == "1-sqrt":
-            raise ValueError(
-                "warmup_type='1-sqrt' has no equivalent in the WSD contract; use 'linear' or 'cosine'"
-            )
-        v.check_choice("warmup_type", warmup_type, ("linear", "cosine"))
-        v.check_choice("decay_type", decay_type, _TRANSFORMERS_SHAPES)
-        if num_training_steps is None and num_stable_steps is None:
-            raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
-        if num_training_steps is not None and num_stable_steps is not None:
-            warnings.warn(
-                "Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.",
-                UserWarning,
-                stacklevel=3,
-            )
-        if num_stable_steps is None:
-            total = v.check_steps("num_training_steps", num_training_steps, minimum=1)
-            stable = total - warmup - decay
-        else:
-            stable = v.check_int("num_stable_steps", num_stable_steps)
-            total = warmup + stable + decay
-        if decay > total:
-            raise ValueError(
-                f"num_decay_steps={decay} is longer than the whole run ({total} steps): transformers would "
-                "start decaying before the first update, which the contract cannot express"
-            )
-        if warmup > total:
-            raise ValueError(
-                f"num_warmup_steps={warmup} is longer than the whole run ({total} steps = warmup + stable "
-                "+ decay); the contract needs the warmup to fit in the run"
-            )
-        return spec_class(
-            total_steps=total,
-            warmup_steps=warmup,
-            decay_steps=decay,
-            warmup_shape=warmup_type,
-            decay_shape=_TRANSFORMERS_SHAPES[decay_type],
-            init_ratio=min_lr_ratio,
-            min_ratio=min_lr_ratio,
+    Examples:
+      >>> from wsd_core import WSDSpec
+      >>> WSDSpec.from_transformers(100, 200, num_training_steps=1000).decay_starts
+      (800,)
+    """
+    warmup = v.check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
+    decay = v.check_steps("num_decay_steps", num_decay_steps, minimum=0)
+    if v.check_real("num_cycles", num_cycles) != 0.5:
+        raise ValueError(
+            f"num_cycles must be 0.5 (a cosine from the peak to min_lr_ratio), got {num_cycles}; "
+            "other values make the cosine turn back up, which is not a WSD decay"
         )
+    if warmup_type == "1-sqrt":
+        raise ValueError(
+            "warmup_type='1-sqrt' has no equivalent in the WSD contract; use 'linear' or 'cosine'"
+        )
+    v.check_choice("warmup_type", warmup_type, ("linear", "cosine"))
+    v.check_choice("decay_type", decay_type, _TRANSFORMERS_SHAPES)
+    if num_training_steps is None and num_stable_steps is None:
+        raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
+    if num_training_steps is not None and num_stable_steps is not None:
+        warnings.warn(
+            "Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if num_stable_steps is None:
+        total = v.check_steps("num_training_steps", num_training_steps, minimum=1)
+        stable = total - warmup - decay
+    else:
+        stable = v.check_int("num_stable_steps", num_stable_steps)
+        total = warmup + stable + decay
+    if decay > total:
+        raise ValueError(
+            f"num_decay_steps={decay} is longer than the whole run ({total} steps): transformers would "
+            "start decaying before the first update, which the contract cannot express"
+        )
+    if warmup > total:
+        raise ValueError(
+            f"num_warmup_steps={warmup} is longer than the whole run ({total} steps = warmup + stable "
+            "+ decay); the contract needs the warmup to fit in the run"
+        )
+    return dict(
+        total_steps=total,
+        warmup_steps=warmup,
+        decay_steps=decay,
+        warmup_shape=warmup_type,
+        decay_shape=_TRANSFORMERS_SHAPES[decay_type],
+        init_ratio=min_lr_ratio,
+        min_ratio=min_lr_ratio,
+    )
 
-    @classmethod
-    def from_torchtitan(
-        cls,
-        training_steps: int,
-        warmup_steps: int = 200,
-        decay_ratio: float | None = None,
-        decay_type: str = "linear",
-        min_lr_factor: float = 0.0,
-        total_steps: int | None = None,
-        legacy: bool = False,
-    ) -> WSDSpec:
-        """The curve of torchtitan's ``linear_warmup_stable_decay`` for the same config.
 
-        ``total_steps`` overrides ``training_steps`` as torchtitan's ``lr_scheduler.total_steps`` does.
-        The current torchtitan clamps the warmup to the run and the decay to what the warmup leaves,
-        warning (here with ``warnings.warn``) as it does. Its factor at step s is ``(s + 1) / W`` during
-        warmup, so the spec has ``warmup_steps = W - 1`` and ``init_ratio = 1 / W``.
+def from_torchtitan(
+    training_steps: int,
+    warmup_steps: int = 200,
+    decay_ratio: float | None = None,
+    decay_type: str = "linear",
+    min_lr_factor: float = 0.0,
+    total_steps: int | None = None,
+    legacy: bool = False,
+) -> dict[str, Any]:
+    """The curve of torchtitan's ``linear_warmup_stable_decay`` for the same config.
 
-        ``legacy=True`` gives the older torchtitan formula (warmup ``(s + 1) / (W + 1)``, decay over
-        ``D + 1`` steps, no clamping). Past the end of the run the current torchtitan's factor goes on
-        falling (negative for linear decay); the contract holds ``min_lr_factor``.
+    ``total_steps`` overrides ``training_steps`` as torchtitan's ``lr_scheduler.total_steps`` does.
+    The current torchtitan clamps the warmup to the run and the decay to what the warmup leaves,
+    warning (here with ``warnings.warn``) as it does. Its factor at step s is ``(s + 1) / W`` during
+    warmup, so the spec has ``warmup_steps = W - 1`` and ``init_ratio = 1 / W``.
 
-        Examples:
-          >>> from wsd_core import WSDSpec
-          >>> spec = WSDSpec.from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2)
-          >>> spec.multiplier(0), spec.multiplier(99), spec.decay_starts
-          (0.01, 1.0, (800,))
-        """
-        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
-        training_steps = v.check_steps("training_steps", training_steps, minimum=1)
-        run = training_steps if total_steps is None else v.check_steps("total_steps", total_steps, minimum=1)
-        warmup = v.check_steps("warmup_steps", warmup_steps, minimum=0)
-        v.check_choice("decay_type", decay_type, _TORCHTITAN_SHAPES)
-        shape = _TORCHTITAN_SHAPES[decay_type]
-        if decay_ratio is not None:
-            decay_ratio = v.check_ratio("decay_ratio", decay_ratio)
-        if legacy:
-            return _torchtitan_legacy(spec_class, run, warmup, decay_ratio, shape, min_lr_factor)
-        if warmup > run:
+    ``legacy=True`` gives the older torchtitan formula (warmup ``(s + 1) / (W + 1)``, decay over
+    ``D + 1`` steps, no clamping). Past the end of the run the current torchtitan's factor goes on
+    falling (negative for linear decay); the contract holds ``min_lr_factor``.
+
+    Examples:
+      >>> from wsd_core import WSDSpec
+      >>> spec = WSDSpec.from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2)
+      >>> spec.multiplier(0), spec.multiplier(99), spec.decay_starts
+      (0.01, 1.0, (800,))
+    """
+    training_steps = v.check_steps("training_steps", training_steps, minimum=1)
+    run = training_steps if total_steps is None else v.check_steps("total_steps", total_steps, minimum=1)
+    warmup = v.check_steps("warmup_steps", warmup_steps, minimum=0)
+    v.check_choice("decay_type", decay_type, _TORCHTITAN_SHAPES)
+    shape = _TORCHTITAN_SHAPES[decay_type]
+    if decay_ratio is not None:
+        decay_ratio = v.check_ratio("decay_ratio", decay_ratio)
+    if legacy:
+        return _torchtitan_legacy(run, warmup, decay_ratio, shape, min_lr_factor)
+    if warmup > run:
+        warnings.warn(
+            f"Warmup steps ({warmup}) exceed total steps ({run}). Adjusting warmup steps to {run}.",
+            UserWarning,
+            stacklevel=4,
+        )
+        warmup = run
+    if decay_ratio is not None:
+        decay = round(run * decay_ratio)
+        if warmup + decay > run:
             warnings.warn(
-                f"Warmup steps ({warmup}) exceed total steps ({run}). Adjusting warmup steps to {run}.",
+                f"Warmup ({warmup}) + decay ({decay}) steps exceed total steps ({run}). "
+                f"Adjusting decay steps to {run - warmup}.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-            warmup = run
-        if decay_ratio is not None:
-            decay = round(run * decay_ratio)
-            if warmup + decay > run:
-                warnings.warn(
-                    f"Warmup ({warmup}) + decay ({decay}) steps exceed total steps ({run}). "
-                    f"Adjusting decay steps to {run - warmup}.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                decay = run - warmup
-        else:
             decay = run - warmup
-        # (s + 1) / W for s < W equals a + (1 - a) s / (W - 1) with a = 1 / W; W <= 1 is no warmup.
-        return spec_class(
-            total_steps=run,
-            warmup_steps=max(warmup - 1, 0),
-            init_ratio=1.0 / warmup if warmup >= 2 else 0.0,
-            decay_steps=decay,
-            decay_shape=shape,
-            min_ratio=min_lr_factor,
+    else:
+        decay = run - warmup
+    # (s + 1) / W for s < W equals a + (1 - a) s / (W - 1) with a = 1 / W; W <= 1 is no warmup.
+    return dict(
+        total_steps=run,
+        warmup_steps=max(warmup - 1, 0),
+        init_ratio=1.0 / warmup if warmup >= 2 else 0.0,
+        decay_steps=decay,
+        decay_shape=shape,
+        min_ratio=min_lr_factor,
+    )
+
+
+def from_pytorch_accelerated(
+    total_steps: int | None = None,
+    num_epochs: int | None = None,
+    num_update_steps_per_epoch: int | None = None,
+    num_warmup_steps: int | None = 0,
+    decay_phase_ratio: float = 0.1,
+    lr_min: float = 1e-6,
+    warmup_starting_lr: float = 1e-6,
+    use_inverse_sqrt_decay: bool = True,
+    num_checkpoints: int = 1,
+    *,
+    base_lr: float,
+) -> dict[str, Any]:
+    """The curve of pytorch_accelerated's ``WSDLrScheduler.get_updated_values(n)``.
+
+    ``base_lr`` is the optimizer's learning rate: ``warmup_starting_lr`` is absolute there and a
+    ratio here. The checkpoints are its own ``estimate_checkpoint_steps`` (not the geometric ends its
+    documentation describes), and the spec's ``total_steps`` is its last checkpoint, after which it
+    holds ``lr_min`` as the contract does. Note the decay names: ``use_inverse_sqrt_decay=True`` is
+    its ``1 - sqrt`` decay, ``False`` its inverse-proportional one.
+
+    Its own stepping applies ``get_updated_values(n - 1)`` to update ``n`` and the full base rate to
+    the very first update; the spec follows ``get_updated_values`` and the contract's convention.
+
+    Examples:
+      >>> from wsd_core import WSDSpec
+      >>> WSDSpec.from_pytorch_accelerated(200_000, num_checkpoints=3, base_lr=3e-4).period_ends
+      (50000, 100000, 200000)
+    """
+    if num_epochs is not None and num_update_steps_per_epoch is not None and total_steps is not None:
+        raise ValueError("Only num_epochs and num_update_steps_per_epoch, or total_steps should be provided")
+    if num_epochs is not None and num_update_steps_per_epoch is not None:
+        total_steps = v.check_steps("num_epochs", num_epochs, minimum=1) * v.check_int(
+            "num_update_steps_per_epoch", num_update_steps_per_epoch, minimum=1
         )
-
-    @classmethod
-    def from_pytorch_accelerated(
-        cls,
-        total_steps: int | None = None,
-        num_epochs: int | None = None,
-        num_update_steps_per_epoch: int | None = None,
-        num_warmup_steps: int | None = 0,
-        decay_phase_ratio: float = 0.1,
-        lr_min: float = 1e-6,
-        warmup_starting_lr: float = 1e-6,
-        use_inverse_sqrt_decay: bool = True,
-        num_checkpoints: int = 1,
-        *,
-        base_lr: float,
-    ) -> WSDSpec:
-        """The curve of pytorch_accelerated's ``WSDLrScheduler.get_updated_values(n)``.
-
-        ``base_lr`` is the optimizer's learning rate: ``warmup_starting_lr`` is absolute there and a
-        ratio here. The checkpoints are its own ``estimate_checkpoint_steps`` (not the geometric ends its
-        documentation describes), and the spec's ``total_steps`` is its last checkpoint, after which it
-        holds ``lr_min`` as the contract does. Note the decay names: ``use_inverse_sqrt_decay=True`` is
-        its ``1 - sqrt`` decay, ``False`` its inverse-proportional one.
-
-        Its own stepping applies ``get_updated_values(n - 1)`` to update ``n`` and the full base rate to
-        the very first update; the spec follows ``get_updated_values`` and the contract's convention.
-
-        Examples:
-          >>> from wsd_core import WSDSpec
-          >>> WSDSpec.from_pytorch_accelerated(200_000, num_checkpoints=3, base_lr=3e-4).period_ends
-          (50000, 100000, 200000)
-        """
-        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
-        if num_epochs is not None and num_update_steps_per_epoch is not None and total_steps is not None:
-            raise ValueError(
-                "Only num_epochs and num_update_steps_per_epoch, or total_steps should be provided"
-            )
-        if num_epochs is not None and num_update_steps_per_epoch is not None:
-            total_steps = v.check_steps("num_epochs", num_epochs, minimum=1) * v.check_int(
-                "num_update_steps_per_epoch", num_update_steps_per_epoch, minimum=1
-            )
-        if total_steps is None:
-            raise ValueError("give total_steps, or num_epochs and num_update_steps_per_epoch")
-        total_steps = v.check_steps("total_steps", total_steps, minimum=1)
-        count = v.check_steps("num_checkpoints", num_checkpoints, minimum=1)
-        base = v.check_real("base_lr", base_lr)
-        if base <= 0:
-            raise ValueError(f"base_lr must be > 0, got {base}")
-        warmup = int(0.01 * total_steps) if num_warmup_steps is None else num_warmup_steps
-        ends = pytorch_accelerated_checkpoints(total_steps, count)
-        if ends[0] < 1:
-            raise ValueError(
-                f"pytorch_accelerated places its first checkpoint at total_steps // 4 = {ends[0]} for "
-                f"total_steps={total_steps} and num_checkpoints={count}; the contract needs it >= 1"
-            )
-        return spec_class(
-            total_steps=ends[-1],
-            checkpoints=ends if len(ends) > 1 else None,
-            warmup_steps=warmup,
-            init_ratio=v.check_real("warmup_starting_lr", warmup_starting_lr) / base,
-            decay_ratio=decay_phase_ratio,
-            decay_shape="1-sqrt" if use_inverse_sqrt_decay else "inverse",
-            min_ratio=lr_min,
+    if total_steps is None:
+        raise ValueError("give total_steps, or num_epochs and num_update_steps_per_epoch")
+    total_steps = v.check_steps("total_steps", total_steps, minimum=1)
+    count = v.check_steps("num_checkpoints", num_checkpoints, minimum=1)
+    base = v.check_real("base_lr", base_lr)
+    if base <= 0:
+        raise ValueError(f"base_lr must be > 0, got {base}")
+    warmup = int(0.01 * total_steps) if num_warmup_steps is None else num_warmup_steps
+    ends = pytorch_accelerated_checkpoints(total_steps, count)
+    if ends[0] < 1:
+        raise ValueError(
+            f"pytorch_accelerated places its first checkpoint at total_steps // 4 = {ends[0]} for "
+            f"total_steps={total_steps} and num_checkpoints={count}; the contract needs it >= 1"
         )
+    return dict(
+        total_steps=ends[-1],
+        checkpoints=ends if len(ends) > 1 else None,
+        warmup_steps=warmup,
+        init_ratio=v.check_real("warmup_starting_lr", warmup_starting_lr) / base,
+        decay_ratio=decay_phase_ratio,
+        decay_shape="1-sqrt" if use_inverse_sqrt_decay else "inverse",
+        min_ratio=lr_min,
+    )
 
-    @classmethod
-    def from_megatron(
-        cls,
-        max_lr: float,
-        lr_warmup_steps: int,
-        lr_decay_steps: int,
-        wsd_decay_steps: int,
-        lr_wsd_decay_style: str = "exponential",
-        min_lr: float = 0.0,
-        init_lr: float = 0.0,
-        lr_decay_style: str = "WSD",
-    ) -> WSDSpec:
-        """The curve of Megatron-LM's ``OptimizerParamScheduler`` with ``lr_decay_style='WSD'``.
 
-        Steps are counted as Megatron counts them (its ``num_steps``; iterations or samples, as the job
-        is configured). ``min_lr`` and ``init_lr`` are absolute, hence ``max_lr``; the schedule's rate is
-        ``max_lr * m(s)``. Megatron's warmup wins up to and including step ``lr_warmup_steps``, so the
-        warmup must end before the anneal starts (``lr_warmup_steps <= lr_decay_steps - wsd_decay_steps``).
+def from_megatron(
+    max_lr: float,
+    lr_warmup_steps: int,
+    lr_decay_steps: int,
+    wsd_decay_steps: int,
+    lr_wsd_decay_style: str = "exponential",
+    min_lr: float = 0.0,
+    init_lr: float = 0.0,
+    lr_decay_style: str = "WSD",
+) -> dict[str, Any]:
+    """The curve of Megatron-LM's ``OptimizerParamScheduler`` with ``lr_decay_style='WSD'``.
 
-        Examples:
-          >>> from wsd_core import WSDSpec
-          >>> WSDSpec.from_megatron(3e-4, 100, 10_000, 2_000, min_lr=3e-5).decay_starts
-          (8000,)
-        """
-        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
-        if lr_decay_style != "WSD":
-            raise ValueError(f"lr_decay_style must be 'WSD' for a WSD schedule, got {lr_decay_style!r}")
-        peak = v.check_real("max_lr", max_lr)
-        if peak <= 0:
-            raise ValueError(f"max_lr must be > 0, got {peak}")
-        total = v.check_steps("lr_decay_steps", lr_decay_steps, minimum=1)
-        warmup = v.check_steps("lr_warmup_steps", lr_warmup_steps, minimum=0)
-        decay = v.check_steps("wsd_decay_steps", wsd_decay_steps, minimum=0)
-        v.check_choice("lr_wsd_decay_style", lr_wsd_decay_style, _MEGATRON_SHAPES)
-        if decay > total:
-            raise ValueError(f"wsd_decay_steps must be <= lr_decay_steps={total}, got {decay}")
-        if warmup > total - decay:
-            raise ValueError(
-                f"lr_warmup_steps={warmup} must be <= lr_decay_steps - wsd_decay_steps = {total - decay}: "
-                "Megatron's warmup overrides the anneal up to its last step, which the contract's "
-                "'warmup wins' reproduces only when the two do not overlap"
-            )
-        for name, value in (("min_lr", min_lr), ("init_lr", init_lr)):
-            value = v.check_real(name, value)
-            if not 0 <= value <= peak:
-                raise ValueError(f"{name} must satisfy 0 <= {name} <= max_lr={peak}, got {value}")
-        return spec_class(
-            total_steps=total,
-            warmup_steps=warmup,
-            decay_steps=decay,
-            decay_shape=_MEGATRON_SHAPES[lr_wsd_decay_style],
-            init_ratio=init_lr / peak,
-            min_ratio=min_lr / peak,
+    Steps are counted as Megatron counts them (its ``num_steps``; iterations or samples, as the job
+    is configured). ``min_lr`` and ``init_lr`` are absolute, hence ``max_lr``; the schedule's rate is
+    ``max_lr * m(s)``. Megatron's warmup wins up to and including step ``lr_warmup_steps``, so the
+    warmup must end before the anneal starts (``lr_warmup_steps <= lr_decay_steps - wsd_decay_steps``).
+
+    Examples:
+      >>> from wsd_core import WSDSpec
+      >>> WSDSpec.from_megatron(3e-4, 100, 10_000, 2_000, min_lr=3e-5).decay_starts
+      (8000,)
+    """
+    if lr_decay_style != "WSD":
+        raise ValueError(f"lr_decay_style must be 'WSD' for a WSD schedule, got {lr_decay_style!r}")
+    peak = v.check_real("max_lr", max_lr)
+    if peak <= 0:
+        raise ValueError(f"max_lr must be > 0, got {peak}")
+    total = v.check_steps("lr_decay_steps", lr_decay_steps, minimum=1)
+    warmup = v.check_steps("lr_warmup_steps", lr_warmup_steps, minimum=0)
+    decay = v.check_steps("wsd_decay_steps", wsd_decay_steps, minimum=0)
+    v.check_choice("lr_wsd_decay_style", lr_wsd_decay_style, _MEGATRON_SHAPES)
+    if decay > total:
+        raise ValueError(f"wsd_decay_steps must be <= lr_decay_steps={total}, got {decay}")
+    if warmup > total - decay:
+        raise ValueError(
+            f"lr_warmup_steps={warmup} must be <= lr_decay_steps - wsd_decay_steps = {total - decay}: "
+            "Megatron's warmup overrides the anneal up to its last step, which the contract's "
+            "'warmup wins' reproduces only when the two do not overlap"
         )
+    for name, value in (("min_lr", min_lr), ("init_lr", init_lr)):
+        value = v.check_real(name, value)
+        if not 0 <= value <= peak:
+            raise ValueError(f"{name} must satisfy 0 <= {name} <= max_lr={peak}, got {value}")
+    return dict(
+        total_steps=total,
+        warmup_steps=warmup,
+        decay_steps=decay,
+        decay_shape=_MEGATRON_SHAPES[lr_wsd_decay_style],
+        init_ratio=init_lr / peak,
+        min_ratio=min_lr / peak,
+    )
 
-    @classmethod
-    def from_olmo_core(cls, name: str, *, t_max: int, initial_lr: float, **fields: Any) -> WSDSpec:
-        """The curve of OLMo-core's ``WSD`` or ``WSDS`` scheduler (``olmo_core.optim.scheduler``, 3.0).
 
-        ``initial_lr * spec.multiplier(t)`` equals OLMo-core's ``get_lr(initial_lr, t, t_max)`` at every
-        ``t`` in [0, t_max] where OLMo-core returns a rate. ``fields`` are the scheduler's own, as
-        OLMo-core spells them: ``warmup`` or ``warmup_fraction`` (exactly one), ``decay`` or
-        ``decay_fraction`` (at most one; neither means OLMo-core's ``decay_fraction=0.1`` for ``WSD``,
-        and is refused for ``WSDS`` as OLMo-core refuses it), ``warmup_min_lr`` and ``decay_min_lr``
-        (absolute rates, as ratios of ``initial_lr`` here), and for ``WSDS`` ``period_lengths`` and
-        ``period_lr_multipliers``. Fractions are rounded with Python's ``round``, as OLMo-core does.
-        ``units="tokens"`` (OLMo-core's ``SchedulerUnits``) gives a spec counted in tokens, with
-        ``t_max`` its ``max_tokens``; give it its clock (``tokens_per_step=``) with
-        ``dataclasses.replace`` before evaluating it at update counts.
+def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Any) -> dict[str, Any]:
+    """The curve of OLMo-core's ``WSD`` or ``WSDS`` scheduler (``olmo_core.optim.scheduler``, 3.0).
 
-        * ``WSD``: a linear warmup over ``warmup`` steps, a linear decay over the last ``decay`` steps of
-          ``t_max``. Past ``t_max`` OLMo-core's rate keeps falling (below ``decay_min_lr``, then below 0);
-          the contract holds the floor. Its warmup of 0 and decay of 0 divide by zero at steps 0 and
-          ``t_max``; the spec has no warmup or no decay there.
-        * ``WSDS``: periods of ``period_lengths`` (the warmup inside the first), each at its
-          multiplier and decaying over ``decay`` (or ``round(decay_fraction * L_i)``) steps. OLMo-core
-          reaches the floor *at* each period's end and starts the next period one step later: the
-          spec's ``rewarmup_steps=1`` (the floor at the first update of each later period). Its curve
-          does not depend on ``t_max``.
+    ``initial_lr * spec.multiplier(t)`` equals OLMo-core's ``get_lr(initial_lr, t, t_max)`` at every
+    ``t`` in [0, t_max] where OLMo-core returns a rate. ``fields`` are the scheduler's own, as
+    OLMo-core spells them: ``warmup`` or ``warmup_fraction`` (exactly one), ``decay`` or
+    ``decay_fraction`` (at most one; neither means OLMo-core's ``decay_fraction=0.1`` for ``WSD``,
+    and is refused for ``WSDS`` as OLMo-core refuses it), ``warmup_min_lr`` and ``decay_min_lr``
+    (absolute rates, as ratios of ``initial_lr`` here), and for ``WSDS`` ``period_lengths`` and
+    ``period_lr_multipliers``. Fractions are rounded with Python's ``round``, as OLMo-core does.
+    ``units="tokens"`` (OLMo-core's ``SchedulerUnits``) gives a spec counted in tokens, with
+    ``t_max`` its ``max_tokens``; give it its clock (``tokens_per_step=``) with
+    ``dataclasses.replace`` before evaluating it at update counts.
 
-        Examples:
-          >>> from wsd_core import WSDSpec
-          >>> spec = WSDSpec.from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
-          ...                               period_lengths=[1000, 2000], period_lr_multipliers=[1.0, 0.5])
-          >>> spec.period_ends, spec.period_peaks, spec.rewarmup_steps
-          ((1000, 3000), (1.0, 0.5), 1)
-        """
-        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
-        v.check_choice("name", name, ("WSD", "WSDS"))
-        t_max = v.check_steps("t_max", t_max, minimum=1)
-        lr = v.check_real("initial_lr", initial_lr, positive=True)
-        valid = _OLMO_CORE_FIELDS[name]
-        unknown = sorted(set(fields) - set(valid))
-        if unknown:
-            raise TypeError(f"OLMo-core's {name} has no fields {unknown}; its fields are {list(valid)}")
-        f = {**valid, **fields}
-        if (f["warmup"] is None) == (f["warmup_fraction"] is None):
-            raise ValueError(
-                f"give exactly one of warmup and warmup_fraction (OLMo-core's {name} requires it)"
-            )
-        if f["decay"] is not None and f["decay_fraction"] is not None and "decay_fraction" in fields:
-            raise ValueError(f"give at most one of decay and decay_fraction, got both ({name})")
-        if f["decay"] is not None:
-            f["decay_fraction"] = None  # WSD's default of 0.1 yields to an explicit decay
-        warmup_min = v.check_real("warmup_min_lr", f["warmup_min_lr"], minimum=0.0)
-        decay_min = v.check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
-        units = v.check_choice("units", str(f["units"]), ("steps", "tokens"))  # its StrEnum, or a str
-        if name == "WSD":
-            spec = _olmo_core_wsd(spec_class, f, t_max, lr, warmup_min, decay_min)
-        else:
-            spec = _olmo_core_wsds(spec_class, f, lr, warmup_min, decay_min)
-        return spec if units == "steps" else dataclasses.replace(spec, units=units)
+    * ``WSD``: a linear warmup over ``warmup`` steps, a linear decay over the last ``decay`` steps of
+      ``t_max``. Past ``t_max`` OLMo-core's rate keeps falling (below ``decay_min_lr``, then below 0);
+      the contract holds the floor. Its warmup of 0 and decay of 0 divide by zero at steps 0 and
+      ``t_max``; the spec has no warmup or no decay there.
+    * ``WSDS``: periods of ``period_lengths`` (the warmup inside the first), each at its
+      multiplier and decaying over ``decay`` (or ``round(decay_fraction * L_i)``) steps. OLMo-core
+      reaches the floor *at* each period's end and starts the next period one step later: the
+      spec's ``rewarmup_steps=1`` (the floor at the first update of each later period). Its curve
+      does not depend on ``t_max``.
 
-    @classmethod
-    def from_maxtext(
-        cls,
-        learning_rate_schedule_steps: int,
-        *,
-        warmup_steps_fraction: float = 0.1,
-        wsd_decay_steps_fraction: float = 0.1,
-        wsd_decay_style: str = "linear",
-        learning_rate_final_fraction: float = 0.1,
-    ) -> WSDSpec:
-        """The curve of MaxText's ``create_learning_rate_schedule`` with ``lr_schedule_type="wsd"``.
+    Examples:
+      >>> from wsd_core import WSDSpec
+      >>> spec = WSDSpec.from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
+      ...                               period_lengths=[1000, 2000], period_lr_multipliers=[1.0, 0.5])
+      >>> spec.period_ends, spec.period_peaks, spec.rewarmup_steps
+      ((1000, 3000), (1.0, 0.5), 1)
+    """
+    v.check_choice("name", name, ("WSD", "WSDS"))
+    t_max = v.check_steps("t_max", t_max, minimum=1)
+    lr = v.check_real("initial_lr", initial_lr, positive=True)
+    valid = _OLMO_CORE_FIELDS[name]
+    unknown = sorted(set(fields) - set(valid))
+    if unknown:
+        raise TypeError(f"OLMo-core's {name} has no fields {unknown}; its fields are {list(valid)}")
+    f = {**valid, **fields}
+    if (f["warmup"] is None) == (f["warmup_fraction"] is None):
+        raise ValueError(f"give exactly one of warmup and warmup_fraction (OLMo-core's {name} requires it)")
+    if f["decay"] is not None and f["decay_fraction"] is not None and "decay_fraction" in fields:
+        raise ValueError(f"give at most one of decay and decay_fraction, got both ({name})")
+    if f["decay"] is not None:
+        f["decay_fraction"] = None  # WSD's default of 0.1 yields to an explicit decay
+    warmup_min = v.check_real("warmup_min_lr", f["warmup_min_lr"], minimum=0.0)
+    decay_min = v.check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
+    units = v.check_choice("units", str(f["units"]), ("steps", "tokens"))  # its StrEnum, or a str
+    if name == "WSD":
+        spec = _olmo_core_wsd(f, t_max, lr, warmup_min, decay_min)
+    else:
+        spec = _olmo_core_wsds(f, lr, warmup_min, decay_min)
+    return spec if units == "steps" else {**spec, "units": units}
 
-        MaxText (``maxtext/utils/maxtext_utils.py``) warms up linearly from 0 over
-        ``int(S * warmup_steps_fraction)`` steps (S the schedule steps), holds the rate, and decays over
-        the last ``D = int(S * wsd_decay_steps_fraction)`` of them, reaching its floor *at* the last
-        step of the schedule (step S - 1), one step earlier than the contract's convention: the spec is
-        a run of S - 1 steps with a decay of D - 1. Both agree at every step below S. Past S MaxText's
-        rate is 0 when the run is longer than its schedule; the contract holds the floor. A cosine
-        decay of a single step (MaxText drops straight to its floor) is refused.
 
-        Examples:
-          >>> from wsd_core import WSDSpec
-          >>> spec = WSDSpec.from_maxtext(1000, warmup_steps_fraction=0.05, wsd_decay_steps_fraction=0.2)
-          >>> spec.total_steps, spec.warmup_steps, spec.decay_lengths
-          (999, 50, (199,))
-        """
-        spec_class = cast("type[WSDSpec]", cls)  # the class this mixin is part of
-        steps = v.check_steps("learning_rate_schedule_steps", learning_rate_schedule_steps, minimum=1)
-        warmup_fraction = v.check_ratio("warmup_steps_fraction", warmup_steps_fraction)
-        decay_fraction = v.check_ratio("wsd_decay_steps_fraction", wsd_decay_steps_fraction)
-        shape = v.check_choice("wsd_decay_style", wsd_decay_style, ("linear", "cosine"))
-        final = v.check_ratio("learning_rate_final_fraction", learning_rate_final_fraction)
-        if warmup_fraction + decay_fraction > 1.0:
-            raise ValueError(
-                f"warmup_steps_fraction ({warmup_fraction}) + wsd_decay_steps_fraction ({decay_fraction}) "
-                "must not exceed 1.0 (MaxText refuses it too)"
-            )
-        warmup, decay = int(steps * warmup_fraction), int(steps * decay_fraction)
-        if decay <= 1:
-            if decay == 1 and shape == "cosine":
-                raise ValueError(
-                    f"a cosine decay of one step (int({steps} * {decay_fraction}) = 1) drops MaxText's rate "
-                    "to its floor at the schedule's last step with no decay before it; the contract "
-                    "cannot express that. Use a longer decay or the linear style."
-                )
-            # no decay (a linear one of one step stays at the peak: optax's 0-step linear schedule)
-            return spec_class(total_steps=steps, warmup_steps=warmup, decay_steps=0, min_ratio=final)
-        return spec_class(
-            total_steps=steps - 1,
-            warmup_steps=warmup,
-            decay_steps=decay - 1,
-            decay_shape=shape,
-            min_ratio=final,
+def from_maxtext(
+    learning_rate_schedule_steps: int,
+    *,
+    warmup_steps_fraction: float = 0.1,
+    wsd_decay_steps_fraction: float = 0.1,
+    wsd_decay_style: str = "linear",
+    learning_rate_final_fraction: float = 0.1,
+) -> dict[str, Any]:
+    """The curve of MaxText's ``create_learning_rate_schedule`` with ``lr_schedule_type="wsd"``.
+
+    MaxText (``maxtext/utils/maxtext_utils.py``) warms up linearly from 0 over
+    ``int(S * warmup_steps_fraction)`` steps (S the schedule steps), holds the rate, and decays over
+    the last ``D = int(S * wsd_decay_steps_fraction)`` of them, reaching its floor *at* the last
+    step of the schedule (step S - 1), one step earlier than the contract's convention: the spec is
+    a run of S - 1 steps with a decay of D - 1. Both agree at every step below S. Past S MaxText's
+    rate is 0 when the run is longer than its schedule; the contract holds the floor. A cosine
+    decay of a single step (MaxText drops straight to its floor) is refused.
+
+    Examples:
+      >>> from wsd_core import WSDSpec
+      >>> spec = WSDSpec.from_maxtext(1000, warmup_steps_fraction=0.05, wsd_decay_steps_fraction=0.2)
+      >>> spec.total_steps, spec.warmup_steps, spec.decay_lengths
+      (999, 50, (199,))
+    """
+    steps = v.check_steps("learning_rate_schedule_steps", learning_rate_schedule_steps, minimum=1)
+    warmup_fraction = v.check_ratio("warmup_steps_fraction", warmup_steps_fraction)
+    decay_fraction = v.check_ratio("wsd_decay_steps_fraction", wsd_decay_steps_fraction)
+    shape = v.check_choice("wsd_decay_style", wsd_decay_style, ("linear", "cosine"))
+    final = v.check_ratio("learning_rate_final_fraction", learning_rate_final_fraction)
+    if warmup_fraction + decay_fraction > 1.0:
+        raise ValueError(
+            f"warmup_steps_fraction ({warmup_fraction}) + wsd_decay_steps_fraction ({decay_fraction}) "
+            "must not exceed 1.0 (MaxText refuses it too)"
         )
+    warmup, decay = int(steps * warmup_fraction), int(steps * decay_fraction)
+    if decay <= 1:
+        if decay == 1 and shape == "cosine":
+            raise ValueError(
+                f"a cosine decay of one step (int({steps} * {decay_fraction}) = 1) drops MaxText's rate "
+                "to its floor at the schedule's last step with no decay before it; the contract "
+                "cannot express that. Use a longer decay or the linear style."
+            )
+        # no decay (a linear one of one step stays at the peak: optax's 0-step linear schedule)
+        return dict(total_steps=steps, warmup_steps=warmup, decay_steps=0, min_ratio=final)
+    return dict(
+        total_steps=steps - 1,
+        warmup_steps=warmup,
+        decay_steps=decay - 1,
+        decay_shape=shape,
+        min_ratio=final,
+    )
 
 
 # --- OLMo-core: WSD and WSDS (olmo_core.optim.scheduler) --------------------------------------------
@@ -493,8 +470,8 @@ def _olmo_core_check_below(name: str, value: float, peak: float, what: str) -> N
 
 
 def _olmo_core_wsd(
-    spec_class: type[WSDSpec], f: dict[str, Any], t_max: int, lr: float, warmup_min: float, decay_min: float
-) -> WSDSpec:
+    f: dict[str, Any], t_max: int, lr: float, warmup_min: float, decay_min: float
+) -> dict[str, Any]:
     warmup = _olmo_core_length("warmup", f["warmup"], "warmup_fraction", f["warmup_fraction"], t_max)
     if f["decay"] is None and f["decay_fraction"] is None:
         raise ValueError("give decay or decay_fraction (OLMo-core's WSD requires one)")
@@ -508,7 +485,7 @@ def _olmo_core_wsd(
         )
     _olmo_core_check_below("warmup_min_lr", warmup_min, lr, "initial_lr")
     _olmo_core_check_below("decay_min_lr", decay_min, lr, "initial_lr")
-    return spec_class(
+    return dict(
         total_steps=t_max,
         warmup_steps=warmup,
         init_ratio=warmup_min / lr,
@@ -518,9 +495,7 @@ def _olmo_core_wsd(
     )
 
 
-def _olmo_core_wsds(
-    spec_class: type[WSDSpec], f: dict[str, Any], lr: float, warmup_min: float, decay_min: float
-) -> WSDSpec:
+def _olmo_core_wsds(f: dict[str, Any], lr: float, warmup_min: float, decay_min: float) -> dict[str, Any]:
     raw = f["period_lengths"]
     if not v.is_sequence(raw) or not list(raw):
         raise ValueError(f"period_lengths must be a non-empty list of period lengths, got {raw!r}")
@@ -557,7 +532,7 @@ def _olmo_core_wsds(
     for i, m in enumerate(peaks):
         _olmo_core_check_below("decay_min_lr", decay_min, lr * m, f"period {i}'s peak")
     ends = list(itertools.accumulate(lengths))
-    return spec_class(
+    return dict(
         total_steps=ends[-1],
         checkpoints=ends if len(ends) > 1 else None,
         warmup_steps=warmup,

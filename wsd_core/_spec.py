@@ -6,14 +6,15 @@ import bisect
 import dataclasses
 import difflib
 import functools
+import inspect
 import logging
 import math
-import numbers
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, ParamSpec, cast
 
+from wsd_core import _presets as presets
 from wsd_core import _validation as v
-from wsd_core._branching import SpecBranching
+from wsd_core._fields import normalise_checkpoints, normalise_decay_steps, normalise_peaks, period_ends
 from wsd_core._formula import (
     DECAY_SHAPES,
     WARMUP_SHAPES,
@@ -26,7 +27,6 @@ from wsd_core._formula import (
     stable_fraction,
     warmup_value,
 )
-from wsd_core._presets import SpecPresets
 from wsd_core._units import UNITS, TokenRamp, check_clock, check_clock_range, token_ramp
 
 DEFAULT_DECAY_RATIO = 0.1
@@ -54,8 +54,29 @@ class Phase(NamedTuple):
     multiplier: float
 
 
+_P = ParamSpec("_P")
+
+
+def _preset(fields_of: Callable[_P, dict[str, Any]]) -> Any:
+    """A classmethod building the spec whose fields ``fields_of`` maps from a peer's own parameters,
+    under that function's name, signature and docstring: each preset is written once, in
+    ``_presets``, which needs no ``WSDSpec``."""
+
+    @functools.wraps(fields_of)
+    def build(cls: type[WSDSpec], /, *args: _P.args, **kwargs: _P.kwargs) -> WSDSpec:
+        return cls(**fields_of(*args, **kwargs))
+
+    # the peer's parameters after cls (which binding drops), returning the spec, for help() and IDEs
+    signature = inspect.signature(fields_of)
+    cls_parameter = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_ONLY)
+    build.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[cls_parameter, *signature.parameters.values()], return_annotation="WSDSpec"
+    )
+    return classmethod(build)
+
+
 @dataclasses.dataclass(frozen=True)
-class WSDSpec(SpecBranching, SpecPresets):
+class WSDSpec:
     """A Warmup-Stable-Decay schedule, exactly as the contract (``docs/contract.md``) defines it.
 
     The spec is framework-free: ``wsd_jax`` and ``wsd_torch`` evaluate it, and ``multiplier`` evaluates
@@ -124,7 +145,7 @@ class WSDSpec(SpecBranching, SpecPresets):
     rewarmup_steps: int = 0
     rewarmup_shape: str = "linear"
     units: str = "steps"
-    tokens_per_step: int | Sequence[tuple[int, int]] | None = None  # the clock: int, or (step, n) pairs
+    tokens_per_step: int | Sequence[Sequence[int]] | None = None  # the clock: int, or (step, n) pairs
 
     def __new__(cls, *args: Any, **fields: Any) -> WSDSpec:
         # Runs before the generated __init__, whose "unexpected keyword" error names no alternative.
@@ -159,11 +180,11 @@ class WSDSpec(SpecBranching, SpecPresets):
                 f"decay_steps={self.decay_steps!r} and decay_ratio={self.decay_ratio!r}"
             )
         if self.decay_steps is not None:
-            set_("decay_steps", _normalise_decay_steps(self.decay_steps))
+            set_("decay_steps", normalise_decay_steps(self.decay_steps))
         if self.decay_ratio is not None:
             set_("decay_ratio", v.check_ratio("decay_ratio", self.decay_ratio))
-        set_("checkpoints", _normalise_checkpoints(self.checkpoints, total))
-        set_("period_peaks", _normalise_peaks(self.period_peaks, self.min_ratio))
+        set_("checkpoints", normalise_checkpoints(self.checkpoints, total))
+        set_("period_peaks", normalise_peaks(self.period_peaks, self.min_ratio))
         set_("rewarmup_steps", v.check_steps("rewarmup_steps", self.rewarmup_steps, minimum=0))
         set_("rewarmup_shape", v.check_choice("rewarmup_shape", self.rewarmup_shape, WARMUP_SHAPES))
         set_("units", v.check_choice("units", self.units, UNITS))
@@ -193,7 +214,7 @@ class WSDSpec(SpecBranching, SpecPresets):
 
     @functools.cached_property
     def _resolved(self) -> Resolved:
-        ends = _period_ends(self.checkpoints, self.total_steps)
+        ends = period_ends(self.checkpoints, self.total_steps)
         if self.warmup_steps > ends[0]:
             raise ValueError(
                 f"warmup_steps must be <= the first period end ({ends[0]}), got {self.warmup_steps}"
@@ -276,7 +297,7 @@ class WSDSpec(SpecBranching, SpecPresets):
                 f"{self.units}: give it tokens_per_step=, or evaluate at a count of {self.units} with "
                 "multiplier_in_units / stable_fraction_in_units / phase_in_units"
             )
-        return clock.consumed(step)
+        return clock.consumed(cast(int, step))  # piecewise linear for a real step
 
     def step_reaching(self, units: int) -> int:
         """The first update count whose units consumed reach ``units`` (``units`` itself for a spec
@@ -455,6 +476,134 @@ class WSDSpec(SpecBranching, SpecPresets):
             previous = end
         return segments
 
+    # --- the peers' curves (``wsd_core._presets``) ----------------------------------------------
+
+    from_transformers = _preset(presets.from_transformers)
+    from_torchtitan = _preset(presets.from_torchtitan)
+    from_pytorch_accelerated = _preset(presets.from_pytorch_accelerated)
+    from_megatron = _preset(presets.from_megatron)
+    from_olmo_core = _preset(presets.from_olmo_core)
+    from_maxtext = _preset(presets.from_maxtext)
+
+    # --- continuing a trunk and branching cooldowns --------------------------------------------
+    # Every operation takes the optimizer step of the checkpoint it starts from (the number of updates
+    # the saved state has applied) and returns a validated spec whose ``start_step`` keeps that count
+    # running: the optimizer's count is never reset, so optax's ``count`` and torch's ``last_epoch``
+    # stay truthful. For a spec in tokens or samples ``at_step`` is an update count too, and the new
+    # spec starts at the units it has consumed, with the same clock.
+
+    def extend(self, total_steps: int, *, at_step: int) -> WSDSpec:
+        """The same run with its last period ending at ``total_steps`` instead, resumed at ``at_step``.
+
+        The rates of every step up to ``at_step`` are unchanged: earlier periods keep their ends (a
+        geometric ``checkpoints=K`` becomes its explicit ends) and only the last period's decay moves.
+        The checkpoint's updates must all be warmup or stable ones (``at_step`` at most the pre-decay step
+        of its period), and the new last decay must not start before ``at_step``.
+
+        Examples:
+          >>> WSDSpec(1000, warmup_steps=50, decay_steps=100).extend(3000, at_step=800).decay_starts
+          (2900,)
+        """
+        spec = self
+        total_steps = v.check_steps("total_steps", total_steps, minimum=1)
+        at_step, at_units = _checkpoint_units(spec, at_step, minimum=spec.start_step)
+        name, period = _last_applied(spec, at_step)
+        if name in ("decay", "done"):
+            raise ValueError(
+                f"cannot extend the trunk from step {at_step}: its last update was in the {name} phase of "
+                f"period {period}, so its model has already started cooling down. Extend from a "
+                "pre-decay checkpoint "
+                f"instead (steps {spec.decay_starts}), or use continue_from({at_step}, ...) to start a "
+                "fresh stable phase from this checkpoint (WSD-S)."
+            )
+        ends = spec.resolved().ends
+        new_ends = (*ends[:-1], total_steps)
+        checkpoints: Any = None if spec.checkpoints is None else new_ends
+        try:
+            new = dataclasses.replace(spec, total_steps=total_steps, checkpoints=checkpoints)
+        except ValueError as e:
+            raise ValueError(f"cannot extend to total_steps={total_steps}: {e}") from e
+        if new.decay_starts[-1] < at_units:
+            raise ValueError(
+                f"cannot extend to total_steps={total_steps} from step {at_step}: the last decay would "
+                f"start at step {new.decay_starts[-1]}, before the checkpoint"
+            )
+        return new
+
+    def continue_from(self, at_step: int, *, total_steps: int, **changes: Any) -> WSDSpec:
+        """A new run of ``total_steps`` starting at ``at_step`` at the peak, with no warmup (WSD-S).
+
+        Works from any checkpoint, also a cooled-down one: the rate returns to the peak and the new run
+        decays as its own fields say. Decay settings are inherited unless given in ``changes`` (any
+        ``WSDSpec`` field except ``start_step`` and ``warmup_steps``; ``checkpoints`` defaults to one period).
+        With ``period_peaks``, the peak is that of the period ``at_step`` falls in, in every new
+        period, unless ``changes`` gives ``period_peaks``.
+
+        Examples:
+          >>> WSDSpec(1000, decay_steps=100).continue_from(1000, total_steps=500).multiplier(1000)
+          1.0
+        """
+        spec = self
+        at_step, at_units = _checkpoint_units(spec, at_step, minimum=0)
+        for name in ("start_step", "warmup_steps"):
+            if name in changes:
+                raise TypeError(f"continue_from sets {name} itself; do not pass it")
+        fields = spec.to_dict()
+        if "decay_steps" in changes or "decay_ratio" in changes:
+            fields["decay_steps"] = fields["decay_ratio"] = None
+        if isinstance(spec.decay_steps, tuple) and "decay_steps" not in changes:
+            # one length per period: the new single period decays like the one at_step falls in
+            fields["decay_steps"] = spec.decay_steps[_period_at(spec, at_step)]
+        fields.update(total_steps=total_steps, start_step=at_units, warmup_steps=0, checkpoints=None)
+        fields.update(changes, period_peaks=changes.get("period_peaks"))
+        new = type(spec).from_dict(fields)
+        peak = _peak_at(spec, at_step)
+        if "period_peaks" in changes or peak == 1.0:
+            return new
+        return dataclasses.replace(new, period_peaks=(peak,) * len(new.period_ends))
+
+    def branch_cooldown(
+        self,
+        at_step: int,
+        cooldown_steps: int,
+        *,
+        decay_shape: str | None = None,
+        min_ratio: float | None = None,
+    ) -> WSDSpec:
+        """A cooldown of ``cooldown_steps`` branched off the stable checkpoint at ``at_step``.
+
+        The branch decays from the peak at ``at_step`` to ``min_ratio`` at ``at_step + cooldown_steps``
+        with the trunk's decay shape and floor unless given. The checkpoint's last update must be a stable
+        one (a pre-decay checkpoint qualifies): after a warmup or decay update the rate is not at the peak
+        and would jump back up.
+
+        Examples:
+          >>> branch = WSDSpec(10_000, decay_shape="linear").branch_cooldown(4000, 1000)
+          >>> branch.multiplier(4000), branch.multiplier(4500), branch.multiplier(5000)
+          (1.0, 0.5, 0.0)
+        """
+        spec = self
+        at_step, at_units = _checkpoint_units(spec, at_step, minimum=spec.start_step)
+        cooldown_steps = v.check_steps("cooldown_steps", cooldown_steps, minimum=1)
+        name, period = _last_applied(spec, at_step)
+        if name != "stable":
+            raise ValueError(
+                f"cannot branch a cooldown from step {at_step}: its last update was in the {name} phase of "
+                f"period {period}, not at the peak. Branch from a stable step, e.g. a pre-decay "
+                f"checkpoint {spec.decay_starts}."
+            )
+        peak = _peak_at(spec, at_step)
+        return type(spec)(
+            total_steps=cooldown_steps,
+            decay_steps=cooldown_steps,
+            decay_shape=spec.decay_shape if decay_shape is None else decay_shape,
+            min_ratio=spec.min_ratio if min_ratio is None else min_ratio,
+            start_step=at_units,
+            period_peaks=None if peak == 1.0 else (peak,),
+            units=spec.units,
+            tokens_per_step=spec.tokens_per_step,
+        )
+
     # --- serialisation -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -533,74 +682,33 @@ def spec_from_args(spec: WSDSpec | None, fields: Mapping[str, Any]) -> WSDSpec:
     return spec
 
 
-def _normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | None:
-    """None, a geometric count K (kept as the int the user gave) or a tuple of period ends."""
-    if value is None:
-        return None
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        count = v.check_int("checkpoints", value, minimum=1)
-        if count > total.bit_length():  # checked before any end is computed: K may be huge
-            raise ValueError(
-                f"checkpoints={count} with total_steps={total}: geometric ends T >> (K - i) need "
-                f"total_steps >= 2**(K-1), so K <= {total.bit_length()} for this total_steps"
-            )
-        return count
-    if not v.is_sequence(value):
-        raise TypeError(
-            "checkpoints must be None, an int K (geometric ends) or a sequence of ints, got "
-            f"{value!r} (type {type(value).__name__})"
-        )
-    ends = tuple(v.check_int(f"checkpoints[{i}]", c, maximum=v.MAX_STEP) for i, c in enumerate(value))
-    if not ends:
-        raise ValueError("checkpoints must not be empty; use None for a single period")
-    if ends[0] < 1:
-        raise ValueError(f"checkpoints must start at >= 1, got {list(ends)}")
-    v.check_strictly_increasing("checkpoints", ends, lambda i: f"checkpoints[{i}]")
-    if ends[-1] != total:
-        raise ValueError(f"the last of checkpoints must equal total_steps={total}, got {list(ends)}")
-    return ends
+def _last_applied(spec: WSDSpec, step: int) -> tuple[str, int]:
+    """The phase and period of the last update a checkpoint saved at ``step`` has applied.
+
+    A checkpoint at step ``s`` holds the state after updates ``0 .. s-1``: the pre-decay checkpoint
+    ``s = b_i`` has applied only stable updates, although update ``b_i`` itself decays.
+    """
+    after = spec.units_at(step) > spec.start_step
+    phase = spec.phase(step - 1 if after and step > 0 else step)
+    return phase.name, phase.period
 
 
-def _normalise_decay_steps(value: Any) -> int | tuple[int, ...]:
-    """An int D for every period, or a tuple of one length per period (checked against the periods
-    when they are resolved)."""
-    if not v.is_sequence(value):
-        return v.check_steps("decay_steps", value, minimum=0)
-    lengths = tuple(v.check_steps(f"decay_steps[{i}]", d, minimum=0) for i, d in enumerate(value))
-    if not lengths:
-        raise ValueError("decay_steps must not be empty; give an int for the same length in every period")
-    return lengths
+def _checkpoint_units(spec: WSDSpec, at_step: Any, *, minimum: int) -> tuple[int, int]:
+    """``at_step`` (an update count) checked, with the spec's own count there (the units it has
+    consumed, for a spec in tokens or samples), which must be at least ``minimum``."""
+    at_step = v.check_steps("at_step", at_step, minimum=0)
+    units = int(spec.units_at(at_step))
+    if units < minimum:
+        shown = f"{units} {spec.units} ({at_step} updates)" if spec.units != "steps" else str(at_step)
+        raise ValueError(f"at_step must be >= {minimum} (the spec's start_step), got {shown}")
+    return at_step, units
 
 
-def _normalise_peaks(value: Any, min_ratio: float) -> tuple[float, ...] | None:
-    """None, or a tuple of finite period peaks, each > 0 and >= min_ratio (its count is checked
-    against the periods when they are resolved)."""
-    if value is None:
-        return None
-    if not v.is_sequence(value):
-        raise TypeError(
-            f"period_peaks must be None or a sequence of ratios, one per period, got {value!r} "
-            f"(type {type(value).__name__})"
-        )
-    peaks = tuple(v.check_real(f"period_peaks[{i}]", x, positive=True) for i, x in enumerate(value))
-    if not peaks:
-        raise ValueError("period_peaks must not be empty; use None for a peak of 1 in every period")
-    for i, peak in enumerate(peaks):
-        if peak < min_ratio:
-            raise ValueError(
-                f"period_peaks[{i}] must be >= min_ratio={min_ratio} (a period decays from its peak "
-                f"to the floor), got {peak}"
-            )
-    return peaks
+def _peak_at(spec: WSDSpec, step: int) -> float:
+    """The peak of the period whose updates a checkpoint at ``step`` has applied (1.0 without
+    ``period_peaks``)."""
+    return 1.0 if spec.period_peaks is None else spec.period_peaks[_period_at(spec, step)]
 
 
-def _geometric_ends(count: int, total: int) -> tuple[int, ...]:
-    return tuple(total >> (count - i) for i in range(1, count + 1))
-
-
-def _period_ends(checkpoints: int | Sequence[int] | None, total: int) -> tuple[int, ...]:
-    if checkpoints is None:
-        return (total,)
-    if isinstance(checkpoints, int):
-        return _geometric_ends(checkpoints, total)
-    return tuple(checkpoints)  # already a validated tuple; tuple() keeps the type checker honest
+def _period_at(spec: WSDSpec, step: int) -> int:
+    return _last_applied(spec, step)[1]

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import bisect
 import numbers
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from wsd_core import _validation as v
-
-if TYPE_CHECKING:
-    from wsd_core._spec import WSDSpec
 
 UNITS = ("steps", "tokens", "samples")
 
@@ -82,7 +79,7 @@ def token_ramp(value: Any) -> TokenRamp:
     return TokenRamp(tuple(starts), tuple(rates), tuple(consumed))
 
 
-def _below(ramp: TokenRamp, step: int) -> TokenRamp:
+def below(ramp: TokenRamp, step: int) -> TokenRamp:
     """The segments of ``ramp`` that start before ``step`` (the first one always): what an array
     backend needs for counts clamped to at most ``step``, without constants it never reaches."""
     keep = max(1, bisect.bisect_left(ramp.starts, step))
@@ -122,51 +119,6 @@ def check_clock_range(ramp: TokenRamp, end: int, units: str) -> None:
         )
 
 
-def require_clock(spec: WSDSpec, *, where: str) -> TokenRamp | None:
-    """The clock a schedule of ``spec`` evaluates through, or None for a spec counted in steps; a
-    spec in tokens or samples without one is refused, naming the field to give."""
-    if spec.units == "steps":
-        return None
-    clock = spec.clock
-    if clock is None:
-        raise ValueError(
-            f"{where}: this spec counts {spec.units} (units={spec.units!r}) but has no clock; give it "
-            f"tokens_per_step= (the {spec.units} each update consumes: an int, or (from_step, "
-            f"{spec.units}) pairs), e.g. dataclasses.replace(spec, tokens_per_step=...)"
-        )
-    return clock
-
-
-def step_range(spec: WSDSpec, ramp: TokenRamp) -> tuple[int, int]:
-    """(lo, hi) in steps: every step below lo has consumed at most s0 units (m is constant there) and
-    every step above hi at least s0 + T (constant again), so a count may be clamped into it exactly."""
-    s0, end = spec.start_step, spec.end_step
-    return ramp.last_step_within(s0), ramp.first_step_reaching(end)
-
-
-class ArrayClock(NamedTuple):
-    """What an array backend needs to evaluate a spec at update counts: clamp each count into
-    ``[lo, hi]`` (exact: the value is constant outside), then form the units consumed through
-    ``ramp`` (None for a spec in steps), whose segments past ``hi`` are dropped; ``largest`` is the
-    largest integer that forms (the bound, the units consumed at ``hi``, or a rate constant)."""
-
-    lo: int
-    hi: int
-    ramp: TokenRamp | None
-    largest: int
-
-
-def array_clock(spec: WSDSpec, *, where: str) -> ArrayClock:
-    """The clamp range and clock of ``spec`` for an array backend (``wsd_jax``, ``WSDDeviceLR``)."""
-    ramp = require_clock(spec, where=where)
-    if ramp is None:
-        lo, hi = spec.resolved().count_range
-        return ArrayClock(lo, hi, None, hi)
-    lo, hi = step_range(spec, ramp)
-    used = _below(ramp, hi)
-    return ArrayClock(lo, hi, used, max(hi, ramp.consumed(hi), *used.rates, *used.starts))
-
-
 def consumed(step: Any, ramp: TokenRamp, ops: Any) -> Any:
     """C(step) on any backend: ``sum_j rate_j * clip(step - from_j, 0, length_j)``, a static sum over
     the ramp's segments (no lookup); exact for integer steps, piecewise linear for real ones. ``step``
@@ -188,15 +140,3 @@ def units_at(step: Any, ramp: TokenRamp | None, ops: Any = None) -> Any:
     if ramp is None:
         return step
     return ramp.consumed(step) if ops is None else consumed(step, ramp, ops)
-
-
-class InUnits:
-    """``f(C(step))`` for a Python-number function ``f`` of a spec's units (``WSDSpec.multiplier``):
-    data, not a closure, so a ``LambdaLR`` holding it pickles."""
-
-    def __init__(self, function: Any, ramp: TokenRamp) -> None:
-        self.function = function
-        self.ramp = ramp
-
-    def __call__(self, step: int) -> float:
-        return float(self.function(self.ramp.consumed(step)))

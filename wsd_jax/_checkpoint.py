@@ -15,8 +15,8 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from wsd_core import SavePlan, WSDSpec
-from wsd_core import _validation as v
-from wsd_core._spec_change import check_saved_spec
+from wsd_core import backend as v
+from wsd_core.backend import check_saved_spec
 from wsd_jax import _integrity
 from wsd_jax._integrity import CheckpointIntegrityError
 from wsd_jax._lock import WriterLock

@@ -23,7 +23,7 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 from wsd_core import SavePlan, WSDSpec
-from wsd_core import _validation as v
+from wsd_core import backend as v
 
 _policies = ocp.checkpoint_managers
 

@@ -11,10 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_core._formula import ArrayBackend, Resolved, evaluate, stable_fraction
-from wsd_core._spec import spec_from_args
-from wsd_core._units import ArrayClock, array_clock, units_at
-from wsd_core._validation import check_real, is_bool
+from wsd_core.backend import (
+    ArrayBackend,
+    ArrayClock,
+    Resolved,
+    array_clock,
+    check_real,
+    evaluate,
+    is_bool,
+    spec_from_args,
+    stable_fraction,
+    units_at,
+)
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 

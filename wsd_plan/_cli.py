@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from wsd_core import _validation as v
-from wsd_core._cli import out_path
-from wsd_core._formula import DECAY_SHAPES
+from wsd_core import DECAY_SHAPES
+from wsd_core import backend as v
+from wsd_core.backend import out_path
 
 PLAN_EXAMPLE = (
     "example:\n  wsd plan --run trunk.csv trunk.json --run cooldown.csv cooldown.json --peak 3e-4 "

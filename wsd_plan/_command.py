@@ -114,7 +114,7 @@ def plot_plan(
 ) -> Path:
     """Measured (solid) and predicted (dashed) curves of the given runs, the best candidates (dotted)
     and the law-optimal cooldowns (dash-dot)."""
-    from wsd_core._plot import plot_series
+    from wsd_core.backend import plot_series
 
     series: dict[str, tuple[Any, Any]] = {}
     styles: dict[str, dict[str, Any]] = {}

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsd_core._validation import check_choice, check_int
+from wsd_core.backend import check_choice, check_int
 from wsd_plan._features import Features, features
 from wsd_plan._laws import LAWS, PARAMETERS
 from wsd_plan._least_squares import Data, pack, solver, theta_jacobian, to_theta, to_variables

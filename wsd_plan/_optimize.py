@@ -30,9 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wsd_core import WSDSpec
-from wsd_core._formula import DECAY_SHAPES
-from wsd_core._validation import check_int, check_ratio, check_steps
+from wsd_core import DECAY_SHAPES, WSDSpec
+from wsd_core.backend import check_int, check_ratio, check_steps
 from wsd_plan._features import ANNEALING_DECAY
 from wsd_plan._fit import LossLawFit, float64_mode
 from wsd_plan._laws import PARAMETERS

@@ -21,9 +21,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from wsd_core import WSDSpec
-from wsd_core._formula import DECAY_SHAPES
-from wsd_core._validation import check_choice, check_ratio, check_steps
+from wsd_core import DECAY_SHAPES, WSDSpec
+from wsd_core.backend import check_choice, check_ratio, check_steps
 from wsd_plan._features import Features, features
 from wsd_plan._fit import LossLawFit, _on_device, check_prediction, curve_and_jacobian, float64_mode
 from wsd_plan._runs import branch_rates, trunk_schedule

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsd_core._validation import check_choice
+from wsd_core.backend import check_choice
 from wsd_plan._runs import LossRun
 
 DATA = Path(__file__).resolve().parent / "data" / "loss-curves"

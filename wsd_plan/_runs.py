@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_core import _validation as v
-from wsd_core._formula import ArrayBackend, evaluate
+from wsd_core import backend as v
+from wsd_core.backend import ArrayBackend, evaluate
 
 
 class _NumpyBackend(ArrayBackend):

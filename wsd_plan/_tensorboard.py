@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from wsd_plan._logs import LOSS_NAMES, LR_NAMES, Log, LogError, find_optional_column
+from wsd_plan._log_columns import LOSS_NAMES, LR_NAMES, Log, LogError, find_optional_column
 
 
 def is_event_log(path: str | Path) -> bool:

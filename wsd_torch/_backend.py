@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from wsd_core import WSDSpec
-from wsd_core._formula import ArrayBackend, Resolved, evaluate
+from wsd_core.backend import ArrayBackend, Resolved, evaluate
 
 
 class TorchBackend(ArrayBackend):

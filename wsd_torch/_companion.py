@@ -9,10 +9,14 @@ import torch
 from torch.optim import Optimizer
 
 from wsd_core import WSDSpec
-from wsd_core._spec import spec_from_args
-from wsd_core._spec_change import check_saved_spec
-from wsd_core._units import require_clock
-from wsd_core._validation import check_bool, check_int, check_real
+from wsd_core.backend import (
+    check_bool,
+    check_int,
+    check_real,
+    check_saved_spec,
+    require_clock,
+    spec_from_args,
+)
 from wsd_torch._optimizer import check_optimizer
 
 

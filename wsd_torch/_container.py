@@ -10,7 +10,7 @@ from torch.distributed.checkpoint.stateful import Stateful
 from torch.optim import Optimizer
 
 from wsd_core import WSDSpec
-from wsd_core._spec import spec_from_args
+from wsd_core.backend import spec_from_args
 from wsd_torch._companion import WSDCompanion
 from wsd_torch._device_lr import WSDDeviceLR
 from wsd_torch._lambda_lr import WSDLR

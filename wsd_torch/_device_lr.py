@@ -10,8 +10,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from wsd_core import WSDSpec
-from wsd_core._formula import evaluate
-from wsd_core._units import ArrayClock, array_clock, units_at
+from wsd_core.backend import ArrayClock, array_clock, evaluate, units_at
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase

@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from wsd_core import WSDSpec
-from wsd_core._units import require_clock
+from wsd_core.backend import require_clock
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase, base_rate
 from wsd_torch._state import SchedulerState, torch_fields

@@ -11,8 +11,8 @@ import torch
 from torch.optim import Optimizer
 
 from wsd_core import Phase, WSDSpec
-from wsd_core import _validation as v
-from wsd_core._spec import spec_from_args
+from wsd_core import backend as v
+from wsd_core.backend import spec_from_args
 from wsd_torch._state import SchedulerState, check_policy, parse_state
 
 

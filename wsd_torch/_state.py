@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from wsd_core import WSDSpec
-from wsd_core import _validation as v
-from wsd_core._spec_change import check_saved_spec
+from wsd_core import backend as v
+from wsd_core.backend import check_saved_spec
 
 REQUIRED = ("spec", "last_epoch")  # base_lrs too when saved; without them the optimizer's stay
 # A scheduler's settings beside its spec that change its rates, saved only when set (as plain values)
