@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from typing import Any
@@ -268,12 +269,12 @@ def test_absolute_values_are_checked_and_errors_name_them(kwargs, error, match):
         wsd_schedule(1e-3, total_steps=100, **kwargs)
 
 
-def test_absolute_values_need_fields_and_a_concrete_peak():
+def test_absolute_values_need_a_ratio_given_once_and_a_concrete_peak():
     spec = WSDSpec(100, decay_ratio=0.2)
-    with pytest.raises(
-        TypeError, match=r"end_value \(absolute rates\) go with the spec's fields, not with spec="
-    ):
-        wsd_schedule(1e-3, spec=spec, end_value=1e-4)
+    # one conversion for every adapter: with spec=, the spec's own ratio must be 0 or the same
+    assert wsd_schedule(1e-3, spec=spec, end_value=1e-4).spec.min_ratio == pytest.approx(0.1)
+    with pytest.raises(TypeError, match=r"give end_value \(an absolute rate\) or min_ratio .* min_ratio=0.5"):
+        wsd_schedule(1e-3, spec=dataclasses.replace(spec, min_ratio=0.5), end_value=1e-4)
     with pytest.raises(TypeError, match="need a concrete peak_value"):
         jax.grad(lambda p: wsd_schedule(p, total_steps=100, end_value=1e-4)(50))(1e-3)
     assert float(wsd_schedule(0.0, total_steps=10, end_value=0.0)(10)) == 0.0  # a zero peak, a zero floor

@@ -114,9 +114,16 @@ def test_a_refused_state_changes_nothing(cls):
 @pytest.mark.parametrize(
     ("kwargs", "bases", "error", "match"),
     [
-        ({"min_ratio": 0.1}, BASES, ValueError, "give the floor once"),
-        ({}, [0.0, 1e-3], ValueError, "needs every param group's lr > 0; group 0 has 0.0"),
-        ({}, [1e-3, 5e-5], ValueError, "min_lr=0.0001 with param group 1's lr 5e-05: min_ratio must satisfy"),
+        ({"min_ratio": 0.1}, BASES, TypeError, r"give min_lr \(an absolute rate\) or min_ratio .*, not both"),
+        (
+            {},
+            [0.0, 1e-3],
+            ValueError,
+            "min_lr=0.0001 with param group 0's lr 0: min_lr must be < param group 0",
+        ),
+        ({}, [1e-3, 5e-5], ValueError, "min_lr=0.0001 with param group 1's lr 5e-05: min_lr must be < param"),
+        # before: accepted, and the group never decayed, though the docs said it raises
+        ({}, [1e-3, 1e-4], ValueError, "min_lr=0.0001 with param group 1's lr 0.0001: .* would never decay"),
         ({"decay_shape": "geometric"}, [5e-5], ValueError, "with param group 0's lr 5e-05"),
     ],
 )

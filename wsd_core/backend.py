@@ -14,11 +14,15 @@ internals freely behind these names.
   forms C(step) on any backend; ``require_clock`` refuses a spec in tokens without a clock.
 * **Validation.** The checks every constructor of the project uses: each returns the value in its
   canonical type or raises an error naming the parameter, the value and the valid range.
-* **Specs.** ``spec_from_args`` (a ``spec=`` or its fields, not both) and ``check_saved_spec`` (the
-  load policy for a state saved under another spec).
+* **Specs.** ``spec_from_args`` (a ``spec=`` or its fields, not both), ``spec_from_absolute``
+  (absolute rates such as optax's ``end_value`` and torch's ``min_lr`` as the spec's ratios, the
+  one conversion every adapter uses) and ``check_saved_spec`` (the load policy for a state saved
+  under another spec).
 * **Output.** ``out_path`` (an ``argparse`` type for a plot file) and ``plot_series``.
 """
 
+from wsd_core._absolute import check_absolute as check_absolute
+from wsd_core._absolute import spec_from_absolute as spec_from_absolute
 from wsd_core._cli import out_path as out_path
 from wsd_core._counts import ArrayClock as ArrayClock
 from wsd_core._counts import array_clock as array_clock
@@ -51,6 +55,7 @@ __all__ = [
     "Resolved",
     "TokenRamp",
     "array_clock",
+    "check_absolute",
     "check_bool",
     "check_choice",
     "check_int",
@@ -64,6 +69,7 @@ __all__ = [
     "out_path",
     "plot_series",
     "require_clock",
+    "spec_from_absolute",
     "spec_from_args",
     "stable_fraction",
     "units_at",

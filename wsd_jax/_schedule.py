@@ -19,6 +19,7 @@ from wsd_core.backend import (
     check_real,
     evaluate,
     is_bool,
+    spec_from_absolute,
     spec_from_args,
     stable_fraction,
     units_at,
@@ -146,8 +147,8 @@ def wsd_schedule(
       init_value: the rate the warmup starts from, as an absolute rate (optax's convention, as in
         ``optax.warmup_cosine_decay_schedule``): ``init_ratio = init_value / peak_value``.
       end_value: the floor the decays reach, as an absolute rate: ``min_ratio = end_value /
-        peak_value``. Each is given instead of its ratio (both raise), with the spec's fields (not
-        with ``spec=``, which holds its ratios), and needs a concrete ``peak_value`` > 0.
+        peak_value``. Each is given instead of its ratio (both raise; with ``spec=``, the spec's
+        ratio must be 0 or the same), and needs a concrete ``peak_value``.
       **fields: ``WSDSpec`` fields (``total_steps``, ``warmup_steps``, ``decay_steps``, ...).
 
     Returns:
@@ -164,46 +165,15 @@ def wsd_schedule(
     peak = _check_peak(peak_value)
     absolute = {"init_value": init_value, "end_value": end_value}
     if any(value is not None for value in absolute.values()):
-        spec = _spec_from_absolute(peak, spec, fields, absolute)
+        if not isinstance(peak, float):
+            given = ", ".join(name for name, value in absolute.items() if value is not None)
+            raise TypeError(f"{given} need a concrete peak_value to become ratios of it, got a traced one")
+        spec = spec_from_absolute(peak, absolute, spec=spec, fields=fields)
     else:
         spec = spec_from_args(spec, fields)
     dtype = _check_dtype(dtype)
     _check_fits_count(spec, where="wsd_schedule")
     return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
-
-
-_RATIO_OF = {"init_value": "init_ratio", "end_value": "min_ratio"}
-
-
-def _spec_from_absolute(
-    peak: Any, spec: WSDSpec | None, fields: dict[str, Any], values: dict[str, Any]
-) -> WSDSpec:
-    """The spec of a schedule given optax's absolute ``init_value`` / ``end_value``: each becomes its
-    ratio to the peak. Errors name the absolute value the user gave."""
-    given = {name: value for name, value in values.items() if value is not None}
-    if spec is not None:
-        raise TypeError(
-            f"{', '.join(given)} (absolute rates) go with the spec's fields, not with spec=, which holds "
-            f"its own ratios: use dataclasses.replace(spec, min_ratio=end_value / peak_value) instead"
-        )
-    if not isinstance(peak, float):
-        raise TypeError(
-            f"{', '.join(given)} need a concrete peak_value to become ratios of it, got a traced one"
-        )
-    fields = dict(fields)
-    for name, value in given.items():
-        ratio = _RATIO_OF[name]
-        if ratio in fields:
-            raise TypeError(f"give {name} (an absolute rate) or {ratio} (a fraction of the peak), not both")
-        value = check_real(name, value, minimum=0.0)
-        if value > peak:
-            raise ValueError(f"{name} must be <= peak_value ({peak:g}), got {value:g}")
-        fields[ratio] = value / peak if peak > 0 else 0.0  # a zero peak allows only a zero value
-    try:
-        return spec_from_args(None, fields)
-    except (TypeError, ValueError) as e:
-        converted = ", ".join(f"{_RATIO_OF[n]} = {n} / peak_value = {fields[_RATIO_OF[n]]:g}" for n in given)
-        raise type(e)(f"{e} ({converted})") from None
 
 
 def _clock(spec: WSDSpec, where: str = "the schedule") -> ArrayClock:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -12,7 +9,6 @@ from torch.optim import Optimizer
 
 from wsd_core import Phase, WSDSpec
 from wsd_core import backend as v
-from wsd_core.backend import spec_from_args
 from wsd_torch._state import SchedulerState, check_policy, parse_state
 
 
@@ -25,17 +21,6 @@ def base_rate(index: int, group: dict[str, Any], *, record: bool = True) -> floa
             f"param group {index}'s lr must be a scalar, got a tensor of shape {tuple(lr.shape)}"
         )
     return float(lr.item()) if isinstance(lr, torch.Tensor) else float(lr)
-
-
-def _with_floor(min_lr: float, index: int, base: float, make: Callable[..., WSDSpec]) -> WSDSpec:
-    """``make(min_ratio=min_lr / base)``: the spec of param group ``index``, whose floor is the
-    absolute rate ``min_lr``; a base rate that cannot have that floor is refused, naming the group."""
-    if not base > 0:
-        raise ValueError(f"min_lr={min_lr} needs every param group's lr > 0; group {index} has {base}")
-    try:
-        return make(min_ratio=min_lr / base)
-    except ValueError as e:
-        raise ValueError(f"min_lr={min_lr} with param group {index}'s lr {base}: {e}") from None
 
 
 class WSDSchedulerBase:
@@ -71,36 +56,24 @@ class WSDSchedulerBase:
         (torch's convention, as ``CosineAnnealingLR``'s ``eta_min``), instead of a ratio. The spec is
         then the first group's (``min_ratio = min_lr / its lr``); ``_group_spec`` gives the others'."""
         if min_lr is None:
-            self.spec, self.min_lr = spec_from_args(spec, fields), None
+            self.spec, self.min_lr = v.spec_from_args(spec, fields), None
             return
-        min_lr = v.check_real("min_lr", min_lr, minimum=0.0)
-        if "min_ratio" in fields:
-            raise ValueError(
-                f"give the floor once: min_lr={min_lr} (an absolute rate) or min_ratio="
-                f"{fields['min_ratio']!r} (a ratio of each group's lr), not both"
-            )
+        min_lr = v.check_absolute("min_lr", min_lr)
         base = base_rate(0, optimizer.param_groups[0], record=False)
-        if not base > 0:  # refused here too: the check below divides by it
-            raise ValueError(f"min_lr={min_lr} needs every param group's lr > 0; group 0 has {base}")
-        make: Callable[..., WSDSpec]
-        if spec is None:  # from fields: a shape such as geometric needs its floor to exist
-            make = lambda min_ratio: spec_from_args(None, {**fields, "min_ratio": min_ratio})
-        else:
-            spec = spec_from_args(spec, fields)
-            if spec.min_ratio not in (0.0, min_lr / base):
-                raise ValueError(
-                    f"give the floor once: min_lr={min_lr} (an absolute rate) or the spec's "
-                    f"min_ratio={spec.min_ratio} (a ratio of each group's lr), not both"
-                )
-            make = functools.partial(dataclasses.replace, spec)
-        self.spec, self.min_lr = _with_floor(min_lr, 0, base, make), min_lr
+        self.spec = v.spec_from_absolute(
+            base, {"min_lr": min_lr}, spec=spec, fields=fields, peak_name="param group 0's lr"
+        )
+        self.min_lr = min_lr
 
     def _group_spec(self, index: int, base: float) -> WSDSpec:
         """The spec param group ``index`` follows: the spec itself, or with ``min_lr``, the spec with
         ``min_ratio = min_lr / base``, so that every group's floor is the same absolute rate."""
         if self.min_lr is None:
             return self.spec
-        return _with_floor(self.min_lr, index, base, functools.partial(dataclasses.replace, self.spec))
+        curve = {name: value for name, value in self.spec.to_dict().items() if name != "min_ratio"}
+        return v.spec_from_absolute(
+            base, {"min_lr": self.min_lr}, fields=curve, peak_name=f"param group {index}'s lr"
+        )
 
     def _settings(self) -> dict[str, Any]:
         """min_lr as a state holds it (None when not set)."""
