@@ -170,3 +170,68 @@ def test_a_newer_torch_public_attribute_never_makes_a_scheduler_refuse_its_own_s
     target = _stepped(cls, 7)
     target.load_state_dict(saved)
     assert target.last_epoch == 30
+
+
+# --- one state protocol: check everything, then apply what cannot fail ----------------------------
+
+
+@pytest.mark.parametrize("cls", [WSDLR, WSDDeviceLR])
+def test_every_private_attribute_a_scheduler_adds_is_listed_as_internal(cls):
+    # torch's own bookkeeping is what a plain LRScheduler of the same torch has; the rest is ours and
+    # must be listed, or a state could set it under the name of a torch field
+    torch_private = set(vars(torch.optim.lr_scheduler.LambdaLR(_sched(WSDLR).optimizer, lambda s: 1.0)))
+    scheduler = _stepped(cls)
+    scheduler.state_dict()
+    ours = {k for k in vars(scheduler) if k.startswith("_") and k not in torch_private}
+    assert ours <= cls.INTERNAL_ATTRIBUTES, sorted(ours - cls.INTERNAL_ATTRIBUTES)
+    assert set(scheduler.state_dict()) - torch_private <= cls.STATE_KEYS
+
+
+def test_a_companion_state_with_an_unknown_key_is_refused():
+    # before: accepted, and the key ignored
+    from wsd_torch import WSDCompanion
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1e-3, betas=(0.9, 0.95))
+    companion = WSDCompanion(opt, key="betas", index=1, stable_value=0.95, cooled_value=0.999, spec=SPEC)
+    state = {**companion.state_dict(), "last_epoch": 50, "extra": 1}
+    with pytest.raises(ValueError, match=r"unknown keys \['extra'\]"):
+        companion.load_state_dict(state)
+    assert companion.last_epoch == 0
+    del state["extra"], state["key"]
+    with pytest.raises(ValueError, match=r"missing keys \['key'\]"):
+        companion.load_state_dict(state)
+
+
+def test_a_container_refusing_a_later_scheduler_changes_no_earlier_one():
+    # before: the floor of a saved base rate was checked while applying, after scheduler 0 had
+    # taken its state
+    optimizers = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr) for lr in (1e-3, 1e-2)]
+    container = WSDSchedulersContainer.for_optimizers(
+        optimizers, spec=SPEC, device_resident=True, min_lr=1e-4
+    )
+    state = copy.deepcopy(container.state_dict())
+    assert set(state) == {"0", "1"}  # a spec per scheduler: their floors are different ratios
+    state["0"]["last_epoch"] = state["1"]["last_epoch"] = 60
+    state["1"]["base_lrs"] = [5e-5]  # below min_lr
+    before = [_snapshot(s) for s in container.schedulers]
+    with pytest.raises(ValueError, match=r"scheduler 1: min_lr=0.0001 with param group 0's lr 5e-05"):
+        container.load_state_dict(state)
+    assert [_snapshot(s) for s in container.schedulers] == before
+
+
+def test_the_container_uses_no_private_member_of_what_it_holds():
+    import ast
+    from pathlib import Path
+
+    import wsd_torch._container as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    private = [
+        f"line {node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    ]
+    assert not private

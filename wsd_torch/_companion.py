@@ -124,6 +124,11 @@ class WSDCompanion:
                 entry[self.index] = value
                 group[self.key] = tuple(entry) if isinstance(group[self.key], tuple) else entry
 
+    # --- state: the TwoStepState protocol (``wsd_torch._state``) ---------------------------------
+
+    STATE_KEYS = frozenset({"last_epoch", "spec", "key", "index", "stable_value", "cooled_value"})
+    INTERNAL_ATTRIBUTES = frozenset({"optimizer", "_checked"})
+
     def state_dict(self) -> dict[str, Any]:
         """The step count, the spec (a plain dict), the key, index and values."""
         return {
@@ -135,23 +140,39 @@ class WSDCompanion:
             "cooled_value": self.cooled_value,
         }
 
-    def load_state_dict(self, state: dict[str, Any], *, allow_spec_change: bool = False) -> None:
+    def load_state_dict(self, state_dict: Any, *, allow_spec_change: bool | None = None) -> None:
         """Resumes from ``state_dict()``: refused if it was saved for another key, index or values, or
         (unless ``allow_spec_change``) under another spec."""
-        self.last_epoch = self._parse_state(state, check_bool("allow_spec_change", allow_spec_change))
-        self._apply()
+        self.apply_state(self.check_state(state_dict, allow_spec_change=allow_spec_change))
 
-    def _parse_state(self, state: Any, allow_spec_change: bool) -> int:
-        """The step count of a saved state, after checking it (nothing is changed: a container checks
-        every member's state before it applies any)."""
-        if not isinstance(state, dict) or "spec" not in state or "last_epoch" not in state:
-            raise ValueError(f"not a WSDCompanion state (it needs 'spec' and 'last_epoch'): {state!r:.200}")
+    def check_state(self, state_dict: Any, *, allow_spec_change: bool | None = None) -> int:
+        """The step count of a saved state, after checking it in full (nothing is changed): its keys
+        are exactly ``STATE_KEYS``, it sets the same hyperparameter the same way, and its spec is
+        this one's unless ``allow_spec_change``."""
+        allow = check_bool(
+            "allow_spec_change", bool(allow_spec_change) if allow_spec_change is None else allow_spec_change
+        )
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"WSDCompanion.load_state_dict expects a dict, got {type(state_dict).__name__}")
+        missing = sorted(self.STATE_KEYS - set(state_dict))
+        unknown = sorted(set(state_dict) - self.STATE_KEYS, key=repr)
+        if missing or unknown:
+            found = [f"missing keys {missing}"] * bool(missing) + [f"unknown keys {unknown}"] * bool(unknown)
+            raise ValueError(
+                f"not a WSDCompanion state: {'; '.join(found)} (a WSDCompanion state has exactly "
+                f"{sorted(self.STATE_KEYS)})"
+            )
         mine = self.state_dict()
         for field in ("key", "index", "stable_value", "cooled_value"):
-            if state.get(field) != mine.get(field):
+            if state_dict[field] != mine[field]:
                 raise ValueError(
-                    f"the saved companion sets {field}={state.get(field)!r}, this one {mine.get(field)!r}: "
+                    f"the saved companion sets {field}={state_dict[field]!r}, this one {mine[field]!r}: "
                     "is it the state of another hyperparameter?"
                 )
-        check_saved_spec(WSDSpec.from_dict(state["spec"]), self.spec, allow_spec_change)
-        return check_int("last_epoch", state["last_epoch"], minimum=0)
+        check_saved_spec(WSDSpec.from_dict(state_dict["spec"]), self.spec, allow)
+        return check_int("saved last_epoch", state_dict["last_epoch"], minimum=0)
+
+    def apply_state(self, checked: int) -> None:
+        """Takes the step count ``check_state`` returned and sets the value for the next update."""
+        self.last_epoch = checked
+        self._apply()

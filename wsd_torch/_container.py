@@ -138,7 +138,7 @@ class WSDSchedulersContainer(Stateful):
     @property
     def _one_spec(self) -> bool:
         first = self.schedulers[0]
-        return all(s.spec == first.spec and s._settings() == first._settings() for s in self.schedulers)
+        return all(s.spec == first.spec and s.min_lr == first.min_lr for s in self.schedulers)
 
     def state_dict(self) -> dict[str, Any]:
         """``{"last_epoch", "spec"}`` (one spec, with ``min_lr`` where set) or
@@ -156,7 +156,7 @@ class WSDSchedulersContainer(Stateful):
             state = {
                 "last_epoch": first.last_epoch,
                 "spec": first.spec.to_dict(),
-                **first._settings_entries(),
+                **({} if first.min_lr is None else {"min_lr": first.min_lr}),
             }
         else:
             state = {str(i): s.state_dict() for i, s in enumerate(self.schedulers)}
@@ -199,18 +199,21 @@ class WSDSchedulersContainer(Stateful):
         parsed = []
         for i, (scheduler, saved) in enumerate(zip(self.schedulers, per_scheduler, strict=True)):
             try:
-                parsed.append(scheduler._parse_state(saved, allow, adopt=self.adopt_foreign_state))
+                parsed.append(
+                    scheduler.check_state(
+                        saved, allow_spec_change=allow, adopt_foreign_state=self.adopt_foreign_state
+                    )
+                )
             except (TypeError, ValueError) as e:
                 raise type(e)(f"scheduler {i}: {e}") from e
         counts = []
         for i, (companion, saved) in enumerate(zip(self.companions, saved_companions, strict=True)):
             try:
-                counts.append(companion._parse_state(saved, allow))
+                counts.append(companion.check_state(saved, allow_spec_change=allow))
             except (TypeError, ValueError) as e:
                 raise type(e)(f"companion {i}: {e}") from e
         for scheduler, state in zip(self.schedulers, parsed, strict=True):
-            scheduler._apply_state(state)
+            scheduler.apply_state(state)
         for companion, count in zip(self.companions, counts, strict=True):
-            companion.last_epoch = count
-            companion._apply()
+            companion.apply_state(count)
         self._fresh = False

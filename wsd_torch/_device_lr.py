@@ -69,6 +69,13 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
       ('Tensor', 'cpu', 0.0001)
     """
 
+    # the state keys it owns (beside torch's bookkeeping fields), and what a state may never set
+    STATE_KEYS = frozenset({"last_epoch", "base_lrs", "spec", "min_lr"})
+    INTERNAL_ATTRIBUTES = frozenset({
+        "optimizer", "on_spec_change", "adopt_foreign_state", "min_lr", "spec", "device", "dtype",
+        "_backend_cache", "_rate_table", "_count", "_bases", "_rows", "_row_specs", "_array_clock",
+    })  # fmt: skip
+
     def __init__(
         self,
         optimizer: Optimizer,
@@ -277,12 +284,13 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             "last_epoch": self.last_epoch,
             "base_lrs": list(self.base_lrs),
             "spec": self.spec.to_dict(),
-            **self._settings_entries(),
+            **self._floor_entry(),
         }
 
-    def _apply_state(self, state: SchedulerState) -> None:
-        if state.base_lrs is not None:
-            self._set_rows(*self._group_rows(state.base_lrs))  # first: may refuse the state whole
+    def apply_state(self, checked: SchedulerState) -> None:
+        state = checked
+        if state.base_lrs is not None:  # check_state made sure that min_lr serves every base rate
+            self._set_rows(*self._group_rows(state.base_lrs))
             self.base_lrs = list(state.base_lrs)
             for tensor, base in zip(self._bases, self.base_lrs, strict=True):
                 tensor.fill_(base)

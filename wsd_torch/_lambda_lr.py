@@ -53,6 +53,10 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
       ([0.0005], 'warmup')
     """
 
+    # the state keys it owns (beside torch's bookkeeping fields), and what a state may never set
+    STATE_KEYS = frozenset({"last_epoch", "base_lrs", "lr_lambdas", "spec", "min_lr"})
+    INTERNAL_ATTRIBUTES = frozenset({"optimizer", "on_spec_change", "adopt_foreign_state", "min_lr", "spec"})
+
     def __init__(
         self,
         optimizer: Optimizer,
@@ -110,11 +114,12 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
             "base_lrs": list(self.base_lrs),
             "lr_lambdas": [None] * len(self.lr_lambdas),  # LambdaLR's format for a plain function
             "spec": self.spec.to_dict(),
-            **self._settings_entries(),
+            **self._floor_entry(),
         }
 
-    def _apply_state(self, state: SchedulerState) -> None:
-        if state.base_lrs is not None:  # first: a base rate min_lr cannot serve refuses the state whole
+    def apply_state(self, checked: SchedulerState) -> None:
+        state = checked
+        if state.base_lrs is not None:  # check_state made sure that min_lr serves every base rate
             lambdas = [self._factor(i, base) for i, base in enumerate(state.base_lrs)]
             self.base_lrs, self.lr_lambdas = list(state.base_lrs), lambdas
         self.__dict__.update(state.torch_keys)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.optim import Optimizer
@@ -40,6 +40,15 @@ class WSDSchedulerBase:
     spec: WSDSpec
     optimizer: Optimizer
     last_epoch: int
+    STATE_KEYS: ClassVar[frozenset[str]]
+    INTERNAL_ATTRIBUTES: ClassVar[frozenset[str]]
+    # every scheduler class's internals: a state may set none of them, whichever class saved it
+    _EVERY_INTERNAL: ClassVar[set[str]] = set()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        WSDSchedulerBase._EVERY_INTERNAL.update(cls.__dict__.get("INTERNAL_ATTRIBUTES", ()))
+
     on_spec_change: str
     adopt_foreign_state: bool
     min_lr: float | None = None
@@ -75,15 +84,11 @@ class WSDSchedulerBase:
             base, {"min_lr": self.min_lr}, fields=curve, peak_name=f"param group {index}'s lr"
         )
 
-    def _settings(self) -> dict[str, Any]:
-        """min_lr as a state holds it (None when not set)."""
-        return {"min_lr": self.min_lr}
+    def _floor_entry(self) -> dict[str, Any]:
+        # min_lr, saved only when set: a state without it is the same as before it existed
+        return {} if self.min_lr is None else {"min_lr": self.min_lr}
 
-    def _settings_entries(self) -> dict[str, Any]:
-        # saved only when set: a state without them is the same as before they existed
-        return {name: value for name, value in self._settings().items() if value is not None}
-
-    # --- state ----------------------------------------------------------------------------------
+    # --- state: the TwoStepState protocol (``wsd_torch._state``) ---------------------------------
 
     def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool | None = None) -> None:
         """Resumes from ``state_dict``, validated in full first: a refused state changes nothing.
@@ -94,23 +99,38 @@ class WSDSchedulerBase:
         resetting the count. A state without a spec needs ``adopt_foreign_state=True``. The
         optimizer's rates are set for the restored step, whichever order things were loaded in.
         """
-        self._apply_state(self._parse_state(state_dict, allow_spec_change))
+        self.apply_state(self.check_state(state_dict, allow_spec_change=allow_spec_change))
 
-    def _parse_state(
-        self, state_dict: Any, allow_spec_change: bool | None, adopt: bool | None = None
+    def check_state(
+        self,
+        state_dict: Any,
+        *,
+        allow_spec_change: bool | None = None,
+        adopt_foreign_state: bool | None = None,
     ) -> SchedulerState:
+        """``state_dict`` validated in full for this scheduler, changing nothing: unknown or missing
+        keys, a bad value, another spec (unless allowed) or a base rate ``min_lr`` cannot serve all
+        raise here, so that ``apply_state`` of the result cannot fail. The policies default to the
+        scheduler's own (``on_spec_change``, ``adopt_foreign_state``)."""
         allow = self.on_spec_change == "continue" if allow_spec_change is None else allow_spec_change
-        return parse_state(
+        adopt = self.adopt_foreign_state if adopt_foreign_state is None else adopt_foreign_state
+        state = parse_state(
             state_dict,
             owner=type(self).__name__,
             spec=self.spec,
             groups=len(self.optimizer.param_groups),
-            allow_spec_change=allow,
-            adopt_foreign=self.adopt_foreign_state if adopt is None else adopt,
-            settings=self._settings(),
+            allow_spec_change=v.check_bool("allow_spec_change", allow),
+            adopt_foreign=v.check_bool("adopt_foreign_state", adopt),
+            settings={"min_lr": self.min_lr},
+            internal=frozenset(WSDSchedulerBase._EVERY_INTERNAL),
         )
+        for i, base in enumerate(state.base_lrs or ()):
+            self._group_spec(i, base)  # a saved base rate below min_lr is refused here, not half-applied
+        return state
 
-    def _apply_state(self, state: SchedulerState) -> None:
+    def apply_state(self, checked: SchedulerState) -> None:
+        """Applies a state that ``check_state`` returned: the count, base rates and torch's fields,
+        and sets the optimizer's rates for the restored step."""
         raise NotImplementedError
 
     def _new_groups(self, known: int) -> list[tuple[dict[str, Any], float]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from wsd_core import WSDSpec
 from wsd_core import backend as v
@@ -81,27 +81,48 @@ _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
 }
 
 
-# What a state may never set, whatever its name: the schedulers' own attributes and internals
-# (``spec`` and ``base_lrs`` come in through their own checks, ``lr_lambdas`` is LambdaLR's format).
-OWN_ATTRIBUTES = frozenset({
-    "optimizer", "on_spec_change", "adopt_foreign_state", "device", "dtype",
-    "_backend_cache", "_rate_table", "_count", "_bases", "_rows", "_row_specs", "min_lr",
-    "_array_clock",
-})  # fmt: skip
+class TwoStepState(Protocol):
+    """How every stateful object of ``wsd_torch`` saves and loads (``WSDLR``, ``WSDDeviceLR``,
+    ``WSDCompanion``; ``WSDSchedulersContainer`` uses nothing else of them).
+
+    ``check_state`` validates a saved state in full and changes nothing, raising an error that names
+    the key and the value; what it returns, ``apply_state`` applies, and that cannot fail. So a
+    container checks every member's state before it applies any, and a refused state leaves every
+    member as it was. ``load_state_dict`` is the two in a row.
+
+    Attributes:
+      STATE_KEYS: the keys of ``state_dict()`` the class owns (a scheduler's state also passes
+        torch's own private bookkeeping fields through, as torch saves them); any other key is refused.
+      INTERNAL_ATTRIBUTES: the private attributes of the class that a state may never set, even under
+        the name of a torch bookkeeping field.
+    """
+
+    STATE_KEYS: ClassVar[frozenset[str]]
+    INTERNAL_ATTRIBUTES: ClassVar[frozenset[str]]
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def check_state(self, state_dict: Any, *, allow_spec_change: bool | None = None) -> Any: ...
+
+    def apply_state(self, checked: Any) -> None: ...
+
+    def load_state_dict(self, state_dict: Any, *, allow_spec_change: bool | None = None) -> None: ...
 
 
-def is_torch_field(key: str) -> bool:
-    """A private field of torch's ``LRScheduler`` we do not know (a newer torch's): passed through."""
-    return key.startswith("_") and not key.startswith("__") and key not in OWN_ATTRIBUTES
+def is_torch_field(key: str, internal: frozenset[str]) -> bool:
+    """A private field of torch's ``LRScheduler`` we do not know (a newer torch's): passed through,
+    unless it names one of the scheduler's ``internal`` attributes."""
+    return key.startswith("_") and not key.startswith("__") and key not in internal
 
 
 def torch_fields(scheduler: Any) -> dict[str, Any]:
     """torch's own bookkeeping in ``scheduler.__dict__`` (what ``LRScheduler.state_dict`` saves),
     without the scheduler's own attributes and device tensors: a state keeps them as torch does."""
+    internal = type(scheduler).INTERNAL_ATTRIBUTES
     return {
         k: v
         for k, v in scheduler.__dict__.items()
-        if (k in _TORCH_KEYS or is_torch_field(k)) and k != "lr_lambdas"
+        if (k in _TORCH_KEYS or is_torch_field(k, internal)) and k != "lr_lambdas"
     }
 
 
@@ -122,6 +143,7 @@ def parse_state(
     allow_spec_change: bool,
     adopt_foreign: bool = False,
     settings: Mapping[str, Any] | None = None,
+    internal: frozenset[str] = frozenset(),
 ) -> SchedulerState:
     """Checks ``state`` completely against a scheduler of ``spec`` over ``groups`` param groups.
 
@@ -156,7 +178,7 @@ def parse_state(
                 )
         check_saved_spec(WSDSpec.from_dict(state["spec"]), spec, allow_spec_change)
     missing = [k for k in REQUIRED if k not in keys and not (foreign and k == "spec")]
-    passed_through = {k for k in keys - set(_TORCH_KEYS) if is_torch_field(k)}
+    passed_through = {k for k in keys - set(_TORCH_KEYS) if is_torch_field(k, internal)}
     unknown = sorted(keys - {*REQUIRED, "base_lrs", *_SETTINGS} - set(_TORCH_KEYS) - passed_through)
     if missing or unknown:
         raise ValueError(
@@ -166,7 +188,7 @@ def parse_state(
             + (f"unknown keys {unknown}" if unknown else "")
             + f" (a {owner} state has {list(REQUIRED)}, base_lrs, {', '.join(_SETTINGS)} when set, and "
             f"torch's own private fields such as {sorted(_TORCH_KEYS)}; it may not set "
-            f"{sorted(OWN_ATTRIBUTES)})"
+            f"{sorted(internal)})"
         )
     torch_keys = {k: check(k, state[k], groups) for k, check in _TORCH_KEYS.items() if k in state}
     torch_keys.pop("lr_lambdas", None)
