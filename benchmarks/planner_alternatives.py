@@ -39,8 +39,8 @@ from wsd_plan import LossLawFit, LossRun, fit_loss_law, published_runs
 from wsd_plan import _published as data
 from wsd_plan._features import Features, features
 from wsd_plan._fit import _on_device, float64_mode, relative_errors
-from wsd_plan._laws import PARAMETERS, multi_power
-from wsd_plan._least_squares import HUBER_DELTA, _huber, _prior, pack, theta_jacobian, to_theta, to_variables
+from wsd_plan._laws import MULTI_POWER, PARAMETERS, multi_power
+from wsd_plan._least_squares import HUBER_DELTA, _huber, _prior, pack
 
 WSD_FIT = ("constant_24000", "wsd_20000_24000")
 DRAWS = 1000
@@ -65,14 +65,14 @@ def sandwich_covariance(fit: LossLawFit, lags: int = HAC_LAGS) -> np.ndarray:
 
 
 def _sandwich_covariance(fit: LossLawFit, lags: int) -> np.ndarray:
-    u = jnp.asarray(to_variables("multi-power", _theta(fit)))
-    hessian = np.diag(_prior("multi-power")[1])
+    u = jnp.asarray(MULTI_POWER.to_variables(_theta(fit)))
+    hessian = np.diag(_prior(MULTI_POWER)[1])
     meat = np.zeros_like(hessian)
     for run in fit.fitted_runs:
         f, log_loss = _features(run), jnp.log(jnp.asarray(run.losses))
 
         def residuals(v: jax.Array, f: Features = f, log_loss: jax.Array = log_loss) -> jax.Array:
-            return log_loss - jnp.log(multi_power(to_theta("multi-power", v), f))
+            return log_loss - jnp.log(multi_power(MULTI_POWER.to_theta(v), f))
 
         r, jac = np.asarray(residuals(u)), np.asarray(jax.jacfwd(residuals)(u))
         w = np.minimum(1.0, HUBER_DELTA / np.maximum(np.abs(r), 1e-300))
@@ -83,7 +83,7 @@ def _sandwich_covariance(fit: LossLawFit, lags: int) -> np.ndarray:
             cross = score[lag:].T @ score[:-lag]
             meat += (1.0 - lag / (lags + 1)) * (cross + cross.T)
     inverse = np.linalg.pinv(hessian, hermitian=True)
-    m = theta_jacobian("multi-power")
+    m = MULTI_POWER.theta_jacobian()
     return m @ inverse @ meat @ inverse @ m.T
 
 
@@ -151,7 +151,7 @@ def _fit_from(theta: Any, objective: float) -> LossLawFit:
 def shared_shape_fit(fits: Sequence[LossLawFit], iterations: int = 300) -> list[LossLawFit]:
     """The runs of every fit (one per model) fit again at once, ``C``, ``beta``, ``gamma`` shared
     (Levenberg-Marquardt on the same Huber objective and prior, from those fits)."""
-    mean7, precision7 = _prior("multi-power")  # on u[4:7]: log C, log beta, log gamma
+    mean7, precision7 = _prior(MULTI_POWER)  # on u[4:7]: log C, log beta, log gamma
     with float64_mode():
         packed = [_packed(fit) for fit in fits]
         # u: log C, log beta, log gamma (shared), then per model log L0, log A, log alpha, log B*beta
@@ -159,12 +159,12 @@ def shared_shape_fit(fits: Sequence[LossLawFit], iterations: int = 300) -> list[
 
         def thetas(u: jax.Array) -> list[jax.Array]:
             own = [u[3 + 4 * i : 7 + 4 * i] for i in range(len(fits))]
-            return [to_theta("multi-power", jnp.concatenate([p, u[shared]])) for p in own]
+            return [MULTI_POWER.to_theta(jnp.concatenate([p, u[shared]])) for p in own]
 
         def residuals(u: jax.Array) -> jax.Array:
             return jnp.concatenate([_log_residuals(t, *p) for t, p in zip(thetas(u), packed, strict=True)])
 
-        starts = [to_variables("multi-power", _theta(fit)) for fit in fits]
+        starts = [MULTI_POWER.to_variables(_theta(fit)) for fit in fits]
         u0 = np.concatenate([np.mean([s[4:7] for s in starts], axis=0)] + [s[:4] for s in starts])
         mean, precision = np.zeros(u0.size), np.zeros(u0.size)
         mean[shared], precision[shared] = mean7[4:7], precision7[4:7]
@@ -185,13 +185,13 @@ def run_offset_fit(fit: LossLawFit, sd: float = 1e-3, iterations: int = 300) -> 
         offsets = jnp.asarray(one_hot)
 
         def residuals(u: jax.Array) -> jax.Array:
-            return _log_residuals(to_theta("multi-power", u[:7]), f, log_loss, weight) - offsets @ u[7:]
+            return _log_residuals(MULTI_POWER.to_theta(u[:7]), f, log_loss, weight) - offsets @ u[7:]
 
-        u0 = np.concatenate([to_variables("multi-power", _theta(fit)), np.zeros(len(runs))])
-        mean, precision = (np.concatenate([a, np.zeros(len(runs))]) for a in _prior("multi-power"))
+        u0 = np.concatenate([MULTI_POWER.to_variables(_theta(fit)), np.zeros(len(runs))])
+        mean, precision = (np.concatenate([a, np.zeros(len(runs))]) for a in _prior(MULTI_POWER))
         precision[7:] = (HUBER_DELTA / sd) ** 2
         u, value = _minimise(residuals, jnp.asarray(u0), mean, precision, iterations)
-        return _fit_from(to_theta("multi-power", u[:7]), value)
+        return _fit_from(MULTI_POWER.to_theta(u[:7]), value)
 
 
 SAME_SCHEDULE = (

@@ -121,8 +121,8 @@ def _lbfgs_fit(runs: list, iterations: int = 300) -> float:
     import optax
 
     from wsd_plan._features import features
-    from wsd_plan._fit import _on_device, _power_law_start, _starts
-    from wsd_plan._laws import LAWS
+    from wsd_plan._fit import _on_device, _power_law_start
+    from wsd_plan._laws import LAWS, MULTI_POWER
 
     runs = [r.after_warmup() for r in runs]
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
@@ -133,7 +133,7 @@ def _lbfgs_fit(runs: list, iterations: int = 300) -> float:
         def objective(theta: jax.Array) -> jax.Array:
             total = jnp.zeros((), jnp.float64)
             for f, y in zip(feats, ys, strict=True):
-                pred = LAWS["multi-power"](theta, f)
+                pred = LAWS["multi-power"].curve(theta, f)
                 r = jnp.log(y) - jnp.log(jnp.where(pred > 0, pred, jnp.nan))
                 total = total + jnp.sum(optax.losses.huber_loss(r, delta=1e-3))
             return jnp.where(jnp.isnan(total), jnp.inf, total)
@@ -151,7 +151,7 @@ def _lbfgs_fit(runs: list, iterations: int = 300) -> float:
             (theta, _), _ = jax.lax.scan(step, (theta0, solver.init(theta0)), None, length=iterations)
             return objective(theta)
 
-        starts = jnp.log(jnp.asarray(_starts("multi-power", *start), jnp.float64))
+        starts = jnp.log(jnp.asarray(MULTI_POWER.start_grid(*start), jnp.float64))
         return float(np.min(np.asarray(jax.jit(jax.vmap(run))(starts))))
 
 

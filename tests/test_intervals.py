@@ -155,7 +155,7 @@ def test_the_parameter_part_matches_the_spread_of_replicate_fits():
         runs = [LossRun(lrs, steps, c * np.exp(noise * rng.standard_normal(c.size)), 0)
                 for lrs, c in zip((base, cooled), clean, strict=True)]  # fmt: skip
         fit = fit_loss_law(runs, "annealing")
-        _, jac, _ = fit._parts(target, [11999], 0, None)
+        (jac,) = fit.predict_batch([target], [[11999]], warmup_steps=0).jacobians
         finals.append(np.log(fit.predict(target, [11999], warmup_steps=0)[0]))
         sds.append(float(np.sqrt(_uncertainty.parameter_variance(jac, fit.covariance)[0])))
     spread, claimed = float(np.std(finals, ddof=1)), float(np.median(sds))
@@ -175,8 +175,9 @@ def test_leaving_each_run_out_widens_a_law_error_that_is_too_small(monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sub = fit_loss_law(fit.fitted_runs[:i] + fit.fitted_runs[i + 1 :], "multi-power")
-        curve, sd = sub._log_sd(run.lrs, run.steps[-1:], run.warmup_steps, None, scale=scale)
-        ratios.append(abs(np.log(run.losses[-1] / curve[0])) / (Z90 * sd[0]))
+        left_out = sub.predict_batch([run.lrs], [run.steps[-1:]], warmup_steps=run.warmup_steps)
+        sd = left_out.log_sd(0, scale=scale)
+        ratios.append(abs(np.log(run.losses[-1] / left_out.final[0])) / (Z90 * sd[0]))
     assert max(ratios) == pytest.approx(1.0, rel=1e-6)  # the last one covered sits on the boundary
 
 
@@ -223,3 +224,25 @@ def test_a_second_law_says_per_budget_whether_it_picks_the_same_best_run():
     assert "second opinion (annealing law): agrees" in table
     with pytest.raises(TypeError, match="second_opinion must be a LossLawFit"):
         plan_cooldown(fit, trunk, peak=lc.PEAK, budgets=[24000], lengths=[1000], second_opinion="annealing")  # type: ignore[arg-type]
+
+
+def test_a_batch_predicts_each_run_as_it_would_alone():
+    # runs of different lengths and drop counts are padded to one shape: padding must change nothing
+    fit = _fit("lm-25M", "trunk and one cooldown")
+    schedules = [lc.published_rates(n) for n in ("constant_24000", "wsd_20000_24000", "cosine_24000")]
+    steps = [np.arange(3000, 24000, 700), np.array([12000, 23999]), np.arange(2500, 20000, 1500)]
+    batch = fit.predict_batch(schedules, steps, warmup_steps=lc.WARMUP)
+    lows, highs = batch.final_intervals(0.8)
+    for i, (rates, at) in enumerate(zip(schedules, steps, strict=True)):
+        np.testing.assert_allclose(
+            batch.curves[i], fit.predict(rates, at, warmup_steps=lc.WARMUP), rtol=1e-12
+        )
+        low, high = fit.predict_interval(rates, at, warmup_steps=lc.WARMUP, level=0.8)
+        np.testing.assert_allclose([lows[i], highs[i]], [low[-1], high[-1]], rtol=1e-12)
+    a, b = schedules[1], schedules[0]
+    both = fit.predict_batch([a, b], [[23999], [23999]], warmup_steps=lc.WARMUP)
+    assert both.difference_interval(0, 1) == pytest.approx(
+        fit.predict_difference(a, b, 23999, warmup_steps=lc.WARMUP), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="at least one schedule"):
+        fit.predict_batch([], [])

@@ -149,3 +149,54 @@ def test_no_package_imports_a_private_core_module():
         if module.startswith("wsd_core._") and not module.startswith("wsd_core.__")  # __version__
     ]
     assert not bad
+
+
+def _code_lines(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """A function's lines that hold code: not blank, not a comment, not its docstring."""
+    first = node.body[0]
+    doc = range(0)
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        doc = range(first.lineno, (first.end_lineno or first.lineno) + 1)
+    lines = source.splitlines()[node.lineno - 1 : node.end_lineno]
+    return sum(
+        1
+        for number, line in enumerate(lines, start=node.lineno)
+        if number not in doc and line.strip() and not line.strip().startswith("#")
+    )
+
+
+def test_the_line_count_skips_docstrings_comments_and_blank_lines():
+    source = 'def f():\n    """doc\n    more"""\n\n    # why\n    x = 1\n    return x\n'
+    (node,) = ast.parse(source).body
+    assert isinstance(node, ast.FunctionDef) and _code_lines(source, node) == 3
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_function_is_over_60_code_lines(package):
+    long = []
+    for path in _modules(package):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(source, node) > 60:
+                long.append(
+                    f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({_code_lines(source, node)})"
+                )
+    assert not long
+
+
+def test_the_planner_never_branches_on_a_laws_name():
+    # each law is one record (wsd_plan._laws.Law): its name is a key of LAWS, never a condition
+    from wsd_plan._laws import LAWS
+
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in _modules("wsd_plan")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Compare)
+        and any(isinstance(c, ast.Constant) and c.value in LAWS for c in [node.left, *node.comparators])
+    ]
+    assert not found

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from wsd_plan._plan import CooldownCandidate as CooldownCandidate
     from wsd_plan._plan import CooldownPlan as CooldownPlan
     from wsd_plan._plan import plan_cooldown as plan_cooldown
+    from wsd_plan._predictions import Predictions as Predictions
     from wsd_plan._published import published_rates as published_rates
     from wsd_plan._published import published_runs as published_runs
     from wsd_plan._runs import LossRun as LossRun
@@ -56,6 +57,7 @@ _HOMES = {
     "CooldownCandidate": "_plan",
     "CooldownPlan": "_plan",
     "plan_cooldown": "_plan",
+    "Predictions": "_predictions",
     "published_rates": "_published",
     "published_runs": "_published",
     "LossRun": "_runs",
@@ -81,6 +83,7 @@ __all__ = [
     "LossLawFit",
     "LossRun",
     "OptimalCooldown",
+    "Predictions",
     "branch_rates",
     "curve_metrics",
     "fit_loss_law",

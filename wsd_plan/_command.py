@@ -17,6 +17,7 @@ import numpy as np
 
 from wsd_core import WSDSpec
 from wsd_plan._fit import fit_loss_law
+from wsd_plan._laws import LAWS
 from wsd_plan._loading import load_run, read_schedule
 from wsd_plan._logs import LogError
 from wsd_plan._optimize import OptimalCooldown, optimize_cooldown
@@ -67,7 +68,7 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
         fit.law_error_scale  # noqa: B018 (computed now, so that the stage says what takes the time)
     other = None
     if args.second_opinion:
-        other_law = "annealing" if args.law == "multi-power" else "multi-power"
+        other_law = next(name for name in LAWS if name != args.law)  # the other of the two laws
         with stage(f"fitting the {other_law} law too, for a second opinion"):
             other = fit_loss_law(runs, other_law)
     lines = fit.report(held_out).splitlines()

@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import importlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jax
@@ -27,10 +27,11 @@ import numpy as np
 
 from wsd_core.backend import check_choice, check_int
 from wsd_plan._features import Features, features
-from wsd_plan._laws import LAWS, PARAMETERS
-from wsd_plan._least_squares import Data, pack, solver, theta_jacobian, to_theta, to_variables
+from wsd_plan._laws import LAWS
+from wsd_plan._least_squares import Data, pack, solver
+from wsd_plan._predictions import FitUncertainty, Predictions
 from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
-from wsd_plan._uncertainty import check_level, coordinates, difference_sd, log_sd, z_value
+from wsd_plan._uncertainty import check_level, coordinates, z_value
 
 ITERATIONS = 200
 
@@ -164,9 +165,7 @@ class LossLawFit:
         the law's base error alone.
         """
         level = check_level(level)
-        curve, sd = self._log_sd(lrs, steps, warmup_steps, peak)
-        half = z_value(level) * sd
-        return curve * np.exp(-half), curve * np.exp(half)
+        return self.predict_batch([lrs], [steps], warmup_steps=warmup_steps, peak=peak).interval(0, level)
 
     def predict_difference(
         self,
@@ -185,10 +184,52 @@ class LossLawFit:
         """
         level = check_level(level)
         step = check_int("step", step, minimum=0)
-        parts = [self._parts(lrs, [step], warmup_steps, peak) for lrs in (lrs_a, lrs_b)]
-        (va, ja, pa), (vb, jb, pb) = ((c[0], j[0], p[0]) for c, j, p in parts)
-        half = z_value(level) * self._difference_sd((float(va), ja, pa), (float(vb), jb, pb))
-        return float(va - vb) - half, float(va - vb) + half
+        both = self.predict_batch([lrs_a, lrs_b], [[step], [step]], warmup_steps=warmup_steps, peak=peak)
+        return both.difference_interval(0, 1, level)
+
+    def predict_batch(
+        self,
+        schedules: Iterable[Any],
+        steps: Iterable[Any],
+        *,
+        warmup_steps: int | None = None,
+        peak: float | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> Predictions:
+        """Several runs' predicted curves and their uncertainty, in one batched evaluation: what a plan
+        ranks by and what ``predict_interval`` and ``predict_difference`` are made of.
+
+        Args:
+          schedules: each run's rates from step 0 (or a ``WSDSpec`` with ``peak``), as for
+            ``predict``; read one at a time, so a generator keeps one run's rates in memory at once.
+          steps: each run's steps to predict (ints, increasing); the last is its "final" step.
+          warmup_steps, peak: as for ``predict``, the same for every run.
+          labels: each run's name in an error (a prediction that is not a finite positive loss).
+
+        Returns:
+          ``Predictions``: ``curves``, ``final``, ``interval(run, level)``, ``final_intervals(level)``,
+          ``difference_interval(a, b, level)``.
+        """
+        runs, checked = [], []
+        for lrs, at in zip(schedules, steps, strict=True):
+            at = _check_steps(at)
+            rates = learning_rates(lrs, int(at[-1]) + 1, peak=peak)
+            runs.append(features(rates, at, resolve_warmup(lrs, rates, warmup_steps)))
+            checked.append(at)
+        if not runs:
+            raise ValueError("predict_batch needs at least one schedule")
+        with float64_mode():
+            predicted = _predict_many(self.law, self.theta(), runs)
+        for i, ((curve, _), at) in enumerate(zip(predicted, checked, strict=True)):
+            check_prediction(curve, at, "the schedule" if labels is None else labels[i])
+        curves = tuple(c for c, _ in predicted)
+        points = tuple(coordinates(self.params, f.area, c) for f, c in zip(runs, curves, strict=True))
+        return Predictions(curves, tuple(j for _, j in predicted), points, self._uncertainty())
+
+    def _uncertainty(self) -> FitUncertainty:
+        return FitUncertainty(
+            self.covariance, self.residual_scale, self.fitted_coordinates, lambda: self.law_error_scale
+        )
 
     @functools.cached_property
     def law_error_scale(self) -> float:
@@ -205,53 +246,20 @@ class LossLawFit:
                     warnings.simplefilter("ignore")
                     sub = fit_loss_law(others, self.law)
                     run = self.fitted_runs[i]
-                    curve, jac, points = sub._parts(run.lrs, run.steps[-1:], run.warmup_steps, None)
+                    left_out = sub.predict_batch([run.lrs], [run.steps[-1:]], warmup_steps=run.warmup_steps)
             except ValueError:  # the others cannot be fit alone (no LR drop left, too few points)
                 continue
-            (sd,), (sd_without_law,) = (sub._sd(jac, points, scale) for scale in (1.0, 0.0))
+            (sd,), (sd_without_law,) = (left_out.log_sd(0, scale=scale) for scale in (1.0, 0.0))
             # the smallest s with |error| <= z sqrt(sd_without_law^2 + s^2 law^2)
-            error = abs(float(np.log(run.losses[-1] / curve[0]))) / z_value(0.9)
+            error = abs(float(np.log(run.losses[-1] / left_out.final[0]))) / z_value(0.9)
             law2 = float(sd**2 - sd_without_law**2)
             needed.append(float(np.sqrt(max(error**2 - float(sd_without_law) ** 2, 0.0) / law2)))
         return max(needed)
 
-    def _parts(
-        self, lrs: Any, steps: Any, warmup_steps: int | None, peak: float | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The predicted curve, the Jacobian of its log in theta, and its points' coordinates."""
-        steps = _check_steps(steps)
-        rates = learning_rates(lrs, int(steps[-1]) + 1, peak=peak)
-        warmup = resolve_warmup(lrs, rates, warmup_steps)
-        f = features(rates, steps, warmup)
-        with float64_mode():
-            curve, jac = (np.asarray(a) for a in _curve_and_jacobian(self.law)(self.theta(), _on_device(f)))
-        check_prediction(curve, steps, "the schedule")
-        return curve, jac, coordinates(self.params, f.area, curve)
-
-    def _log_sd(
-        self, lrs: Any, steps: Any, warmup_steps: int | None, peak: float | None, scale: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        curve, jac, points = self._parts(lrs, steps, warmup_steps, peak)
-        return curve, self._sd(jac, points, self.law_error_scale if scale is None else scale)
-
-    def _difference_sd(
-        self, a: tuple[float, np.ndarray, np.ndarray], b: tuple[float, np.ndarray, np.ndarray]
-    ) -> float:
-        """The standard deviation of ``L_a - L_b`` at one step, from each side's (value, Jacobian of
-        its log, coordinates)."""
-        (va, ja, pa), (vb, jb, pb) = a, b
-        return difference_sd((va, vb), (ja, jb), (pa, pb), covariance=self.covariance,
-                             residual_scale=self.residual_scale, scale=self.law_error_scale)  # fmt: skip
-
-    def _sd(self, jacobian: np.ndarray, points: np.ndarray, scale: float) -> np.ndarray:
-        """The standard deviation of each predicted log loss, the law's error times ``scale``."""
-        return log_sd(jacobian, points, covariance=self.covariance, residual_scale=self.residual_scale,
-                      fitted=self.fitted_coordinates, scale=scale)  # fmt: skip
-
     def theta(self) -> jax.Array:
         """The parameters as the laws take them: their logarithms, in ``PARAMETERS[law]`` order
         (float64: call under ``float64_mode()``)."""
-        return jnp.log(jnp.asarray([self.params[n] for n in PARAMETERS[self.law]], jnp.float64))
+        return jnp.log(jnp.asarray([self.params[n] for n in LAWS[self.law].parameters], jnp.float64))
 
     def predict_run(self, run: LossRun) -> np.ndarray:
         """The predicted loss at ``run``'s logged steps (its own warmup)."""
@@ -273,18 +281,38 @@ def _check_steps(steps: Any) -> np.ndarray:
 
 @functools.cache
 def _jitted_law(law: str) -> Any:
-    return jax.jit(LAWS[law])
+    return jax.jit(LAWS[law].curve)
 
 
 def curve_and_jacobian(law: str, theta: jax.Array, f: Features) -> tuple[jax.Array, jax.Array]:
     """The law's curve and the Jacobian of its log in ``theta`` (points x parameters)."""
-    log_curve = lambda t: jnp.log(LAWS[law](t, f))
-    return LAWS[law](theta, f), jax.jacfwd(log_curve)(theta)
+    curve = LAWS[law].curve
+    return curve(theta, f), jax.jacfwd(lambda t: jnp.log(curve(t, f)))(theta)
+
+
+def _predict_many(
+    law: str, theta: jax.Array, runs: Sequence[Features]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every run's curve and the Jacobian of its log in one call: features padded to common shapes
+    (padding adds 0; padded points repeat the last one and are cut off again)."""
+    points = max(f.area.shape[0] for f in runs)
+    terms = max(f.drop_size.shape[1] for f in runs)
+
+    def pad(f: Features) -> Features:
+        n, k = f.drop_size.shape
+        p2 = lambda a: np.pad(a, ((0, points - n), (0, terms - k)))
+        p1 = lambda a: np.pad(a, (0, points - n), mode="edge")
+        return Features(p1(f.area), p1(f.s2), p2(f.drop_size), p2(f.drop_log_lr), p2(f.drop_area_since))
+
+    stacked = Features(*(np.stack(xs) for xs in zip(*(pad(f) for f in runs), strict=True)))
+    with float64_mode():
+        curves, jacs = (np.asarray(a) for a in _batched(law)(theta, _on_device(stacked)))
+    return [(c[: f.area.shape[0]], j[: f.area.shape[0]]) for c, j, f in zip(curves, jacs, runs, strict=True)]
 
 
 @functools.cache
-def _curve_and_jacobian(law: str) -> Any:
-    return jax.jit(functools.partial(curve_and_jacobian, law))
+def _batched(law: str) -> Any:
+    return jax.jit(jax.vmap(functools.partial(curve_and_jacobian, law), in_axes=(None, 0)))
 
 
 def _on_device(f: Features) -> Features:
@@ -319,29 +347,29 @@ def fit_loss_law(
       >>> fit.fit_error["WorstE"] < 1e-4
       True
     """
-    check_choice("law", law, LAWS)
+    spec = LAWS[check_choice("law", law, LAWS)]
     runs = list(runs)
     if not runs or not all(isinstance(r, LossRun) for r in runs):
         raise TypeError(f"runs must be a non-empty sequence of LossRun, got {runs!r:.200}")
     iterations = check_int("iterations", iterations, minimum=1)
     runs = [_without_zero_area(r.after_warmup(), i) for i, r in enumerate(runs)]
     points = sum(r.steps.size for r in runs)
-    if points < len(PARAMETERS[law]):
+    if points < len(spec.parameters):
         raise ValueError(
-            f"the {law} law has {len(PARAMETERS[law])} parameters but the runs hold {points} logged "
+            f"the {law} law has {len(spec.parameters)} parameters but the runs hold {points} logged "
             "point(s) after their warmups: log more points (a fit through fewer points is exact and "
             "says nothing)"
         )
-    if law == "multi-power" and not any(_drops(r) for r in runs):
+    if spec.needs_drop and not any(_drops(r) for r in runs):
         raise ValueError(
-            "a multi-power fit needs a run whose rate drops after its warmup (a cooldown, or a step "
+            f"a {law} fit needs a run whose rate drops after its warmup (a cooldown, or a step "
             "decay): without one its drop term (B, C, beta, gamma) is not determined by the data. Add "
             "such a run, or fit law='annealing'"
         )
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
     start = _power_law_start(runs, host)
     data = pack(host, [r.losses for r in runs])
-    starts = to_variables(law, np.log(np.asarray(_starts(law, *start), np.float64)))
+    starts = spec.starts(*start)
     with float64_mode():
         found = solver(law)(jnp.asarray(starts), _on_device_data(data), jnp.asarray(iterations))
         values = np.asarray(found.objective)
@@ -349,9 +377,11 @@ def fit_loss_law(
     best = int(np.argmin(values))
     if not np.isfinite(values[best]):
         raise RuntimeError(f"the {law} fit diverged from every starting point")
-    theta = np.asarray(to_theta(law, found.variables[best]))
-    params = dict(zip(PARAMETERS[law], (float(v) for v in np.exp(theta)), strict=True))
-    covariance = _covariance(law, np.asarray(found.hessian[best]), float(found.residual_scale[best]))
+    theta = np.asarray(spec.to_theta(found.variables[best]))
+    params = dict(zip(spec.parameters, (float(v) for v in np.exp(theta)), strict=True))
+    covariance = _covariance(
+        spec.theta_jacobian(), np.asarray(found.hessian[best]), float(found.residual_scale[best])
+    )
     peaks = [float(r.lrs.max()) for r in runs]
     notes = undetermined(params, min(float(r.losses.min()) for r in runs))
     for note in notes:
@@ -438,10 +468,10 @@ def _on_device_data(data: Data) -> Data:
     return Data(_on_device(data.features), jnp.asarray(data.log_loss), jnp.asarray(data.weight))
 
 
-def _covariance(law: str, hessian: np.ndarray, scale: float) -> np.ndarray:
+def _covariance(m: np.ndarray, hessian: np.ndarray, scale: float) -> np.ndarray:
     """The covariance of ``theta = log(params)``: ``scale^2`` times the inverse Gauss-Newton matrix of
-    the solver's variables (the Laplace approximation), carried to ``theta`` by the linear map."""
-    m = theta_jacobian(law)
+    the solver's variables (the Laplace approximation), carried to ``theta`` by the linear map ``m``
+    (``Law.theta_jacobian``)."""
     cov_u = scale**2 * np.linalg.pinv(hessian, hermitian=True)
     return m @ cov_u @ m.T
 
@@ -469,11 +499,3 @@ def _power_law_start(runs: Sequence[LossRun], host: Sequence[Features]) -> tuple
         if err < best[0]:
             best = (err, float(l0), float(a), float(alpha))
     return best[1], best[2], best[3]
-
-
-def _starts(law: str, L0: float, A: float, alpha: float) -> list[list[float]]:
-    if law == "annealing":
-        return [[L0, A, alpha, c] for c in (0.1, 1.0, 10.0, 100.0)]
-    # B scales the drop term; C, beta and gamma shape its saturation (G ~ 1 after a few hundred steps
-    # at typical rates). A small grid over the two that matter most is enough for L-BFGS.
-    return [[L0, A, alpha, b, c, 0.5, 0.5] for b in (100.0, 1000.0) for c in (0.5, 5.0)]

@@ -12,7 +12,7 @@ L-BFGS needed hundreds, each with a line search.
 law's drop term ``B (1 - (C x + 1)^-beta)`` tends to ``B beta ln(1 + C x)`` as ``beta -> 0``: runs
 with a single cooldown shape determine only the product ``B beta``, and a fit on ``log B`` ran off to
 ``B ~ 3e9, beta ~ 1e-9``. The solver's variables are therefore ``log(B beta)`` and ``log beta``
-instead of ``log B`` and ``log beta`` (``VARIABLES``): the product stays where the data put it.
+instead of ``log B`` and ``log beta`` (``Law.product``): the product stays where the data put it.
 
 **Prior.** A Gaussian on ``log C``, ``log beta`` and ``log gamma`` of one decade's standard
 deviation around the published fits' values (C ~ 2, beta ~ 0.6, gamma ~ 0.6; Luo et al. report
@@ -36,41 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsd_plan._features import Features
-from wsd_plan._laws import LAWS, PARAMETERS
+from wsd_plan._laws import LAWS, Law
 
 HUBER_DELTA = 1e-3
 PRIOR_SD = math.log(10.0)  # one decade
-PRIOR_MEANS: dict[str, dict[str, float]] = {
-    "multi-power": {"C": 2.0, "beta": 0.6, "gamma": 0.6},
-    "annealing": {},
-}
-VARIABLES: dict[str, tuple[str, ...]] = {
-    "multi-power": ("log L0", "log A", "log alpha", "log B*beta", "log C", "log beta", "log gamma"),
-    "annealing": ("log L0", "log A", "log alpha", "log C"),
-}
-
-
-def to_theta(law: str, u: jax.Array) -> jax.Array:
-    """The laws' ``theta = log(params)`` from the solver's variables (``log B = log B*beta - log beta``)."""
-    if law == "multi-power":
-        return jnp.asarray(u).at[..., 3].add(-u[..., 5])
-    return u
-
-
-def to_variables(law: str, theta: Any) -> np.ndarray:
-    """The inverse of ``to_theta``."""
-    u = np.array(theta, dtype=np.float64)
-    if law == "multi-power":
-        u[..., 3] += u[..., 5]
-    return u
-
-
-def theta_jacobian(law: str) -> np.ndarray:
-    """``d theta / d u`` (constant: the map is linear), to carry a covariance from u to theta."""
-    m = np.eye(len(PARAMETERS[law]))
-    if law == "multi-power":
-        m[3, 5] = -1.0
-    return m
 
 
 class Data(NamedTuple):
@@ -117,11 +86,11 @@ class Solution(NamedTuple):
     residual_scale: jax.Array  # sqrt(sum w r^2 / (points - parameters))
 
 
-def _prior(law: str) -> tuple[np.ndarray, np.ndarray]:
+def _prior(law: Law) -> tuple[np.ndarray, np.ndarray]:
     """(mean, precision) of the prior on each variable (precision 0: none), in objective units."""
-    names = PARAMETERS[law]
+    names = law.parameters
     mean, precision = np.zeros(len(names)), np.zeros(len(names))
-    for name, value in PRIOR_MEANS[law].items():
+    for name, value in law.prior_means.items():
         i = names.index(name)
         mean[i] = math.log(value)
         precision[i] = (HUBER_DELTA / PRIOR_SD) ** 2
@@ -133,12 +102,12 @@ def _huber(r: jax.Array) -> jax.Array:
     return jnp.where(a <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
-def _solve(law: str, u0: jax.Array, data: Data, iterations: jax.Array) -> Solution:
-    fn = LAWS[law]
+def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array) -> Solution:
+    law = LAWS[name]
     mean, precision = (jnp.asarray(a) for a in _prior(law))
 
     def residuals(u: jax.Array) -> jax.Array:
-        pred = fn(to_theta(law, u), data.features)
+        pred = law.curve(law.to_theta(u), data.features)
         # a non-positive prediction has no log: NaN, which makes the objective infinite (rejected)
         r = data.log_loss - jnp.log(jnp.where(pred > 0, pred, jnp.nan))
         return jnp.where(data.weight > 0, r, 0.0)

@@ -32,9 +32,8 @@ import optax
 
 from wsd_core import DECAY_SHAPES, WSDSpec
 from wsd_core.backend import check_int, check_ratio, check_steps
-from wsd_plan._features import ANNEALING_DECAY
 from wsd_plan._fit import LossLawFit, float64_mode
-from wsd_plan._laws import PARAMETERS
+from wsd_plan._laws import LAWS, Drops
 from wsd_plan._plan import CooldownCandidate, plan_cooldown
 from wsd_plan._runs import branch_rates, trunk_schedule
 from wsd_plan._uncertainty import check_level
@@ -54,19 +53,10 @@ def final_loss(law: str, theta: jax.Array, lrs: jax.Array, warmup: int) -> jax.A
     steps = jnp.arange(lrs.shape[0])
     previous = jnp.concatenate([lrs[:1], lrs[:-1]])
     drops = jnp.where(steps > warmup, previous - lrs, 0.0)
-    params = dict(zip(PARAMETERS[law], jnp.exp(theta), strict=True))
+    spec = LAWS[law]
+    params = dict(zip(spec.parameters, jnp.exp(theta), strict=True))
     power = params["L0"] + params["A"] * area ** (-params["alpha"])
-    if law == "annealing":
-        # S2 = sum_i m_i with m_i = lambda m_{i-1} + d_i: each drop d_k contributes
-        # d_k (1 - lambda^(t - k + 1)) / (1 - lambda)
-        lam = ANNEALING_DECAY
-        weight = -jnp.expm1((t - steps + 1) * np.log(lam)) / (1.0 - lam)
-        return power - params["C"] * jnp.sum(drops * weight)
-    since = cum[t] - (cum - lrs)  # S_k(t): the rates from k to t
-    log_lr = jnp.maximum(jnp.log(jnp.maximum(lrs, 1e-300)), -200.0)  # as _features._safe_log
-    x = jnp.exp(-params["gamma"] * log_lr) * since
-    g = -jnp.expm1(-params["beta"] * jnp.log1p(params["C"] * x))
-    return power - params["B"] * jnp.sum(drops * g)
+    return power - spec.final_drop(params, Drops(lrs, cum, steps, drops, t))
 
 
 def isotonic_non_increasing(y: np.ndarray) -> np.ndarray:
@@ -176,6 +166,44 @@ def optimize_cooldown(
     iterations = check_int("iterations", iterations, minimum=1)
     level = check_level(level)
     trunk_rates, rate_peak, warmup = trunk_schedule(trunk, budget, peak, warmup_steps)
+    start = _window_start(trunk_rates, rate_peak, warmup, budget, earliest)
+    descent = _Descent(fit, trunk_rates[:start], rate_peak, warmup, budget - start)
+    lrs = np.concatenate([trunk_rates[:start], rate_peak * descent.run(floor, iterations)])
+    plan = plan_cooldown(
+        fit,
+        trunk,
+        budgets=[budget],
+        lengths=_grid_lengths(budget - start),
+        shapes=[s for s in DECAY_SHAPES if floor > 0 or s not in ("inverse", "geometric")],
+        min_ratios=[floor],
+        peak=peak if isinstance(trunk, WSDSpec) else None,
+        warmup_steps=warmup,
+        level=level,
+    )
+    grid_best = plan.best_for(budget)
+    # the grid's best against the optimum, in one prediction: the optimum's interval and the gain's
+    both = fit.predict_batch([branch_rates(trunk_rates, grid_best.spec, rate_peak), lrs],
+                             [[budget - 1], [budget - 1]], warmup_steps=warmup)  # fmt: skip
+    lows, highs = both.final_intervals(level)  # run 1 is the optimum
+    gain_low, gain_high = both.difference_interval(0, 1, level)
+    closest = min(
+        (c.spec for c in plan.candidates),
+        key=lambda spec: float(
+            np.sum((branch_rates(trunk_rates, spec, rate_peak)[start:] - lrs[start:]) ** 2)
+        ),
+    )
+    return OptimalCooldown(budget, start, lrs, float(both.final[1]), float(lows[1]), float(highs[1]),
+                           grid_best, float(gain_low), float(gain_high), closest, iterations)  # fmt: skip
+
+
+def _grid_lengths(window: int) -> list[int]:
+    """``LENGTH_GRID`` cooldown lengths spread geometrically from 1% of the window to all of it."""
+    return sorted({int(n) for n in np.geomspace(max(1, window // 100), window, LENGTH_GRID).round()})
+
+
+def _window_start(trunk_rates: np.ndarray, rate_peak: float, warmup: int, budget: int, earliest: Any) -> int:
+    """The first step whose rate may move: ``earliest`` (default the warmup's end), checked to leave a
+    window ``[start, budget)`` in which the trunk is at its peak."""
     start = warmup if earliest is None else check_steps("earliest", earliest)
     if not warmup <= start < budget:
         raise ValueError(
@@ -189,61 +217,41 @@ def optimize_cooldown(
             f"the trunk's rate at step {start + off_peak[0]} is {window[off_peak[0]]:g}, not its peak "
             f"{rate_peak:g}: the window [{start}, {budget}) must be stable in the trunk"
         )
-    length = budget - start
-    knots = min(KNOTS, length)
-    at = np.linspace(0.0, knots - 1.0, length)  # each window step's position among the knots
-    y = np.ones(knots)
-    with float64_mode():
-        theta = fit.theta()
-        fixed = jnp.asarray(trunk_rates[:start])
-        lo, frac = np.floor(at).astype(np.int64), at - np.floor(at)
-        hi = np.minimum(lo + 1, knots - 1)
-        lo_j, hi_j, frac_j = jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(frac)
+    return start
 
-        def loss(knot_values: jax.Array) -> jax.Array:
-            x = knot_values[lo_j] * (1.0 - frac_j) + knot_values[hi_j] * frac_j
-            return final_loss(fit.law, theta, jnp.concatenate([fixed, rate_peak * x]), warmup)
 
-        value_and_grad = jax.jit(jax.value_and_grad(loss))
+class _Descent:
+    """Projected Adam on the window's rates, as fractions of the peak, through ``KNOTS`` knots."""
+
+    def __init__(self, fit: LossLawFit, fixed: np.ndarray, peak: float, warmup: int, length: int) -> None:
+        self.length, self.knots = length, min(KNOTS, length)
+        self.at = np.linspace(0.0, self.knots - 1.0, length)  # each window step's position among the knots
+        lo, frac = np.floor(self.at).astype(np.int64), self.at - np.floor(self.at)
+        hi = np.minimum(lo + 1, self.knots - 1)
+        with float64_mode():
+            theta, fixed_j = fit.theta(), jnp.asarray(fixed)
+            lo_j, hi_j, frac_j = jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(frac)
+
+            def loss(knot_values: jax.Array) -> jax.Array:
+                x = knot_values[lo_j] * (1.0 - frac_j) + knot_values[hi_j] * frac_j
+                return final_loss(fit.law, theta, jnp.concatenate([fixed_j, peak * x]), warmup)
+
+            self.value_and_grad = jax.jit(jax.value_and_grad(loss))
+
+    def run(self, floor: float, iterations: int) -> np.ndarray:
+        """The best window rates found (fractions of the peak, one per step), from a flat start."""
+        y = np.ones(self.knots)
         opt = optax.adam(STEP_SIZE)
-        state = opt.init(jnp.asarray(y))
-        best_value, best_y = np.inf, y
-        for _ in range(iterations):
-            value, grad = value_and_grad(jnp.asarray(y))
+        with float64_mode():
+            state = opt.init(jnp.asarray(y))
+            best_value, best_y = np.inf, y
+            for _ in range(iterations):
+                value, grad = self.value_and_grad(jnp.asarray(y))
+                if float(value) < best_value:
+                    best_value, best_y = float(value), y
+                updates, state = opt.update(grad, state)
+                y = np.clip(isotonic_non_increasing(np.asarray(y + np.asarray(updates))), floor, 1.0)
+            value, _ = self.value_and_grad(jnp.asarray(y))
             if float(value) < best_value:
-                best_value, best_y = float(value), y
-            updates, state = opt.update(grad, state)
-            y = np.clip(isotonic_non_increasing(np.asarray(y + np.asarray(updates))), floor, 1.0)
-        value, _ = value_and_grad(jnp.asarray(y))
-        if float(value) < best_value:
-            best_value, best_y = float(value), y
-    x = np.interp(at, np.arange(knots), best_y)
-    lrs = np.concatenate([trunk_rates[:start], rate_peak * x])
-    (low,), (high,) = fit.predict_interval(lrs, [budget - 1], warmup_steps=warmup, level=level)
-    (predicted,) = fit.predict(lrs, [budget - 1], warmup_steps=warmup)
-    lengths = sorted({int(n) for n in np.geomspace(max(1, length // 100), length, LENGTH_GRID).round()})
-    shapes = [s for s in DECAY_SHAPES if floor > 0 or s not in ("inverse", "geometric")]
-    plan = plan_cooldown(
-        fit,
-        trunk,
-        budgets=[budget],
-        lengths=lengths,
-        shapes=shapes,
-        min_ratios=[floor],
-        peak=peak if isinstance(trunk, WSDSpec) else None,
-        warmup_steps=warmup,
-        level=level,
-    )
-    grid_best = plan.best_for(budget)
-    grid_rates = branch_rates(trunk_rates, grid_best.spec, rate_peak)
-    gain_low, gain_high = fit.predict_difference(
-        grid_rates, lrs, budget - 1, warmup_steps=warmup, level=level
-    )
-    closest = min(
-        (c.spec for c in plan.candidates),
-        key=lambda spec: float(
-            np.sum((branch_rates(trunk_rates, spec, rate_peak)[start:] - lrs[start:]) ** 2)
-        ),
-    )
-    return OptimalCooldown(budget, start, lrs, float(predicted), float(low), float(high), grid_best,
-                           float(gain_low), float(gain_high), closest, iterations)  # fmt: skip
+                best_y = y
+        return np.interp(self.at, np.arange(self.knots), best_y)

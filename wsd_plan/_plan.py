@@ -12,21 +12,19 @@ their final losses (``LossLawFit.predict_difference``) contains 0.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import warnings
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 
 from wsd_core import DECAY_SHAPES, WSDSpec
 from wsd_core.backend import check_choice, check_ratio, check_steps
-from wsd_plan._features import Features, features
-from wsd_plan._fit import LossLawFit, _on_device, check_prediction, curve_and_jacobian, float64_mode
+from wsd_plan._fit import LossLawFit
+from wsd_plan._predictions import Predictions
 from wsd_plan._runs import branch_rates, trunk_schedule
-from wsd_plan._uncertainty import check_level, coordinates, z_value
+from wsd_plan._uncertainty import check_level, z_value
 
 CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
 
@@ -218,59 +216,134 @@ def plan_cooldown(
       >>> plan.best_for(24_000).spec.start_step, plan.best_for(24_000).spec.decay_steps
       (22000, 2000)
     """
-    if not isinstance(fit, LossLawFit):
-        raise TypeError(f"fit must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
-    if (budgets is None) == (at_steps is None):
-        raise TypeError(
-            "give budgets= (runs of that many updates: the branch is at budget - length) or at_steps= "
-            "(branch off these checkpoints), not both"
-        )
+    _check_fit("fit", fit)
     level = check_level(level)
-    lens = [check_steps("lengths", n, minimum=1) for n in lengths]
-    if budgets is not None:
-        ends = [check_steps("budgets", b, minimum=1) for b in budgets]
-        pairs = [(b - n, n) for b in ends for n in lens if b - n >= 0]
-        ats = sorted({a for a, _ in pairs}) or [0]
-        asked = ("budgets", ends)
-    else:
-        ats = [check_steps("at_steps", a) for a in at_steps]  # type: ignore[union-attr]
-        pairs = [(a, n) for a in ats for n in lens]
-        asked = ("at_steps", ats)
-    shape_list = [check_choice("shapes", x, DECAY_SHAPES) for x in shapes]
-    floors = [check_ratio("min_ratios", r) for r in min_ratios]
-    for name, values in (
-        asked,
-        ("lengths", lens),
-        ("shapes", shape_list),
-        ("min_ratios", floors),
-    ):
-        if not values:
-            raise ValueError(f"{name} must hold at least one value")
-    last_branch = max(max(ats), 1)
-    trunk_rates, rate_peak, warmup = trunk_schedule(trunk, last_branch, peak, warmup_steps)
-    # A rate trunk gets a stand-in spec that is stable everywhere: branch_cooldown then checks only
-    # the step (the rates themselves are checked below).
-    trunk_spec = trunk if isinstance(trunk, WSDSpec) else WSDSpec(last_branch + 1, decay_steps=0)
-    if budgets is not None:
-        # a cooldown too long for its budget would branch inside the warmup: not a candidate. Nor one
-        # branching at the warmup's end, whose last trunk update was still warming up (below the peak)
-        pairs = [(a, n) for a, n in pairs if a > warmup or a == warmup == 0]
-        short = [b for b in ends if not any(a + n == b for a, n in pairs)]
-        if short:
-            raise ValueError(
-                f"budget(s) {short} leave no cooldown of lengths {lens} after the trunk's warmup "
-                f"(it ends at step {warmup})"
-            )
-    inside = sorted({a for a, _ in pairs if a < warmup})
-    if inside:
-        raise ValueError(
-            f"cannot branch at step(s) {inside}: inside the trunk's warmup (it ends at step {warmup}); "
-            "a cooldown starts from the peak"
-        )
+    request = _Request.checked(budgets, at_steps, lengths, shapes, min_ratios)
+    trunk_rates, rate_peak, warmup = trunk_schedule(trunk, request.last_branch, peak, warmup_steps)
+    pairs = request.pairs_after(warmup)
     _warn_if_far(fit, rate_peak)
-    candidates: list[tuple[WSDSpec, int, int, str, float, np.ndarray]] = []
-    runs = []
-    for (at, length), shape, floor in itertools.product(pairs, shape_list, floors):
+    branches = _branches(trunk, trunk_rates, rate_peak, warmup, pairs, request.shapes, request.floors)
+    predictions = _predict(fit, branches, trunk_rates, rate_peak, warmup)
+    ranked = _ranked(branches, predictions, level)
+    second_best: dict[int, CooldownCandidate] = {}
+    if second_opinion is not None:
+        _check_fit("second_opinion", second_opinion)
+        other = _predict(second_opinion, branches, trunk_rates, rate_peak, warmup).final
+        for end in {b.end_step for b in branches}:
+            mine = [i for i, b in enumerate(branches) if b.end_step == end]
+            second_best[end] = ranked[min(mine, key=lambda i: other[i])]
+    candidates = tuple(sorted(ranked.values(), key=lambda c: (c.end_step, c.final_loss)))
+    law = second_opinion.law if second_opinion else None
+    return CooldownPlan(candidates, level, fit.law_error_scale, law, second_best)
+
+
+class _Branch(NamedTuple):
+    """One candidate before prediction: the branch spec, what was asked for, the steps to predict."""
+
+    spec: WSDSpec
+    at_step: int
+    length: int
+    shape: str
+    min_ratio: float
+    steps: np.ndarray
+
+    @property
+    def end_step(self) -> int:
+        return self.at_step + self.length
+
+    @property
+    def label(self) -> str:
+        return (
+            f"the {self.shape} cooldown of {self.length} from step {self.at_step} (floor {self.min_ratio:g})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """``plan_cooldown``'s arguments, checked: the (branch step, length) pairs, shapes and floors."""
+
+    pairs: list[tuple[int, int]]
+    lengths: list[int]
+    shapes: list[str]
+    floors: list[float]
+    budgets: list[int] | None  # None: branch steps were given (at_steps)
+
+    @classmethod
+    def checked(cls, budgets: Any, at_steps: Any, lengths: Any, shapes: Any, min_ratios: Any) -> _Request:
+        if (budgets is None) == (at_steps is None):
+            given = "neither" if budgets is None else "both"
+            raise TypeError(
+                "give budgets= (runs of that many updates: the branch is at budget - length) or at_steps= "
+                f"(branch off these checkpoints): exactly one of them, got {given}"
+            )
+        lens = [check_steps("lengths", n, minimum=1) for n in lengths]
+        if budgets is not None:
+            ends = [check_steps("budgets", b, minimum=1) for b in budgets]
+            asked = ("budgets", ends)
+            pairs = [(b - n, n) for b in ends for n in lens if b - n >= 0]
+        else:
+            ats = [check_steps("at_steps", a) for a in at_steps]
+            asked, pairs = ("at_steps", ats), [(a, n) for a in ats for n in lens]
+        request = cls(pairs, lens, [check_choice("shapes", x, DECAY_SHAPES) for x in shapes],
+                      [check_ratio("min_ratios", r) for r in min_ratios],
+                      ends if budgets is not None else None)  # fmt: skip
+        for name, values in (
+            asked,
+            ("lengths", lens),
+            ("shapes", request.shapes),
+            ("min_ratios", request.floors),
+        ):
+            if not values:
+                raise ValueError(f"{name} must hold at least one value")
+        return request
+
+    @property
+    def last_branch(self) -> int:
+        return max(max((a for a, _ in self.pairs), default=0), 1)
+
+    def pairs_after(self, warmup: int) -> list[tuple[int, int]]:
+        """The pairs that branch after the trunk's warmup; with budgets, a cooldown too long for its
+        budget (it would branch inside the warmup, or at its end, whose last update was still
+        warming up) is no candidate, and a budget left with none is refused."""
+        pairs = self.pairs
+        if self.budgets is not None:
+            pairs = [(a, n) for a, n in pairs if a > warmup or a == warmup == 0]
+            short = [b for b in self.budgets if not any(a + n == b for a, n in pairs)]
+            if short:
+                raise ValueError(
+                    f"budget(s) {short} leave no cooldown of lengths {self.lengths} after the trunk's "
+                    f"warmup (it ends at step {warmup})"
+                )
+        inside = sorted({a for a, _ in pairs if a < warmup})
+        if inside:
+            raise ValueError(
+                f"cannot branch at step(s) {inside}: inside the trunk's warmup (it ends at step {warmup}); "
+                "a cooldown starts from the peak"
+            )
+        return pairs
+
+
+def _check_fit(name: str, fit: Any) -> None:
+    if not isinstance(fit, LossLawFit):
+        raise TypeError(f"{name} must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
+
+
+def _branches(
+    trunk: Any,
+    trunk_rates: np.ndarray,
+    rate_peak: float,
+    warmup: int,
+    pairs: list[tuple[int, int]],
+    shapes: list[str],
+    floors: list[float],
+) -> list[_Branch]:
+    """Every candidate: each pair, shape and floor, as the spec ``branch_cooldown`` returns."""
+    # A rate trunk gets a stand-in spec that is stable everywhere: branch_cooldown then checks only
+    # the step (the rates themselves are checked here).
+    last_branch = max(max(a for a, _ in pairs), 1)
+    trunk_spec = trunk if isinstance(trunk, WSDSpec) else WSDSpec(last_branch + 1, decay_steps=0)
+    branches = []
+    for (at, length), shape, floor in itertools.product(pairs, shapes, floors):
         spec = trunk_spec.branch_cooldown(at, length, decay_shape=shape, min_ratio=floor)
         if not isinstance(trunk, WSDSpec) and at > 0 and not np.isclose(trunk_rates[at - 1], rate_peak):
             raise ValueError(
@@ -278,52 +351,38 @@ def plan_cooldown(
                 f"peak {rate_peak:g}; branch from a stable step"
             )
         end = at + length
-        rates = branch_rates(trunk_rates, spec, rate_peak)
         grid = np.linspace(min(warmup, end - 1), end - 1, CURVE_POINTS)
-        steps = np.unique(grid.round().astype(np.int64))
-        candidates.append((spec, at, length, shape, floor, steps))
-        runs.append(features(rates, steps, warmup))
-    predicted = _predict_many(fit, runs)
-    for (_, at, length, shape, floor, steps), (curve, _) in zip(candidates, predicted, strict=True):
-        check_prediction(curve, steps, f"the {shape} cooldown of {length} from step {at} (floor {floor:g})")
-    # Each candidate's final point: its value, the Jacobian of its log, its coordinates
-    finals = [(float(curve[-1]), jac[-1], coordinates(fit.params, f.area[-1:], curve[-1:])[0])
-              for (curve, jac), f in zip(predicted, runs, strict=True)]  # fmt: skip
-    scale, z = fit.law_error_scale, z_value(level)
-    half = z * fit._sd(np.stack([j for _, j, _ in finals]), np.stack([p for _, _, p in finals]), scale)
-    order = sorted(range(len(candidates)), key=lambda i: (sum(candidates[i][1:3]), finals[i][0]))
-    best_of: dict[int, int] = {}  # end step -> index of its best candidate
-    out = []
-    for i in order:
-        (spec, at, length, shape, floor, steps), (curve, _) = candidates[i], predicted[i]
-        best = best_of.setdefault(at + length, i)
-        vc, vb = finals[i][0], finals[best][0]
-        sd = fit._difference_sd(finals[i], finals[best])
-        out.append(
-            CooldownCandidate(
-                spec=spec,
-                at_step=at,
-                length=length,
-                shape=shape,
-                min_ratio=floor,
-                steps=steps,
-                predicted=curve,
-                final_loss=vc,
-                low=vc * float(np.exp(-half[i])),
-                high=vc * float(np.exp(half[i])),
-                distinguishable=i != best and vc - vb - z * sd > 0,
-            )
-        )
-    second_best: dict[int, CooldownCandidate] = {}
-    if second_opinion is not None:
-        if not isinstance(second_opinion, LossLawFit):
-            raise TypeError(f"second_opinion must be a LossLawFit, got {type(second_opinion).__name__}")
-        other = [float(curve[-1]) for curve, _ in _predict_many(second_opinion, runs)]
-        placed = {i: out[position] for position, i in enumerate(order)}  # candidate index -> candidate
-        for end in {c.end_step for c in out}:
-            mine = [i for i in range(len(candidates)) if sum(candidates[i][1:3]) == end]
-            second_best[end] = placed[min(mine, key=lambda i: other[i])]
-    return CooldownPlan(tuple(out), level, scale, second_opinion.law if second_opinion else None, second_best)
+        branches.append(_Branch(spec, at, length, shape, floor, np.unique(grid.round().astype(np.int64))))
+    return branches
+
+
+def _predict(
+    fit: LossLawFit, branches: list[_Branch], trunk_rates: np.ndarray, rate_peak: float, warmup: int
+) -> Predictions:
+    """Every branch's curve in one batched call; each branch's rates are made as they are read."""
+    rates = (branch_rates(trunk_rates, b.spec, rate_peak) for b in branches)
+    return fit.predict_batch(rates, [b.steps for b in branches], warmup_steps=warmup,
+                             labels=[b.label for b in branches])  # fmt: skip
+
+
+def _ranked(branches: list[_Branch], predictions: Predictions, level: float) -> dict[int, CooldownCandidate]:
+    """Each branch's ``CooldownCandidate`` (by branch index): its interval, and whether it is
+    distinguishably worse than the best of its end step."""
+    final = predictions.final
+    low, high = predictions.final_intervals(level)
+    z = z_value(level)
+    best_of: dict[int, int] = {}  # end step -> index of its best branch
+    for i in sorted(range(len(branches)), key=lambda i: (branches[i].end_step, final[i])):
+        best_of.setdefault(branches[i].end_step, i)
+    out = {}
+    for i, b in enumerate(branches):
+        best = best_of[b.end_step]
+        worse = i != best and final[i] - final[best] - z * predictions.difference_sd(i, best) > 0
+        out[i] = CooldownCandidate(spec=b.spec, at_step=b.at_step, length=b.length, shape=b.shape,
+                                   min_ratio=b.min_ratio, steps=b.steps, predicted=predictions.curves[i],
+                                   final_loss=float(final[i]), low=float(low[i]), high=float(high[i]),
+                                   distinguishable=bool(worse))  # fmt: skip
+    return out
 
 
 def _warn_if_far(fit: LossLawFit, peak: float) -> None:
@@ -339,27 +398,3 @@ def _warn_if_far(fit: LossLawFit, peak: float) -> None:
             UserWarning,
             stacklevel=3,
         )
-
-
-def _predict_many(fit: LossLawFit, runs: Sequence[Features]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """All candidates' curves and the Jacobians of their logs in one call: features padded to common
-    shapes (padding adds 0)."""
-    points = max(f.area.shape[0] for f in runs)
-    terms = max(f.drop_size.shape[1] for f in runs)
-
-    def pad(f: Features) -> Features:
-        n, k = f.drop_size.shape
-        p2 = lambda a: np.pad(a, ((0, points - n), (0, terms - k)))
-        # Padded points repeat the last point (a valid area); they are cut off again below.
-        p1 = lambda a: np.pad(a, (0, points - n), mode="edge")
-        return Features(p1(f.area), p1(f.s2), p2(f.drop_size), p2(f.drop_log_lr), p2(f.drop_area_since))
-
-    stacked = Features(*(np.stack(xs) for xs in zip(*(pad(f) for f in runs), strict=True)))
-    with float64_mode():
-        curves, jacs = (np.asarray(a) for a in _batched(fit.law)(fit.theta(), _on_device(stacked)))
-    return [(c[: f.area.shape[0]], j[: f.area.shape[0]]) for c, j, f in zip(curves, jacs, runs, strict=True)]
-
-
-@functools.cache
-def _batched(law: str) -> Any:
-    return jax.jit(jax.vmap(functools.partial(curve_and_jacobian, law), in_axes=(None, 0)))

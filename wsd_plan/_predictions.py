@@ -1,0 +1,106 @@
+"""``Predictions``: several runs' predicted loss curves from one batched evaluation of a fit, with
+the uncertainty of every point and of every difference between two runs' final losses.
+
+``LossLawFit.predict_batch`` makes one; the plan ranks its candidates with it, the optimiser compares
+the optimum with the grid's best, and ``predict_interval`` / ``predict_difference`` are its
+one-run and two-run cases. How each part of the uncertainty is measured: ``wsd_plan._uncertainty``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from wsd_plan._uncertainty import check_level, difference_sd, log_sd, z_value
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitUncertainty:
+    """What a fit knows of its own uncertainty (None for a fit built by hand).
+
+    Attributes:
+      covariance: the Laplace covariance of ``log(params)``.
+      residual_scale: the root-mean-square weighted log residual of the fit.
+      fitted: the coordinates of every fitted point (``_uncertainty.coordinates``).
+      scale_of: gives the leave-one-run-out factor on the law's error (``law_error_scale``), which
+        refits the law once per run: asked for only when a standard deviation needs it.
+    """
+
+    covariance: np.ndarray | None
+    residual_scale: float | None
+    fitted: np.ndarray | None
+    scale_of: Callable[[], float]
+
+    @functools.cached_property
+    def law_error_scale(self) -> float:
+        return self.scale_of()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Predictions:
+    """Runs' predicted loss curves and their uncertainty; runs are numbered as given.
+
+    Attributes:
+      curves: each run's predicted loss at its steps.
+      jacobians: each run's Jacobian of the log loss in ``theta`` (points x parameters).
+      points: each run's points' coordinates (``_uncertainty.coordinates``).
+      uncertainty: the fit's ``FitUncertainty``.
+    """
+
+    curves: tuple[np.ndarray, ...]
+    jacobians: tuple[np.ndarray, ...]
+    points: tuple[np.ndarray, ...]
+    uncertainty: FitUncertainty
+
+    def __len__(self) -> int:
+        return len(self.curves)
+
+    @property
+    def final(self) -> np.ndarray:
+        """Each run's predicted loss at its last step."""
+        return np.array([float(c[-1]) for c in self.curves])
+
+    def log_sd(self, run: int, *, scale: float | None = None) -> np.ndarray:
+        """The standard deviation of each predicted log loss of ``run``, the law's error times
+        ``scale`` (default: the fit's ``law_error_scale``)."""
+        u = self.uncertainty
+        return log_sd(self.jacobians[run], self.points[run], covariance=u.covariance,
+                      residual_scale=u.residual_scale, fitted=u.fitted,
+                      scale=u.law_error_scale if scale is None else scale)  # fmt: skip
+
+    def interval(self, run: int, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` on ``run``'s loss at each of its steps, with probability ``level``."""
+        half = z_value(check_level(level)) * self.log_sd(run)
+        return self.curves[run] * np.exp(-half), self.curves[run] * np.exp(half)
+
+    def final_intervals(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` on every run's final loss, in one evaluation of the standard deviations."""
+        last = lambda arrays: np.stack([a[-1] for a in arrays])
+        u = self.uncertainty
+        sd = log_sd(last(self.jacobians), last(self.points), covariance=u.covariance,
+                    residual_scale=u.residual_scale, fitted=u.fitted, scale=u.law_error_scale)  # fmt: skip
+        half = z_value(check_level(level)) * sd
+        return self.final * np.exp(-half), self.final * np.exp(half)
+
+    def difference_sd(self, a: int, b: int) -> float:
+        """The standard deviation of run ``a``'s final loss minus run ``b``'s (both at their last
+        step): most of two predictions' error is shared, so it is far below either's own."""
+        u = self.uncertainty
+        return difference_sd(
+            (float(self.curves[a][-1]), float(self.curves[b][-1])),
+            (self.jacobians[a][-1], self.jacobians[b][-1]),
+            (self.points[a][-1], self.points[b][-1]),
+            covariance=u.covariance,
+            residual_scale=u.residual_scale,
+            scale=u.law_error_scale,
+        )
+
+    def difference_interval(self, a: int, b: int, level: float = 0.9) -> tuple[float, float]:
+        """``(low, high)`` on run ``a``'s final loss minus run ``b``'s, with probability ``level``;
+        where it excludes 0, the two runs are distinguishable."""
+        half = z_value(check_level(level)) * self.difference_sd(a, b)
+        gap = float(self.curves[a][-1] - self.curves[b][-1])
+        return gap - half, gap + half
