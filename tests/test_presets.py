@@ -470,3 +470,44 @@ def test_maxtext_wsd_from_its_own_source(steps, warmup, decay, style):
                                 wsd_decay_style=style, learning_rate_final_fraction=0.1)  # fmt: skip
     for s in range(steps):
         assert spec.multiplier(s) == pytest.approx(float(theirs(s)), rel=2e-6, abs=1e-7), s
+
+
+def test_a_preset_error_names_the_presets_own_field():
+    # before: "init_ratio must satisfy 0 <= value <= 1 ... 0.015 for 1.5%", a field the user never gave
+    expected = (
+        r"^from_olmo_core: warmup_min_lr / initial_lr gives the spec's init_ratio = 1.5, which .*got 1.5$"
+    )
+    with pytest.raises(ValueError, match=expected):
+        WSDSpec.from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
+                               warmup_min_lr=1.5e-3, period_lengths=[1000, 2000],
+                               period_lr_multipliers=[2.0, 1.0])  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"^from_transformers: min_lr_ratio gives the spec's init_ratio = 1.5"
+    ):
+        WSDSpec.from_transformers(10, 20, num_training_steps=100, min_lr_ratio=1.5)
+
+
+def test_every_field_a_preset_sets_has_its_origin_in_the_presets_terms():
+    import dataclasses
+
+    from wsd_core import _presets
+
+    calls = {
+        "from_transformers": lambda: _presets.from_transformers(10, 20, num_training_steps=100),
+        "from_torchtitan": lambda: _presets.from_torchtitan(100, warmup_steps=10, decay_ratio=0.2),
+        "from_pytorch_accelerated": lambda: _presets.from_pytorch_accelerated(
+            100, num_checkpoints=2, base_lr=1e-3
+        ),
+        "from_megatron": lambda: _presets.from_megatron(1e-3, 10, 100, 20, "linear", min_lr=1e-5),
+        "from_olmo_core": lambda: _presets.from_olmo_core(
+            "WSDS", t_max=300, initial_lr=1e-3, warmup=10, decay=20, period_lengths=[100, 200],
+            period_lr_multipliers=[1.0, 0.5], units="tokens",
+        ),
+        "from_maxtext": lambda: _presets.from_maxtext(1000, wsd_decay_steps_fraction=0.2),
+    }  # fmt: skip
+    fields = {f.name for f in dataclasses.fields(WSDSpec)}
+    presets = {n for n in dir(WSDSpec) if n.startswith("from_") and n != "from_dict"}
+    assert set(calls) == set(_presets.ORIGINS) == presets
+    for name, call in calls.items():
+        assert set(_presets.ORIGINS[name]) <= fields, name
+        assert set(call()) <= set(_presets.ORIGINS[name]), (name, set(call()) - set(_presets.ORIGINS[name]))

@@ -284,6 +284,19 @@ def test_device_lr_bad_arguments():
         WSDLR(opt, spec=WSDSpec(10), total_steps=10)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_a_fused_cuda_optimizer_refuses_a_rate_it_cannot_read_at_construction(dtype):
+    # before: torch's "expected scalar type Float but found Double" at optimizer.step(). The check
+    # runs before anything is put on the device, so it is tested here without a GPU.
+    param = torch.nn.Parameter(torch.zeros(2))
+    fused = torch.optim.AdamW([param], lr=1e-3, fused=True)
+    with pytest.raises(ValueError, match=rf"dtype={dtype}: param group 0 of this AdamW is fused .* float32"):
+        WSDDeviceLR(fused, total_steps=10, device="cuda", dtype=dtype)
+    WSDDeviceLR(fused, total_steps=10, dtype=dtype)  # on the CPU, fused kernels read any float rate
+    plain = torch.optim.AdamW([param], lr=1e-3, foreach=False)
+    assert WSDDeviceLR(plain, total_steps=10, dtype=dtype).dtype == dtype
+
+
 def test_container_steps_and_checkpoints_as_one_stateful():
     parts = [_optimizer(foreach=False) for _ in range(2)]
     fields_b = {**FIELDS, "decay_shape": "linear"}

@@ -11,6 +11,7 @@ expressed by the contract, the function raises and says why instead of returning
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 from typing import Any
 
@@ -543,3 +544,57 @@ def _olmo_core_wsds(f: dict[str, Any], lr: float, warmup_min: float, decay_min: 
         period_peaks=multipliers,
         rewarmup_steps=1 if len(ends) > 1 else 0,
     )
+
+
+# --- errors in the preset's own terms ---------------------------------------------------------------
+
+# Where each preset takes each spec field from, in its own parameters: an error about a spec field
+# then names what the user gave instead of a field they never wrote.
+ORIGINS: dict[str, dict[str, str]] = {
+    "from_transformers": {
+        "total_steps": "num_training_steps (or num_warmup_steps + num_stable_steps + num_decay_steps)",
+        "warmup_steps": "num_warmup_steps", "decay_steps": "num_decay_steps", "warmup_shape": "warmup_type",
+        "decay_shape": "decay_type", "init_ratio": "min_lr_ratio", "min_ratio": "min_lr_ratio",
+    },
+    "from_torchtitan": {
+        "total_steps": "total_steps (or training_steps)", "warmup_steps": "warmup_steps - 1",
+        "init_ratio": "1 / warmup_steps", "decay_steps": "round(decay_ratio * total_steps)",
+        "decay_shape": "decay_type", "min_ratio": "min_lr_factor",
+    },
+    "from_pytorch_accelerated": {
+        "total_steps": "total_steps (or num_epochs * num_update_steps_per_epoch)",
+        "checkpoints": "num_checkpoints", "warmup_steps": "num_warmup_steps",
+        "init_ratio": "warmup_starting_lr / base_lr", "decay_ratio": "decay_phase_ratio",
+        "decay_shape": "use_inverse_sqrt_decay", "min_ratio": "lr_min",
+    },
+    "from_megatron": {
+        "total_steps": "lr_decay_steps", "warmup_steps": "lr_warmup_steps", "decay_steps": "wsd_decay_steps",
+        "decay_shape": "lr_wsd_decay_style", "init_ratio": "init_lr / max_lr", "min_ratio": "min_lr / max_lr",
+    },
+    "from_olmo_core": {
+        "total_steps": "t_max (WSD) or the sum of period_lengths (WSDS)", "checkpoints": "period_lengths",
+        "warmup_steps": "warmup (or warmup_fraction)", "init_ratio": "warmup_min_lr / initial_lr",
+        "decay_steps": "decay (or decay_fraction)", "min_ratio": "decay_min_lr / initial_lr",
+        "period_peaks": "period_lr_multipliers", "units": "units", "decay_shape": "OLMo-core's linear decay",
+        "rewarmup_steps": "OLMo-core's floor at each WSDS period's end",
+    },
+    "from_maxtext": {
+        "total_steps": "learning_rate_schedule_steps - 1",
+        "warmup_steps": "int(learning_rate_schedule_steps * warmup_steps_fraction)",
+        "decay_steps": "int(learning_rate_schedule_steps * wsd_decay_steps_fraction) - 1",
+        "decay_shape": "wsd_decay_style", "min_ratio": "learning_rate_final_fraction",
+    },
+}  # fmt: skip
+
+
+def in_preset_terms(preset: str, fields: dict[str, Any], error: Exception) -> str:
+    """``error`` (raised building a preset's spec from ``fields``) said in the preset's own terms:
+    which of its parameters gave the field the error names, and the value it came to."""
+    # the percentage hint of a ratio check is about a value the user typed, not one a preset computed
+    message = re.sub(r" \(\w+ is a fraction: [^)]*\)", "", str(error))
+    named = message.split(" ", 1)[0].split("[", 1)[0]  # the checks start with the field's name
+    origin = ORIGINS.get(preset, {}).get(named)
+    if origin is None or named not in fields:
+        return f"{preset}: {message}"
+    value = fields[named]
+    return f"{preset}: {origin} gives the spec's {named} = {value!r}, which the contract refuses: {message}"

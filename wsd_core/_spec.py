@@ -64,7 +64,11 @@ def _preset(fields_of: Callable[_P, dict[str, Any]]) -> Any:
 
     @functools.wraps(fields_of)
     def build(cls: type[WSDSpec], /, *args: _P.args, **kwargs: _P.kwargs) -> WSDSpec:
-        return cls(**fields_of(*args, **kwargs))
+        fields = fields_of(*args, **kwargs)
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as e:  # named in the preset's own parameters, not the spec's
+            raise type(e)(presets.in_preset_terms(fields_of.__name__, fields, e)) from None
 
     # the peer's parameters after cls (which binding drops), returning the spec, for help() and IDEs
     signature = inspect.signature(fields_of)

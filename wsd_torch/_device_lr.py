@@ -53,7 +53,8 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
       spec: a ``WSDSpec``, or give its fields as keyword arguments instead.
       device: where the count and rates live; default: the device of the first parameter.
       dtype: the rate's dtype (float32 by default; the optimizer's math uses it as given). The rate is
-        computed in at least float32 and cast.
+        computed in at least float32 and cast. A fused optimizer on CUDA reads its rate as float32
+        only: another dtype is refused here (torch would fail at ``optimizer.step()``).
       on_spec_change, adopt_foreign_state: load policies, as for ``WSDLR``.
       min_lr: the floor as an absolute rate, the same in every param group, instead of the spec's
         ``min_ratio`` (as for ``WSDLR``). Groups with different base rates then follow different
@@ -96,7 +97,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         if device is None:
             device = next(p.device for g in optimizer.param_groups for p in g["params"])
         self.device = torch.device(device)
-        self.dtype = dtype
+        self.dtype = _check_rate_dtype(dtype, optimizer, self.device)
         self._count = torch.full((), -1, dtype=torch.int64, device=self.device)  # the first step makes it 0
         self._bases: list[torch.Tensor] = []
         self.optimizer = optimizer
@@ -298,3 +299,17 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         self.__dict__.update({k: v for k, v in state.torch_keys.items() if k != "_last_lr"})
         self._count.fill_(state.last_epoch)
         self._refresh()
+
+
+def _check_rate_dtype(dtype: torch.dtype, optimizer: Optimizer, device: torch.device) -> torch.dtype:
+    """The rate's dtype, refused where the optimizer cannot read it: torch's fused CUDA kernels
+    (``fused=True``) take the rate as float32 and fail at ``step()`` with "expected scalar type Float
+    but found Double" (for float32 and float64 parameters alike), far from the cause."""
+    fused = [i for i, g in enumerate(optimizer.param_groups) if g.get("fused")]
+    if fused and device.type == "cuda" and dtype != torch.float32:
+        raise ValueError(
+            f"dtype={dtype}: param group {fused[0]} of this {type(optimizer).__name__} is fused "
+            "(fused=True), whose CUDA kernels read the rate as float32 only; use dtype=torch.float32 "
+            "(the default), or build the optimizer with fused=False"
+        )
+    return dtype
