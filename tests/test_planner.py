@@ -514,6 +514,54 @@ def test_unsigned_steps_that_wrap_are_refused():
         LossRun(np.full(400, 1e-3), np.array([100, 44], np.uint8), [3.0, 2.9], warmup_steps=0)
 
 
+def test_fractional_steps_are_refused_by_every_prediction():
+    # before: predict and predict_interval truncated 2500.5 to 2500 (LossRun refused it)
+    fit = LossLawFit("annealing", {"L0": 3.0, "A": 0.5, "alpha": 0.5, "C": 1.0}, {}, 0.0)
+    lrs = np.full(4000, 1e-3)
+    for predict in (
+        lambda: fit.predict(lrs, [2500.5], warmup_steps=0),
+        lambda: fit.predict_interval(lrs, [100, 2500.5], warmup_steps=0),
+        lambda: fit.predict_batch([lrs], [[2500.5]], warmup_steps=0),
+        lambda: LossRun(lrs, [100, 2500.5], [3.0, 2.9], warmup_steps=0),
+    ):
+        with pytest.raises(ValueError, match=r"array of ints, got float64 .*a fractional step, 2500.5"):
+            predict()
+    with pytest.raises(TypeError, match="step must be an int"):
+        fit.predict_difference(lrs, lrs, 2500.5, warmup_steps=0)  # type: ignore[arg-type]
+    assert fit.predict(lrs, np.array([2500], np.uint16), warmup_steps=0).shape == (1,)
+
+
+def test_runs_of_one_name_are_refused_and_the_command_names_logs_by_their_paths(tmp_path, capsys):
+    # before: two runs named alike collapsed into one line of the report, one run's metrics lost
+    import shutil
+
+    from wsd_core._cli import main
+
+    runs = lc.published_runs("lm-25M")
+    one, two = runs["constant_24000"], runs["wsd_20000_24000"]
+    twin = dataclasses.replace(two, name=one.name)
+    with pytest.raises(ValueError, match=r"runs 0 and 1 are both named 'constant_24000'.*name=\.\.\."):
+        fit_loss_law([one, twin], "multi-power")
+    fit = fit_loss_law([one, two], "multi-power")
+    with pytest.raises(ValueError, match="runs 0 and 1 are both named 'x'"):
+        fit.evaluate([dataclasses.replace(one, name="x"), dataclasses.replace(two, name="x")])
+    files, data = _spec_files(tmp_path), lc.DATA / "lm-25M"
+    for folder, name in (("a", "constant_24000"), ("b", "wsd_20000_24000")):
+        (tmp_path / folder).mkdir()
+        shutil.copy(data / f"{name}.csv", tmp_path / folder / "export.csv")
+    common = ["--peak", "3e-4", "--warmup-steps", "2160", "--trunk", files["trunk"], "--budgets", "24000",
+              "--lengths", "4000"]  # fmt: skip
+    a, b = str(tmp_path / "a" / "export.csv"), str(tmp_path / "b" / "export.csv")
+    main(["plan", "--run", a, files["constant"], "--run", b, files["wsd"], *common])
+    text = capsys.readouterr().out
+    assert (
+        f"fit      {tmp_path / 'a' / 'export'}:" in text and f"fit      {tmp_path / 'b' / 'export'}:" in text
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", "--run", b, files["wsd"], "--run", b, files["wsd"], *common])  # one log twice
+    assert exit_.value.code == 2 and "are both named" in capsys.readouterr().err
+
+
 def test_a_multi_power_fit_without_any_lr_drop_is_refused():
     runs = lc.published_runs("lm-25M")
     with pytest.raises(ValueError, match="needs a run whose rate drops"):

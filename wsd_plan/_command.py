@@ -27,13 +27,24 @@ from wsd_plan._runs import LossRun
 __all__ = ["read_schedule", "run_plan"]
 
 
-def _run(files: list[str], args: argparse.Namespace) -> LossRun:
+def _run(files: list[str], args: argparse.Namespace, name: str) -> LossRun:
     """A run from ``--run LOG [SCHEDULE]`` (``load_run`` with the command's options)."""
     if not 1 <= len(files) <= 2:
         raise LogError(f"--run takes a LOG and optionally its SCHEDULE, got {len(files)} files: {files}")
     return load_run(files[0], files[1] if len(files) == 2 else None, peak=args.peak,
                     warmup_steps=args.warmup_steps, step_column=args.step_column,
-                    loss_column=args.loss_column, lr_column=args.lr_column)  # fmt: skip
+                    loss_column=args.loss_column, lr_column=args.lr_column, name=name)  # fmt: skip
+
+
+def run_names(logs: Sequence[str]) -> list[str]:
+    """Each log's run name: its file name without the suffix, or where two logs share one (``a/export.csv``
+    and ``b/export.csv``), its path without the suffix. The same log given twice keeps one name, and
+    the fit refuses it."""
+    stems = [Path(log).stem for log in logs]
+    return [
+        stem if stems.count(stem) == 1 else str(Path(log).with_suffix(""))
+        for stem, log in zip(stems, logs, strict=True)
+    ]
 
 
 @contextlib.contextmanager
@@ -58,8 +69,10 @@ def stage(what: str) -> Iterator[None]:
 def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
     """Fits, plans and plots as ``args`` asks; returns the plan and the report's lines."""
     with stage(f"reading {len(args.run) + len(args.held_out or [])} run(s)"):
-        runs = [_run(files, args) for files in args.run]
-        held_out = [_run(files, args) for files in args.held_out or []]
+        given = [*args.run, *(args.held_out or [])]
+        names = run_names([files[0] if files else "" for files in given])
+        loaded = [_run(files, args, name) for files, name in zip(given, names, strict=True)]
+        runs, held_out = loaded[: len(args.run)], loaded[len(args.run) :]
         trunk = read_schedule(args.trunk)
     points = sum(r.steps.size for r in runs)
     with stage(f"fitting the {args.law} law to {len(runs)} run(s), {points} logged points"):

@@ -30,7 +30,7 @@ from wsd_plan._features import Features, features
 from wsd_plan._laws import LAWS
 from wsd_plan._least_squares import Data, pack, solver
 from wsd_plan._predictions import FitUncertainty, Predictions
-from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
+from wsd_plan._runs import LossRun, check_step_array, learning_rates, resolve_warmup
 from wsd_plan._uncertainty import check_level, coordinates, z_value
 
 ITERATIONS = 200
@@ -139,7 +139,7 @@ class LossLawFit:
           warmup_steps: as in ``LossRun`` (None: the spec's warmup, or up to the largest rate).
           peak: the stable rate of a ``WSDSpec``.
         """
-        steps = _check_steps(steps)
+        steps = check_step_array(steps)
         rates = learning_rates(lrs, int(steps[-1]) + 1, peak=peak)
         warmup = resolve_warmup(lrs, rates, warmup_steps)
         with float64_mode():
@@ -212,7 +212,7 @@ class LossLawFit:
         """
         runs, checked = [], []
         for lrs, at in zip(schedules, steps, strict=True):
-            at = _check_steps(at)
+            at = check_step_array(at)
             rates = learning_rates(lrs, int(at[-1]) + 1, peak=peak)
             runs.append(features(rates, at, resolve_warmup(lrs, rates, warmup_steps)))
             checked.append(at)
@@ -268,15 +268,9 @@ class LossLawFit:
     def evaluate(self, runs: Sequence[LossRun]) -> dict[str, dict[str, float]]:
         """Curve metrics of the prediction of each run (by name), over its points after the warmup:
         how well the law predicts held-out runs."""
+        check_distinct_names(runs)
         runs = [r.after_warmup() for r in runs]
         return {_label(r, i): curve_metrics(self.predict_run(r), r.losses) for i, r in enumerate(runs)}
-
-
-def _check_steps(steps: Any) -> np.ndarray:
-    steps = np.asarray(steps, dtype=np.int64)
-    if steps.ndim != 1 or steps.size == 0 or (np.diff(steps) <= 0).any() or steps[0] < 0:
-        raise ValueError("steps must be a non-empty 1-d array of increasing ints >= 0")
-    return steps
 
 
 @functools.cache
@@ -323,6 +317,21 @@ def _label(run: LossRun, i: int) -> str:
     return run.name or f"run{i}"
 
 
+def check_distinct_names(runs: Sequence[LossRun], what: str = "runs") -> None:
+    """Runs are reported by name: two of one name would collapse into one line, one run's metrics
+    lost. Refused, naming them (an unnamed run is ``run<i>``)."""
+    seen: dict[str, int] = {}
+    for i, run in enumerate(runs):
+        label = _label(run, i)
+        if label in seen:
+            raise ValueError(
+                f"{what} {seen[label]} and {i} are both named {label!r} (the same log twice, or two "
+                "logs of one file name?); give each its own name: LossRun(..., name=...), "
+                "load_run(..., name=...), or in wsd plan a log path of another file name"
+            )
+        seen[label] = i
+
+
 def fit_loss_law(
     runs: Sequence[LossRun], law: str = "multi-power", *, iterations: int = ITERATIONS
 ) -> LossLawFit:
@@ -352,6 +361,7 @@ def fit_loss_law(
     if not runs or not all(isinstance(r, LossRun) for r in runs):
         raise TypeError(f"runs must be a non-empty sequence of LossRun, got {runs!r:.200}")
     iterations = check_int("iterations", iterations, minimum=1)
+    check_distinct_names(runs)
     runs = [_without_zero_area(r.after_warmup(), i) for i, r in enumerate(runs)]
     points = sum(r.steps.size for r in runs)
     if points < len(spec.parameters):

@@ -37,6 +37,7 @@ def load_run(
     step_column: str | None = None,
     loss_column: str | None = None,
     lr_column: str | None = None,
+    name: str | None = None,
 ) -> LossRun:
     """A ``LossRun`` from a log file (or TensorBoard folder) and, optionally, its schedule file.
 
@@ -51,6 +52,8 @@ def load_run(
       warmup_steps: as in ``LossRun`` (None: inferred).
       step_column, loss_column, lr_column: the log's columns (or TensorBoard tags), when their names
         are not among the usual ones.
+      name: the run's name in reports (default: the log's file name without its suffix); runs fit
+        together must have distinct names.
     """
     read = read_log(log, step_column=step_column, loss_column=loss_column, lr_column=lr_column)
     if schedule is None:
@@ -64,7 +67,7 @@ def load_run(
             raise LogError(f"{schedule} is a WSDSpec: give --peak, the stable learning rate")
     files = " with ".join(str(f) for f in (log, schedule) if f is not None)
     try:
-        run = LossRun(rates, read.steps, read.losses, warmup_steps, Path(log).stem, peak)  # type: ignore[arg-type]
+        run = LossRun(rates, read.steps, read.losses, warmup_steps, name or Path(log).stem, peak)  # type: ignore[arg-type]
     except ValueError as e:
         raise LogError(f"{files}: {e}") from None
     if schedule is not None:

@@ -28,6 +28,29 @@ class _NumpyBackend(ArrayBackend):
         return np.maximum(x, y)
 
 
+def check_step_array(value: Any, name: str = "steps") -> np.ndarray:
+    """Logged or predicted steps as int64: a non-empty 1-d array of ints >= 0, strictly increasing.
+    Floats are refused, not truncated (a step 2500.5 is no update count), and so are unsigned
+    values past int64 (whose wrap-around would look increasing)."""
+    steps = np.asarray(value)
+    if steps.ndim != 1 or steps.size == 0 or steps.dtype.kind not in "iu":
+        fractional = steps.dtype.kind == "f" and steps.ndim == 1 and (steps != np.round(steps)).any()
+        hint = (
+            f" (a fractional step, {float(steps[steps != np.round(steps)][0]):g}, is no update count)"
+            if fractional
+            else ""
+        )
+        raise ValueError(
+            f"{name} must be a non-empty 1-d array of ints, got {steps.dtype} {steps.shape}{hint}"
+        )
+    if steps.dtype == np.uint64 and steps.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must be <= 2**63 - 1, got {steps.max()}")
+    steps = steps.astype(np.int64)  # compared as int64: an unsigned diff would wrap to "increasing"
+    if steps[0] < 0 or (np.diff(steps) <= 0).any():
+        raise ValueError(f"{name} must be >= 0 and strictly increasing, got {steps[:6].tolist()}...")
+    return steps
+
+
 def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) -> np.ndarray:
     """The rates of updates ``0 .. num_steps - 1`` as a float64 array.
 
@@ -100,14 +123,7 @@ class LossRun:
     peak: float | None = None
 
     def __post_init__(self) -> None:
-        steps = np.asarray(self.steps)
-        if steps.ndim != 1 or steps.size == 0 or steps.dtype.kind not in "iu":
-            raise ValueError(f"steps must be a non-empty 1-d array of ints, got {steps.dtype} {steps.shape}")
-        if steps.dtype == np.uint64 and steps.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"steps must be <= 2**63 - 1, got {steps.max()}")
-        steps = steps.astype(np.int64)  # compared as int64: an unsigned diff would wrap to "increasing"
-        if steps[0] < 0 or (np.diff(steps) <= 0).any():
-            raise ValueError(f"steps must be >= 0 and strictly increasing, got {steps[:6].tolist()}...")
+        steps = check_step_array(self.steps)
         if isinstance(self.lrs, WSDSpec):
             lrs = learning_rates(self.lrs, int(steps[-1]) + 1, peak=self.peak)
         else:
