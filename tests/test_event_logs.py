@@ -197,3 +197,32 @@ def test_wsd_plan_reads_tensorboard_runs(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "annealing law fit on 2 run(s)" in out and "-- runs of 3000 updates (2)" in out
+
+
+def test_a_damaged_event_file_is_refused_and_a_cut_one_read_with_a_warning(tmp_path):
+    # before: TensorBoard's reader stopped quietly at the damage, and half the points were used
+    steps = np.arange(200)
+    write_events(tmp_path / "run", {"loss": dict(zip(steps.tolist(), _losses(steps).tolist(), strict=True))})
+    (file,) = (tmp_path / "run").iterdir()
+    whole = file.read_bytes()
+    middle = len(whole) // 2
+    file.write_bytes(whole[:middle] + bytes([whole[middle] ^ 0x01]) + whole[middle + 1 :])
+    with pytest.raises(LogError, match=r"damaged: record \d+ \(byte \d+\) fails its (data|length) checksum"):
+        read_log(file)
+    file.write_bytes(whole[:middle])  # cut inside a record: a writer still running
+    with pytest.warns(UserWarning, match=r"ends inside record (\d+) .*read the \1 whole record\(s\)"):
+        log = read_log(tmp_path / "run")
+    assert 0 < log.steps.size < steps.size and (log.steps == steps[: log.steps.size]).all()
+    file.write_bytes(whole)
+    assert read_log(file).steps.size == steps.size
+
+
+def test_every_single_bit_flip_in_an_event_file_is_refused(tmp_path):
+    steps = np.arange(5)
+    write_events(tmp_path / "run", {"loss": dict(zip(steps.tolist(), _losses(steps).tolist(), strict=True))})
+    (file,) = (tmp_path / "run").iterdir()
+    whole = file.read_bytes()
+    for at in range(0, len(whole), 3):
+        file.write_bytes(whole[:at] + bytes([whole[at] ^ 0x10]) + whole[at + 1 :])
+        with pytest.raises(LogError):
+            read_log(file)

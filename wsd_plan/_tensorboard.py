@@ -1,8 +1,8 @@
 """TensorBoard event files as the planner reads them, through TensorBoard's own reader.
 
 ``EventAccumulator`` (from the ``tensorboard`` package, extra ``wsd-schedule[tensorboard]``) reads
-an event file or a run's folder of them, and handles what a hand-written parser would get wrong: the
-record framing and its checksums, and several files of one run. Scalars written
+an event file or a run's folder of them, and handles several files of one run. It stops quietly at a
+damaged record, so ``check_records`` verifies every record's framing and checksums first. Scalars written
 as ``simple_value`` (``torch.utils.tensorboard``, Lightning, HF Trainer) and as 0-d tensors
 (``tf.summary`` in TF2) are both read. A run restarted from a checkpoint logs some steps again: the
 later values replace the earlier from that step on (``without_orphans``).
@@ -14,6 +14,8 @@ Tags play the role of CSV columns: the loss and the rate are found among ``LOSS_
 from __future__ import annotations
 
 import math
+import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +32,62 @@ def is_event_log(path: str | Path) -> bool:
     return path.name.startswith("events.out.tfevents")
 
 
+def _event_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.name.startswith("events.out.tfevents") and p.is_file())
+    return [path]
+
+
+def check_records(path: str | Path, masked_crc32c: Any) -> int:
+    """The records of one event file whose framing and checksums hold (TFRecord: an 8-byte length,
+    its 4-byte masked CRC-32C, the data, the data's masked CRC-32C), refusing a damaged file.
+
+    TensorBoard's reader stops quietly at the first bad record, so a flipped byte or a cut made
+    half a run's points vanish. Here a checksum that fails is damage, refused with the record and
+    its byte offset; a file that ends inside its last record (a writer still running, or a copy cut
+    short) is read up to it with a warning saying how many records were read and where it ends."""
+    data = Path(path).read_bytes()
+    offset, records = 0, 0
+    while offset < len(data):
+        if len(data) - offset < 12:
+            return _partial(path, records, offset, len(data))
+        header = data[offset : offset + 8]
+        (length,) = struct.unpack("<Q", header)
+        (header_crc,) = struct.unpack("<I", data[offset + 8 : offset + 12])
+        if masked_crc32c(header) != header_crc:
+            raise LogError(f"{path}: damaged: record {records} (byte {offset}) fails its length checksum")
+        end = offset + 12 + length + 4
+        if end > len(data):
+            return _partial(path, records, offset, len(data))
+        (data_crc,) = struct.unpack("<I", data[end - 4 : end])
+        if masked_crc32c(data[offset + 12 : end - 4]) != data_crc:
+            raise LogError(f"{path}: damaged: record {records} (byte {offset}) fails its data checksum")
+        offset, records = end, records + 1
+    return records
+
+
+def _partial(path: str | Path, records: int, offset: int, size: int) -> int:
+    warnings.warn(
+        f"{path}: the file ends inside record {records} (bytes {offset} to {size} of a record are "
+        f"missing or cut): read the {records} whole record(s) before it, dropped the partial one "
+        "(a writer still running, or a copy cut short?)",
+        UserWarning,
+        stacklevel=4,
+    )
+    return records
+
+
 def _accumulator(path: str | Path) -> Any:
     try:
         from tensorboard.backend.event_processing import event_accumulator
+        from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
     except ImportError as e:
         raise LogError(
             f"{path}: reading TensorBoard event files needs the tensorboard package: "
             f"pip install 'wsd-schedule[tensorboard]' ({e})"
         ) from None
+    for file in _event_files(Path(path)):
+        check_records(file, masked_crc32c)
     # size_guidance 0: keep every event (the default samples 10,000 scalars per tag)
     acc = event_accumulator.EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0})
     try:
