@@ -4,6 +4,7 @@ synthetic curves it must recover, and the published protocol's targets on the sh
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import numpy as np
@@ -766,3 +767,87 @@ def test_a_well_determined_fit_says_nothing():
         warnings.simplefilter("error")
         fit = fit_loss_law([run], "annealing")
     assert fit.notes == () and "note:" not in fit.report()
+
+
+# --- wsd plan: a message and exit status 2, never a traceback ------------------------------------
+
+
+def _plan_args(tmp_path, *extra, lr_column=True):
+    files, data = _spec_files(tmp_path), lc.DATA / "lm-25M"
+    logs = []
+    for name in ("constant_24000", "wsd_20000_24000"):
+        log = data / f"{name}.csv"
+        if not lr_column:  # the logged rates would catch a wrong peak before the fit
+            rows = [line.split(",") for line in log.read_text().splitlines()]
+            keep = [i for i, column in enumerate(rows[0]) if column != "lr"]
+            log = tmp_path / f"{name}.csv"
+            log.write_text("\n".join(",".join(r[i] for i in keep) for r in rows) + "\n")
+        logs.append(str(log))
+    return ["plan", "--run", logs[0], files["constant"], "--run", logs[1], files["wsd"],
+            "--trunk", files["trunk"], "--lengths", "2000", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "message", "before_any_work"),
+    [
+        # before: ArrayMemoryError (7.28 TiB), and an OOM kill that took the machine's memory
+        (["--peak", "3e-4", "--budgets", "1000000000000"], "probably tokens or samples", True),
+        (["--peak", "3e-4", "--budgets", "3000000000"], r"update 3,000,000,000: over 1,000,000,000", True),
+        # before: FileNotFoundError after the fit and the plan
+        (
+            ["--peak", "3e-4", "--budgets", "24000", "--out", "/proc/x.png"],
+            "cannot write '/proc/x.png'",
+            True,
+        ),
+        # before: refused only after the fit and the plan, the table lost
+        (["--peak", "3e-4", "--at", "20000", "--optimize"], "--optimize needs --budgets", True),
+        # before: a branching error with a Python tuple in it
+        (["--peak", "3e-4", "--budgets", "100000"], r"past the trunk's last stable step 72000", False),
+    ],
+)
+def test_wsd_plan_fails_with_a_message_and_never_a_traceback(
+    tmp_path, capsys, extra, message, before_any_work
+):
+    from wsd_core._cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(_plan_args(tmp_path, *extra))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert re.search(message, err), err
+    assert ("reading" not in err) == before_any_work  # usage errors come before any log is read
+
+
+def test_wsd_plan_says_a_diverging_fit_names_the_peak(tmp_path, capsys):
+    # before: RuntimeError: the multi-power fit diverged (a traceback)
+    from wsd_core._cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(_plan_args(tmp_path, "--peak", "10", "--budgets", "24000", lr_column=False))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "diverged from every starting point" in err and "peak rates 10" in err
+
+
+def test_wsd_plan_without_matplotlib_refuses_out_before_any_work(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from wsd_core._cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(_plan_args(tmp_path, "--peak", "3e-4", "--budgets", "24000", "--out", str(tmp_path / "p.png")))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "pip install 'wsd-schedule[plot]'" in err and "reading" not in err
+
+
+def test_plan_cooldown_names_what_is_missing_and_refuses_token_sized_budgets():
+    fit = LossLawFit("annealing", {"L0": 3.0, "A": 0.5, "alpha": 0.5, "C": 1.0}, {}, 0.0)
+    trunk = WSDSpec(30_000, warmup_steps=100, decay_steps=0)
+    with pytest.raises(TypeError, match="exactly one of them, got neither"):  # before: "not both"
+        plan_cooldown(fit, trunk, peak=3e-4, lengths=[1000])
+    with pytest.raises(ValueError, match="probably tokens"):
+        plan_cooldown(fit, trunk, peak=3e-4, budgets=[3 * 10**9], lengths=[1000])

@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,15 @@ def out_path(text: str) -> Path:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot write {text!r}: {parent} is not a writable folder")
+    try:  # a real write: root passes os.access, and some folders (/proc) take no new files at all
+        if path.exists():
+            with open(path, "ab"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {e.strerror or e}") from None
     return path
 
 

@@ -8,6 +8,7 @@ itself imports the planner (``wsd_plan._command``). argparse parses; the planner
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from typing import Any
 
 from wsd_core import DECAY_SHAPES
@@ -77,15 +78,28 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # The planner (jax, optax, scipy) is imported only now: declaring the command costs nothing to
     # every other ``wsd`` subcommand.
     from wsd_plan._command import run_plan
-    from wsd_plan._laws import LAWS
 
     try:
-        v.check_choice("--law", args.law, LAWS)
-        if args.peak is not None:
-            v.check_real("--peak", args.peak, positive=True)
-        v.check_int("--plot-top", args.plot_top, minimum=0)
+        _check_usage(args)
         _, lines = run_plan(args)
-    except (ValueError, TypeError, ImportError) as e:  # a LogError is a ValueError
+    except (ValueError, TypeError, ImportError, RuntimeError, OSError) as e:  # a LogError is a ValueError
         parser.exit(2, f"wsd plan: error: {e}\n")
     print("\n".join(lines))
     return 0
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    """Every mistake that needs no data, found before anything is read or fit."""
+    from wsd_plan._laws import LAWS
+    from wsd_plan._plan import check_plan_size
+
+    v.check_choice("--law", args.law, LAWS)
+    if args.peak is not None:
+        v.check_real("--peak", args.peak, positive=True)
+    v.check_int("--plot-top", args.plot_top, minimum=0)
+    if args.optimize and args.budgets is None:
+        raise ValueError("--optimize needs --budgets: the optimal cooldown is found for a run's length")
+    if args.out is not None and importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("--out plots with matplotlib, which is missing: pip install 'wsd-schedule[plot]'")
+    ends = args.budgets if args.budgets is not None else [a + max(args.lengths) for a in args.at]
+    check_plan_size(max(ends), "--budgets" if args.budgets is not None else "--at + --lengths")

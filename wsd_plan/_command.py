@@ -101,9 +101,7 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
         )
     lines += ["", plan.table()]
     optimal: list[OptimalCooldown] = []
-    if args.optimize:
-        if args.budgets is None:
-            raise LogError("--optimize needs --budgets: the optimal cooldown is found for a run's length")
+    if args.optimize:  # with --budgets: _cli checked it before any work
         for budget in args.budgets:
             with stage(f"optimising the cooldown of a {budget}-update run"):
                 best = optimize_cooldown(fit, trunk, budget=budget, min_ratio=min(args.min_ratios),

@@ -386,7 +386,12 @@ def fit_loss_law(
     values = np.where(np.isfinite(values), values, np.inf)
     best = int(np.argmin(values))
     if not np.isfinite(values[best]):
-        raise RuntimeError(f"the {law} fit diverged from every starting point")
+        peaks = sorted({float(r.lrs.max()) for r in runs})
+        raise RuntimeError(
+            f"the {law} fit diverged from every starting point: no parameters describe these runs. Are "
+            f"their rates the ones they were trained with (peak rates {', '.join(f'{p:g}' for p in peaks)}; "
+            "in wsd plan, --peak and the SCHEDULE files)? Or try law='annealing'"
+        )
     theta = np.asarray(spec.to_theta(found.variables[best]))
     params = dict(zip(spec.parameters, (float(v) for v in np.exp(theta)), strict=True))
     covariance = _covariance(

@@ -34,7 +34,7 @@ from wsd_core import DECAY_SHAPES, WSDSpec
 from wsd_core.backend import check_int, check_ratio, check_steps
 from wsd_plan._fit import LossLawFit, float64_mode
 from wsd_plan._laws import LAWS, Drops
-from wsd_plan._plan import CooldownCandidate, plan_cooldown
+from wsd_plan._plan import CooldownCandidate, check_plan_size, plan_cooldown
 from wsd_plan._runs import branch_rates, trunk_schedule
 from wsd_plan._uncertainty import check_level
 
@@ -162,6 +162,7 @@ def optimize_cooldown(
     if not isinstance(fit, LossLawFit):
         raise TypeError(f"fit must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
     budget = check_steps("budget", budget, minimum=2)
+    check_plan_size(budget, "budget")
     floor = check_ratio("min_ratio", min_ratio)
     iterations = check_int("iterations", iterations, minimum=1)
     level = check_level(level)

@@ -295,6 +295,7 @@ class _Request:
         ):
             if not values:
                 raise ValueError(f"{name} must hold at least one value")
+        check_plan_size(max(a + n for a, n in pairs) if pairs else max(asked[1]), asked[0])
         return request
 
     @property
@@ -323,6 +324,42 @@ class _Request:
         return pairs
 
 
+# A plan's runs are counted in optimizer updates; a billion updates is far beyond any run the laws
+# were fit on, and the number a user who means tokens gives (3e9 tokens is a small run).
+MAX_PLAN_UPDATES = 10**9
+BYTES_PER_UPDATE = 40  # the trunk's and a branch's rates, the cumulative sums and a step index
+
+
+def check_plan_size(last_update: int, what: str = "budgets") -> None:
+    """Refuses, before anything is allocated, a plan whose runs are counted in the billions (tokens
+    given where updates are meant) or whose rate arrays would not fit in the memory available."""
+    if last_update > MAX_PLAN_UPDATES:
+        raise ValueError(
+            f"{what} reach update {last_update:,}: over {MAX_PLAN_UPDATES:,} optimizer updates, probably "
+            "tokens or samples given where updates are meant. Plans count updates: divide by the tokens "
+            "per update (a spec counted in tokens has its clock, WSDSpec(units='tokens', "
+            "tokens_per_step=...), whose step_reaching(tokens) is the update)"
+        )
+    need, available = BYTES_PER_UPDATE * last_update, _available_memory()
+    if available is not None and need > available:
+        raise ValueError(
+            f"{what} reach update {last_update:,}: the plan's rate arrays need about {need / 2**30:.1f} GiB, "
+            f"and {available / 2**30:.1f} GiB of memory is available; plan shorter runs"
+        )
+
+
+def _available_memory() -> int | None:
+    """The memory available to a new allocation (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _check_fit(name: str, fit: Any) -> None:
     if not isinstance(fit, LossLawFit):
         raise TypeError(f"{name} must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
@@ -341,6 +378,13 @@ def _branches(
     # A rate trunk gets a stand-in spec that is stable everywhere: branch_cooldown then checks only
     # the step (the rates themselves are checked here).
     last_branch = max(max(a for a, _ in pairs), 1)
+    if isinstance(trunk, WSDSpec) and last_branch > trunk.decay_starts[-1]:
+        late = sorted({a for a, _ in pairs if a > trunk.decay_starts[-1]})
+        raise ValueError(
+            f"cannot branch at step(s) {late}: past the trunk's last stable step "
+            f"{trunk.decay_starts[-1]} (it ends at step {trunk.end_step}); extend the trunk "
+            "(WSDSpec.extend) or plan shorter budgets"
+        )
     trunk_spec = trunk if isinstance(trunk, WSDSpec) else WSDSpec(last_branch + 1, decay_steps=0)
     branches = []
     for (at, length), shape, floor in itertools.product(pairs, shapes, floors):
