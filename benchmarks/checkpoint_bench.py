@@ -73,7 +73,7 @@ def integrity(repeats: int, megabytes: int = 100) -> list[Row]:
         jax.block_until_ready(one_pass(list(state.values())))
         record = interleaved_medians(
             {
-                "fingerprints": lambda: make_record(state, SPEC.to_dict()),
+                "fingerprints": lambda: make_record(state, SPEC.to_dict(), step=0, run_id="bench"),
                 "one pass": lambda: jax.block_until_ready(one_pass(list(state.values()))),
             },
             repeats,

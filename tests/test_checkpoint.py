@@ -471,3 +471,61 @@ def test_a_token_counted_checkpoint_opens_from_its_folder_and_refuses_another_cl
     reader = WSDCheckpointManager(tmp_path, other, read_only=True)
     with reader, pytest.raises(ValueError, match="the saved state was made with a different spec"):
         reader.restore(state)
+
+
+# --- every checkpoint is bound to its step and its run --------------------------------------------
+
+
+def _swap(d):
+    (d / "20").rename(d / "tmp")
+    (d / "30").rename(d / "20")
+    (d / "tmp").rename(d / "30")
+
+
+def _copy_as_40(d):
+    shutil.copytree(d / "20", d / "40")
+
+
+def _link_as_40(d):
+    (d / "40").symlink_to(d / "20", target_is_directory=True)
+
+
+@pytest.mark.parametrize(
+    ("damage", "step", "match"),
+    [
+        (_swap, 30, "holds the checkpoint of step 20"),
+        (_copy_as_40, 40, "holds the checkpoint of step 20"),
+        (_link_as_40, 40, "holds the checkpoint of step 20"),
+    ],
+    ids=["swapped", "copied", "symlinked"],
+)
+def test_a_step_folder_under_another_steps_name_is_damage(tmp_path, caplog, damage, step, match):
+    # before: restore(step=30) returned step 20's state, and so did restore_latest_readable
+    _two_steps(tmp_path)
+    damage(tmp_path)
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as reader:
+        with pytest.raises(CheckpointIntegrityError, match=rf"checkpoint {step}: its folder {match}"):
+            reader.restore(_abstract(), step=step)
+        with caplog.at_level(logging.WARNING):
+            found = reader.restore_latest_readable(_abstract())
+    assert f"checkpoint {step}" in caplog.text
+    if damage is _swap:  # both folders hold the other's checkpoint: neither is readable
+        assert found is None
+    else:
+        assert found is not None and found[0] == 30 and int(found[1]["step"]) == 30
+
+
+def test_a_step_folder_from_another_run_is_damage(tmp_path):
+    _two_steps(tmp_path / "a")
+    _two_steps(tmp_path / "b")
+    shutil.rmtree(tmp_path / "a" / "30")
+    shutil.copytree(tmp_path / "b" / "30", tmp_path / "a" / "30")
+    with WSDCheckpointManager.open(tmp_path / "a", read_only=True) as reader:
+        with pytest.raises(CheckpointIntegrityError, match="checkpoint 30: it was saved by another run"):
+            reader.restore(_abstract(), step=30)
+        assert reader.restore(_abstract(), step=20)["step"] == 20
+    # the run's id is written once, at the first save, and kept by later writers
+    first = (tmp_path / "a" / ".wsd-run-id").read_text()
+    with WSDCheckpointManager(tmp_path / "a", SPEC, max_to_keep=None) as writer:
+        writer.save(40, _state(40), force=True)
+    assert (tmp_path / "a" / ".wsd-run-id").read_text() == first

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from wsd_jax._lock import WriterLock
 from wsd_jax._orbax import orbax_policies, spec_from_restored, spec_save_args
 
 _log = logging.getLogger(__name__)
+RUN_ID_NAME = ".wsd-run-id"  # the folder's run id (see _run_id), beside the writer's lock
 _ITEMS = ("state", "spec", "integrity")  # every checkpoint's own items; extra items are named by the caller
 
 
@@ -169,7 +172,7 @@ class WSDCheckpointManager:
                 "rewind=True to save it anyway"
             )
         spec_dict = self.spec.to_dict()
-        record = _integrity.make_record(state, spec_dict)
+        record = _integrity.make_record(state, spec_dict, step=step, run_id=self._run_id(create=True))
         record["extra"] = {name: _integrity.json_digest(value) for name, value in extra.items()}
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
@@ -185,7 +188,7 @@ class WSDCheckpointManager:
         """The extra item ``name`` saved with checkpoint ``step`` (default: the latest), verified."""
         step = self._step_or_latest(step)
         data, record = self._read_items(step, name, "integrity")
-        digest = _integrity.check_record(record, step).get("extra", {}).get(name)
+        digest = _integrity.check_record(record, step, self._run_id()).get("extra", {}).get(name)
         if digest != _integrity.json_digest(data):
             raise CheckpointIntegrityError(
                 f"checkpoint {step}: extra item {name!r} does not match its record"
@@ -256,6 +259,22 @@ class WSDCheckpointManager:
             self._verify_extras(step, record)
         return state
 
+    def _run_id(self, *, create: bool = False) -> str | None:
+        """The id of the run this folder holds, written at its first save (``RUN_ID_NAME``, by the
+        folder's one writer, atomically); None for a folder without one (a reader then checks each
+        checkpoint's step only)."""
+        path = Path(self.directory) / RUN_ID_NAME
+        try:
+            return path.read_text().strip() or None
+        except FileNotFoundError:
+            if not create:
+                return None
+        run_id = uuid.uuid4().hex
+        partial = path.with_name(f"{RUN_ID_NAME}.{run_id}.tmp")
+        partial.write_text(run_id + "\n")
+        os.replace(partial, path)  # a crash leaves no half-written id
+        return run_id
+
     def _read_items(self, step: int, *names: str) -> list[Any]:
         """The JSON items ``names`` of checkpoint ``step``, read in one call."""
         try:
@@ -274,7 +293,7 @@ class WSDCheckpointManager:
         if not verify:
             return self._parse_spec(self._read_items(step, "spec")[0], step), None
         data, record = self._read_items(step, "spec", "integrity")
-        spec, record = self._parse_spec(data, step), _integrity.check_record(record, step)
+        spec, record = self._parse_spec(data, step), _integrity.check_record(record, step, self._run_id())
         _integrity.check_spec(record, spec.to_dict(), step)
         return spec, record
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: the record binds its step and its run
 _SALTS = (0x243F6A88, 0x85A308D3)  # two lanes: digits of pi, as in many hash constants
 _GOLDEN = 0x9E3779B9
 
@@ -115,8 +115,9 @@ def spec_digest(spec_dict: dict[str, Any]) -> str:
     return json_digest(spec_dict)
 
 
-def make_record(state: Any, spec_dict: dict[str, Any]) -> dict[str, Any]:
-    """The integrity record of ``state`` (any pytree) saved with the spec ``spec_dict``."""
+def make_record(state: Any, spec_dict: dict[str, Any], *, step: int, run_id: str) -> dict[str, Any]:
+    """The integrity record of ``state`` (any pytree) saved as checkpoint ``step`` of run ``run_id``
+    with the spec ``spec_dict``."""
     leaves = [(jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(state)[0]]
     digests = iter(fingerprints([leaf for _, leaf in leaves if not _is_python_scalar(leaf)]))
     records = [
@@ -130,17 +131,33 @@ def make_record(state: Any, spec_dict: dict[str, Any]) -> dict[str, Any]:
         }
         for path, leaf in leaves
     ]
-    return {"format": FORMAT, "spec_sha256": spec_digest(spec_dict), "leaves": records}
+    return {"format": FORMAT, "step": step, "run_id": run_id, "spec_sha256": spec_digest(spec_dict),
+            "leaves": records}  # fmt: skip
 
 
-def check_record(record: Any, step: int) -> dict[str, Any]:
-    """Returns ``record`` if it is a record of this format; otherwise the checkpoint is damaged."""
+def check_record(record: Any, step: int, run_id: str | None) -> dict[str, Any]:
+    """Returns ``record`` if it is a record of this format, made for checkpoint ``step`` of the run
+    ``run_id`` (None: a folder whose run id is unknown, checked for the step only).
+
+    Otherwise the checkpoint is damaged: a step folder swapped with another, copied under another
+    step, linked to another, or brought from another run's folder holds a record of another step or
+    run. The record is an unkeyed hash: it guards against damage and mix-ups, not a forger."""
     if (
         not isinstance(record, dict)
         or record.get("format") != FORMAT
         or not isinstance(record.get("leaves"), list)
     ):
         raise CheckpointIntegrityError(f"checkpoint {step}: its integrity record is malformed")
+    if record.get("step") != step:
+        raise CheckpointIntegrityError(
+            f"checkpoint {step}: its folder holds the checkpoint of step {record.get('step')!r} (a step "
+            "folder swapped, copied or linked under another step's name)"
+        )
+    if run_id is not None and record.get("run_id") != run_id:
+        raise CheckpointIntegrityError(
+            f"checkpoint {step}: it was saved by another run ({record.get('run_id')!r}, this folder's is "
+            f"{run_id!r}): a step folder copied from another run's folder"
+        )
     return record
 
 
