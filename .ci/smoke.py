@@ -64,7 +64,15 @@ def main(name: str) -> None:
         print(f"  the README's {heading!r} block ran")
     for target, extra in MISSING[name]:
         expect_import_error(target, extra)
+    if name == "torch":  # without numpy, torch warns "Failed to initialize NumPy" on every import
+        fresh = subprocess.run(
+            [sys.executable, "-W", "error", "-c", "import wsd_torch"], capture_output=True, text=True
+        )
+        assert fresh.returncode == 0 and "NumPy" not in fresh.stderr, fresh.stderr
+        print("  wsd_torch imports without a NumPy warning")
     wsd = Path(sys.executable).parent / "wsd"
+    version = subprocess.run([str(wsd), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"wsd {wsd_core.__version__}", version.stdout
     done = subprocess.run([str(wsd), "table", "--total-steps", "1000", "--decay-ratio", "0.2"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     assert "decay" in done.stdout

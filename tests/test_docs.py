@@ -80,3 +80,42 @@ def test_no_link_leaves_the_repository():
             resolved = (page.parent / target.split("#")[0]).resolve()
             assert resolved.is_relative_to(ROOT), f"{page.name} links outside the repository: {target}"
             assert resolved.exists(), f"{page.name} links to a missing file: {target}"
+
+
+@pytest.mark.slow
+def test_the_api_reference_names_every_public_method(tmp_path):
+    # before: WSDLR and WSDDeviceLR inherited phase(), load_state_dict() and more from a private
+    # base, and the page listed none of them
+    import functools
+    import importlib
+    import inspect
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("mkdocs")
+    for package in ("wsd_jax", "wsd_torch", "wsd_plan"):
+        pytest.importorskip(package)
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "--site-dir", str(tmp_path)],
+                   cwd=ROOT, env=env, check=True, capture_output=True)  # fmt: skip
+    ids = set(re.findall(r'id="([\w.]+)"', (tmp_path / "api" / "index.html").read_text()))
+    missing = []
+    for package in ("wsd_core", "wsd_jax", "wsd_torch", "wsd_plan"):
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            cls = getattr(module, name)
+            if not inspect.isclass(cls) or issubclass(cls, BaseException):
+                continue
+            ours = [c for c in cls.__mro__ if c.__module__.split(".")[0] == package]
+            kinds = (property, classmethod, staticmethod, functools.cached_property)
+            members = {
+                m
+                for c in ours
+                for m, v in vars(c).items()
+                if not m.startswith("_") and (inspect.isfunction(v) or isinstance(v, kinds))
+            }
+            missing += [
+                f"{package}.{name}.{m}" for m in sorted(members) if f"{package}.{name}.{m}" not in ids
+            ]
+    assert not missing, " ".join(missing)

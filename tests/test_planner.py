@@ -851,3 +851,17 @@ def test_plan_cooldown_names_what_is_missing_and_refuses_token_sized_budgets():
         plan_cooldown(fit, trunk, peak=3e-4, lengths=[1000])
     with pytest.raises(ValueError, match="probably tokens"):
         plan_cooldown(fit, trunk, peak=3e-4, budgets=[3 * 10**9], lengths=[1000])
+
+
+def test_a_candidate_prints_as_one_line():
+    # before: about 60 lines of arrays
+    params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
+    fit = LossLawFit("multi-power", params, {}, 0.0)
+    plan = plan_cooldown(fit, WSDSpec(30_000, warmup_steps=2000, decay_steps=0), peak=3e-4, budgets=[24_000],
+                         lengths=[2000, 4000], shapes=["linear"], min_ratios=[0.1])  # fmt: skip
+    best, other = plan.ranking(24_000)
+    assert repr(best) == (
+        f"CooldownCandidate(linear cooldown of {best.length} from step {best.at_step} to 24000, "
+        f"min_ratio 0.1: final loss {best.final_loss:.4f} [{best.low:.4f}, {best.high:.4f}])"
+    )
+    assert "\n" not in repr(other) and len(repr(other)) < 200

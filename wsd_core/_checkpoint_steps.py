@@ -59,4 +59,5 @@ class SavePlan:
         return None
 
     def should_save(self, step: int) -> bool:
+        """Whether the plan saves the state that has applied ``step`` updates."""
         return self.kind(step) is not None

@@ -21,6 +21,7 @@ from wsd_core import _validation as v
 from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES
 from wsd_core._spec import WSDSpec
 from wsd_core._units import UNITS
+from wsd_core._version import __version__
 
 DESCRIPTION = """\
 Look at WSD learning-rate schedules from a shell.
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wsd", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     table = sub.add_parser("table", help="print the phase table of one or more schedules")
     add_spec_arguments(table)

@@ -64,9 +64,10 @@ class WSDCheckpointManager:
         (None: all).
       async_save: save in the background (``wait_until_finished`` or ``close`` waits for it).
       read_only: open for reading only: no lock, no cleanup, no deletion; ``save`` is refused.
-      best_n, best_metric, best_mode: also keep the ``best_n`` best checkpoints by a metric given to
-        ``save(..., metrics=...)`` (a name or a function of the metrics; ``"min"`` or ``"max"``).
-        The plan's steps are kept whatever their metrics.
+      best_n: also keep the ``best_n`` best checkpoints by a metric given to
+        ``save(..., metrics=...)``; the plan's steps are kept whatever their metrics.
+      best_metric: that metric: a name, or a function of the metrics.
+      best_mode: ``"min"`` or ``"max"``: which end of the metric is best.
 
     Examples:
       >>> import tempfile, jax.numpy as jnp
@@ -358,9 +359,11 @@ class WSDCheckpointManager:
         return sorted(int(s) for s in self._manager.all_steps())
 
     def wait_until_finished(self) -> None:
+        """Waits for an asynchronous save to be written and committed."""
         self._manager.wait_until_finished()
 
     def close(self) -> None:
+        """Waits for any save in flight, closes Orbax's manager and releases the writer's lock."""
         try:
             self._manager.close()
         finally:

@@ -219,7 +219,8 @@ def wsd_companion(
     weight decay. With ``min_ratio = 1`` nothing decays and the value stays ``stable_value``.
 
     Args:
-      stable_value, cooled_value: the hyperparameter at the peak and at the floor (finite).
+      stable_value: the hyperparameter while the rate is at its peak (finite).
+      cooled_value: the hyperparameter where the rate reaches its floor (finite).
       spec: the rate's ``WSDSpec`` (or its fields as keyword arguments).
       dtype: the float type of the returned value.
 

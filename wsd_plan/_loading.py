@@ -50,8 +50,9 @@ def load_run(
       schedule: a ``WSDSpec`` JSON (needs ``peak``) or per-update rates (``.npy``, CSV or text).
       peak: the stable learning rate of a ``WSDSpec`` schedule.
       warmup_steps: as in ``LossRun`` (None: inferred).
-      step_column, loss_column, lr_column: the log's columns (or TensorBoard tags), when their names
-        are not among the usual ones.
+      step_column: the log's step column, when its name is not among the usual ones.
+      loss_column: the log's loss column (or TensorBoard tag), likewise.
+      lr_column: the log's learning-rate column (or TensorBoard tag), likewise.
       name: the run's name in reports (default: the log's file name without its suffix); runs fit
         together must have distinct names.
     """

@@ -83,10 +83,13 @@ class OptimalCooldown:
       budget: the run's number of updates.
       earliest: the first step whose rate could move (the window is ``[earliest, budget)``).
       lrs: the optimal rate of every update from step 0 (the trunk before ``earliest``).
-      final_loss, low, high: the predicted final loss and its interval (``level``).
+      final_loss: the predicted final loss.
+      low: the lower end of its interval (``level``).
+      high: the upper end of its interval.
       grid_best: the best ``plan_cooldown`` candidate of our shapes and lengths at the same floor.
-      gain_low, gain_high: the interval on ``grid_best``'s final loss minus the optimum's: the
+      gain_low: the lower end of the interval on ``grid_best``'s final loss minus the optimum's: the
         optimum is distinguishably better where ``gain_low > 0``.
+      gain_high: the upper end of that interval.
       closest: the ``WSDSpec`` branch (from ``WSDSpec.branch_cooldown``) whose rates are closest to
         the optimal ones (least squares over the window), to train with our schedules directly.
       iterations: the projected-gradient steps taken.

@@ -35,11 +35,16 @@ class CooldownCandidate:
 
     Attributes:
       spec: the branch, from ``WSDSpec.branch_cooldown`` (its ``start_step`` is the branch step).
-      at_step, length, shape, min_ratio: what was asked for.
+      at_step: the branch step (the trunk's checkpoint the cooldown starts from).
+      length: the cooldown's number of updates.
+      shape: the cooldown's decay shape.
+      min_ratio: the cooldown's floor, as a fraction of the peak.
       end_step: ``at_step + length``, the number of updates of the whole run.
-      steps, predicted: the predicted loss curve (trunk and cooldown), ending at the last update.
+      steps: the steps of the predicted curve (trunk and cooldown), ending at the last update.
+      predicted: the predicted loss at each of ``steps``.
       final_loss: the predicted loss after the last update.
-      low, high: the interval on ``final_loss`` at the plan's ``level``.
+      low: the lower end of the interval on ``final_loss`` at the plan's ``level``.
+      high: its upper end.
       distinguishable: whether its final loss is distinguishably worse than its budget's best (the
         interval on the difference excludes 0); False for the best itself.
     """
@@ -58,7 +63,16 @@ class CooldownCandidate:
 
     @property
     def end_step(self) -> int:
+        """``at_step + length``: the whole run's number of updates, its budget."""
         return self.at_step + self.length
+
+    def __repr__(self) -> str:
+        # one line: the default would print both curves, some 60 lines of arrays
+        return (
+            f"CooldownCandidate({self.shape} cooldown of {self.length} from step {self.at_step} to "
+            f"{self.end_step}, min_ratio {self.min_ratio:g}: final loss {self.final_loss:.4f} "
+            f"[{self.low:.4f}, {self.high:.4f}])"
+        )
 
     @property
     def uncertainty(self) -> float:
@@ -200,7 +214,8 @@ def plan_cooldown(
         the plan then says, per budget, whether that law picks the same best run.
 
     Returns:
-      A ``CooldownPlan``; ``plan.table()`` prints it, ``plan.best.spec`` is the schedule to run.
+      A ``CooldownPlan``; ``plan.table()`` prints it, ``plan.best_for(budget).spec`` is the schedule
+      to run for a run of ``budget`` updates (``plan.best`` is the largest budget's).
 
     Examples:
       >>> from wsd_core import WSDSpec
@@ -249,6 +264,7 @@ class _Branch(NamedTuple):
 
     @property
     def end_step(self) -> int:
+        """``at_step + length``: the whole run's number of updates, its budget."""
         return self.at_step + self.length
 
     @property

@@ -36,7 +36,8 @@ class WSDCompanion:
     Args:
       optimizer: the wrapped optimizer.
       key: the param-group entry, e.g. ``"weight_decay"`` or ``"betas"``.
-      stable_value, cooled_value: the hyperparameter at the peak and at the floor.
+      stable_value: the hyperparameter while the rate is at its peak.
+      cooled_value: the hyperparameter where the rate reaches its floor.
       index: for a tuple entry such as ``betas``, which element (1 for beta2); None for a number.
       spec: the rate's ``WSDSpec`` (or its fields as keyword arguments).
       last_epoch: -1 to start; use ``load_state_dict`` to resume.

@@ -117,6 +117,7 @@ class WSDSchedulersContainer(Stateful):
         return len(self.schedulers)
 
     def step(self) -> None:
+        """Steps every scheduler, then every companion: call it once after the optimizers' steps."""
         self._fresh = False
         for scheduler in self.schedulers:
             scheduler.step()

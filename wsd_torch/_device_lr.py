@@ -55,7 +55,10 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
       dtype: the rate's dtype (float32 by default; the optimizer's math uses it as given). The rate is
         computed in at least float32 and cast. A fused optimizer on CUDA reads its rate as float32
         only: another dtype is refused here (torch would fail at ``optimizer.step()``).
-      on_spec_change, adopt_foreign_state: load policies, as for ``WSDLR``.
+      on_spec_change: what ``load_state_dict`` does with a state saved under another spec, as for
+        ``WSDLR``.
+      adopt_foreign_state: accept a state without a spec and take over its step count, as for
+        ``WSDLR``.
       min_lr: the floor as an absolute rate, the same in every param group, instead of the spec's
         ``min_ratio`` (as for ``WSDLR``). Groups with different base rates then follow different
         multipliers: one table row per distinct base rate.
@@ -289,6 +292,8 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         }
 
     def apply_state(self, checked: SchedulerState) -> None:
+        """Applies what ``check_state`` returned: the count and base rates on the device (in place),
+        the table rows, torch's fields, and the optimizer's rates for the restored step."""
         state = checked
         if state.base_lrs is not None:  # check_state made sure that min_lr serves every base rate
             self._set_rows(*self._group_rows(state.base_lrs))

@@ -118,6 +118,8 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         }
 
     def apply_state(self, checked: SchedulerState) -> None:
+        """Applies what ``check_state`` returned: the count, base rates and factors, torch's fields,
+        and the optimizer's rates for the restored step (a rate tensor is filled in place)."""
         state = checked
         if state.base_lrs is not None:  # check_state made sure that min_lr serves every base rate
             lambdas = [self._factor(i, base) for i, base in enumerate(state.base_lrs)]

@@ -27,7 +27,11 @@ class WSDLRSchedulersConfig:
     extra ones are ours.
 
     Attributes:
-      warmup_steps, total_steps, decay_ratio, decay_type, min_lr_factor: as in torchtitan.
+      warmup_steps: as in torchtitan.
+      total_steps: as in torchtitan.
+      decay_ratio: as in torchtitan.
+      decay_type: as in torchtitan.
+      min_lr_factor: as in torchtitan.
       legacy: torchtitan's older formula (see ``WSDSpec.from_torchtitan``).
       device_resident: ``WSDDeviceLR`` schedulers (no host sync) instead of ``WSDLR``.
       on_spec_change: ``"continue"`` to resume a checkpoint saved under another spec (a longer run).
