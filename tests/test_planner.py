@@ -802,7 +802,7 @@ def _plan_args(tmp_path, *extra, lr_column=True):
         # before: refused only after the fit and the plan, the table lost
         (["--peak", "3e-4", "--at", "20000", "--optimize"], "--optimize needs --budgets", True),
         # before: a branching error with a Python tuple in it
-        (["--peak", "3e-4", "--budgets", "100000"], r"past the trunk's last stable step 72000", False),
+        (["--peak", "3e-4", "--budgets", "100000"], r"past the trunk's end at step 72000", False),
     ],
 )
 def test_wsd_plan_fails_with_a_message_and_never_a_traceback(

@@ -173,7 +173,9 @@ class WSDCheckpointManager:
                 "rewind=True to save it anyway"
             )
         spec_dict = self.spec.to_dict()
-        record = _integrity.make_record(state, spec_dict, step=step, run_id=self._run_id(create=True))
+        run_id = self._run_id(create=True)
+        assert run_id is not None  # a writer creates it at the first save
+        record = _integrity.make_record(state, spec_dict, step=step, run_id=run_id)
         record["extra"] = {name: _integrity.json_digest(value) for name, value in extra.items()}
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),

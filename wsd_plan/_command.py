@@ -27,7 +27,7 @@ from wsd_plan._runs import LossRun
 __all__ = ["read_schedule", "run_plan"]
 
 
-def _run(files: list[str], args: argparse.Namespace, name: str) -> LossRun:
+def _run(files: list[str], args: argparse.Namespace, name: str | None = None) -> LossRun:
     """A run from ``--run LOG [SCHEDULE]`` (``load_run`` with the command's options)."""
     if not 1 <= len(files) <= 2:
         raise LogError(f"--run takes a LOG and optionally its SCHEDULE, got {len(files)} files: {files}")

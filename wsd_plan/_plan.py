@@ -394,12 +394,14 @@ def _branches(
     # A rate trunk gets a stand-in spec that is stable everywhere: branch_cooldown then checks only
     # the step (the rates themselves are checked here).
     last_branch = max(max(a for a, _ in pairs), 1)
-    if isinstance(trunk, WSDSpec) and last_branch > trunk.decay_starts[-1]:
-        late = sorted({a for a, _ in pairs if a > trunk.decay_starts[-1]})
+    if (
+        isinstance(trunk, WSDSpec) and last_branch > trunk.end_step
+    ):  # (inside its decay: branch_cooldown says)
+        late = sorted({a for a, _ in pairs if a > trunk.end_step})
         raise ValueError(
-            f"cannot branch at step(s) {late}: past the trunk's last stable step "
-            f"{trunk.decay_starts[-1]} (it ends at step {trunk.end_step}); extend the trunk "
-            "(WSDSpec.extend) or plan shorter budgets"
+            f"cannot branch at step(s) {late}: past the trunk's end at step {trunk.end_step} (its last "
+            f"stable step is {trunk.decay_starts[-1]}); extend the trunk (WSDSpec.extend) or plan "
+            "shorter budgets"
         )
     trunk_spec = trunk if isinstance(trunk, WSDSpec) else WSDSpec(last_branch + 1, decay_steps=0)
     branches = []
