@@ -294,13 +294,7 @@ class WSDSpec:
         the units consumed by updates ``0 .. step - 1`` for a spec in tokens or samples."""
         if self.units == "steps":
             return step
-        clock = self.clock
-        if clock is None:
-            raise ValueError(
-                f"this spec counts {self.units} and has no clock to turn update {step!r} into "
-                f"{self.units}: give it tokens_per_step=, or evaluate at a count of {self.units} with "
-                "multiplier_in_units / stable_fraction_in_units / phase_in_units"
-            )
+        clock = self._clock_to_turn(f"update {step!r} into {self.units}")
         return clock.consumed(cast(int, step))  # piecewise linear for a real step
 
     def step_reaching(self, units: int) -> int:
@@ -309,8 +303,18 @@ class WSDSpec:
         units = v.check_int("units", units)
         if self.units == "steps":
             return units
-        self.units_at(0)  # refuses a spec without a clock, naming what to give
-        return cast(TokenRamp, self.clock).first_step_reaching(units)
+        return self._clock_to_turn(f"{units} {self.units} into an update count").first_step_reaching(units)
+
+    def _clock_to_turn(self, what: str) -> TokenRamp:
+        """The clock of a spec in tokens or samples; refused, saying what it was needed for, when the
+        spec has none."""
+        if self.clock is None:
+            raise ValueError(
+                f"this spec counts {self.units} and has no clock to turn {what}: give it "
+                f"tokens_per_step=, or evaluate at a count of {self.units} with "
+                "multiplier_in_units / stable_fraction_in_units / phase_in_units"
+            )
+        return self.clock
 
     # --- evaluation on Python numbers --------------------------------------------------------
 

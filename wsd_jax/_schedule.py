@@ -87,7 +87,7 @@ def _on_counts(spec: WSDSpec, count: Any, dtype: Any, formula: Any) -> tuple[jax
     before the update, C(count), formed in the table's integer type after the clamp. Returns the
     value and the compute dtype."""
     plan = spec.resolved()
-    clock = _clock(spec)
+    clock = array_clock(spec, where="the schedule")
     lo, hi, ramp = clock.lo, clock.hi, clock.ramp
     if not isinstance(count, jax.Array):  # a Python or numpy count: clamp before jax narrows it
         host = np.asarray(count)
@@ -176,11 +176,6 @@ def wsd_schedule(
     return WSDSchedule(spec=spec, peak_value=peak, dtype=dtype)
 
 
-def _clock(spec: WSDSpec, where: str = "the schedule") -> ArrayClock:
-    """The spec's clamp range and clock for jax (host work, done when the schedule is traced)."""
-    return array_clock(spec, where=where)
-
-
 def _refuse_int32(spec: WSDSpec, clock: ArrayClock) -> None:
     if clock.ramp is None:
         raise ValueError(
@@ -196,7 +191,7 @@ def _refuse_int32(spec: WSDSpec, clock: ArrayClock) -> None:
 
 def _check_fits_count(spec: WSDSpec, *, where: str) -> None:
     """Refuses, at construction, a spec whose counts an int32 evaluation could not form exactly."""
-    clock = _clock(spec, where)
+    clock = array_clock(spec, where=where)
     if not jax.config.read("jax_enable_x64") and clock.largest > _INT32_MAX:
         _refuse_int32(spec, clock)
 

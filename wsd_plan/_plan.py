@@ -440,10 +440,10 @@ def _ranked(branches: list[_Branch], predictions: Predictions, level: float) -> 
     for i, b in enumerate(branches):
         best = best_of[b.end_step]
         worse = i != best and final[i] - final[best] - z * predictions.difference_sd(i, best) > 0
-        out[i] = CooldownCandidate(spec=b.spec, at_step=b.at_step, length=b.length, shape=b.shape,
-                                   min_ratio=b.min_ratio, steps=b.steps, predicted=predictions.curves[i],
-                                   final_loss=float(final[i]), low=float(low[i]), high=float(high[i]),
-                                   distinguishable=bool(worse))  # fmt: skip
+        out[i] = CooldownCandidate(
+            **b._asdict(), predicted=predictions.curves[i], final_loss=float(final[i]), low=float(low[i]),
+            high=float(high[i]), distinguishable=bool(worse),
+        )  # fmt: skip
     return out
 
 

@@ -66,10 +66,7 @@ class Predictions:
     def log_sd(self, run: int, *, scale: float | None = None) -> np.ndarray:
         """The standard deviation of each predicted log loss of ``run``, the law's error times
         ``scale`` (default: the fit's ``law_error_scale``)."""
-        u = self.uncertainty
-        return log_sd(self.jacobians[run], self.points[run], covariance=u.covariance,
-                      residual_scale=u.residual_scale, fitted=u.fitted,
-                      scale=u.law_error_scale if scale is None else scale)  # fmt: skip
+        return self._sd(self.jacobians[run], self.points[run], scale)
 
     def interval(self, run: int, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` on ``run``'s loss at each of its steps, with probability ``level``."""
@@ -79,11 +76,14 @@ class Predictions:
     def final_intervals(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` on every run's final loss, in one evaluation of the standard deviations."""
         last = lambda arrays: np.stack([a[-1] for a in arrays])
-        u = self.uncertainty
-        sd = log_sd(last(self.jacobians), last(self.points), covariance=u.covariance,
-                    residual_scale=u.residual_scale, fitted=u.fitted, scale=u.law_error_scale)  # fmt: skip
-        half = z_value(check_level(level)) * sd
+        half = z_value(check_level(level)) * self._sd(last(self.jacobians), last(self.points), None)
         return self.final * np.exp(-half), self.final * np.exp(half)
+
+    def _sd(self, jacobians: np.ndarray, points: np.ndarray, scale: float | None) -> np.ndarray:
+        """``log_sd`` of these rows with the fit's uncertainty (``scale`` None: its law_error_scale)."""
+        u = self.uncertainty
+        return log_sd(jacobians, points, covariance=u.covariance, residual_scale=u.residual_scale,
+                      fitted=u.fitted, scale=u.law_error_scale if scale is None else scale)  # fmt: skip
 
     def difference_sd(self, a: int, b: int) -> float:
         """The standard deviation of run ``a``'s final loss minus run ``b``'s (both at their last
