@@ -18,9 +18,10 @@ import numpy as np
 import optax
 import pytest
 
+from tests.backends import jax_gpu_available
 from tests.training import TRUNK, init_state, train
 from wsd_jax import CheckpointIntegrityError, SavePlan, WSDCheckpointManager, WSDSpec, wsd_schedule
-from wsd_jax._integrity import fingerprint
+from wsd_jax._integrity import ROW, _device_lanes, fingerprint
 from wsd_jax._lock import WriterLockError
 
 
@@ -263,6 +264,55 @@ def test_extra_items_come_back_exactly(tmp_path):
     assert back == extra["a"] and [type(x) for x in back] == [type(x) for x in extra["a"]]
 
 
+def _reference_fingerprint(array: np.ndarray) -> str:
+    """The fingerprint as docs define it, in plain Python integers (independent of both paths)."""
+    data = np.ascontiguousarray(array).tobytes()
+    data += bytes(-len(data) % 4)
+    words = [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4)]
+    rows = [0] * -(-len(words) // ROW)
+    columns = [0] * ROW
+    for i, w in enumerate(words):
+        rows[i // ROW] = (rows[i // ROW] + w) % 2**32
+        columns[i % ROW] = (columns[i % ROW] + w) % 2**32
+
+    def mix(h):
+        h ^= h >> 16
+        h = h * 0x85EBCA6B % 2**32
+        h ^= h >> 13
+        h = h * 0xC2B2AE35 % 2**32
+        return h ^ (h >> 16)
+
+    lanes = [
+        sum(mix(s ^ ((k * 0x9E3779B9 + salt) % 2**32)) for k, s in enumerate(sums)) % 2**32
+        for sums, salt in ((rows, 0x243F6A88), (columns, 0x85A308D3))
+    ]
+    return f"{lanes[0]:08x}{lanes[1]:08x}"
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.float32, np.float64, np.int8, np.uint16, np.float16, np.int64, np.bool_]
+)
+@pytest.mark.parametrize("size", [0, 1, 3, ROW - 1, ROW, 2 * ROW + 5])
+def test_fingerprint_matches_its_definition_on_the_host_and_on_devices(dtype, size):
+    a = (np.random.default_rng(size).standard_normal(size) * 1000).astype(dtype)
+    expected = _reference_fingerprint(a)
+    assert fingerprint(a) == expected  # numpy, summed in place
+    # The same bytes as a jax array (jax may lack 64-bit types: those go over as their words).
+    on_cpu = jnp.asarray(a.view(np.uint32) if a.dtype.itemsize == 8 else a)
+    assert fingerprint(on_cpu) == expected  # jax on CPU: the host path
+    lanes = np.asarray(_device_lanes([on_cpu]))[0]
+    assert f"{int(lanes[0]):08x}{int(lanes[1]):08x}" == expected  # the path for arrays off the host
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not jax_gpu_available(), reason="no jax GPU")
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int8, np.bool_])
+def test_fingerprint_on_the_gpu_equals_the_definition(dtype):
+    a = (np.random.default_rng(1).standard_normal(3 * ROW + 7) * 1000).astype(dtype)
+    on_gpu = jax.device_put(a, jax.devices("gpu")[0])
+    assert fingerprint(on_gpu) == _reference_fingerprint(a)  # the jax.numpy path, run on the GPU
+
+
 def test_fingerprint_detects_every_single_bit_flip_and_ignores_layout():
     x = np.random.default_rng(0).standard_normal(257).astype(np.float32)
     base = fingerprint(x)
@@ -287,12 +337,13 @@ def test_fingerprint_of_a_sharded_array_equals_the_unsharded_one():
         """
         import numpy as np, jax, jax.numpy as jnp
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-        from wsd_jax._integrity import fingerprint
-        x = np.arange(64 * 8, dtype=np.float32).reshape(64, 8)
+        from wsd_jax._integrity import _device_lanes, fingerprint
+        x = np.arange(1024 * 9, dtype=np.float32).reshape(128, 72)
         mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
         sharded = jax.device_put(x, NamedSharding(mesh, P("a", "b")))
         assert len(sharded.addressable_shards) == 4
-        print(fingerprint(sharded) == fingerprint(x))
+        device = "%08x%08x" % tuple(int(v) for v in np.asarray(_device_lanes([sharded]))[0])
+        print(fingerprint(sharded) == fingerprint(x) == device)  # the host path and the sharded sums
         """
     )
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
