@@ -111,6 +111,9 @@ def main() -> None:
         rows += planner_bench.optimizer_speed()
         rows += planner_bench.accuracy()
         rows += planner_bench.interval_calibration()
+        from benchmarks import planner_calibration
+
+        rows += planner_calibration.rows(2 if args.quick else 4)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = (
         f"# Benchmark results\n\nRun: `make bench` ({'--quick' if args.quick else 'full'}), {stamp}\n\n"

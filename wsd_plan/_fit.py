@@ -224,7 +224,15 @@ class LossLawFit:
             check_prediction(curve, at, "the schedule" if labels is None else labels[i])
         curves = tuple(c for c, _ in predicted)
         points = tuple(coordinates(self.params, f.area, c) for f, c in zip(runs, curves, strict=True))
-        return Predictions(curves, tuple(j for _, j in predicted), points, self._uncertainty())
+
+        def other_laws() -> tuple[tuple[np.ndarray, ...], ...]:
+            with float64_mode():
+                return tuple(
+                    tuple(c for c, _ in _predict_many(other.law, other.theta(), runs))
+                    for other in self.other_law_fits
+                )
+
+        return Predictions(curves, tuple(j for _, j in predicted), points, self._uncertainty(), other_laws)
 
     def _uncertainty(self) -> FitUncertainty:
         return FitUncertainty(
@@ -255,6 +263,23 @@ class LossLawFit:
             law2 = float(sd**2 - sd_without_law**2)
             needed.append(float(np.sqrt(max(error**2 - float(sd_without_law) ** 2, 0.0) / law2)))
         return max(needed)
+
+    @functools.cached_property
+    def other_law_fits(self) -> tuple[LossLawFit, ...]:
+        """Every other law of ``LAWS`` fitted to the same runs (those the runs can determine): every
+        interval holds theirs too (``wsd_plan._uncertainty``, "The choice of law"). Fitted on first
+        use; empty for a fit built by hand."""
+        fits = []
+        for law in LAWS:
+            if law == self.law or not self.fitted_runs:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fits.append(fit_loss_law(self.fitted_runs, law))
+            except (ValueError, RuntimeError):  # the runs do not determine that law, or it diverged
+                continue
+        return tuple(fits)
 
     def theta(self) -> jax.Array:
         """The parameters as the laws take them: their logarithms, in ``PARAMETERS[law]`` order

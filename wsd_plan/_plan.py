@@ -24,7 +24,7 @@ from wsd_core.backend import check_choice, check_ratio, check_steps
 from wsd_plan._fit import LossLawFit
 from wsd_plan._predictions import Predictions
 from wsd_plan._runs import branch_rates, trunk_schedule
-from wsd_plan._uncertainty import check_level, z_value
+from wsd_plan._uncertainty import check_level
 
 CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
 
@@ -47,6 +47,9 @@ class CooldownCandidate:
       high: its upper end.
       distinguishable: whether its final loss is distinguishably worse than its budget's best (the
         interval on the difference excludes 0); False for the best itself.
+      predicted_low: the lower end of the interval on the loss at each of ``steps`` (what a plot
+        shades); None for a candidate built by hand.
+      predicted_high: its upper end.
     """
 
     spec: WSDSpec
@@ -60,6 +63,8 @@ class CooldownCandidate:
     low: float
     high: float
     distinguishable: bool = False
+    predicted_low: np.ndarray | None = dataclasses.field(default=None, compare=False)
+    predicted_high: np.ndarray | None = dataclasses.field(default=None, compare=False)
 
     @property
     def end_step(self) -> int:
@@ -174,8 +179,9 @@ class CooldownPlan:
         if self.law_error_scale > 1:
             scale = f", widened {self.law_error_scale:.2f}x by leaving each fitted run out"
         lines.append(
-            f"+-: half the {self.level:.0%} interval on the final loss (parameters, noise and the law's "
-            f"own error{scale}); ~ marks a candidate not distinguishable from its budget's best"
+            f"+-: half the {self.level:.0%} interval on the final loss (parameters, noise, the law's own "
+            f"error{scale}, and how far the other law fitted to the same runs predicts otherwise); ~ marks "
+            "a candidate not distinguishable from its budget's best"
         )
         return "\n".join(lines)
 
@@ -413,7 +419,11 @@ def _branches(
                 f"peak {rate_peak:g}; branch from a stable step"
             )
         end = at + length
-        grid = np.linspace(min(warmup, end - 1), end - 1, CURVE_POINTS)
+        # half the points on the trunk, half on the cooldown: a short cooldown is drawn smoothly too
+        start = min(warmup, end - 1)
+        half = CURVE_POINTS // 2
+        branch = max(at, start)
+        grid = np.concatenate([np.linspace(start, branch, half), np.linspace(branch, end - 1, half)])
         branches.append(_Branch(spec, at, length, shape, floor, np.unique(grid.round().astype(np.int64))))
     return branches
 
@@ -432,17 +442,18 @@ def _ranked(branches: list[_Branch], predictions: Predictions, level: float) -> 
     distinguishably worse than the best of its end step."""
     final = predictions.final
     low, high = predictions.final_intervals(level)
-    z = z_value(level)
     best_of: dict[int, int] = {}  # end step -> index of its best branch
     for i in sorted(range(len(branches)), key=lambda i: (branches[i].end_step, final[i])):
         best_of.setdefault(branches[i].end_step, i)
     out = {}
     for i, b in enumerate(branches):
         best = best_of[b.end_step]
-        worse = i != best and final[i] - final[best] - z * predictions.difference_sd(i, best) > 0
+        worse = i != best and predictions.difference_interval(i, best, level)[0] > 0
+        curve_low, curve_high = predictions.interval(i, level)
         out[i] = CooldownCandidate(
             **b._asdict(), predicted=predictions.curves[i], final_loss=float(final[i]), low=float(low[i]),
-            high=float(high[i]), distinguishable=bool(worse),
+            high=float(high[i]), distinguishable=bool(worse), predicted_low=curve_low,
+            predicted_high=curve_high,
         )  # fmt: skip
     return out
 

@@ -48,12 +48,23 @@ class Predictions:
       jacobians: each run's Jacobian of the log loss in ``theta`` (points x parameters).
       points: each run's points' coordinates (``_uncertainty.coordinates``).
       uncertainty: the fit's ``FitUncertainty``.
+      other_laws: gives each other law's curves of the same runs, that law fitted to the same runs
+        (``LossLawFit.other_law_fits``); called once, when an interval first needs them (None: no
+        other law).
     """
 
     curves: tuple[np.ndarray, ...]
     jacobians: tuple[np.ndarray, ...]
     points: tuple[np.ndarray, ...]
     uncertainty: FitUncertainty
+    # Each other law fitted to the same runs, its curves of the same runs (``_uncertainty``, "The
+    # choice of law"): asked for only when an interval needs them.
+    other_laws: Callable[[], tuple[tuple[np.ndarray, ...], ...]] | None = None
+
+    @functools.cached_property
+    def _laws(self) -> tuple[tuple[np.ndarray, ...], ...]:
+        """This law's curves first, then each other law's."""
+        return (self.curves, *(self.other_laws() if self.other_laws is not None else ()))
 
     def __len__(self) -> int:
         return len(self.curves)
@@ -64,20 +75,23 @@ class Predictions:
         return np.array([float(c[-1]) for c in self.curves])
 
     def log_sd(self, run: int, *, scale: float | None = None) -> np.ndarray:
-        """The standard deviation of each predicted log loss of ``run``, the law's error times
-        ``scale`` (default: the fit's ``law_error_scale``)."""
+        """The standard deviation of each predicted log loss of ``run`` under this law, the law's
+        error times ``scale`` (default: the fit's ``law_error_scale``)."""
         return self._sd(self.jacobians[run], self.points[run], scale)
 
     def interval(self, run: int, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-        """``(low, high)`` on ``run``'s loss at each of its steps, with probability ``level``."""
+        """``(low, high)`` on ``run``'s loss at each of its steps, with probability ``level``: the
+        smallest interval holding every fitted law's (each law's prediction, the same relative width)."""
         half = z_value(check_level(level)) * self.log_sd(run)
-        return self.curves[run] * np.exp(-half), self.curves[run] * np.exp(half)
+        curves = np.stack([law[run] for law in self._laws])
+        return curves.min(axis=0) * np.exp(-half), curves.max(axis=0) * np.exp(half)
 
     def final_intervals(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` on every run's final loss, in one evaluation of the standard deviations."""
         last = lambda arrays: np.stack([a[-1] for a in arrays])
         half = z_value(check_level(level)) * self._sd(last(self.jacobians), last(self.points), None)
-        return self.final * np.exp(-half), self.final * np.exp(half)
+        finals = np.stack([last(law) for law in self._laws])
+        return finals.min(axis=0) * np.exp(-half), finals.max(axis=0) * np.exp(half)
 
     def _sd(self, jacobians: np.ndarray, points: np.ndarray, scale: float | None) -> np.ndarray:
         """``log_sd`` of these rows with the fit's uncertainty (``scale`` None: its law_error_scale)."""
@@ -87,7 +101,7 @@ class Predictions:
 
     def difference_sd(self, a: int, b: int) -> float:
         """The standard deviation of run ``a``'s final loss minus run ``b``'s (both at their last
-        step): most of two predictions' error is shared, so it is far below either's own."""
+        step) under this law: most of two predictions' error is shared, so it is far below either's own."""
         u = self.uncertainty
         return difference_sd(
             (float(self.curves[a][-1]), float(self.curves[b][-1])),
@@ -99,8 +113,9 @@ class Predictions:
         )
 
     def difference_interval(self, a: int, b: int, level: float = 0.9) -> tuple[float, float]:
-        """``(low, high)`` on run ``a``'s final loss minus run ``b``'s, with probability ``level``;
-        where it excludes 0, the two runs are distinguishable."""
+        """``(low, high)`` on run ``a``'s final loss minus run ``b``'s, with probability ``level``: the
+        smallest interval holding every fitted law's. Where it excludes 0, the two runs are
+        distinguishable: every law puts them in the same order, each with that confidence."""
         half = z_value(check_level(level)) * self.difference_sd(a, b)
-        gap = float(self.curves[a][-1] - self.curves[b][-1])
-        return gap - half, gap + half
+        gaps = [float(law[a][-1] - law[b][-1]) for law in self._laws]
+        return min(gaps) - half, max(gaps) + half

@@ -1,6 +1,7 @@
 """How sure a prediction is: the intervals of ``LossLawFit.predict_interval`` and ``predict_difference``.
 
-A predicted log loss has three sources of error, added as independent variances:
+A predicted log loss has three sources of error under the fitted law, added as independent variances
+(and a fourth, the choice of law, below):
 
 1. **The parameters** (what the fitted runs leave uncertain): ``g^T Sigma g``, with ``g`` the gradient
    of the predicted log loss in ``log(params)`` (exact, from ``jax.jacfwd``) and ``Sigma`` the fit's
@@ -27,6 +28,14 @@ harder. ``LossLawFit.law_error_scale`` refits the law once without each fitted r
 can still be fit) and predicts the run left out; if any of those predictions falls outside its own
 interval, every interval of the fit widens by the smallest factor that covers them all. That
 choice uses only the runs the fit was given.
+
+**The choice of law**, which none of the above sees when the law itself is wrong. The other laws
+(``wsd_plan.LAWS``) are fitted to the same runs (``LossLawFit.other_law_fits``), and an interval is
+the smallest one that holds every law's: each law's prediction with this fit's relative width. Laws
+that fit the same runs about equally well but disagree on a schedule give it a wide interval; where
+they agree, nothing widens. So an order called with 90% confidence is one that every fitted law
+makes with that confidence. Measured on synthetic truths with the wrong law fitted
+(``benchmarks/planner_calibration.py``, the table in ``docs/planner.md``).
 
 The difference ``L_a - L_b`` of two schedules at one step shares most of its error: the parameter
 part is computed on the difference itself (its gradient is ``L_a g_a - L_b g_b``), the noise is that
