@@ -19,9 +19,13 @@ all: test
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (jax, flax, orbax); set PYTHON=python3.11")'
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c requirements/constraints.txt -e '.[$(EXTRAS)]'
+	@echo "setting up $(VENV), once (about 2 minutes): a virtual environment, then torch 2.13.0, then jax and the rest"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "  [1/2] torch 2.13.0 (CPU) ..."
+	@$(PIP) install -q torch==2.13.0
+	@echo "  [2/2] the project and its pinned extras ($(EXTRAS)) ..."
+	@$(PIP) install -q -c requirements/constraints.txt -e '.[$(EXTRAS)]'
+	@echo "  $(VENV) is ready"
 	@touch $@
 
 # Its own stamp, remade when this file (and so the list) changes, without reinstalling the rest.

@@ -865,3 +865,94 @@ def test_a_candidate_prints_as_one_line():
         f"min_ratio 0.1: final loss {best.final_loss:.4f} [{best.low:.4f}, {best.high:.4f}])"
     )
     assert "\n" not in repr(other) and len(repr(other)) < 200
+
+
+@pytest.mark.slow
+def test_wsd_plan_published_tries_the_planner_on_the_shipped_curves(tmp_path, capsys):
+    # before: trying it meant digging the CSVs out of site-packages and writing spec JSONs by hand
+    pytest.importorskip("matplotlib")
+    from wsd_core._cli import main
+
+    main(["plan", "--published", "lm-100M", "--budgets", "24000", "--lengths", "2000", "4000",
+          "--out", str(tmp_path / "p.png")])  # fmt: skip
+    text = capsys.readouterr().out
+    assert "multi-power law fit on 2 run(s)" in text and "fit      wsd_20000_24000" in text
+    held = [line for line in text.splitlines() if line.startswith("  held out ") and "final loss" in line]
+    assert len(held) == len(lc.RUNS) - 2  # every other published run, checked against its interval
+    assert "-- runs of 24000 updates (4)" in text  # the published defaults: linear and 1-sqrt, floor 0.1
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--published", "lm-100M", "--run", "a.csv"],
+            "brings its own runs, trunk, peak and warmup: leave out",
+        ),
+        (["--published", "lm-7B"], r"--published must be one of .*lm-25M"),
+        (["--lengths", "2000", "--budgets", "24000"], "needs --run, --trunk .*or --published lm-25M"),
+        (["--published", "lm-25M", "--budgets", "24000", "--at", "20000"], "not allowed with argument"),
+    ],
+)
+def test_wsd_plan_published_and_missing_arguments_are_refused_before_any_work(capsys, args, message):
+    from wsd_core._cli import main
+    from wsd_plan import _cli
+
+    assert _cli.PUBLISHED_MODELS == lc.MODELS  # named twice, to keep the command's parser light
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err and "reading" not in err
+    assert re.search(message, err), err
+
+
+def test_the_plan_plot_shades_each_budgets_best_labelled_by_budget(tmp_path, monkeypatch):
+    # before: plan.candidates[:top] drew only the shortest budget's runs, numbered as if ranked
+    # globally, and no interval was drawn
+    import wsd_core.backend
+    from wsd_plan._command import plot_plan
+
+    drawn: dict[str, Any] = {}
+    capture = lambda series, path, **kw: drawn.update(series=series, **kw)
+    monkeypatch.setattr(wsd_core.backend, "plot_series", capture)
+    params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
+    fit = LossLawFit("multi-power", params, {}, 0.0)
+    plan = plan_cooldown(fit, WSDSpec(30_000, warmup_steps=2000, decay_steps=0), peak=3e-4,
+                         budgets=[12_000, 24_000], lengths=[1000, 2000, 4000], shapes=["linear"])  # fmt: skip
+    plot_plan(plan, fit, [], tmp_path / "p.png", top=2)
+    labels = list(drawn["series"])
+    for budget in (12_000, 24_000):
+        best = plan.best_for(budget)
+        (shaded,) = [k for k in drawn["bands"] if k.startswith(f"{budget} updates, best: ")]
+        assert f"linear {best.length} from {best.at_step}" in shaded and "90% interval" in shaded
+        x, low, high = drawn["bands"][shaded]
+        assert best.at_step - 1 <= x[0] <= best.at_step and x[-1] == budget - 1  # from the branch on
+        assert low[-1] == pytest.approx(best.low) and high[-1] == pytest.approx(best.high)
+        assert sum(k.startswith(f"{budget} updates, #2: ") for k in labels) == 1
+    assert len(labels) == 4
+
+
+def test_a_candidates_curve_interval_holds_its_curve_and_ends_at_its_final_interval():
+    params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
+    fit = LossLawFit("multi-power", params, {}, 0.0)
+    plan = plan_cooldown(fit, WSDSpec(30_000, warmup_steps=2000, decay_steps=0), peak=3e-4,
+                         budgets=[24_000], lengths=[1000, 4000], shapes=["linear", "1-sqrt"])  # fmt: skip
+    for c in plan.candidates:
+        assert c.predicted_low is not None and c.predicted_high is not None
+        assert np.all(c.predicted_low < c.predicted) and np.all(c.predicted < c.predicted_high)
+        assert (c.predicted_low[-1], c.predicted_high[-1]) == pytest.approx((c.low, c.high), rel=1e-12)
+        # half the curve's points are on the cooldown, so a short one is drawn smoothly
+        assert np.sum(c.steps >= c.at_step) >= 30
+
+
+def test_plot_series_refuses_a_band_around_no_series(tmp_path):
+    pytest.importorskip("matplotlib")
+    from wsd_core.backend import plot_series
+
+    with pytest.raises(ValueError, match=r"bands must name series.*\['b'\] are not among \['a'\]"):
+        plot_series({"a": ([0, 1], [1, 2])}, tmp_path / "x.png", title="t", ylabel="y",
+                    bands={"b": ([0], [1], [2])})  # fmt: skip
+    path = plot_series({"a": ([0, 1], [1, 2])}, tmp_path / "x.png", title="t", ylabel="y",
+                       bands={"a": ([0, 1], [0.5, 1.5], [1.5, 2.5])})  # fmt: skip
+    assert path.stat().st_size > 1000

@@ -67,16 +67,25 @@ def plot_series(
     marks: Iterable[tuple[float, str]] = (),
     styles: Mapping[str, Mapping[str, Any]] | None = None,
     ylim: tuple[float, float] | None = None,
+    bands: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]] | None = None,
 ) -> Path:
     """Writes one figure with a line per labelled (x, y) series and returns its path.
 
     ``marks`` are (x, label) vertical lines (e.g. branch points); ``styles`` maps a series label to
-    extra matplotlib line options; ``ylim`` is the y range (default: all of every series).
+    extra matplotlib line options; ``ylim`` is the y range (default: all of every series); ``bands``
+    maps a series label to (x, low, high), shaded in that series' colour (e.g. an interval).
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    crowded = len(series) > 8  # the legend then goes beside the axes, not over the curves
+    fig, ax = plt.subplots(figsize=(13, 5.5) if crowded else (9, 4.5), dpi=110)
+    unknown = sorted(set(bands or {}) - set(series))
+    if unknown:
+        raise ValueError(f"bands must name series to shade around; {unknown} are not among {list(series)}")
     for label, (x, y) in series.items():
-        ax.plot(x, y, label=label, **{"linewidth": 1.2, **dict((styles or {}).get(label, {}))})
+        (line,) = ax.plot(x, y, label=label, **{"linewidth": 1.2, **dict((styles or {}).get(label, {}))})
+        if bands and label in bands:
+            bx, low, high = bands[label]
+            ax.fill_between(bx, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
     for at, label in marks:
         ax.axvline(at, color="0.5", linestyle=":", linewidth=1)
         ax.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top",
@@ -87,7 +96,10 @@ def plot_series(
         ax.set_ylim(*ylim)
     ax.set(xlabel="optimizer step", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if crowded:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

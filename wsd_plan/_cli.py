@@ -15,9 +15,15 @@ from wsd_core import DECAY_SHAPES
 from wsd_core import backend as v
 from wsd_core.backend import out_path
 
+# The shipped published curves (wsd_plan._published, which needs numpy: named here to keep this light)
+PUBLISHED_MODELS = ("lm-25M", "lm-100M")
+PUBLISHED_DEFAULTS = {"budgets": [24_000, 48_000, 72_000], "lengths": [2000, 4000, 8000],
+                      "shapes": ["linear", "1-sqrt"], "min_ratios": [0.1]}  # fmt: skip
+
 PLAN_EXAMPLE = (
     "example:\n  wsd plan --run trunk.csv trunk.json --run cooldown.csv cooldown.json --peak 3e-4 "
     "--trunk trunk.json --at 16000 20000 --lengths 2000 4000 --shapes linear 1-sqrt --out plan.png\n"
+    "  wsd plan --published lm-25M --out plan.png   (on the curves shipped with the package)\n"
 )
 
 
@@ -38,8 +44,12 @@ def add_plan_command(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pair: dict[str, Any] = dict(nargs="+", metavar="LOG [SCHEDULE]", action="append")
-    plan.add_argument("--run", required=True, help="a run to fit on (repeat for more); SCHEDULE may be "
-                      "left out when the log's lr column holds every update's rate", **pair)  # fmt: skip
+    plan.add_argument("--run", help="a run to fit on (repeat for more); SCHEDULE may be left out when the "
+                      "log's lr column holds every update's rate", **pair)  # fmt: skip
+    plan.add_argument("--published", metavar="MODEL", help="try the planner on the shipped published curves "
+                      f"({' or '.join(PUBLISHED_MODELS)}): fit on their trunk and one cooldown, check on the "
+                      "other runs, plan off a 72,000-update trunk (instead of --run, --held-out, --trunk, "
+                      "--peak and --warmup-steps)")  # fmt: skip
     plan.add_argument("--held-out", help="a run to check the fit on (repeat): its errors are reported",
                       **pair)  # fmt: skip
     plan.add_argument("--level", type=float, default=0.9,
@@ -47,17 +57,17 @@ def add_plan_command(sub: Any) -> None:
     plan.add_argument("--step-column", help="the log's step column (default: step, Step, global_step, ...)")
     plan.add_argument("--loss-column", help="the log's loss column (default: loss, train/loss, ...)")
     plan.add_argument("--lr-column", help="the log's learning-rate column (default: lr, if present)")
-    plan.add_argument("--trunk", required=True, metavar="SCHEDULE", help="the trunk to branch from")
+    plan.add_argument("--trunk", metavar="SCHEDULE", help="the trunk to branch from")
     plan.add_argument("--peak", type=float, help="the stable learning rate of the WSDSpec schedules")
-    where = plan.add_mutually_exclusive_group(required=True)
+    where = plan.add_mutually_exclusive_group()
     where.add_argument("--budgets", type=int, nargs="+",
                        help="run lengths in updates: each cooldown branches at budget - length")  # fmt: skip
     where.add_argument("--at", type=int, nargs="+", help="checkpoints to branch from")
-    plan.add_argument("--lengths", type=int, nargs="+", required=True, help="cooldown lengths")
-    plan.add_argument(
-        "--shapes", nargs="+", default=["1-sqrt"], choices=list(DECAY_SHAPES), help="decay shapes"
-    )
-    plan.add_argument("--min-ratios", type=float, nargs="+", default=[0.0], help="floors (default 0)")
+    plan.add_argument("--lengths", type=int, nargs="+", help="cooldown lengths")
+    plan.add_argument("--shapes", nargs="+", choices=list(DECAY_SHAPES),
+                      help="decay shapes (default 1-sqrt; with --published, linear and 1-sqrt)")  # fmt: skip
+    plan.add_argument("--min-ratios", type=float, nargs="+",
+                      help="floors (default 0; with --published, 0.1 as its runs)")  # fmt: skip
     plan.add_argument("--law", default="multi-power", help="the loss-curve law to fit (default %(default)s)")
     plan.add_argument("--second-opinion", action="store_true",
                       help="fit the other law too and say, per budget, whether it picks the same best "
@@ -70,7 +80,8 @@ def add_plan_command(sub: Any) -> None:
         help="the runs' warmup length (default: each spec's, or up to the largest rate)",
     )  # fmt: skip
     plan.add_argument("--out", type=out_path, help="also plot measured, predicted and planned curves")
-    plan.add_argument("--plot-top", type=int, default=5, help="candidates to plot (default 5)")
+    plan.add_argument("--plot-top", type=int, default=2, help="candidates to plot per budget, best first: "
+                      "the best with its interval shaded (default 2)")  # fmt: skip
     plan.set_defaults(handler=_main)
 
 
@@ -93,6 +104,7 @@ def _check_usage(args: argparse.Namespace) -> None:
     from wsd_plan._laws import LAWS
     from wsd_plan._plan import check_plan_size
 
+    _fill_in(args)
     v.check_choice("--law", args.law, LAWS)
     if args.peak is not None:
         v.check_real("--peak", args.peak, positive=True)
@@ -103,3 +115,28 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise ImportError("--out plots with matplotlib, which is missing: pip install 'wsd-schedule[plot]'")
     ends = args.budgets if args.budgets is not None else [a + max(args.lengths) for a in args.at]
     check_plan_size(max(ends), "--budgets" if args.budgets is not None else "--at + --lengths")
+
+
+def _fill_in(args: argparse.Namespace) -> None:
+    """The defaults: ``--published``'s runs and plan, or the required arguments of a plan of one's
+    own runs (checked here rather than by argparse, which cannot make them depend on --published)."""
+    if args.published is not None:
+        v.check_choice("--published", args.published, PUBLISHED_MODELS)
+        given = [flag for flag, value in (("--run", args.run), ("--held-out", args.held_out),
+                 ("--trunk", args.trunk), ("--peak", args.peak), ("--warmup-steps", args.warmup_steps))
+                 if value is not None]  # fmt: skip
+        if given:
+            raise ValueError(f"--published {args.published} brings its own runs, trunk, peak and warmup: "
+                             f"leave out {', '.join(given)}")  # fmt: skip
+        for name, value in PUBLISHED_DEFAULTS.items():
+            if getattr(args, name) is None and (name != "budgets" or args.at is None):
+                setattr(args, name, value)
+        return
+    needed = (("--run", args.run), ("--trunk", args.trunk), ("--lengths", args.lengths),
+              ("--budgets or --at", args.budgets or args.at))  # fmt: skip
+    missing = [flag for flag, value in needed if value is None]
+    if missing:
+        raise ValueError(f"wsd plan needs {', '.join(missing)} (or --published lm-25M, to try it on the "
+                         "curves shipped with the package)")  # fmt: skip
+    args.shapes = args.shapes or ["1-sqrt"]
+    args.min_ratios = args.min_ratios or [0.0]

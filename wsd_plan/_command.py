@@ -21,7 +21,7 @@ from wsd_plan._laws import LAWS
 from wsd_plan._loading import load_run, read_schedule
 from wsd_plan._logs import LogError
 from wsd_plan._optimize import OptimalCooldown, optimize_cooldown
-from wsd_plan._plan import CooldownPlan, plan_cooldown
+from wsd_plan._plan import CooldownCandidate, CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun
 
 __all__ = ["read_schedule", "run_plan"]
@@ -66,14 +66,36 @@ def stage(what: str) -> Iterator[None]:
         print(f"  warning: {w.message}", file=sys.stderr, flush=True)
 
 
+# ``wsd plan --published``: the WSD protocol on the shipped curves (a trunk and one cooldown)
+PUBLISHED_FIT = ("constant_24000", "wsd_20000_24000")
+
+
+def published_inputs(args: argparse.Namespace) -> tuple[list[LossRun], list[LossRun], WSDSpec]:
+    """``--published MODEL``: its trunk and geometric cooldown to fit on, its other runs held out, and
+    a trunk as long as its longest run; sets ``args.peak`` and ``args.warmup_steps`` to its own."""
+    from wsd_plan import _published
+
+    with stage(f"reading the published {args.published} curves shipped with the package"):
+        runs = _published.published_runs(args.published)
+    args.peak, args.warmup_steps = _published.PEAK, _published.WARMUP
+    fitted = [runs[n] for n in PUBLISHED_FIT]
+    held_out = [runs[n] for n in sorted(runs) if n not in PUBLISHED_FIT]
+    longest = max(r.lrs.size for r in runs.values())
+    return fitted, held_out, WSDSpec(longest, warmup_steps=_published.WARMUP, decay_steps=0)
+
+
 def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
     """Fits, plans and plots as ``args`` asks; returns the plan and the report's lines."""
-    with stage(f"reading {len(args.run) + len(args.held_out or [])} run(s)"):
-        given = [*args.run, *(args.held_out or [])]
-        names = run_names([files[0] if files else "" for files in given])
-        loaded = [_run(files, args, name) for files, name in zip(given, names, strict=True)]
-        runs, held_out = loaded[: len(args.run)], loaded[len(args.run) :]
-        trunk = read_schedule(args.trunk)
+    trunk: Any
+    if args.published is not None:
+        runs, held_out, trunk = published_inputs(args)
+    else:
+        with stage(f"reading {len(args.run) + len(args.held_out or [])} run(s)"):
+            given = [*args.run, *(args.held_out or [])]
+            names = run_names([files[0] if files else "" for files in given])
+            loaded = [_run(files, args, name) for files, name in zip(given, names, strict=True)]
+            runs, held_out = loaded[: len(args.run)], loaded[len(args.run) :]
+            trunk = read_schedule(args.trunk)
     points = sum(r.steps.size for r in runs)
     with stage(f"fitting the {args.law} law to {len(runs)} run(s), {points} logged points"):
         fit = fit_loss_law(runs, args.law)
@@ -121,33 +143,52 @@ def plot_plan(
     runs: list[LossRun],
     path: str | Path,
     *,
-    top: int = 5,
+    top: int = 2,
     optimal: Sequence[OptimalCooldown] = (),
 ) -> Path:
-    """Measured (solid) and predicted (dashed) curves of the given runs, the best candidates (dotted)
-    and the law-optimal cooldowns (dash-dot)."""
+    """Measured (solid) and predicted (dashed) curves of the given runs; per budget, its best
+    candidate with its 90% interval shaded and the next ``top - 1`` (dotted); the law-optimal
+    cooldowns (dash-dot)."""
     from wsd_core.backend import plot_series
 
     series: dict[str, tuple[Any, Any]] = {}
     styles: dict[str, dict[str, Any]] = {}
+    bands: dict[str, tuple[Any, Any, Any]] = {}
     for i, r in enumerate(runs):
         name = r.name or f"run{i}"
         series[f"{name} measured"] = (r.steps.tolist(), r.losses.tolist())
         series[f"{name} predicted"] = (r.steps.tolist(), fit.predict_run(r).tolist())
         styles[f"{name} predicted"] = {"linestyle": "--"}
-    for rank, c in enumerate(plan.candidates[:top], 1):
-        label = f"#{rank} {c.shape} {c.length} from {c.at_step} (r={c.min_ratio:g})"
-        series[label] = (c.steps.tolist(), c.predicted.tolist())
-        styles[label] = {"linestyle": ":", "linewidth": 1.6}
+    for end in plan.end_steps:  # ranked within its budget: runs of different lengths never compete
+        for rank, c in enumerate(plan.ranking(end)[:top], 1):
+            label, band = _candidate_label_and_band(c, end, rank, plan.level)
+            series[label] = (c.steps.tolist(), c.predicted.tolist())
+            if band is not None:
+                bands[label] = band
+            styles[label] = {"linestyle": "-" if rank == 1 else ":", "linewidth": 1.8 if rank == 1 else 1.0}
     for best in optimal:
         label = f"law-optimal, {best.budget} updates"
         steps = np.unique(np.linspace(best.earliest, best.budget - 1, 64).round().astype(np.int64))
         series[label] = (steps.tolist(), fit.predict(best.lrs, steps).tolist())
         styles[label] = {"linestyle": "-.", "linewidth": 1.8}
-    lows = [min(y) for _, y in series.values()]
+    lows = [min(y) for _, y in series.values()] + [min(low) for _, low, _ in bands.values()]
     highs = [y[len(y) // 8] for _, y in series.values()]  # skip the early, steep part of the curve
     path = plot_series(
         series, path, title=f"{fit.law} law: measured, predicted and planned", ylabel="loss", styles=styles,
-        ylim=(min(lows) - 0.02, max(highs)),
+        ylim=(min(lows) - 0.02, max(highs)), bands=bands,
     )  # fmt: skip
     return path
+
+
+def _candidate_label_and_band(
+    c: CooldownCandidate, end: int, rank: int, level: float
+) -> tuple[str, tuple[Any, Any, Any] | None]:
+    """A plotted candidate's legend label, and for its budget's best, its interval from the branch
+    step on (the trunk's own band would hide the others'), to shade."""
+    label = f"{end} updates, {'best' if rank == 1 else f'#{rank}'}: {c.shape} {c.length} from {c.at_step}"
+    label += f" (r={c.min_ratio:g})"
+    if rank > 1 or c.predicted_low is None or c.predicted_high is None:
+        return label, None
+    cooldown = c.steps >= c.at_step - 1
+    band = tuple(a[cooldown].tolist() for a in (c.steps, c.predicted_low, c.predicted_high))
+    return f"{label}, {level:.0%} interval", band

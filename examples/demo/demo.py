@@ -28,7 +28,7 @@ from flax import nnx
 from wsd_core import WSDSpec
 from wsd_core.backend import plot_series
 from wsd_jax import WSDCheckpointManager, learning_rate_from_state, wsd_schedule
-from wsd_plan import LossRun, branch_rates, fit_loss_law, learning_rates, plan_cooldown
+from wsd_plan import CooldownPlan, LossRun, branch_rates, fit_loss_law, learning_rates, plan_cooldown
 
 PEAK = 3e-3
 BATCH, EVAL_WINDOWS, EVAL_BYTES = 32, 128, 200_000
@@ -188,11 +188,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                           title="Learning rate per update", ylabel="learning rate", marks=marks)  # fmt: skip
     series = {k: (v["loss_step"], v["loss"]) for k, v in logs.items()}
     series.update({f"{k} (predicted)": (p[0].tolist(), p[1].tolist()) for k, p in predicted.items()})
-    styles = {f"{k} (predicted)": {"linestyle": "--"} for k in predicted}
+    styles: dict[str, dict[str, Any]] = {f"{k} (predicted)": {"linestyle": "--"} for k in predicted}
+    bands = _plan_bands(plan, series, styles)
     trunk_losses = logs["WSD trunk"]["loss"]
     ylim = (min(min(v["loss"]) for v in logs.values()) - 0.05, trunk_losses[len(trunk_losses) // 5])
     loss_plot = plot_series(series, out / "eval_losses.png", title="Held-out loss: measured and predicted",
-                            ylabel="nats per byte", marks=marks, styles=styles, ylim=ylim)  # fmt: skip
+                            ylabel="nats per byte", marks=marks, styles=styles, ylim=ylim,
+                            bands=bands)  # fmt: skip
     log_dir = _write_logs(out / "logs", logs, rates)
     print(f"\nwrote {lr_plot}\nwrote {loss_plot}\nwrote the runs' logs and rates to {log_dir}")
     print(
@@ -201,6 +203,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"--trunk {log_dir}/trunk.rates --at {first} {second} --lengths {cooldown // 2} {cooldown} "
         f"--shapes linear 1-sqrt --warmup-steps {warmup}"
     )
+
+
+def _plan_bands(plan: CooldownPlan, series: dict[str, Any], styles: dict[str, Any]) -> dict[str, Any]:
+    """Adds each budget's best cooldown of the plan to the loss plot's series; returns its 90%
+    interval from the branch on, to shade."""
+    bands = {}
+    for end in plan.end_steps:
+        c = plan.best_for(end)
+        assert c.predicted_low is not None and c.predicted_high is not None  # (a plan's always has them)
+        label = f"plan: best of {end} updates, {c.shape} {c.length} from {c.at_step} (90% interval)"
+        shown = c.steps >= c.at_step - 1
+        # the x axis counts updates done: the loss at a step is after its update
+        series[label] = ((c.steps[shown] + 1).tolist(), c.predicted[shown].tolist())
+        styles[label] = {"linestyle": ":", "linewidth": 1.8}
+        bands[label] = ((c.steps[shown] + 1).tolist(), c.predicted_low[shown].tolist(),
+                        c.predicted_high[shown].tolist())  # fmt: skip
+    return bands
 
 
 def _branch(
