@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,12 @@ def demo(monkeypatch):
 @pytest.mark.slow
 def test_demo_runs_end_to_end_small_and_again_in_the_same_folder(demo, tmp_path, capsys):
     for _ in range(2):  # the second run replaces the first one's checkpoints instead of crashing
-        demo.main(["--out", str(tmp_path), "--total-steps", "150"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            demo.main(["--out", str(tmp_path), "--total-steps", "150"])
         out = capsys.readouterr().out
+        # before: the fit's notes showed as a UserWarning with a source line; they are the report's
+        assert not [w for w in caught if "fit:" in str(w.message)], [str(w.message) for w in caught]
         for name in (
             "WSD trunk",
             "cooldown from 50",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     rates.update({k: branch_rates(rates["WSD trunk"], spec, peak) for k, spec in branches.items()})
     cosine = optax.warmup_cosine_decay_schedule(0.0, peak, warmup, total, end_value=0.0)
     rates["cosine"] = np.asarray(jax.vmap(cosine)(jnp.arange(total)), np.float64)
-    fit = fit_loss_law([_loss_run(k, logs[k], rates[k], warmup) for k in logs], "multi-power")
+    with warnings.catch_warnings():  # what the runs leave undetermined is printed with the fit, below
+        warnings.simplefilter("ignore", UserWarning)
+        fit = fit_loss_law([_loss_run(k, logs[k], rates[k], warmup) for k in logs], "multi-power")
     print(f"\nMulti-Power Law fit on the trunk and the first cooldown (PredE {fit.fit_error['PredE']:.4f}):")
     print("  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()))
+    for note in fit.notes:
+        print(f"  note: {note}")
     predicted, intervals = {}, {}
     for k in ("WSD trunk", name, f"cooldown from {second}", "cosine"):
         steps = np.arange(
