@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsd_core.backend import check_choice, check_int
+from wsd_plan import _fit_json
 from wsd_plan._features import Features, features
 from wsd_plan._laws import LAWS
 from wsd_plan._least_squares import Data, pack, solver
@@ -281,6 +282,34 @@ class LossLawFit:
                 continue
         return tuple(fits)
 
+    def to_json(self) -> str:
+        """The fit as JSON text, to keep or pass on (e.g. as another run's prior): ``from_json`` reads
+        it back into a fit that predicts, with the same intervals, as this one. The fitted runs are
+        not saved; ``law_error_scale`` and ``other_law_fits``, which need them, are computed first
+        (``wsd_plan._fit_json`` has the format).
+
+        Examples:
+          >>> fit = LossLawFit("annealing", {"L0": 3.0, "A": 0.5, "alpha": 0.5, "C": 1.0}, {}, 0.0)
+          >>> LossLawFit.from_json(fit.to_json()) == fit
+          True
+        """
+        return _fit_json.dumps(self._saved_fields(with_others=True))
+
+    def _saved_fields(self, *, with_others: bool) -> dict[str, Any]:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fitted_runs"}
+        if with_others:  # (another law's fit is saved for its predictions alone: no scale, no others)
+            fields["law_error_scale"] = self.law_error_scale
+            others = self.other_law_fits
+            fields["other_law_fits"] = [other._saved_fields(with_others=False) for other in others]
+        return fields
+
+    @classmethod
+    def from_json(cls, text: str) -> LossLawFit:
+        """A fit saved by ``to_json``. Refuses text that is not one, naming what is wrong."""
+        if not isinstance(text, str):
+            raise TypeError(f"from_json takes the JSON text (str), got {type(text).__name__}")
+        return _from_saved(_fit_json.loads(text))
+
     def theta(self) -> jax.Array:
         """The parameters as the laws take them: their logarithms, in ``PARAMETERS[law]`` order
         (float64: call under ``float64_mode()``)."""
@@ -296,6 +325,17 @@ class LossLawFit:
         check_distinct_names(runs)
         runs = [r.after_warmup() for r in runs]
         return {_label(r, i): curve_metrics(self.predict_run(r), r.losses) for i, r in enumerate(runs)}
+
+
+def _from_saved(fields: dict[str, Any]) -> LossLawFit:
+    """A fit from ``_fit_json``'s checked fields; what was computed before saving is not recomputed."""
+    scale, others = fields.pop("law_error_scale", None), fields.pop("other_law_fits", ())
+    fit = LossLawFit(**fields)
+    # (cached properties: set in the instance's dict, as their first use would)
+    if scale is not None:
+        fit.__dict__["law_error_scale"] = scale
+    fit.__dict__["other_law_fits"] = tuple(_from_saved(other) for other in others)
+    return fit
 
 
 @functools.cache
@@ -456,8 +496,10 @@ def undetermined(params: dict[str, float], lowest_loss: float) -> tuple[str, ...
         )
     if params["L0"] < 1e-3 * lowest_loss:
         notes.append(
-            f"L0 = {params['L0']:.3g} is near 0 (the lowest logged loss is {lowest_loss:.4g}): these runs do "
-            "not determine the loss at infinite compute; longer runs would"
+            f"L0 = {params['L0']:.3g} is near 0 (the lowest logged loss is {lowest_loss:.4g}): these runs "
+            "are too short to determine the loss at infinite compute, so the power-law term stands in for "
+            "it. Predictions within and near the runs' length are unaffected; far beyond it they are "
+            "less sure, and longer runs would pin L0 down"
         )
     if "beta" in params and params["beta"] < 1e-3:
         notes.append(
