@@ -176,7 +176,7 @@ def rows(seeds: int = 4) -> list[Row]:
     found = []
     why = "a confident order or an interval is a claim: it must hold when the law itself is wrong"
     for right in (True, False):
-        picked = {k: t for k, t in table.items() if (k[0].startswith(k[1])) == right}
+        picked = {k: t for k, t in table.items() if (truths()[k[0]].law == k[1]) == right}
         which = "right law" if right else "wrong law"
         coverage = min(t.coverage for t in picked.values())
         wrong = max(t.wrong / max(t.called, 1) for t in picked.values())

@@ -441,7 +441,6 @@ def _ranked(branches: list[_Branch], predictions: Predictions, level: float) -> 
     """Each branch's ``CooldownCandidate`` (by branch index): its interval, and whether it is
     distinguishably worse than the best of its end step."""
     final = predictions.final
-    low, high = predictions.final_intervals(level)
     best_of: dict[int, int] = {}  # end step -> index of its best branch
     for i in sorted(range(len(branches)), key=lambda i: (branches[i].end_step, final[i])):
         best_of.setdefault(branches[i].end_step, i)
@@ -449,11 +448,10 @@ def _ranked(branches: list[_Branch], predictions: Predictions, level: float) -> 
     for i, b in enumerate(branches):
         best = best_of[b.end_step]
         worse = i != best and predictions.difference_interval(i, best, level)[0] > 0
-        curve_low, curve_high = predictions.interval(i, level)
+        low, high = predictions.interval(i, level)  # at every step: the final one is the table's
         out[i] = CooldownCandidate(
-            **b._asdict(), predicted=predictions.curves[i], final_loss=float(final[i]), low=float(low[i]),
-            high=float(high[i]), distinguishable=bool(worse), predicted_low=curve_low,
-            predicted_high=curve_high,
+            **b._asdict(), predicted=predictions.curves[i], final_loss=float(final[i]), low=float(low[-1]),
+            high=float(high[-1]), distinguishable=bool(worse), predicted_low=low, predicted_high=high,
         )  # fmt: skip
     return out
 
