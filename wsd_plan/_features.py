@@ -87,7 +87,7 @@ def drop_table(
         size = np.where(before, drops[at][None, :], 0.0)
         log_lr = np.broadcast_to(_safe_log(lrs[at]), size.shape)
         since = np.where(before, t_area - cum_before[at][None, :], 0.0)
-        return size, np.ascontiguousarray(log_lr), since
+        return size, np.ascontiguousarray(log_lr), _non_negative(since)
     # Block sums from prefix sums over all steps: prefix[x] sums the steps < x. Weights are |d_k| so
     # that a block mixing rises and drops still averages inside its own range.
     weight = np.abs(drops)
@@ -104,7 +104,13 @@ def drop_table(
     log_lr = np.where(has, (p_log[hi] - p_log[lo]) / safe_w, 0.0)
     since = np.where(has, t_area - (p_before[hi] - p_before[lo]) / safe_w, 0.0)
     keep = has.any(axis=0)  # blocks beyond every point's start hold nothing
-    return size[:, keep], log_lr[:, keep], since[:, keep]
+    return size[:, keep], log_lr[:, keep], _non_negative(since[:, keep])
+
+
+def _non_negative(since: np.ndarray) -> np.ndarray:
+    # S_k(t) sums rates >= 0, but as a difference of cumulative sums it can come out at -1e-12; times
+    # the huge eta^-gamma of a drop to a rate of 0, that made log1p(C x) NaN and a fit diverge.
+    return np.maximum(since, 0.0)
 
 
 def _safe_log(x: np.ndarray) -> np.ndarray:

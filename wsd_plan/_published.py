@@ -6,6 +6,12 @@
 for every update is rebuilt here from the definitions in the data's README (the test suite checks
 the two agree).
 
+``data/loss-curves-schaipp/`` holds the WSD runs of Schaipp et al. 2025 (MIT License, Copyright (c)
+2025 Fabian Schaipp and Alexander Hägele: see its ``LICENSE`` and ``README.md``): Llama models of 33M to 360M parameters
+on SlimPajama and OpenWebText2 (``SCHAIPP_MODELS``, e.g. ``"slimpajama-60M"``), each a constant trunk
+(``"trunk"``) and cooldowns of 20% of a run to 0 (``"cooldown_<updates>"``), training loss every 50
+updates. A cooldown was restarted from its trunk's checkpoint: its log starts there.
+
 Examples:
   >>> runs = published_runs("lm-25M")
   >>> sorted(runs)[:3]
@@ -17,6 +23,8 @@ Examples:
 from __future__ import annotations
 
 import csv
+import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +33,11 @@ from wsd_core.backend import check_choice
 from wsd_plan._runs import LossRun
 
 DATA = Path(__file__).resolve().parent / "data" / "loss-curves"
+SCHAIPP_DATA = Path(__file__).resolve().parent / "data" / "loss-curves-schaipp" / "runs.json"
 MODELS = ("lm-25M", "lm-100M")
+SCHAIPP_MODELS = ("slimpajama-33M", "slimpajama-53M", "slimpajama-60M", "slimpajama-93M", "slimpajama-152M",
+                  "slimpajama-209M", "slimpajama-360M", "openwebtext2-60M", "openwebtext2-93M",
+                  "openwebtext2-166M")  # fmt: skip
 PEAK, FLOOR, WARMUP = 3e-4, 3e-5, 2160
 # The paper's protocol: fit on three runs, predict the six others.
 PAPER_FIT = ("cosine_24000", "constant_24000", "wsdcon_9")
@@ -73,9 +85,39 @@ def read_published(model: str, name: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def published_runs(model: str = "lm-25M") -> dict[str, LossRun]:
-    """Every published run of ``model`` (``"lm-25M"`` or ``"lm-100M"``) by name."""
+    """Every published run of ``model`` by name: ``"lm-25M"`` or ``"lm-100M"`` (the Multi-Power Law
+    paper's nine schedules), or one of ``SCHAIPP_MODELS`` (a trunk and its cooldowns)."""
+    check_choice("model", model, MODELS + SCHAIPP_MODELS)
+    if model in SCHAIPP_MODELS:
+        return {name: _schaipp_run(name, run) for name, run in _schaipp()[model].items()}
     out = {}
     for name in RUNS:
         steps, _, losses = read_published(model, name)
         out[name] = LossRun(published_rates(name), steps, losses, WARMUP, name)
     return out
+
+
+@functools.cache
+def _schaipp() -> dict[str, dict[str, dict]]:
+    with open(SCHAIPP_DATA) as f:
+        return json.load(f)
+
+
+def schaipp_rates(run: dict) -> np.ndarray:
+    """The rate of every update of one of Schaipp et al.'s runs, from its settings: a linear warmup
+    from 1% of the peak, the peak, and a linear cooldown to 0 over the last ``cooldown_fraction`` of
+    the run (a trunk: none; its log's last rate, 0, is the scheduler's value after its last update)."""
+    peak, total, fraction = run["peak"], run["iterations"], run["cooldown_fraction"]
+    t = np.arange(total + 1, dtype=np.float64)
+    lrs = np.full(total + 1, peak)
+    warmup = run["warmup_steps"]
+    lrs[:warmup] = peak * (0.01 + 0.99 * t[:warmup] / warmup)
+    if fraction:
+        decay = t >= total * (1.0 - fraction)
+        lrs[decay] = peak * (total - t[decay]) / (fraction * total)
+    return lrs
+
+
+def _schaipp_run(name: str, run: dict) -> LossRun:
+    steps, losses = np.asarray(run["step"]), np.asarray(run["loss"], np.float64)
+    return LossRun(schaipp_rates(run), steps, losses, run["warmup_steps"], name)
