@@ -28,10 +28,11 @@ import numpy as np
 from wsd_core.backend import check_choice, check_int
 from wsd_plan import _fit_json
 from wsd_plan._features import Features, features
-from wsd_plan._laws import LAWS
-from wsd_plan._least_squares import Data, pack, solver
+from wsd_plan._laws import LAWS, Law
+from wsd_plan._least_squares import HUBER_DELTA, Data, Prior, Solution, default_prior, pack, solver
 from wsd_plan._predictions import FitUncertainty, Predictions
 from wsd_plan._runs import LossRun, check_step_array, learning_rates, resolve_warmup
+from wsd_plan._transfer import posterior_covariance, prior_for
 from wsd_plan._uncertainty import check_level, coordinates, z_value
 
 ITERATIONS = 200
@@ -87,6 +88,7 @@ class LossLawFit:
         curvature at the fit, scaled by the residuals (the Laplace approximation).
       residual_scale: the root-mean-square weighted log residual: the logged losses' noise and
         the law's misfit on its own runs, relative to the loss.
+      prior: the earlier fit given as ``fit_loss_law(prior=)`` (None: none; not saved by ``to_json``).
     """
 
     def report(self, held_out: Sequence[LossRun] = ()) -> str:
@@ -119,6 +121,8 @@ class LossLawFit:
     # (AREA_WEIGHT log area, drop) of every fitted point, and the runs (for leave-one-run-out)
     fitted_coordinates: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
     fitted_runs: tuple[LossRun, ...] = dataclasses.field(default=(), compare=False, repr=False)
+    # the earlier fit whose drop term stood in for what the runs do not determine (refits use it too)
+    prior: LossLawFit | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def fit_error(self) -> dict[str, float]:
@@ -253,7 +257,7 @@ class LossLawFit:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    sub = fit_loss_law(others, self.law)
+                    sub = fit_loss_law(others, self.law, prior=self.prior)
                     run = self.fitted_runs[i]
                     left_out = sub.predict_batch([run.lrs], [run.steps[-1:]], warmup_steps=run.warmup_steps)
             except ValueError:  # the others cannot be fit alone (no LR drop left, too few points)
@@ -277,7 +281,7 @@ class LossLawFit:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    fits.append(fit_loss_law(self.fitted_runs, law))
+                    fits.append(fit_loss_law(self.fitted_runs, law, prior=self.prior))
             except (ValueError, RuntimeError):  # the runs do not determine that law, or it diverged
                 continue
         return tuple(fits)
@@ -296,7 +300,8 @@ class LossLawFit:
         return _fit_json.dumps(self._saved_fields(with_others=True))
 
     def _saved_fields(self, *, with_others: bool) -> dict[str, Any]:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fitted_runs"}
+        unsaved = ("fitted_runs", "prior")
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in unsaved}
         if with_others:  # (another law's fit is saved for its predictions alone: no scale, no others)
             fields["law_error_scale"] = self.law_error_scale
             others = self.other_law_fits
@@ -398,16 +403,29 @@ def check_distinct_names(runs: Sequence[LossRun], what: str = "runs") -> None:
 
 
 def fit_loss_law(
-    runs: Sequence[LossRun], law: str = "multi-power", *, iterations: int = ITERATIONS
+    runs: Sequence[LossRun],
+    law: str = "multi-power",
+    *,
+    iterations: int = ITERATIONS,
+    prior: LossLawFit | None = None,
+    start: LossLawFit | None = None,
 ) -> LossLawFit:
     """Fits ``law`` to the logged losses of ``runs``.
 
     Args:
       runs: ``LossRun``s; losses logged before the end of a run's warmup are left out. The
-        Multi-Power Law needs at least one run with an LR drop to learn its drop term; both laws need
-        points logged at the peak rate.
+        Multi-Power Law needs at least one run with an LR drop to learn its drop term (or a
+        ``prior``); both laws need points logged at the peak rate.
       law: ``"multi-power"`` (seven parameters) or ``"annealing"`` (four).
       iterations: the most Levenberg-Marquardt iterations per start (each solves a 7x7 system).
+      prior: an earlier fit (of other runs: another peak, model size or dataset; e.g. one saved with
+        ``to_json``) whose drop term, widened by how far it moves between models, stands in for what
+        ``runs`` do not determine: with one, ``runs`` may be a trunk alone, a run with no LR drop yet
+        (``wsd_plan._transfer`` says what carries over and how sure it is). Its law, or its fit of
+        ``law`` among ``other_law_fits``, is used.
+      start: a fit of ``law`` to start the solver from instead of its grid of starting points: the
+        previous fit of a log that has grown since (``Forecast`` refits so), a few iterations from
+        the new optimum. (The solver only ever lowers the objective, so a start cannot diverge.)
 
     Returns:
       A ``LossLawFit``.
@@ -422,10 +440,70 @@ def fit_loss_law(
       True
     """
     spec = LAWS[check_choice("law", law, LAWS)]
-    runs = list(runs)
+    iterations = check_int("iterations", iterations, minimum=1)
+    given = None if prior is None else check_prior(prior, law)
+    runs = _fittable_runs(runs, spec, prior=given is not None)
+    host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
+    data = pack(host, [r.losses for r in runs])
+    if given is None:
+        prior_u, prior_theta = default_prior(spec), None
+    else:
+        peak = float(np.exp(np.mean([np.log(r.lrs.max()) for r in runs])))
+        prior_u, prior_theta = _prior_of(spec, given, peak, given.residual_scale or HUBER_DELTA)
+    starts = _starts(spec, _power_law_start(runs, host), None if given is None else prior_u, start)
+    found = _solve_best(spec, starts, data, iterations, prior_u, runs)
+    if given is not None:  # again, the prior weighed by these runs' own noise (wsd_plan._transfer)
+        prior_u, prior_theta = _prior_of(spec, given, peak, float(found.residual_scale))
+        found = _solve_best(spec, np.asarray(found.variables)[None], data, iterations, prior_u, runs)
+    theta = np.asarray(spec.to_theta(found.variables))
+    params = dict(zip(spec.parameters, (float(v) for v in np.exp(theta)), strict=True))
+    hessian, scale = np.asarray(found.hessian), float(found.residual_scale)
+    if prior_theta is None:
+        covariance = _covariance(spec.theta_jacobian(), hessian, scale)
+    else:
+        covariance = posterior_covariance(spec, hessian, prior_u, prior_theta, scale)
+    peaks = [float(r.lrs.max()) for r in runs]
+    notes = undetermined(params, min(float(r.losses.min()) for r in runs))
+    for note in notes:
+        warnings.warn(f"the {law} fit: {note}", UserWarning, stacklevel=2)
+    with float64_mode():
+        theta_device = jnp.asarray(theta)
+        curves = [np.asarray(_jitted_law(law)(theta_device, _on_device(f))) for f in host]
+    fitted = np.concatenate([coordinates(params, f.area, c) for f, c in zip(host, curves, strict=True)])
+    fit = LossLawFit(law, params, {}, float(found.objective), fitted_peaks=(min(peaks), max(peaks)),
+                     notes=notes, covariance=covariance, residual_scale=scale, fitted_coordinates=fitted,
+                     fitted_runs=tuple(runs), prior=given)  # fmt: skip
+    return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
+
+
+def _prior_of(spec: Law, fit: LossLawFit, peak: float, noise: float) -> tuple[Prior, np.ndarray]:
+    return prior_for(spec, fit.params, fit.covariance, fit.fitted_peaks, peak=peak, noise=noise)
+
+
+def check_prior(prior: object, law: str) -> LossLawFit:
+    """``prior`` as a fit of ``law``: itself, or its fit of that law among ``other_law_fits``."""
+    if not isinstance(prior, LossLawFit):
+        raise TypeError(
+            f"prior must be a LossLawFit (fit_loss_law's result, or LossLawFit.from_json of a saved one), "
+            f"got {type(prior).__name__}"
+        )
+    if prior.law == law:
+        return prior
+    for other in prior.other_law_fits:
+        if other.law == law:
+            return other
+    raise ValueError(
+        f"prior is a {prior.law} fit and holds no {law} fit (its other_law_fits: "
+        f"{[o.law for o in prior.other_law_fits]}): fit law={prior.law!r}, or give a prior of the {law} law"
+    )
+
+
+def _fittable_runs(runs: Sequence[LossRun], spec: Law, *, prior: bool) -> list[LossRun]:
+    """``runs`` after their warmups, checked: enough points, and an LR drop where the law needs one
+    and no ``prior`` stands in for it."""
+    law, runs = spec.name, list(runs)
     if not runs or not all(isinstance(r, LossRun) for r in runs):
         raise TypeError(f"runs must be a non-empty sequence of LossRun, got {runs!r:.200}")
-    iterations = check_int("iterations", iterations, minimum=1)
     check_distinct_names(runs)
     runs = [_without_zero_area(r.after_warmup(), i) for i, r in enumerate(runs)]
     points = sum(r.steps.size for r in runs)
@@ -435,45 +513,51 @@ def fit_loss_law(
             "point(s) after their warmups: log more points (a fit through fewer points is exact and "
             "says nothing)"
         )
-    if spec.needs_drop and not any(_drops(r) for r in runs):
+    if spec.needs_drop and not prior and not any(_drops(r) for r in runs):
         raise ValueError(
             f"a {law} fit needs a run whose rate drops after its warmup (a cooldown, or a step "
-            "decay): without one its drop term (B, C, beta, gamma) is not determined by the data. Add "
-            "such a run, or fit law='annealing'"
+            f"decay): without one its drop term ({', '.join(spec.drop_parameters)}) is not determined by "
+            "the data. Add such a run, give a prior (fit_loss_law(..., prior=an earlier fit)), or fit "
+            "law='annealing'"
         )
-    host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
-    start = _power_law_start(runs, host)
-    data = pack(host, [r.losses for r in runs])
-    starts = spec.starts(*start)
+    return runs
+
+
+def _starts(spec: Law, power: tuple[float, float, float], prior: Prior | None, start: Any) -> np.ndarray:
+    """The solver's starting points: ``start``'s parameters alone (a warm start), else the law's grid
+    from the power-law part's fit, and with a ``prior`` that fit with the prior's drop term."""
+    if start is not None:
+        if not isinstance(start, LossLawFit) or start.law != spec.name:
+            raise TypeError(f"start must be a LossLawFit of the {spec.name} law, got {start!r:.200}")
+        return spec.to_variables(np.log([start.params[n] for n in spec.parameters]))[None]
+    starts = spec.starts(*power)
+    if prior is None:
+        return starts
+    # (L0, A and alpha are the solver's first variables, as the laws' power-law part)
+    from_prior = np.array(prior.mean, np.float64)
+    from_prior[:3] = np.log(power)
+    return np.concatenate([starts, from_prior[None]])
+
+
+def _solve_best(
+    spec: Law, starts: np.ndarray, data: Data, iterations: int, prior: Prior, runs: Sequence[LossRun]
+) -> Solution:
+    """The solver's best solution over ``starts`` (the lowest objective); an error where every start
+    diverged."""
     with float64_mode():
-        found = solver(law)(jnp.asarray(starts), _on_device_data(data), jnp.asarray(iterations))
+        found = solver(spec.name)(jnp.asarray(starts), _on_device_data(data), jnp.asarray(iterations),
+                                  Prior(*(jnp.asarray(a) for a in prior)))  # fmt: skip
         values = np.asarray(found.objective)
     values = np.where(np.isfinite(values), values, np.inf)
     best = int(np.argmin(values))
     if not np.isfinite(values[best]):
-        peaks = sorted({float(r.lrs.max()) for r in runs})
+        peaks = ", ".join(f"{p:g}" for p in sorted({float(r.lrs.max()) for r in runs}))
         raise RuntimeError(
-            f"the {law} fit diverged from every starting point: no parameters describe these runs. Are "
-            f"their rates the ones they were trained with (peak rates {', '.join(f'{p:g}' for p in peaks)}; "
+            f"the {spec.name} fit diverged from every starting point: no parameters describe these runs. "
+            f"Are their rates the ones they were trained with (peak rates {peaks}; "
             "in wsd plan, --peak and the SCHEDULE files)? Or try law='annealing'"
         )
-    theta = np.asarray(spec.to_theta(found.variables[best]))
-    params = dict(zip(spec.parameters, (float(v) for v in np.exp(theta)), strict=True))
-    covariance = _covariance(
-        spec.theta_jacobian(), np.asarray(found.hessian[best]), float(found.residual_scale[best])
-    )
-    peaks = [float(r.lrs.max()) for r in runs]
-    notes = undetermined(params, min(float(r.losses.min()) for r in runs))
-    for note in notes:
-        warnings.warn(f"the {law} fit: {note}", UserWarning, stacklevel=2)
-    with float64_mode():
-        theta_device = jnp.asarray(theta)
-        curves = [np.asarray(_jitted_law(law)(theta_device, _on_device(f))) for f in host]
-    fitted = np.concatenate([coordinates(params, f.area, c) for f, c in zip(host, curves, strict=True)])
-    fit = LossLawFit(law, params, {}, float(values[best]), fitted_peaks=(min(peaks), max(peaks)), notes=notes,
-                     covariance=covariance, residual_scale=float(found.residual_scale[best]),
-                     fitted_coordinates=fitted, fitted_runs=tuple(runs))  # fmt: skip
-    return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
+    return Solution(*(np.asarray(a[best]) for a in found))
 
 
 def undetermined(params: dict[str, float], lowest_loss: float) -> tuple[str, ...]:

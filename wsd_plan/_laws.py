@@ -49,6 +49,8 @@ class Law:
       curve: the loss at each point of a run's ``Features``, from ``theta``.
       final_drop: the drop term at a rate sequence's last update, every drop its own term (exact, for
         ``optimize_cooldown``'s gradient in every rate), from the parameters by name.
+      drop_parameters: the parameters of the drop term, which a run without an LR drop does not
+        determine: a fit of such a run takes them from a prior (``wsd_plan._transfer``).
       needs_drop: whether a fit needs a run whose rate drops (else the drop term is undetermined).
       prior_means: a weak prior's mean on some parameters (one decade wide, ``_least_squares``).
       product: ``(i, j)``: the solver's variable ``i`` is ``log(p_i * p_j)`` instead of ``log p_i``
@@ -61,6 +63,8 @@ class Law:
     curve: Callable[[jax.Array, Features], jax.Array]
     final_drop: Callable[[Mapping[str, Any], Drops], jax.Array]
     start_grid: Callable[[float, float, float], list[list[float]]]
+    drop_parameters: tuple[str, ...] = ()
+    transfer_relative_to: Mapping[str, str] = dataclasses.field(default_factory=dict)
     needs_drop: bool = False
     prior_means: Mapping[str, float] = dataclasses.field(default_factory=dict)
     product: tuple[int, int] | None = None
@@ -101,10 +105,17 @@ class Law:
         return self.to_variables(np.log(np.asarray(self.start_grid(L0, A, alpha), np.float64)))
 
 
+def _scaled_area(gamma: jax.Array, log_lr: jax.Array, since: jax.Array) -> jax.Array:
+    """``eta_k^-gamma S_k(t)``, its exponent capped at 600: a drop to a rate of 0 (log -200) at a
+    large ``gamma`` overflowed to inf, and inf * 0 (``S_k(t) = 0``) or its derivative made a fit NaN;
+    at ``e^600`` the term ``G`` is 1 to double precision already."""
+    return jnp.exp(jnp.minimum(-gamma * log_lr, 600.0)) * since
+
+
 def multi_power(theta: jax.Array, f: Features) -> jax.Array:
     """The Multi-Power Law's loss at each logged step."""
     L0, A, alpha, B, C, beta, gamma = jnp.exp(theta)
-    x = jnp.exp(-gamma * f.drop_log_lr) * f.drop_area_since
+    x = _scaled_area(gamma, f.drop_log_lr, f.drop_area_since)
     # 1 - (C x + 1)^-beta as -expm1(-beta log1p(C x)): exact for the tiny C x of the newest drops.
     g = -jnp.expm1(-beta * jnp.log1p(C * x))
     loss_drop = B * jnp.sum(f.drop_size * g, axis=-1)
@@ -114,7 +125,7 @@ def multi_power(theta: jax.Array, f: Features) -> jax.Array:
 def _multi_power_final_drop(p: Mapping[str, Any], d: Drops) -> jax.Array:
     since = d.cum[d.t] - (d.cum - d.lrs)  # S_k(t): the rates from k to t
     log_lr = jnp.maximum(jnp.log(jnp.maximum(d.lrs, 1e-300)), -200.0)  # as _features._safe_log
-    x = jnp.exp(-p["gamma"] * log_lr) * since
+    x = _scaled_area(p["gamma"], log_lr, jnp.maximum(since, 0.0))
     g = -jnp.expm1(-p["beta"] * jnp.log1p(p["C"] * x))
     return p["B"] * jnp.sum(d.drops * g)
 
@@ -149,6 +160,8 @@ MULTI_POWER = Law(
     curve=multi_power,
     final_drop=_multi_power_final_drop,
     start_grid=_multi_power_starts,
+    drop_parameters=("B", "C", "beta", "gamma"),
+    transfer_relative_to=types.MappingProxyType({"B": "A"}),
     needs_drop=True,
     prior_means=types.MappingProxyType({"C": 2.0, "beta": 0.6, "gamma": 0.6}),
     product=(3, 5),  # log B*beta
@@ -159,6 +172,8 @@ ANNEALING = Law(
     curve=annealing,
     final_drop=_annealing_final_drop,
     start_grid=_annealing_starts,
+    drop_parameters=("C",),
+    transfer_relative_to=types.MappingProxyType({"C": "A"}),
 )
 
 LAWS: Mapping[str, Law] = types.MappingProxyType({law.name: law for law in (MULTI_POWER, ANNEALING)})

@@ -21,6 +21,10 @@ Where the data determine a parameter it is far weaker than the data (the publish
 less than 1e-5 in PredE); where they do not (one cooldown shape says little about ``beta``), it
 keeps the parameter at a meaningful value instead of at the edge of its range.
 
+A fit given an earlier fit as its prior (``fit_loss_law(prior=)``) replaces this one with a Gaussian
+on every variable (``Prior``: a mean and a full precision matrix, arguments of the compiled solver,
+so a fit with another prior reuses it): ``wsd_plan._transfer`` builds it.
+
 Shapes are padded to buckets (``bucket``) so that a second fit of similar data reuses the compiled
 solver.
 """
@@ -39,6 +43,9 @@ from wsd_plan._features import Features
 from wsd_plan._laws import LAWS, Law
 
 HUBER_DELTA = 1e-3
+# Fits of up to this many points share one compiled solver (padding costs less than compiling): a
+# ``Forecast``, which thins its log to at most this many, never recompiles as the log grows.
+MIN_POINTS = 256
 PRIOR_SD = math.log(10.0)  # one decade
 
 
@@ -61,7 +68,7 @@ def pack(features: list[Features], losses: list[np.ndarray]) -> Data:
     """Concatenates runs' points (each point's features are its own) and pads to bucketed shapes."""
     points = sum(f.area.shape[0] for f in features)
     terms = max(f.drop_size.shape[1] for f in features)
-    n, k = bucket(points, 64), bucket(terms, 8)
+    n, k = bucket(points, MIN_POINTS), bucket(terms, 8)
 
     def column(name: str) -> np.ndarray:
         values = np.concatenate([getattr(f, name) for f in features])
@@ -77,6 +84,14 @@ def pack(features: list[Features], losses: list[np.ndarray]) -> Data:
     log_loss = np.pad(np.log(np.concatenate(losses)), (0, n - points))
     weight = np.pad(np.ones(points), (0, n - points))
     return Data(packed, log_loss, weight)
+
+
+class Prior(NamedTuple):
+    """A Gaussian prior on the solver's variables, in objective units: the objective adds
+    ``0.5 (u - mean)^T precision (u - mean)`` (precision 0: no prior on that direction)."""
+
+    mean: Any
+    precision: Any
 
 
 class Solution(NamedTuple):
@@ -97,14 +112,20 @@ def _prior(law: Law) -> tuple[np.ndarray, np.ndarray]:
     return mean, precision
 
 
+def default_prior(law: Law) -> Prior:
+    """The mild prior of a fit without one given (the module's docstring): diagonal."""
+    mean, precision = _prior(law)
+    return Prior(mean, np.diag(precision))
+
+
 def _huber(r: jax.Array) -> jax.Array:
     a = jnp.abs(r)
     return jnp.where(a <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
-def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array) -> Solution:
+def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array, prior: Prior) -> Solution:
     law = LAWS[name]
-    mean, precision = (jnp.asarray(a) for a in _prior(law))
+    mean, precision = prior
 
     def residuals(u: jax.Array) -> jax.Array:
         pred = law.curve(law.to_theta(u), data.features)
@@ -113,16 +134,16 @@ def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array) -> Solut
         return jnp.where(data.weight > 0, r, 0.0)
 
     def objective(u: jax.Array, r: jax.Array) -> jax.Array:
-        total = jnp.sum(_huber(r)) + 0.5 * jnp.sum(precision * (u - mean) ** 2)
+        total = jnp.sum(_huber(r)) + 0.5 * (u - mean) @ precision @ (u - mean)
         return jnp.where(jnp.isfinite(total), total, jnp.inf)
 
     def normal_equations(u: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
         r = residuals(u)
         jac = jax.jacfwd(residuals)(u)
         w = jnp.minimum(1.0, HUBER_DELTA / jnp.maximum(jnp.abs(r), 1e-300))
-        hess = jac.T @ (w[:, None] * jac) + jnp.diag(precision)
+        hess = jac.T @ (w[:, None] * jac) + precision
         # d huber(r)/dr = w r, so the gradient is J^T (w r) (J = dr/du); the prior adds P (u - mean)
-        grad = jac.T @ (w * r) + precision * (u - mean)
+        grad = jac.T @ (w * r) + precision @ (u - mean)
         return r, hess, grad, objective(u, r)
 
     class State(NamedTuple):
@@ -163,5 +184,5 @@ def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array) -> Solut
 @functools.cache
 def solver(law: str) -> Any:
     """The jitted solver of ``law`` over a batch of starting points:
-    ``solver(law)(u0s, data, iterations)`` (``iterations``: the most per start)."""
-    return jax.jit(jax.vmap(functools.partial(_solve, law), in_axes=(0, None, None)))
+    ``solver(law)(u0s, data, iterations, prior)`` (``iterations``: the most per start)."""
+    return jax.jit(jax.vmap(functools.partial(_solve, law), in_axes=(0, None, None, None)))
