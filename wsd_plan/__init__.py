@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from wsd_plan._fit import curve_metrics as curve_metrics
     from wsd_plan._fit import fit_loss_law as fit_loss_law
     from wsd_plan._fit import relative_errors as relative_errors
+    from wsd_plan._forecast import Forecast as Forecast
     from wsd_plan._laws import PARAMETERS as PARAMETERS
     from wsd_plan._loading import load_run as load_run
     from wsd_plan._loading import read_schedule as read_schedule
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
 
 _HOMES = {
     "LossLawFit": "_fit",
+    "Forecast": "_forecast",
     "curve_metrics": "_fit",
     "fit_loss_law": "_fit",
     "relative_errors": "_fit",
@@ -79,6 +81,7 @@ __all__ = [
     "PARAMETERS",
     "CooldownCandidate",
     "CooldownPlan",
+    "Forecast",
     "LogError",
     "LossLawFit",
     "LossRun",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+from pathlib import Path
 from typing import Any
 
 from wsd_core import DECAY_SHAPES
@@ -24,6 +26,12 @@ PLAN_EXAMPLE = (
     "example:\n  wsd plan --run trunk.csv trunk.json --run cooldown.csv cooldown.json --peak 3e-4 "
     "--trunk trunk.json --at 16000 20000 --lengths 2000 4000 --shapes linear 1-sqrt --out plan.png\n"
     "  wsd plan --published lm-25M --out plan.png   (on the curves shipped with the package)\n"
+    "  wsd plan --run trunk.csv trunk.json --peak 3e-4 --trunk trunk.json --prior prior.json "
+    "--budgets 24000 --lengths 2000 4000   (a trunk alone, with a prior from wsd fit --save)\n"
+)
+FIT_EXAMPLE = (
+    "examples:\n  wsd fit --published lm-100M --save prior.json   (a prior from the shipped curves)\n"
+    "  wsd fit --run trunk.csv trunk.json --run cooldown.csv cooldown.json --peak 3e-4 --save fit.json\n"
 )
 
 
@@ -69,6 +77,9 @@ def add_plan_command(sub: Any) -> None:
     plan.add_argument("--min-ratios", type=float, nargs="+",
                       help="floors (default 0; with --published, 0.1 as its runs)")  # fmt: skip
     plan.add_argument("--law", default="multi-power", help="the loss-curve law to fit (default %(default)s)")
+    plan.add_argument("--prior", metavar="FIT.json", help="an earlier fit (wsd fit --save) of another model, "
+                      "peak or dataset whose drop term stands in for what the runs cannot determine: with it "
+                      "--run may be a trunk alone, before any cooldown")  # fmt: skip
     plan.add_argument("--second-opinion", action="store_true",
                       help="fit the other law too and say, per budget, whether it picks the same best "
                       "run")  # fmt: skip
@@ -83,6 +94,69 @@ def add_plan_command(sub: Any) -> None:
     plan.add_argument("--plot-top", type=int, default=2, help="candidates to plot per budget, best first: "
                       "the best with its interval shaded (default 2)")  # fmt: skip
     plan.set_defaults(handler=_main)
+
+
+def add_fit_command(sub: Any) -> None:
+    """Adds ``fit`` to the ``wsd`` command's subparsers: fit a law to runs and save it as JSON (a
+    prior for ``wsd plan --prior`` and ``wsd_plan.Forecast``)."""
+    fit = sub.add_parser(
+        "fit",
+        help="fit a loss-curve law to logged runs and save it (a prior for wsd plan --prior)",
+        description="Fits the Multi-Power Law (or the annealing law) to the logged runs, prints how well "
+        "it fits, and with --save writes the fit as JSON (LossLawFit.to_json): a prior for a trunk of "
+        "another model, peak or dataset (wsd plan --prior, wsd_plan.Forecast). LOG and SCHEDULE as for "
+        "wsd plan.",
+        epilog=FIT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fit.add_argument("--run", help="a run to fit on (repeat for more)", nargs="+", metavar="LOG [SCHEDULE]",
+                     action="append")  # fmt: skip
+    fit.add_argument("--published", metavar="MODEL", help="fit every run of a model shipped with the package "
+                     f"({', '.join(PUBLISHED_MODELS)}, or one of Schaipp et al.'s, e.g. slimpajama-60M) "
+                     "instead of --run")  # fmt: skip
+    fit.add_argument("--save", metavar="FIT.json", type=_json_path, help="write the fit here (JSON)")
+    fit.add_argument("--law", default="multi-power", help="the loss-curve law to fit (default %(default)s)")
+    fit.add_argument("--prior", metavar="FIT.json", help="an earlier fit standing in for what the runs "
+                     "cannot determine (as in wsd plan)")  # fmt: skip
+    fit.add_argument("--peak", type=float, help="the stable learning rate of the WSDSpec schedules")
+    fit.add_argument("--warmup-steps", type=int, help="the runs' warmup length")
+    fit.add_argument("--step-column", help="the log's step column")
+    fit.add_argument("--loss-column", help="the log's loss column")
+    fit.add_argument("--lr-column", help="the log's learning-rate column")
+    fit.set_defaults(handler=_fit_main)
+
+
+def _json_path(text: str) -> str:
+    """``--save``'s file: refused at parsing where it cannot be written (no fit is lost to a typo)."""
+    path = Path(text)
+    if not text.strip() or path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a file name to write, got {text!r}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {str(path.parent)!r} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"the folder {str(path.parent)!r} is not writable")
+    return text
+
+
+def _fit_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from wsd_plan._command import run_fit
+
+    try:
+        from wsd_plan._laws import LAWS
+
+        v.check_choice("--law", args.law, LAWS)
+        if (args.run is None) == (args.published is None):
+            raise ValueError("wsd fit needs --run (repeat for more) or --published MODEL, not both")
+        if args.published is not None and (args.peak is not None or args.warmup_steps is not None):
+            raise ValueError(f"--published {args.published} brings its own peak and warmup: leave out --peak "
+                             "and --warmup-steps")  # fmt: skip
+        if args.peak is not None:
+            v.check_real("--peak", args.peak, positive=True)
+        lines = run_fit(args)
+    except (ValueError, TypeError, ImportError, RuntimeError, OSError) as e:
+        parser.exit(2, f"wsd fit: error: {e}\n")
+    print("\n".join(lines))
+    return 0
 
 
 def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

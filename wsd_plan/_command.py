@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 import warnings
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_plan._fit import fit_loss_law
+from wsd_plan._fit import LossLawFit, fit_loss_law
 from wsd_plan._laws import LAWS
 from wsd_plan._loading import load_run, read_schedule
 from wsd_plan._logs import LogError
@@ -84,6 +85,56 @@ def published_inputs(args: argparse.Namespace) -> tuple[list[LossRun], list[Loss
     return fitted, held_out, WSDSpec(longest, warmup_steps=_published.WARMUP, decay_steps=0)
 
 
+def read_prior(path: str | None) -> LossLawFit | None:
+    """``--prior FIT.json``: a fit saved by ``wsd fit --save`` (``LossLawFit.to_json``)."""
+    if path is None:
+        return None
+    with stage(f"reading the prior {path}"):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise OSError(f"--prior: cannot read {path!r}: {e.strerror or e}") from None
+        try:
+            return LossLawFit.from_json(text)
+        except ValueError as e:
+            raise ValueError(f"--prior {path}: {e}") from None
+
+
+def run_fit(args: argparse.Namespace) -> list[str]:
+    """``wsd fit``: fits the runs (or every run of a shipped model), reports, and saves with --save."""
+    if args.published is not None:
+        from wsd_plan import _published
+
+        with stage(f"reading the published {args.published} curves shipped with the package"):
+            runs = list(_published.published_runs(args.published).values())
+    else:
+        with stage(f"reading {len(args.run)} run(s)"):
+            names = run_names([files[0] if files else "" for files in args.run])
+            runs = [_run(files, args, name) for files, name in zip(args.run, names, strict=True)]
+    prior = read_prior(args.prior)
+    points = sum(r.steps.size for r in runs)
+    with stage(f"fitting the {args.law} law to {len(runs)} run(s), {points} logged points"):
+        fit = fit_loss_law(runs, args.law, prior=prior)
+    lines = fit.report().splitlines()
+    if args.save is not None:
+        with stage(f"measuring the law's error by leaving each of the {len(runs)} run(s) out, and saving"):
+            text = fit.to_json()
+            write_atomically(Path(args.save), text)
+        lines.append(f"wrote {args.save}")
+    return lines
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Writes ``text`` to a temporary file beside ``path``, then renames it: a crash leaves the old
+    file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
     """Fits, plans and plots as ``args`` asks; returns the plan and the report's lines."""
     trunk: Any
@@ -97,15 +148,17 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
             runs, held_out = loaded[: len(args.run)], loaded[len(args.run) :]
             trunk = read_schedule(args.trunk)
     points = sum(r.steps.size for r in runs)
-    with stage(f"fitting the {args.law} law to {len(runs)} run(s), {points} logged points"):
-        fit = fit_loss_law(runs, args.law)
+    prior = read_prior(args.prior)
+    with stage(f"fitting the {args.law} law to {len(runs)} run(s), {points} logged points"
+               + ("" if prior is None else f", with the prior {args.prior}")):  # fmt: skip
+        fit = fit_loss_law(runs, args.law, prior=prior)
     with stage(f"measuring the law's error by leaving each of the {len(runs)} run(s) out"):
         fit.law_error_scale  # noqa: B018 (computed now, so that the stage says what takes the time)
     other = None
     if args.second_opinion:
         other_law = next(name for name in LAWS if name != args.law)  # the other of the two laws
         with stage(f"fitting the {other_law} law too, for a second opinion"):
-            other = fit_loss_law(runs, other_law)
+            other = fit_loss_law(runs, other_law, prior=prior)
     lines = fit.report(held_out).splitlines()
     with stage("predicting and ranking the candidates"):
         plan = plan_cooldown(

@@ -1,0 +1,198 @@
+"""``Forecast``: "what would my model be if I cooled down now?", answered as the trunk trains.
+
+A ``Forecast`` holds the trunk's schedule, a prior (an earlier fit: ``fit_loss_law(prior=)``) and
+the losses observed so far. Asking for an answer (``now``, ``plan``, ``fit``) fits the law to the
+observations, once per new observation: warm-started from the previous fit, so a refit of a
+growing log takes a few solver iterations (a full refit from the starting grid runs whenever the
+log has doubled since the last one, so a warm start never strays far). Observing costs an append:
+the fit never runs on a training step's path, only when an answer is asked for.
+
+Framework-free: the Lightning and Hugging Face callbacks (``wsd_plan.lightning``,
+``wsd_plan.transformers``) feed one and log its answers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from wsd_core import WSDSpec
+from wsd_core.backend import check_choice, check_int
+from wsd_plan._fit import LossLawFit, fit_loss_law
+from wsd_plan._laws import LAWS
+from wsd_plan._least_squares import MIN_POINTS
+from wsd_plan._plan import CooldownCandidate, CooldownPlan, plan_cooldown
+from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
+
+
+class Forecast:
+    """The final loss of cooling down from the last observed step, and the best cooldown per budget,
+    from a trunk observed so far and a prior.
+
+    Args:
+      trunk: the run's schedule (a ``WSDSpec``): the rate of every update observed comes from it.
+      peak: the trunk's stable learning rate.
+      prior: an earlier fit (a ``LossLawFit``, or the path of one saved with ``LossLawFit.to_json``)
+        whose drop term stands in for what the trunk cannot determine yet (``fit_loss_law(prior=)``).
+        None: the observations must include an LR drop, as for ``fit_loss_law``.
+      law: the loss-curve law to fit (``"multi-power"`` or ``"annealing"``).
+
+    Examples:
+      >>> from wsd_core import WSDSpec
+      >>> prior = LossLawFit("multi-power", dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6,
+      ...                    gamma=0.6), {}, 0.0, fitted_peaks=(3e-4, 3e-4))
+      >>> trunk = WSDSpec(100_000, warmup_steps=1000, decay_steps=0)
+      >>> forecast = Forecast(trunk, peak=3e-4, prior=prior)
+      >>> steps = np.arange(1100, 20_001, 100)
+      >>> forecast.observe(steps, prior.predict(trunk, steps, peak=3e-4))  # a log, all at once
+      >>> [(c.length, round(c.final_loss, 2)) for c in forecast.now(lengths=[2000, 4000])]
+      [(2000, 3.1), (4000, 3.09)]
+      >>> forecast.plan(budgets=[30_000], lengths=[3000, 6000]).best_for(30_000).length
+      3000
+    """
+
+    def __init__(
+        self, trunk: WSDSpec, *, peak: float, prior: LossLawFit | str | os.PathLike | None = None,
+        law: str = "multi-power",
+    ) -> None:  # fmt: skip
+        if not isinstance(trunk, WSDSpec):
+            raise TypeError(f"trunk must be a WSDSpec (the run's schedule), got {type(trunk).__name__}")
+        if isinstance(peak, bool) or not isinstance(peak, (int, float)) or not 0 < peak < math.inf:
+            raise ValueError(
+                f"peak must be the trunk's stable learning rate, a finite number > 0, got {peak!r}"
+            )
+        self.trunk, self.peak = trunk, float(peak)
+        self.law = check_choice("law", law, LAWS)
+        self.prior = _load_prior(prior)
+        self._steps: list[int] = []
+        self._losses: list[float] = []
+        self._fit: LossLawFit | None = None
+        self._fitted_points = 0  # observations in self._fit
+        self._full_refit_points = 0  # observations at the last fit from the starting grid
+
+    def observe(self, step: Any, loss: Any) -> None:
+        """Records the loss logged at ``step`` (the number of updates done), or a log at once
+        (``step`` and ``loss`` two sequences of one length).
+
+        Steps must increase. A step at or before the last observed one means the run restarted from
+        a checkpoint: the observations from that step on are replaced (a resumed log's later values
+        are the ones to keep), with a warning naming how many.
+        """
+        steps, losses = np.atleast_1d(np.asarray(step)), np.atleast_1d(np.asarray(loss, dtype=np.float64))
+        if steps.ndim != 1 or steps.shape != losses.shape:
+            raise ValueError(
+                f"step and loss must be two numbers or two sequences of one length, got shapes "
+                f"{steps.shape} and {losses.shape}"
+            )
+        for s, value in zip(steps.tolist(), losses.tolist(), strict=True):
+            self._observe_one(s, value)
+
+    def _observe_one(self, step: Any, loss: float) -> None:
+        step = check_int("step", step, minimum=0)
+        if not math.isfinite(loss) or loss <= 0:
+            raise ValueError(f"loss at step {step} must be a finite number > 0, got {loss!r}")
+        if step >= self.trunk.total_steps:
+            raise ValueError(
+                f"step {step} is past the trunk's end (trunk.total_steps = {self.trunk.total_steps}): "
+                "give the Forecast the trunk it trains with"
+            )
+        if self._steps and step <= self._steps[-1]:
+            keep = int(np.searchsorted(self._steps, step))
+            warnings.warn(
+                f"step {step} was observed before (the run resumed from a checkpoint?): the "
+                f"{len(self._steps) - keep} observation(s) from step {step} on are replaced",
+                UserWarning,
+                stacklevel=3,
+            )
+            del self._steps[keep:], self._losses[keep:]
+            self._fit, self._fitted_points, self._full_refit_points = None, 0, 0
+        self._steps.append(step)
+        self._losses.append(float(loss))
+
+    @property
+    def last_step(self) -> int:
+        """The last observed step (an error before any observation)."""
+        if not self._steps:
+            raise ValueError("no loss observed yet: call observe(step, loss) first")
+        return self._steps[-1]
+
+    def run(self) -> LossRun:
+        """The observations so far as a ``LossRun`` (rates from the trunk)."""
+        last = self.last_step
+        rates = learning_rates(self.trunk, last + 1, peak=self.peak)
+        warmup = resolve_warmup(self.trunk, rates, None)
+        return LossRun(rates, np.asarray(self._steps), np.asarray(self._losses), warmup, "trunk")
+
+    def _fitted_run(self) -> LossRun:
+        """``run()`` thinned to at most ``MIN_POINTS`` points after the warmup, evenly spread over the
+        log and always with its last: a long log says no more about three power-law parameters than
+        that, and a fixed size keeps the compiled solver (``_least_squares.MIN_POINTS``)."""
+        run = self.run().after_warmup()
+        if run.steps.size <= MIN_POINTS:
+            return run
+        keep = np.unique(np.linspace(run.steps.size - 1, 0, MIN_POINTS).round().astype(int))
+        return LossRun(run.lrs, run.steps[keep], run.losses[keep], run.warmup_steps, run.name)
+
+    @property
+    def fit(self) -> LossLawFit:
+        """The law fitted to the observations so far (refitted when there are new ones)."""
+        if self._fit is None or self._fitted_points != len(self._steps):
+            full = self._fit is None or len(self._steps) >= 2 * self._full_refit_points
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a forecast's notes are in fit.notes
+                self._fit = fit_loss_law([self._fitted_run()], self.law, prior=self.prior,
+                                         start=None if full else self._fit)  # fmt: skip
+            self._fitted_points = len(self._steps)
+            if full:
+                self._full_refit_points = len(self._steps)
+        return self._fit
+
+    def now(
+        self, lengths: Iterable[int], *, shapes: Iterable[str] = ("1-sqrt",),
+        min_ratios: Iterable[float] = (0.0,), level: float = 0.9,
+    ) -> tuple[CooldownCandidate, ...]:  # fmt: skip
+        """Cooling down from the last observed step: each cooldown of ``lengths`` x ``shapes`` x
+        ``min_ratios``, with its predicted final loss and interval at ``level``, by length then best
+        first (``CooldownCandidate``: ``final_loss``, ``low``, ``high``, ``spec``)."""
+        plan = self.plan(at_steps=[self.last_step], lengths=lengths, shapes=shapes, min_ratios=min_ratios,
+                         level=level)  # fmt: skip
+        return tuple(sorted(plan.candidates, key=lambda c: (c.length, c.final_loss)))
+
+    def plan(
+        self, budgets: Iterable[int] | None = None, *, at_steps: Iterable[int] | None = None,
+        lengths: Iterable[int], shapes: Iterable[str] = ("1-sqrt",), min_ratios: Iterable[float] = (0.0,),
+        level: float = 0.9,
+    ) -> CooldownPlan:  # fmt: skip
+        """The best cooldown of each budget off this trunk, as ``plan_cooldown`` ranks them with the
+        current fit: ``plan.best_for(budget).spec`` is the exact schedule to run."""
+        return plan_cooldown(self.fit, self.trunk, budgets=budgets, at_steps=at_steps, lengths=lengths,
+                             shapes=shapes, min_ratios=min_ratios, peak=self.peak, level=level)  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        """The observations, to save with a checkpoint (``load_state_dict`` restores them)."""
+        return {"steps": list(self._steps), "losses": list(self._losses)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replaces the observations with those of ``state_dict()`` (checked as ``observe`` checks)."""
+        self._steps, self._losses = [], []
+        self._fit, self._fitted_points, self._full_refit_points = None, 0, 0
+        self.observe(state["steps"], state["losses"])
+
+
+def _load_prior(prior: Any) -> LossLawFit | None:
+    if prior is None or isinstance(prior, LossLawFit):
+        return prior
+    if isinstance(prior, (str, os.PathLike)):
+        try:
+            with open(prior, encoding="utf-8") as f:
+                return LossLawFit.from_json(f.read())
+        except OSError as e:
+            raise ValueError(f"prior: cannot read the saved fit {os.fspath(prior)!r}: {e}") from None
+    raise TypeError(
+        f"prior must be a LossLawFit, the path of one saved with to_json, or None; got {type(prior).__name__}"
+    )
