@@ -146,6 +146,7 @@ def test_the_posterior_covariance_is_the_gaussian_one():
                        covariance=np.eye(7) * 0.04, residual_scale=1e-3)  # fmt: skip
     fit = _quiet_fit([trunk], prior=prior)
     cov = fit.covariance
+    assert cov is not None
     # the drop term is undetermined by a trunk: its posterior is the prior's (own + transfer)
     drop = [3, 4, 5, 6]
     rows = np.eye(7)[drop]
@@ -176,7 +177,7 @@ def test_a_cooldown_to_a_rate_of_zero_fits():
     # before: S_k(t) came out at -1e-12 for the last drop to 0, times eta^-gamma = e^200 gamma: NaN,
     # "the multi-power fit diverged from every starting point" on Schaipp et al.'s 53M runs
     fit = _quiet_fit(list(lc.published_runs("slimpajama-53M").values()))
-    assert np.isfinite(fit.covariance).all()
+    assert fit.covariance is not None and np.isfinite(fit.covariance).all()
     assert fit.fit_error["PredE"] < 0.01
 
 

@@ -557,7 +557,7 @@ def _solve_best(
             f"Are their rates the ones they were trained with (peak rates {peaks}; "
             "in wsd plan, --peak and the SCHEDULE files)? Or try law='annealing'"
         )
-    return Solution(*(np.asarray(a[best]) for a in found))
+    return Solution(*(jnp.asarray(a[best]) for a in found))
 
 
 def undetermined(params: dict[str, float], lowest_loss: float) -> tuple[str, ...]:

@@ -121,6 +121,16 @@ class Forecast:
             raise ValueError("no loss observed yet: call observe(step, loss) first")
         return self._steps[-1]
 
+    @property
+    def ready(self) -> bool:
+        """Whether enough losses are observed after the warmup to fit (as many as the law has
+        parameters): the callbacks log nothing before."""
+        if not self._steps:
+            return False
+        rates = learning_rates(self.trunk, self.last_step + 1, peak=self.peak)
+        warmup = resolve_warmup(self.trunk, rates, None)
+        return sum(s >= warmup for s in self._steps) >= max(len(LAWS[self.law].parameters), 3)
+
     def run(self) -> LossRun:
         """The observations so far as a ``LossRun`` (rates from the trunk)."""
         last = self.last_step
@@ -143,10 +153,16 @@ class Forecast:
         """The law fitted to the observations so far (refitted when there are new ones)."""
         if self._fit is None or self._fitted_points != len(self._steps):
             full = self._fit is None or len(self._steps) >= 2 * self._full_refit_points
+            run = self._fitted_run()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a forecast's notes are in fit.notes
-                self._fit = fit_loss_law([self._fitted_run()], self.law, prior=self.prior,
-                                         start=None if full else self._fit)  # fmt: skip
+                try:
+                    self._fit = fit_loss_law(
+                        [run], self.law, prior=self.prior, start=None if full else self._fit
+                    )
+                except RuntimeError:  # the last fit predicts no finite loss for the new points: regrid
+                    full = True
+                    self._fit = fit_loss_law([run], self.law, prior=self.prior)
             self._fitted_points = len(self._steps)
             if full:
                 self._full_refit_points = len(self._steps)
@@ -173,6 +189,32 @@ class Forecast:
         return plan_cooldown(self.fit, self.trunk, budgets=budgets, at_steps=at_steps, lengths=lengths,
                              shapes=shapes, min_ratios=min_ratios, peak=self.peak, level=level)  # fmt: skip
 
+    def metrics(
+        self, *, lengths: Iterable[int], budgets: Iterable[int] = (), shapes: Iterable[str] = ("1-sqrt",),
+        min_ratios: Iterable[float] = (0.0,), level: float = 0.9, prefix: str = "forecast/",
+    ) -> dict[str, float]:  # fmt: skip
+        """What the callbacks log, as scalars by name: for each of ``lengths``, the best cooldown of
+        that length from the last observed step (``now_<length>``, with ``_low`` and ``_high``, its
+        interval at ``level``); for each of ``budgets`` not yet passed, its best cooldown's
+        predicted final loss, branch step and length (``best_<budget>``, ``_branch``, ``_length``;
+        a branch step already passed needs a checkpoint kept there)."""
+        lengths, shapes, min_ratios = list(lengths), list(shapes), list(min_ratios)
+        out: dict[str, float] = {}
+        now = self.now(lengths=lengths, shapes=shapes, min_ratios=min_ratios, level=level)
+        for length in lengths:
+            best = min((c for c in now if c.length == length), key=lambda c: c.final_loss)
+            out.update({f"{prefix}now_{length}": best.final_loss, f"{prefix}now_{length}_low": best.low,
+                        f"{prefix}now_{length}_high": best.high})  # fmt: skip
+        ahead = [b for b in budgets if b > self.last_step]
+        if ahead:
+            plan = self.plan(ahead, lengths=lengths, shapes=shapes, min_ratios=min_ratios, level=level)
+            for budget in ahead:
+                best = plan.best_for(budget)
+                out.update({f"{prefix}best_{budget}": best.final_loss,
+                            f"{prefix}best_{budget}_branch": float(best.at_step),
+                            f"{prefix}best_{budget}_length": float(best.length)})  # fmt: skip
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         """The observations, to save with a checkpoint (``load_state_dict`` restores them)."""
         return {"steps": list(self._steps), "losses": list(self._losses)}
@@ -182,6 +224,16 @@ class Forecast:
         self._steps, self._losses = [], []
         self._fit, self._fitted_points, self._full_refit_points = None, 0, 0
         self.observe(state["steps"], state["losses"])
+
+
+def forecast_or_warn(forecast: Forecast, request: dict[str, Any], step: int) -> dict[str, float] | None:
+    """``forecast.metrics(**request)``, or None with a warning where the fit fails: a training run's
+    monitor must not end the run it monitors."""
+    try:
+        return forecast.metrics(**request)
+    except (ValueError, RuntimeError) as e:
+        warnings.warn(f"wsd_plan forecast at step {step} skipped: {e}", UserWarning, stacklevel=2)
+        return None
 
 
 def _load_prior(prior: Any) -> LossLawFit | None:

@@ -7,10 +7,11 @@ for every update is rebuilt here from the definitions in the data's README (the 
 the two agree).
 
 ``data/loss-curves-schaipp/`` holds the WSD runs of Schaipp et al. 2025 (MIT License, Copyright (c)
-2025 Fabian Schaipp and Alexander Hägele: see its ``LICENSE`` and ``README.md``): Llama models of 33M to 360M parameters
-on SlimPajama and OpenWebText2 (``SCHAIPP_MODELS``, e.g. ``"slimpajama-60M"``), each a constant trunk
-(``"trunk"``) and cooldowns of 20% of a run to 0 (``"cooldown_<updates>"``), training loss every 50
-updates. A cooldown was restarted from its trunk's checkpoint: its log starts there.
+2025 Fabian Schaipp and Alexander Hägele: see its ``LICENSE`` and ``README.md``): Llama models of 33M
+to 360M parameters on SlimPajama and OpenWebText2 (``SCHAIPP_MODELS``, e.g. ``"slimpajama-60M"``),
+each a constant trunk (``"trunk"``) and cooldowns of 20% of a run to 0 (``"cooldown_<updates>"``),
+validation loss every 200 updates. A cooldown was restarted from its trunk's checkpoint: its log
+starts there.
 
 Examples:
   >>> runs = published_runs("lm-25M")

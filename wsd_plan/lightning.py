@@ -1,0 +1,94 @@
+"""``ForecastCallback`` for Lightning: the cooled-down loss forecast, logged as the trunk trains.
+
+Each training batch's loss is kept as a detached tensor (no device-to-host copy on the step's path);
+at each validation end and checkpoint save, the kept losses are copied to the host at once, fed to a
+``wsd_plan.Forecast``, and its ``metrics`` are logged through the trainer's loggers (TensorBoard,
+W&B, CSV...) at the current step. Needs ``lightning`` (``pip install 'wsd-schedule[integrations]'``).
+
+Examples:
+  A trunk of 100,000 updates at 3e-4, a prior from the published 100M model's runs::
+
+      prior = fit_loss_law(list(published_runs("lm-100M").values()))  # or LossLawFit.from_json(...)
+      forecast = Forecast(WSDSpec(100_000, warmup_steps=2000, decay_steps=0), peak=3e-4, prior=prior)
+      trainer = L.Trainer(callbacks=[ForecastCallback(forecast, lengths=[2000, 8000], budgets=[50_000])])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+try:
+    import lightning as L
+except ImportError as e:  # pragma: no cover - the extra is installed in CI
+    raise ImportError(
+        f"wsd_plan.lightning needs lightning ({e}): pip install 'wsd-schedule[integrations]'"
+    ) from None
+
+from wsd_plan._forecast import Forecast, forecast_or_warn
+from wsd_plan._loss_buffer import LossBuffer
+
+
+class ForecastCallback(L.Callback):
+    """Feeds a ``Forecast`` with the training loss and logs its answer at validation and checkpoints.
+
+    Args:
+      forecast: the ``Forecast`` of this run's trunk (its ``trunk`` is the schedule trained with).
+      lengths: cooldown lengths to forecast from the current step (``forecast/now_<length>``).
+      budgets: run lengths whose best cooldown to log (``forecast/best_<budget>``, ``_branch``,
+        ``_length``).
+      shapes, min_ratios, level: as for ``Forecast.metrics``.
+      every: observe one training batch in ``every`` (1: all).
+    """
+
+    def __init__(
+        self, forecast: Forecast, *, lengths: Iterable[int], budgets: Iterable[int] = (),
+        shapes: Iterable[str] = ("1-sqrt",), min_ratios: Iterable[float] = (0.0,), level: float = 0.9,
+        every: int = 1,
+    ) -> None:  # fmt: skip
+        if not isinstance(forecast, Forecast):
+            raise TypeError(f"forecast must be a wsd_plan.Forecast, got {type(forecast).__name__}")
+        self.forecast = forecast
+        self.request = dict(lengths=list(lengths), budgets=list(budgets), shapes=list(shapes),
+                            min_ratios=list(min_ratios), level=level)  # fmt: skip
+        self.buffer = LossBuffer(every)
+        self.logged: dict[str, float] = {}  # the last metrics logged
+        self._step = 0
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._step = trainer.global_step  # the updates done before this batch's loss
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.buffer.add(self._step, loss)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self._log(trainer)
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        self._log(trainer)
+
+    def _log(self, trainer: Any) -> None:
+        self.buffer.flush_into(self.forecast)
+        if not self.forecast.ready:
+            return  # too few losses after the warmup to fit yet
+        metrics = forecast_or_warn(self.forecast, self.request, trainer.global_step)
+        if metrics is None:
+            return
+        if metrics == self.logged:
+            return  # already logged at this step (validation and a checkpoint together)
+        self.logged = metrics
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The forecast's observations (saved in Lightning's checkpoints, restored on resume)."""
+        self.buffer.flush_into(self.forecast)
+        return self.forecast.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.forecast.load_state_dict(state_dict)
