@@ -76,7 +76,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
-    parser.add_argument("--only", default="whole-array,adamw,compile,torch-step,cuda,integrity,planner")
+    parser.add_argument(
+        "--only", default="whole-array,adamw,compile,torch-step,cuda,integrity,planner,forecast"
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     repeats = 5 if args.quick else 15
@@ -114,6 +116,11 @@ def main() -> None:
         from benchmarks import planner_calibration
 
         rows += planner_calibration.rows(2 if args.quick else 4)
+    if "forecast" in only:
+        from benchmarks import forecast_bench, forecast_validation
+
+        rows += forecast_bench.callback_overhead(5 if args.quick else 11)
+        rows += forecast_validation.rows()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = (
         f"# Benchmark results\n\nRun: `make bench` ({'--quick' if args.quick else 'full'}), {stamp}\n\n"
