@@ -41,8 +41,12 @@ def test_demo_runs_end_to_end_small_and_again_in_the_same_folder(demo, tmp_path,
             "-- the frontier",
             "Takeaway",
             "wsd plan --run",
+            "forecast, trunk alone: a 30-update cooldown from step 50",
+            "The forecasts made from the trunk alone",
         ):
             assert name in out  # fmt: skip
+        # both cooldowns were forecast from the trunk alone, and compared with what they measured
+        assert out.count("its 90% interval)") == 2
         assert (tmp_path / "logs" / "cooldown-50.csv").read_text().startswith("step,loss\n")
         assert (tmp_path / "learning_rates.png").stat().st_size > 10_000
         assert (tmp_path / "eval_losses.png").stat().st_size > 10_000

@@ -6,7 +6,9 @@ files (no downloads). The WSD trunk is checkpointed with Orbax; a cooldown is br
 its stable checkpoints (restored read-only: the trunk's folder is never touched). Then the planner
 (``wsd_plan``) fits the Multi-Power Law to the trunk and that branch, predicts a second
 cooldown and a cosine baseline *before* they are trained, trains them, and prints predicted beside
-measured. Writes PNG plots of the learning rates and of the measured and predicted losses.
+measured. While the trunk trains, a ``Forecast`` (the trunk alone, and a prior from the published
+curves of another model) says what cooling down at each branch step would give; the cooldowns run
+later are compared with it. Writes PNG plots of the learning rates and of the measured and predicted losses.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,18 @@ from flax import nnx
 from wsd_core import WSDSpec
 from wsd_core.backend import plot_series
 from wsd_jax import WSDCheckpointManager, learning_rate_from_state, wsd_schedule
-from wsd_plan import CooldownPlan, LossRun, branch_rates, fit_loss_law, learning_rates, plan_cooldown
+from wsd_plan import (
+    CooldownCandidate,
+    CooldownPlan,
+    Forecast,
+    LossLawFit,
+    LossRun,
+    branch_rates,
+    fit_loss_law,
+    learning_rates,
+    plan_cooldown,
+    published_runs,
+)
 
 PEAK = 3e-3
 BATCH, EVAL_WINDOWS, EVAL_BYTES = 32, 128, 200_000
@@ -64,11 +77,12 @@ def _eval_loss(model: lm.CharLM) -> jax.Array:
 
 
 def _train(name: str, model: lm.CharLM, optimizer: nnx.Optimizer, start: int, stop: int, every: int,
-           manager: WSDCheckpointManager | None = None, extra_saves: Sequence[int] = ()
-           ) -> dict[str, list[float]]:  # fmt: skip
+           manager: WSDCheckpointManager | None = None, extra_saves: Sequence[int] = (),
+           watch: Callable[[int, float], None] | None = None) -> dict[str, list[float]]:  # fmt: skip
     """Trains updates start..stop-1, logging the rate each used and the eval loss every `every`.
 
-    With a manager, saves on its plan and at `extra_saves` (e.g. the steps branches start from).
+    With a manager, saves on its plan and at `extra_saves` (e.g. the steps branches start from);
+    `watch(updates, loss)` sees every eval loss as it is measured (the forecast's feed).
     """
     log: dict[str, list[float]] = {"step": [], "lr": [], "loss_step": [], "loss": []}
     if start > 0:  # a branch's curve starts at its branch point, from the restored state
@@ -83,6 +97,8 @@ def _train(name: str, model: lm.CharLM, optimizer: nnx.Optimizer, start: int, st
         if done % every == 0 or done == stop:
             log["loss_step"].append(done)
             log["loss"].append(float(_eval_loss(model)))
+            if watch is not None:
+                watch(done, log["loss"][-1])
         if manager is not None and (manager.should_save(done) or done in extra_saves):
             manager.save(done, nnx.to_pure_dict(nnx.state((model, optimizer))), force=True)
         if done % max(1, (stop - start) // 4) == 0 or done == stop:
@@ -122,12 +138,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(f"WSD trunk:\n{trunk_spec.phase_table()}\n")
 
+    # Cool down now? A forecast from the trunk alone, with a prior from another model: the published
+    # 25M LM's runs (other data, size and peak rate), asked at each step a branch will start from
+    forecast = Forecast(trunk_spec, peak=peak, prior=_published_prior())
+    forecasts: dict[str, CooldownCandidate] = {}
+
+    def watch(done: int, loss: float) -> None:
+        forecast.observe(done - 1, loss)  # the planner's convention: the last update's index
+        for at in (first, second):  # at the last eval before a branch step: a cooldown from there
+            if done <= at < done + every:
+                (c,) = forecast.plan(at_steps=[at], lengths=[cooldown]).candidates  # 1-sqrt to 0, as branches
+                forecasts[f"cooldown from {at}"] = c
+                ends = f"ends at {c.final_loss:.4f} [{c.low:.4f}, {c.high:.4f}]"
+                print(f"  [trunk] step {done:>6}: forecast, trunk alone: a {cooldown}-update cooldown from "
+                      f"step {at} {ends}", flush=True)  # fmt: skip
+
     trunk_dir = out / "checkpoints" / "trunk"
     print(f"Training the trunk ({total} steps, checkpoints in {trunk_dir})", flush=True)
     model, optimizer = _make(wsd_schedule(peak, spec=trunk_spec))
     # keep every trunk checkpoint: any of them may become a branch point later
     with WSDCheckpointManager(trunk_dir, trunk_spec, interval=every * 10, max_to_keep=None) as manager:
-        logs = {"WSD trunk": _train("trunk", model, optimizer, 0, total, every, manager, [first, second])}
+        trunk_log = _train("trunk", model, optimizer, 0, total, every, manager, [first, second], watch)
+    logs = {"WSD trunk": trunk_log}
 
     branches = {f"cooldown from {at}": trunk_spec.branch_cooldown(at, cooldown) for at in (first, second)}
     name = f"cooldown from {first}"
@@ -188,6 +220,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{k:<22}{start:>6}{stop:>6}{measured:>16.4f}{guess:>11.4f}{error:>8.2%}{span:>20}{inside}{note}"
         )
     print(_takeaway(rows))
+    print(
+        "\nThe forecasts made from the trunk alone, before any cooldown was run (prior: the published "
+        "25M LM):"
+    )
+    for k, c in forecasts.items():
+        measured = logs[k]["loss"][-1]
+        inside = "inside" if c.low <= measured <= c.high else "OUTSIDE"
+        print(f"  {k}: forecast {c.final_loss:.4f} [{c.low:.4f}, {c.high:.4f}], measured {measured:.4f} "
+              f"({(c.final_loss - measured) / measured:+.2%}, {inside} its 90% interval)")  # fmt: skip
     marks = [(float(at), f"branch at {at}") for at in (first, second)]
     lr_plot = plot_series({k: (v["step"], v["lr"]) for k, v in logs.items()}, out / "learning_rates.png",
                           title="Learning rate per update", ylabel="learning rate", marks=marks)  # fmt: skip
@@ -225,6 +266,13 @@ def _plan_bands(plan: CooldownPlan, series: dict[str, Any], styles: dict[str, An
         bands[label] = ((c.steps[shown] + 1).tolist(), c.predicted_low[shown].tolist(),
                         c.predicted_high[shown].tolist())  # fmt: skip
     return bands
+
+
+def _published_prior() -> LossLawFit:
+    """The Multi-Power Law fitted to the published 25M LM's nine runs (shipped with the package)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return fit_loss_law(list(published_runs("lm-25M").values()), "multi-power")
 
 
 def _branch(
