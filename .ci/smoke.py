@@ -30,7 +30,8 @@ MISSING = {
     "torch": [("wsd_jax", "[jax]"), ("wsd_plan", "[plan]")],
     "jax": [("wsd_torch", "[torch]"), ("wsd_jax.WSDCheckpointManager", "[jax,orbax]")],
     "orbax": [("wsd_torch", "[torch]")],
-    "plan": [("wsd_torch", "[torch]")],
+    "plan": [("wsd_torch", "[torch]"), ("wsd_plan.lightning", "[integrations]"),
+             ("wsd_plan.transformers", "[peers]")],
 }
 
 
@@ -43,6 +44,8 @@ def readme_block(heading: str) -> str:
 
 def expect_import_error(target: str, extra: str) -> None:
     module, _, attr = target.partition(".")
+    if attr.islower():  # a module (wsd_plan.lightning), not a name (wsd_jax.WSDCheckpointManager)
+        module, attr = target, ""
     try:
         mod = importlib.import_module(module)
         if attr:

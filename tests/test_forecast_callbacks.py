@@ -191,3 +191,21 @@ def test_a_failing_fit_warns_and_the_run_goes_on():
     forecast.observe(list(range(20, 40)), [1.0] * 20)
     with pytest.warns(UserWarning, match="wsd_plan forecast at step 39 skipped: .*lengths"):
         assert forecast_or_warn(forecast, {"lengths": [-5]}, 39) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(lengths=[]), "lengths must name at least one value"),
+        (dict(lengths=[0]), "lengths"),
+        (dict(lengths=[100], shapes=["square"]), "shapes"),
+        (dict(lengths=[100], min_ratios=[10]), r"min_ratios must satisfy 0 <= value <= 1, got 10"),
+        (dict(lengths=[100], level=90), "level must be a probability"),
+    ],
+)
+def test_a_callback_refuses_bad_arguments_when_built_not_hours_later(kwargs, match):
+    from wsd_plan._forecast import checked_request
+
+    args = dict(lengths=[100], budgets=[], shapes=["1-sqrt"], min_ratios=[0.0], level=0.9) | kwargs
+    with pytest.raises(ValueError, match=match):
+        checked_request(Forecast(TRUNK, peak=LR, prior=PRIOR), **args)

@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from wsd_core import WSDSpec
-from wsd_core.backend import check_choice, check_int
+from wsd_core import DECAY_SHAPES, WSDSpec
+from wsd_core.backend import check_choice, check_int, check_ratio
 from wsd_plan._fit import LossLawFit, fit_loss_law
 from wsd_plan._laws import LAWS
 from wsd_plan._least_squares import MIN_POINTS
 from wsd_plan._plan import CooldownCandidate, CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
+from wsd_plan._uncertainty import check_level
 
 
 class Forecast:
@@ -224,6 +225,25 @@ class Forecast:
         self._steps, self._losses = [], []
         self._fit, self._fitted_points, self._full_refit_points = None, 0, 0
         self.observe(state["steps"], state["losses"])
+
+
+def checked_request(
+    forecast: Any, lengths: Iterable[int], budgets: Iterable[int], shapes: Iterable[str],
+    min_ratios: Iterable[float], level: float,
+) -> dict[str, Any]:  # fmt: skip
+    """A callback's arguments, checked when it is built (not at its first evaluation, hours into a
+    run), as ``Forecast.metrics`` takes them."""
+    if not isinstance(forecast, Forecast):
+        raise TypeError(f"forecast must be a wsd_plan.Forecast, got {type(forecast).__name__}")
+    request = dict(lengths=[check_int("lengths", n, minimum=1) for n in lengths],
+                   budgets=[check_int("budgets", n, minimum=1) for n in budgets],
+                   shapes=[check_choice("shapes", x, DECAY_SHAPES) for x in shapes],
+                   min_ratios=[check_ratio("min_ratios", r) for r in min_ratios],
+                   level=check_level(level))  # fmt: skip
+    for name in ("lengths", "shapes", "min_ratios"):
+        if not request[name]:
+            raise ValueError(f"{name} must name at least one value, got none")
+    return request
 
 
 def forecast_or_warn(forecast: Forecast, request: dict[str, Any], step: int) -> dict[str, float] | None:

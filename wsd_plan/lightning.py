@@ -25,7 +25,7 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
         f"wsd_plan.lightning needs lightning ({e}): pip install 'wsd-schedule[integrations]'"
     ) from None
 
-from wsd_plan._forecast import Forecast, forecast_or_warn
+from wsd_plan._forecast import Forecast, checked_request, forecast_or_warn
 from wsd_plan._loss_buffer import LossBuffer
 
 
@@ -46,11 +46,8 @@ class ForecastCallback(L.Callback):
         shapes: Iterable[str] = ("1-sqrt",), min_ratios: Iterable[float] = (0.0,), level: float = 0.9,
         every: int = 1,
     ) -> None:  # fmt: skip
-        if not isinstance(forecast, Forecast):
-            raise TypeError(f"forecast must be a wsd_plan.Forecast, got {type(forecast).__name__}")
+        self.request = checked_request(forecast, lengths, budgets, shapes, min_ratios, level)
         self.forecast = forecast
-        self.request = dict(lengths=list(lengths), budgets=list(budgets), shapes=list(shapes),
-                            min_ratios=list(min_ratios), level=level)  # fmt: skip
         self.buffer = LossBuffer(every)
         self.logged: dict[str, float] = {}  # the last metrics logged
         self._step = 0

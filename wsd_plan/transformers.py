@@ -29,7 +29,7 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
         f"wsd_plan.transformers needs transformers ({e}): pip install 'wsd-schedule[peers]'"
     ) from None
 
-from wsd_plan._forecast import Forecast, forecast_or_warn
+from wsd_plan._forecast import Forecast, checked_request, forecast_or_warn
 
 
 class ForecastCallback(TrainerCallback):
@@ -48,11 +48,8 @@ class ForecastCallback(TrainerCallback):
         self, forecast: Forecast, *, lengths: Iterable[int], budgets: Iterable[int] = (),
         shapes: Iterable[str] = ("1-sqrt",), min_ratios: Iterable[float] = (0.0,), level: float = 0.9,
     ) -> None:  # fmt: skip
-        if not isinstance(forecast, Forecast):
-            raise TypeError(f"forecast must be a wsd_plan.Forecast, got {type(forecast).__name__}")
+        self.request = checked_request(forecast, lengths, budgets, shapes, min_ratios, level)
         self.forecast = forecast
-        self.request = dict(lengths=list(lengths), budgets=list(budgets), shapes=list(shapes),
-                            min_ratios=list(min_ratios), level=level)  # fmt: skip
         self.trainer: Any = None
         self.logged_at = -1  # the step of the last forecast logged
 
