@@ -30,8 +30,11 @@ MISSING = {
     "torch": [("wsd_jax", "[jax]"), ("wsd_plan", "[plan]")],
     "jax": [("wsd_torch", "[torch]"), ("wsd_jax.WSDCheckpointManager", "[jax,orbax]")],
     "orbax": [("wsd_torch", "[torch]")],
-    "plan": [("wsd_torch", "[torch]"), ("wsd_plan.lightning", "[integrations]"),
-             ("wsd_plan.transformers", "[peers]")],
+    "plan": [
+        ("wsd_torch", "[torch]"),
+        ("wsd_plan.lightning", "[integrations]"),
+        ("wsd_plan.transformers", "[peers]"),
+    ],
 }
 
 
