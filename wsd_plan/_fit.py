@@ -455,7 +455,8 @@ def fit_loss_law(
     if given is not None:  # again, the prior weighed by these runs' own noise (wsd_plan._transfer)
         prior_u, prior_theta = _prior_of(spec, given, peak, float(found.residual_scale))
         found = _solve_best(spec, np.asarray(found.variables)[None], data, iterations, prior_u, runs)
-    theta = np.asarray(spec.to_theta(found.variables))
+    with float64_mode():
+        theta = np.asarray(spec.to_theta(found.variables))
     params = dict(zip(spec.parameters, (float(v) for v in np.exp(theta)), strict=True))
     hessian, scale = np.asarray(found.hessian), float(found.residual_scale)
     if prior_theta is None:
@@ -544,10 +545,14 @@ def _solve_best(
 ) -> Solution:
     """The solver's best solution over ``starts`` (the lowest objective); an error where every start
     diverged."""
+    # float64 in and out: a jax before 0.8 truncates a float64 array to float32 outside the context
+    # (the starts of a refit, the solution's fields), so the solution leaves it as host arrays
     with float64_mode():
-        found = solver(spec.name)(jnp.asarray(starts), _on_device_data(data), jnp.asarray(iterations),
-                                  Prior(*(jnp.asarray(a) for a in prior)))  # fmt: skip
-        values = np.asarray(found.objective)
+        prior_device = Prior(*(jnp.asarray(a) for a in prior))
+        found = solver(spec.name)(jnp.asarray(starts, jnp.float64), _on_device_data(data),
+                                  jnp.asarray(iterations), prior_device)  # fmt: skip
+        found = Solution(*(np.asarray(a) for a in found))
+    values = found.objective
     values = np.where(np.isfinite(values), values, np.inf)
     best = int(np.argmin(values))
     if not np.isfinite(values[best]):
@@ -557,7 +562,7 @@ def _solve_best(
             f"Are their rates the ones they were trained with (peak rates {peaks}; "
             "in wsd plan, --peak and the SCHEDULE files)? Or try law='annealing'"
         )
-    return Solution(*(jnp.asarray(a[best]) for a in found))
+    return Solution(*(a[best] for a in found))
 
 
 def undetermined(params: dict[str, float], lowest_loss: float) -> tuple[str, ...]:

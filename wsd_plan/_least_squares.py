@@ -95,10 +95,12 @@ class Prior(NamedTuple):
 
 
 class Solution(NamedTuple):
-    variables: jax.Array  # the solver's u
-    objective: jax.Array  # Huber objective plus prior
-    hessian: jax.Array  # J^T W J + the prior's curvature at u (Gauss-Newton)
-    residual_scale: jax.Array  # sqrt(sum w r^2 / (points - parameters))
+    """The solver's answer: jax arrays out of the solver, float64 host arrays once fetched."""
+
+    variables: jax.Array | np.ndarray  # the solver's u
+    objective: jax.Array | np.ndarray  # Huber objective plus prior
+    hessian: jax.Array | np.ndarray  # J^T W J + the prior's curvature at u (Gauss-Newton)
+    residual_scale: jax.Array | np.ndarray  # sqrt(sum w r^2 / (points - parameters))
 
 
 def _prior(law: Law) -> tuple[np.ndarray, np.ndarray]:
