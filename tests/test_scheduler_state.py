@@ -175,16 +175,31 @@ def test_a_newer_torch_public_attribute_never_makes_a_scheduler_refuse_its_own_s
 # --- one state protocol: check everything, then apply what cannot fail ----------------------------
 
 
-@pytest.mark.parametrize("cls", [WSDLR, WSDDeviceLR])
-def test_every_private_attribute_a_scheduler_adds_is_listed_as_internal(cls):
-    # torch's own bookkeeping is what a plain LRScheduler of the same torch has; the rest is ours and
-    # must be listed, or a state could set it under the name of a torch field
+def _names_of(cls):
+    """Every attribute of a stepped scheduler of ``cls`` that torch did not set, and its methods."""
     torch_private = set(vars(torch.optim.lr_scheduler.LambdaLR(_sched(WSDLR).optimizer, lambda s: 1.0)))
     scheduler = _stepped(cls)
     scheduler.state_dict()
-    ours = {k for k in vars(scheduler) if k.startswith("_") and k not in torch_private}
-    assert ours <= cls.INTERNAL_ATTRIBUTES, sorted(ours - cls.INTERNAL_ATTRIBUTES)
-    assert set(scheduler.state_dict()) - torch_private <= cls.STATE_KEYS
+    attributes = {k for k in vars(scheduler) if k not in torch_private}
+    methods = {k for k in dir(cls) if callable(getattr(cls, k, None)) and not k.startswith("__")}
+    return sorted((attributes | methods) - cls.STATE_KEYS)
+
+
+@pytest.mark.parametrize("source", [WSDLR, WSDDeviceLR])
+@pytest.mark.parametrize("cls", [WSDLR, WSDDeviceLR])
+def test_no_state_key_may_name_what_a_scheduler_owns(cls, source):
+    # before: a private name was refused only if listed by hand; "_refresh", "_rates", "_multiplier"
+    # and "_update_lr" passed check_state, and the scheduler broke at apply_state or its next step
+    saved = _stepped(cls, 30).state_dict()
+    target = _stepped(cls, 7)
+    before = _snapshot(target)
+    names = _names_of(source)
+    assert {"_rates", "_update_lr"} <= set(_names_of(WSDLR))
+    assert {"_refresh", "_multiplier", "_count"} <= set(_names_of(WSDDeviceLR))
+    for name in names:
+        with pytest.raises(ValueError, match=rf"unknown keys \['{name}'\].*may not set"):
+            target.check_state({**saved, name: 1})
+    assert _snapshot(target) == before
 
 
 def test_a_companion_state_with_an_unknown_key_is_refused():
@@ -235,3 +250,22 @@ def test_the_container_uses_no_private_member_of_what_it_holds():
         and not (isinstance(node.value, ast.Name) and node.value.id == "self")
     ]
     assert not private
+
+
+@pytest.mark.parametrize("key", ["_rates", "_refresh", "_multiplier", "_update_lr"])
+def test_a_container_refuses_a_method_named_in_any_members_state_and_changes_nothing(key):
+    # before: the key passed every check_state, the container applied scheduler 0, and scheduler 1's
+    # apply_state (or its next step) failed: a container left half-applied
+    source = _container()
+    for _ in range(12):
+        for s in source:
+            s.optimizer.step()
+        source.step()
+    saved = copy.deepcopy(source.state_dict())
+    saved["1"][key] = 1
+    target = _container()
+    before = [_snapshot(s) for s in target]
+    with pytest.raises(ValueError, match=rf"scheduler 1: .*unknown keys \['{key}'\]"):
+        target.load_state_dict(saved)
+    assert [_snapshot(s) for s in target] == before
+    target.step()  # and it still steps

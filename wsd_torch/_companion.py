@@ -128,7 +128,6 @@ class WSDCompanion:
     # --- state: the TwoStepState protocol (``wsd_torch._state``) ---------------------------------
 
     STATE_KEYS = frozenset({"last_epoch", "spec", "key", "index", "stable_value", "cooled_value"})
-    INTERNAL_ATTRIBUTES = frozenset({"optimizer", "_checked"})
 
     def state_dict(self) -> dict[str, Any]:
         """The step count, the spec (a plain dict), the key, index and values."""

@@ -73,12 +73,17 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
       ('Tensor', 'cpu', 0.0001)
     """
 
-    # the state keys it owns (beside torch's bookkeeping fields), and what a state may never set
+    # the state keys it owns (beside torch's bookkeeping fields)
     STATE_KEYS = frozenset({"last_epoch", "base_lrs", "spec", "min_lr"})
-    INTERNAL_ATTRIBUTES = frozenset({
-        "optimizer", "on_spec_change", "adopt_foreign_state", "min_lr", "spec", "device", "dtype",
-        "_backend_cache", "_rate_table", "_count", "_bases", "_rows", "_row_specs", "_array_clock",
-    })  # fmt: skip
+    # its own attributes, declared: a state may set none of them (``owned_names``), not even one
+    # set on first use
+    device: torch.device
+    dtype: torch.dtype
+    _count: torch.Tensor
+    _bases: list[torch.Tensor]
+    _rows: list[int]
+    _row_specs: list[WSDSpec]
+    _backend_cache: list[TorchBackend] | None
 
     def __init__(
         self,
@@ -113,7 +118,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         self._build_rate_table()
         # torch's LRScheduler: initial_lr/base_lrs (already recorded above), the optimizer.step patch
         # behind the step-order warning, and the first step (count 0).
-        super().__init__(optimizer)
+        self.init_torch(lambda: LRScheduler.__init__(self, optimizer))
 
     _rate_table: torch.Tensor | None
 
@@ -301,7 +306,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             for tensor, base in zip(self._bases, self.base_lrs, strict=True):
                 tensor.fill_(base)
         # torch's fields as torch loads them; _last_lr is LambdaLR's float copy (ours are the tensors)
-        self.__dict__.update({k: v for k, v in state.torch_keys.items() if k != "_last_lr"})
+        self._take_torch_fields({k: v for k, v in state.torch_keys.items() if k != "_last_lr"})
         self._count.fill_(state.last_epoch)
         self._refresh()
 

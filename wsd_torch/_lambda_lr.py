@@ -53,9 +53,8 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
       ([0.0005], 'warmup')
     """
 
-    # the state keys it owns (beside torch's bookkeeping fields), and what a state may never set
+    # the state keys it owns (beside torch's bookkeeping fields)
     STATE_KEYS = frozenset({"last_epoch", "base_lrs", "lr_lambdas", "spec", "min_lr"})
-    INTERNAL_ATTRIBUTES = frozenset({"optimizer", "on_spec_change", "adopt_foreign_state", "min_lr", "spec"})
 
     def __init__(
         self,
@@ -74,7 +73,7 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         self._set_policy(on_spec_change, adopt_foreign_state)
         groups = optimizer.param_groups
         lambdas = [self._factor(i, base_rate(i, g, record=False)) for i, g in enumerate(groups)]
-        super().__init__(optimizer, lr_lambda=lambdas, last_epoch=last_epoch)
+        self.init_torch(lambda: LambdaLR.__init__(self, optimizer, lr_lambda=lambdas, last_epoch=last_epoch))
 
     def _factor(self, index: int, base: float) -> Callable[[int], float]:
         """Group ``index``'s factor of the update count: its spec's multiplier (a bound method of a
@@ -124,7 +123,7 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         if state.base_lrs is not None:  # check_state made sure that min_lr serves every base rate
             lambdas = [self._factor(i, base) for i, base in enumerate(state.base_lrs)]
             self.base_lrs, self.lr_lambdas = list(state.base_lrs), lambdas
-        self.__dict__.update(state.torch_keys)
+        self._take_torch_fields(state.torch_keys)
         self.last_epoch = state.last_epoch
         values = self._rates()
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -9,7 +10,7 @@ from torch.optim import Optimizer
 
 from wsd_core import Phase, WSDSpec
 from wsd_core import backend as v
-from wsd_torch._state import SchedulerState, check_policy, parse_state
+from wsd_torch._state import KNOWN_TORCH_KEYS, SchedulerState, check_policy, owned_names, parse_state
 
 
 def base_rate(index: int, group: dict[str, Any], *, record: bool = True) -> float:
@@ -41,17 +42,38 @@ class WSDSchedulerBase:
     optimizer: Optimizer
     last_epoch: int
     STATE_KEYS: ClassVar[frozenset[str]]
-    INTERNAL_ATTRIBUTES: ClassVar[frozenset[str]]
-    # every scheduler class's internals: a state may set none of them, whichever class saved it
-    _EVERY_INTERNAL: ClassVar[set[str]] = set()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        WSDSchedulerBase._EVERY_INTERNAL.update(cls.__dict__.get("INTERNAL_ATTRIBUTES", ()))
+    # the attributes torch's LRScheduler.__init__ set on this scheduler: torch's own bookkeeping,
+    # which a state saves and may set (see init_torch)
+    _torch_state_keys: frozenset[str]
 
     on_spec_change: str
     adopt_foreign_state: bool
     min_lr: float | None = None
+
+    def init_torch(self, init: Callable[[], None]) -> None:
+        """Runs torch's ``LRScheduler.__init__`` (``init``) and records the attributes it set: torch's
+        own bookkeeping, which ``state_dict`` saves as torch does and a state may set. Found on the
+        object rather than listed, so a newer torch's fields are kept and nothing else slips in."""
+        before = set(vars(self))
+        init()
+        added = set(vars(self)) - before
+        # its private fields, and what we own under torch's names (base_lrs, lr_lambdas); a public
+        # attribute of a newer torch is neither saved nor expected
+        self._torch_state_keys = frozenset(k for k in added if k.startswith("_") or k in self.STATE_KEYS)
+
+    @property
+    def torch_state_keys(self) -> frozenset[str]:
+        """torch's own bookkeeping fields of this scheduler (recorded by ``init_torch``)."""
+        recorded = self.__dict__.get("_torch_state_keys")
+        if recorded is None:  # unpickled from a release that did not record them: those we know
+            return frozenset(k for k in vars(self) if k in KNOWN_TORCH_KEYS) | {"base_lrs"}
+        return recorded
+
+    def _take_torch_fields(self, fields: dict[str, Any]) -> None:
+        """Sets torch's bookkeeping fields from a checked state; a newer torch's field becomes one of
+        this scheduler's, saved again by ``state_dict`` (as torch's own ``load_state_dict`` keeps it)."""
+        self.__dict__.update(fields)
+        self._torch_state_keys = self.torch_state_keys | set(fields)
 
     def _set_policy(self, on_spec_change: str, adopt_foreign_state: bool) -> None:
         self.on_spec_change, self.adopt_foreign_state = check_policy(on_spec_change, adopt_foreign_state)
@@ -122,7 +144,8 @@ class WSDSchedulerBase:
             allow_spec_change=v.check_bool("allow_spec_change", allow),
             adopt_foreign=v.check_bool("adopt_foreign_state", adopt),
             settings={"min_lr": self.min_lr},
-            internal=frozenset(WSDSchedulerBase._EVERY_INTERNAL),
+            torch_keys=self.torch_state_keys,
+            owned=owned_names(self, _subclasses(WSDSchedulerBase)),
         )
         for i, base in enumerate(state.base_lrs or ()):
             self._group_spec(i, base)  # a saved base rate below min_lr is refused here, not half-applied
@@ -153,3 +176,12 @@ class WSDSchedulerBase:
     def decay_starts(self) -> tuple[int, ...]:
         """Each period's first decayed step: save pre-decay (trunk) checkpoints at these counts."""
         return self.spec.decay_starts
+
+
+def _subclasses(cls: type) -> list[type]:
+    """Every class derived from ``cls``: a state saved by one scheduler class loads into another, so
+    none may set what any of them owns."""
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found

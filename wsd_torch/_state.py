@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from wsd_core import WSDSpec
@@ -69,8 +69,10 @@ def _rates(name: str, value: Any, groups: int) -> list[float]:
     return out
 
 
-# torch's own LRScheduler bookkeeping that we know; each is checked, none is required. torch's other
-# private fields (a later release may add some) pass through unchecked, as torch itself loads them.
+# torch's own LRScheduler bookkeeping that we know (this torch's, and earlier releases': ``verbose``
+# went in 2.7), each checked when a state holds it. A scheduler's own bookkeeping is what torch's
+# ``__init__`` set on it (``WSDSchedulerBase.init_torch`` records it), so a newer torch's fields are
+# saved and loaded as torch itself would.
 _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
     "_step_count": lambda k, v, g: _count(k, v),
     "_is_initial": lambda k, v, g: _flag(k, v),
@@ -79,6 +81,9 @@ _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
     "_last_lr": _rates,
     "lr_lambdas": _lambdas,
 }
+
+
+KNOWN_TORCH_KEYS = frozenset(_TORCH_KEYS)
 
 
 class TwoStepState(Protocol):
@@ -91,14 +96,12 @@ class TwoStepState(Protocol):
     member as it was. ``load_state_dict`` is the two in a row.
 
     Attributes:
-      STATE_KEYS: the keys of ``state_dict()`` the class owns (a scheduler's state also passes
-        torch's own private bookkeeping fields through, as torch saves them); any other key is refused.
-      INTERNAL_ATTRIBUTES: the private attributes of the class that a state may never set, even under
-        the name of a torch bookkeeping field.
+      STATE_KEYS: the keys of ``state_dict()`` the class owns. A scheduler's state also holds torch's
+        own bookkeeping (the fields torch's ``LRScheduler.__init__`` set on it, as torch saves them);
+        any other key is refused, naming it.
     """
 
     STATE_KEYS: ClassVar[frozenset[str]]
-    INTERNAL_ATTRIBUTES: ClassVar[frozenset[str]]
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -109,21 +112,24 @@ class TwoStepState(Protocol):
     def load_state_dict(self, state_dict: Any, *, allow_spec_change: bool | None = None) -> None: ...
 
 
-def is_torch_field(key: str, internal: frozenset[str]) -> bool:
-    """A private field of torch's ``LRScheduler`` we do not know (a newer torch's): passed through,
-    unless it names one of the scheduler's ``internal`` attributes."""
-    return key.startswith("_") and not key.startswith("__") and key not in internal
+def owned_names(obj: Any, classes: Iterable[type] = ()) -> frozenset[str]:
+    """Every name ``obj`` answers to: its attributes, its class's attributes and methods, and the
+    attributes its classes declare (a cache set on first use is declared, not yet set); and the same
+    of ``classes`` (the sibling classes whose states it loads). A state key that names one of these
+    (and is not torch's own bookkeeping) would overwrite the object's own data or shadow a method:
+    it is refused, however it is spelled."""
+    names = set(dir(obj))
+    for cls in (type(obj), *classes):
+        names.update(dir(cls))
+        names.update(name for base in cls.__mro__ for name in getattr(base, "__annotations__", {}))
+    return frozenset(names)
 
 
 def torch_fields(scheduler: Any) -> dict[str, Any]:
-    """torch's own bookkeeping in ``scheduler.__dict__`` (what ``LRScheduler.state_dict`` saves),
-    without the scheduler's own attributes and device tensors: a state keeps them as torch does."""
-    internal = type(scheduler).INTERNAL_ATTRIBUTES
-    return {
-        k: v
-        for k, v in scheduler.__dict__.items()
-        if (k in _TORCH_KEYS or is_torch_field(k, internal)) and k != "lr_lambdas"
-    }
+    """torch's own bookkeeping on ``scheduler`` (what ``LRScheduler.state_dict`` saves), without the
+    keys the scheduler owns and saves itself: a state keeps them as torch does."""
+    keys = scheduler.torch_state_keys - type(scheduler).STATE_KEYS
+    return {k: v for k, v in vars(scheduler).items() if k in keys}
 
 
 class SchedulerState(NamedTuple):
@@ -143,9 +149,16 @@ def parse_state(
     allow_spec_change: bool,
     adopt_foreign: bool = False,
     settings: Mapping[str, Any] | None = None,
-    internal: frozenset[str] = frozenset(),
+    torch_keys: frozenset[str] = frozenset(),
+    owned: frozenset[str] = frozenset(),
 ) -> SchedulerState:
     """Checks ``state`` completely against a scheduler of ``spec`` over ``groups`` param groups.
+
+    The keys a state may hold: the scheduler's own (``REQUIRED``, ``base_lrs``, its settings), torch's
+    bookkeeping (``torch_keys``: what torch's ``__init__`` set on this scheduler, and the fields of
+    other torch releases that we know), and a private field of a newer torch that names nothing the
+    scheduler has. A key that names one of the scheduler's own attributes or methods (``owned``) is
+    refused, and so is every other key.
 
     A state without a spec (a plain ``LambdaLR``, transformers' ``get_wsd_schedule``, torchtitan's
     container ``{"last_epoch": N}``) is refused unless ``adopt_foreign``: then its step count (and
@@ -164,6 +177,7 @@ def parse_state(
             f"get_wsd_schedule or torchtitan state?). To switch a running job to {owner} and keep its "
             "step count, build the scheduler (or container) with adopt_foreign_state=True"
         )
+    _check_keys(keys, owner, torch_keys, owned, foreign)
     if not foreign:
         # the settings first: with min_lr the spec is the first group's, so its min_ratio differs too
         for name, current in (settings or {}).items():
@@ -177,24 +191,39 @@ def parse_state(
                     "on_spec_change='continue' at construction) to change it on purpose."
                 )
         check_saved_spec(WSDSpec.from_dict(state["spec"]), spec, allow_spec_change)
-    missing = [k for k in REQUIRED if k not in keys and not (foreign and k == "spec")]
-    passed_through = {k for k in keys - set(_TORCH_KEYS) if is_torch_field(k, internal)}
-    unknown = sorted(keys - {*REQUIRED, "base_lrs", *_SETTINGS} - set(_TORCH_KEYS) - passed_through)
-    if missing or unknown:
-        raise ValueError(
-            f"not a {owner} state: "
-            + (f"missing keys {missing}" if missing else "")
-            + ("; " if missing and unknown else "")
-            + (f"unknown keys {unknown}" if unknown else "")
-            + f" (a {owner} state has {list(REQUIRED)}, base_lrs, {', '.join(_SETTINGS)} when set, and "
-            f"torch's own private fields such as {sorted(_TORCH_KEYS)}; it may not set "
-            f"{sorted(internal)})"
-        )
-    torch_keys = {k: check(k, state[k], groups) for k, check in _TORCH_KEYS.items() if k in state}
-    torch_keys.pop("lr_lambdas", None)
-    torch_keys.update({k: state[k] for k in sorted(passed_through)})
+    checked = {k: check(k, state[k], groups) for k, check in _TORCH_KEYS.items() if k in state}
+    # applied: this scheduler's own torch fields and a newer torch's; another release's are dropped
+    newer = {k: state[k] for k in keys if _is_newer_torch_field(k, torch_keys, owned)}
+    applied = {k: v for k, v in checked.items() if k in torch_keys and k != "lr_lambdas"}
     return SchedulerState(
         last_epoch=_count("last_epoch", state["last_epoch"]),
         base_lrs=_rates("base_lrs", state["base_lrs"], groups) if "base_lrs" in state else None,
-        torch_keys=torch_keys,
+        torch_keys={**applied, **dict(sorted(newer.items()))},
+    )
+
+
+def _is_newer_torch_field(key: str, torch_keys: frozenset[str], owned: frozenset[str]) -> bool:
+    """A private field torch saved that this torch does not have: passed through, as torch's own
+    ``load_state_dict`` would, unless the name is the scheduler's own."""
+    known = key in _TORCH_KEYS or key in torch_keys
+    return key.startswith("_") and not key.startswith("__") and not known and key not in owned
+
+
+def _check_keys(
+    keys: set[str], owner: str, torch_keys: frozenset[str], owned: frozenset[str], foreign: bool
+) -> None:
+    """Refuses missing keys, and keys that are neither ours, torch's, nor a newer torch's field."""
+    ours = {*REQUIRED, "base_lrs", *_SETTINGS}
+    missing = [k for k in REQUIRED if k not in keys and not (foreign and k == "spec")]
+    rest = keys - ours - set(_TORCH_KEYS) - torch_keys
+    unknown = sorted(k for k in rest if not _is_newer_torch_field(k, torch_keys, owned))
+    if not (missing or unknown):
+        return
+    found = [f"missing keys {missing}"] * bool(missing) + [f"unknown keys {unknown}"] * bool(unknown)
+    shadowing = [k for k in unknown if k in owned]
+    if shadowing:  # e.g. "_refresh": applied, it would replace the method with data
+        found[-1] += f" ({shadowing} name the {owner}'s own attributes or methods: a state may not set them)"
+    raise ValueError(
+        f"not a {owner} state: {'; '.join(found)} (a {owner} state has {list(REQUIRED)}, base_lrs, "
+        f"{', '.join(_SETTINGS)} when set, and torch's own fields {sorted(torch_keys - ours)})"
     )
