@@ -81,3 +81,50 @@ def test_a_parameter_that_is_not_positive_and_text_that_is_not_json_are_refused(
         LossLawFit.from_json("{law: multi-power")
     with pytest.raises(TypeError, match="takes the JSON text"):
         LossLawFit.from_json(json.loads(fitted.to_json()))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        # before: each was accepted, and intervals became (nan, nan), (0, inf) or (-2e307, 3.29)
+        ("residual_scale", float("nan"), "residual_scale must be a finite number"),
+        ("residual_scale", -0.01, "residual_scale must be a number >= 0"),
+        ("law_error_scale", 1e308, "law_error_scale must be a number >= 1 and <= 10000"),
+        ("covariance", "not symmetric", "covariance must be symmetric"),
+        ("covariance", "negative eigenvalue", "covariance must be positive semi-definite"),
+        ("covariance", "huge", r"covariance's variances must be <= 10000"),
+        ("other_params", 1e308, r"annealing fit's parameter .* must be a number >= 1e-100 and <= 1e\+100"),
+        ("objective", -1.0, "objective must be a number >= 0"),
+        ("fitted_peaks", [3e-4, -1.0], "fitted_peaks"),
+        ("notes", "a note", "notes must be a list of strings"),
+    ],
+)
+def test_every_saved_number_is_checked_and_named(fitted, field, value, message):
+    data = json.loads(fitted.to_json())
+    cov = np.asarray(data["covariance"])
+    if field == "covariance":
+        bad = {"not symmetric": cov + np.triu(np.ones_like(cov), 1) * 0.1,
+               "negative eigenvalue": cov - np.eye(len(cov)) * 10.0,
+               "huge": cov + np.eye(len(cov)) * 1e300}[value]  # fmt: skip
+        data["covariance"] = bad.tolist()
+    elif field == "other_params":
+        other = data["other_law_fits"][0]
+        other["params"] = {**other["params"], "C": value}
+    else:
+        data[field] = value
+    text = json.dumps(data)  # (NaN written as a NaN token: a hand edit, not what to_json writes)
+    with pytest.raises(ValueError, match=message):
+        LossLawFit.from_json(text)
+
+
+def test_a_bad_covariance_in_a_prior_file_never_moves_a_forecast(fitted, tmp_path):
+    # before: a prior whose covariance was not positive semi-definite moved a forecast by 1.7% and
+    # flipped wsd plan --prior's ranking, with no error
+    from wsd_plan import Forecast
+
+    data = json.loads(fitted.to_json())
+    data["covariance"] = (np.asarray(data["covariance"]) - np.eye(7)).tolist()
+    path = tmp_path / "prior.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        Forecast(WSDSpec(72_000, warmup_steps=lc.WARMUP, decay_steps=0), peak=lc.PEAK, prior=str(path))

@@ -54,7 +54,18 @@ def loads(text: str) -> dict[str, Any]:
     return decode(data)
 
 
+# What a saved fit's numbers may be: each keeps the fit's predictions and intervals finite numbers
+# (a parameter of 1e308, a law_error_scale of 1e308 or a NaN residual scale gave intervals of
+# (-2e307, 3.29), (0, inf) and (nan, nan)). Fits of the shipped curves are far inside: parameters
+# 0.04..440, residual scales ~1e-3, law_error_scale 1..1.1, covariance diagonals <= 0.4.
+PARAMETER_RANGE = (1e-100, 1e100)
+MAX_RESIDUAL_SCALE = 10.0  # a log residual: a fit that misses by a factor e**10
+MAX_LAW_ERROR_SCALE = 1e4  # times the law's base error 0.002: intervals of e**+-33
+MAX_LOG_VARIANCE = 1e4  # of a log parameter: a standard deviation of 100 in log
+
+
 def decode(data: Any) -> dict[str, Any]:
+    """A saved fit's fields from its JSON object, every value checked and named when refused."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"not a saved LossLawFit: 'format' must be {FORMAT!r}, got {_get(data, 'format')!r}")
     if data.get("version") != VERSION:
@@ -64,45 +75,120 @@ def decode(data: Any) -> dict[str, Any]:
     law = data.get("law")
     if not isinstance(law, str) or law not in PARAMETERS:
         raise ValueError(f"a saved LossLawFit's 'law' must be one of {list(PARAMETERS)}, got {law!r}")
-    params = data.get("params")
+    what = f"a saved {law} fit's"
     names = PARAMETERS[law]
-    if not isinstance(params, dict) or sorted(params) != sorted(names):
-        raise ValueError(f"a saved {law} fit's 'params' must name {list(names)}, got {params!r:.200}")
-    for k, v in params.items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"a saved {law} fit's parameter {k} must be a finite number > 0, got {v!r}")
     fields = {
         "law": law,
-        "params": {k: float(params[k]) for k in names},
-        "fit_metrics": {
-            run: {k: (float("nan") if v is None else float(v)) for k, v in m.items()}
-            for run, m in data.get("fit_metrics", {}).items()
-        },
-        "objective": float(data.get("objective", 0.0)),
-        "fitted_peaks": None if data.get("fitted_peaks") is None else tuple(map(float, data["fitted_peaks"])),
-        "notes": tuple(str(n) for n in data.get("notes", ())),
-        "residual_scale": None if data.get("residual_scale") is None else float(data["residual_scale"]),
-        "covariance": _matrix(data.get("covariance"), (len(names), len(names)), "covariance", law),
-        "fitted_coordinates": _matrix(data.get("fitted_coordinates"), (None, 2), "fitted_coordinates", law),
+        "params": _params(data.get("params"), names, what),
+        "fit_metrics": _metrics(data.get("fit_metrics", {}), what),
+        "objective": _number(data.get("objective", 0.0), f"{what} objective", low=0.0),
+        "fitted_peaks": _peaks(data.get("fitted_peaks"), what),
+        "notes": _notes(data.get("notes", ()), what),
+        "residual_scale": _optional(data.get("residual_scale"), f"{what} residual_scale", 0.0,
+                                    MAX_RESIDUAL_SCALE),  # fmt: skip
+        "covariance": _covariance(data.get("covariance"), len(names), what),
+        "fitted_coordinates": _matrix(data.get("fitted_coordinates"), (None, 2), f"{what} fitted_coordinates"),
+        "law_error_scale": _optional(data.get("law_error_scale"), f"{what} law_error_scale", 1.0,
+                                     MAX_LAW_ERROR_SCALE),  # fmt: skip
     }
-    scale = data.get("law_error_scale")
-    if scale is not None and (not isinstance(scale, (int, float)) or not scale >= 1):
-        raise ValueError(f"a saved {law} fit's law_error_scale must be a number >= 1, got {scale!r}")
-    fields["law_error_scale"] = None if scale is None else float(scale)
-    fields["other_law_fits"] = tuple(decode(other) for other in data.get("other_law_fits", ()))
+    others = data.get("other_law_fits", [])
+    if not isinstance(others, list):
+        raise ValueError(f"{what} other_law_fits must be a list of saved fits, got {type(others).__name__}")
+    fields["other_law_fits"] = tuple(decode(other) for other in others)
     return fields
 
 
-def _matrix(value: Any, shape: tuple[int | None, int], name: str, law: str) -> np.ndarray | None:
+def _number(value: Any, name: str, *, low: float, high: float = math.inf) -> float:
+    """A finite JSON number in [low, high], named when refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r:.80}")
+    if not low <= value <= high:
+        bound = f" and <= {high:g}" if high < math.inf else ""
+        raise ValueError(f"{name} must be a number >= {low:g}{bound}, got {value!r}")
+    return float(value)
+
+
+def _optional(value: Any, name: str, low: float, high: float) -> float | None:
+    return None if value is None else _number(value, name, low=low, high=high)
+
+
+def _params(params: Any, names: tuple[str, ...], what: str) -> dict[str, float]:
+    if not isinstance(params, dict) or sorted(params) != sorted(names):
+        raise ValueError(f"{what} 'params' must name {list(names)}, got {params!r:.200}")
+    low, high = PARAMETER_RANGE
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{what} parameter {k} must be a finite number > 0, got {v!r}")
+        _number(v, f"{what} parameter {k}", low=low, high=high)
+    return {k: float(params[k]) for k in names}
+
+
+def _metrics(metrics: Any, what: str) -> dict[str, dict[str, float]]:
+    """Each run's curve metrics: numbers, or null for one that is not a number (R2 of a flat curve)."""
+    if not isinstance(metrics, dict) or not all(isinstance(m, dict) for m in metrics.values()):
+        raise ValueError(f"{what} fit_metrics must map each run to its metrics, got {metrics!r:.100}")
+    out = {}
+    for run, m in metrics.items():
+        out[str(run)] = {
+            str(k): float("nan") if v is None else _number(v, f"{what} fit_metrics[{run!r}][{k!r}]",
+                                                             low=-math.inf)  # fmt: skip
+            for k, v in m.items()
+        }
+    return out
+
+
+def _peaks(peaks: Any, what: str) -> tuple[float, float] | None:
+    if peaks is None:
+        return None
+    if not isinstance(peaks, list) or len(peaks) != 2:
+        raise ValueError(f"{what} fitted_peaks must be [smallest, largest], got {peaks!r:.80}")
+    low, high = (_number(p, f"{what} fitted_peaks", low=0.0) for p in peaks)
+    if not 0 < low <= high:
+        raise ValueError(f"{what} fitted_peaks must be two rates 0 < smallest <= largest, got {peaks!r}")
+    return low, high
+
+
+def _notes(notes: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ValueError(f"{what} notes must be a list of strings, got {notes!r:.80}")
+    return tuple(notes)
+
+
+def _covariance(value: Any, size: int, what: str) -> np.ndarray | None:
+    """A covariance of the log parameters: symmetric, positive semi-definite, of sensible size."""
+    name = f"{what} covariance"
+    matrix = _matrix(value, (size, size), name)
+    if matrix is None:
+        return None
+    scale = max(float(np.max(np.abs(matrix))), 1e-300)
+    if not np.allclose(matrix, matrix.T, rtol=1e-9, atol=1e-12 * scale):
+        raise ValueError(f"{name} must be symmetric")
+    smallest = float(np.min(np.linalg.eigvalsh(matrix)))
+    if smallest < -1e-9 * scale:
+        raise ValueError(
+            f"{name} must be positive semi-definite (a covariance), but has an eigenvalue {smallest:.3g}"
+        )
+    if float(np.max(np.diag(matrix))) > MAX_LOG_VARIANCE:
+        raise ValueError(
+            f"{name}'s variances must be <= {MAX_LOG_VARIANCE:g} (of a log parameter), got "
+            f"{float(np.max(np.diag(matrix))):.3g}"
+        )
+    return matrix
+
+
+def _matrix(value: Any, shape: tuple[int | None, int], name: str) -> np.ndarray | None:
     if value is None:
         return None
-    array = np.asarray(value, dtype=np.float64)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a matrix of numbers, got {value!r:.80}") from None
     if array.ndim != 2 or any(
         want is not None and got != want for got, want in zip(array.shape, shape, strict=False)
     ):
-        raise ValueError(f"a saved {law} fit's {name} must be a matrix of shape {shape}, got {array.shape}")
+        raise ValueError(f"{name} must be a matrix of shape {shape}, got {array.shape}")
     if not np.isfinite(array).all():
-        raise ValueError(f"a saved {law} fit's {name} must be finite")
+        raise ValueError(f"{name} must be finite")
     return array
 
 
