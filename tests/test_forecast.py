@@ -360,3 +360,105 @@ def test_a_saved_prior_that_is_not_a_fit_is_refused_naming_the_file(tmp_path, ca
     with pytest.raises(SystemExit):
         main(["plan", "--published", "lm-25M", "--prior", str(bad)])
     assert f"--prior {bad}: not a saved LossLawFit" in capsys.readouterr().err
+
+
+# --- never harm the run: a forecast checks everything before it changes anything --------------------
+
+
+def _observed_forecast() -> Forecast:
+    forecast = Forecast(WSDSpec(100_000, warmup_steps=1000, decay_steps=0), peak=3e-4, prior=_prior())
+    forecast.observe([1100, 1200], [3.5, 3.4])
+    return forecast
+
+
+def test_a_log_with_one_bad_value_records_nothing():
+    # before: the points before the NaN were kept, and the call raised
+    forecast = _observed_forecast()
+    with pytest.raises(ValueError, match="loss at step 1400 must be a finite number > 0, got nan"):
+        forecast.observe([1300, 1400, 1500], [3.3, float("nan"), 3.2])
+    with pytest.raises(ValueError, match="the steps of one log must increase"):
+        forecast.observe([1300, 1500, 1400], [3.3, 3.2, 3.1])
+    assert forecast.state_dict() == {"steps": [1100, 1200], "losses": [3.5, 3.4]}
+
+
+@pytest.mark.parametrize(
+    "state, match",
+    [
+        ({"steps": [1100, 1300], "losses": [3.5, -1.0]}, "loss at step 1300 must be a finite number > 0"),
+        ({"steps": [1100, 1300], "losses": [3.5]}, "step and loss must be two numbers or two sequences"),
+        ({"steps": [1300, 1100], "losses": [3.5, 3.4]}, "the steps of one log must increase"),
+        ({"steps": [1100]}, "a Forecast state is a dict of 'steps' and 'losses'"),
+        ([1100], "a Forecast state is a dict"),
+    ],
+)
+def test_a_refused_state_leaves_every_observation(state, match):
+    # before: load_state_dict deleted every observation, then failed
+    forecast = _observed_forecast()
+    with pytest.raises(ValueError, match=match):
+        forecast.load_state_dict(state)
+    assert forecast.state_dict() == {"steps": [1100, 1200], "losses": [3.5, 3.4]}
+
+
+def test_numpy_and_jax_scalars_are_numbers_and_one_value_is_a_list():
+    # before: peak=np.float32(3e-4) was refused, and now(lengths=4000) or shapes="linear" raised
+    # "'int' object is not iterable" or "got 'l'"
+    import jax.numpy as jnp
+
+    trunk = WSDSpec(100_000, warmup_steps=1000, decay_steps=0)
+    for peak in (np.float32(3e-4), jnp.asarray(3e-4), np.float64(3e-4)):
+        assert Forecast(trunk, peak=peak, prior=_prior()).peak == pytest.approx(3e-4, rel=1e-7)
+    forecast = Forecast(trunk, peak=3e-4, prior=_prior())
+    steps = np.arange(1100, 20_001, 100)
+    for step, loss in zip(steps, _prior().predict(trunk, steps, peak=3e-4), strict=True):
+        forecast.observe(np.int64(step), np.float32(loss))
+    one = forecast.now(lengths=4000, shapes="linear", min_ratios=0.1)
+    many = forecast.now(lengths=[4000], shapes=["linear"], min_ratios=[0.1])
+    assert len(one) == 1 and one[0].final_loss == many[0].final_loss
+    assert forecast.plan(24_000, lengths=4000).best_for(24_000).length == 4000
+
+
+def test_a_trunk_still_in_its_warmup_says_so():
+    # before: "warmup_steps (len(lrs) = 2001) must be ... <= 2001, got 2160"
+    forecast = Forecast(WSDSpec(100_000, warmup_steps=2160, decay_steps=0), peak=3e-4, prior=_prior())
+    forecast.observe(list(range(100, 2001, 100)), [4.0] * 20)
+    assert not forecast.ready
+    with pytest.raises(
+        ValueError, match=r"the trunk is still in its warmup \(update 2,000 of 2,160\): nothing"
+    ):
+        forecast.now(lengths=[1000])
+
+
+def test_a_trunk_in_tokens_forecasts_as_the_same_trunk_in_steps():
+    # before: "the planner reads one rate per update; this spec counts tokens" at the first observation
+    ramp = [(0, 256), (2000, 512)]
+    steps_trunk = WSDSpec(50_000, warmup_steps=1000, decay_steps=0)
+    consumed = WSDSpec(100, units="tokens", tokens_per_step=ramp).units_at
+    tokens_trunk = WSDSpec(
+        int(consumed(50_000)),
+        warmup_steps=int(consumed(1000)),
+        decay_steps=0,
+        units="tokens",
+        tokens_per_step=ramp,
+    )
+    steps = np.arange(1100, 20_001, 100)
+    losses = _prior().predict(steps_trunk, steps, peak=3e-4)
+    answers = []
+    for trunk in (steps_trunk, tokens_trunk):
+        forecast = Forecast(trunk, peak=3e-4, prior=_prior())
+        forecast.observe(steps, losses)
+        plan = forecast.plan(budgets=[30_000], lengths=[2000, 6000])
+        answers.append([(c.at_step, c.length, c.final_loss) for c in plan.candidates])
+        assert forecast.end == 50_000
+    assert [a[:2] for a in answers[0]] == [a[:2] for a in answers[1]]
+    assert [a[2] for a in answers[0]] == pytest.approx([a[2] for a in answers[1]], rel=1e-12)
+
+
+def test_fit_loss_law_takes_a_prior_saved_as_a_file(tmp_path):
+    # before: fit_loss_law(runs, prior="fit.json") was refused while Forecast and wsd plan took a path
+    path = tmp_path / "prior.json"
+    path.write_text(_prior().to_json())
+    trunk = _synthetic_trunk(PARAMS, 3e-4, 20_000)
+    from_file, from_fit = _quiet_fit([trunk], prior=str(path)), _quiet_fit([trunk], prior=_prior())
+    assert from_file.params == from_fit.params
+    with pytest.raises(ValueError, match="prior: cannot read the saved fit"):
+        fit_loss_law([trunk], prior=str(tmp_path / "missing.json"))

@@ -174,23 +174,29 @@ def test_the_hf_callback_says_it_needs_its_trainer():
 
 
 def test_the_loss_buffer_averages_micro_batches_and_copies_once():
-    forecast = Forecast(TRUNK, peak=LR, prior=PRIOR)
     buffer = LossBuffer(every=2)
     for step, loss in ((10, 1.0), (10, 3.0), (11, 5.0), (12, torch.tensor(4.0)), (12, torch.tensor(6.0))):
         buffer.add(step, loss)
-    assert buffer.flush_into(forecast) and not buffer.flush_into(forecast)
-    assert forecast.state_dict() == {"steps": [10, 12], "losses": [2.0, 5.0]}
+    assert buffer.flush() == ([10, 12], [2.0, 5.0]) and buffer.flush() == ([], [])
     with pytest.raises(ValueError, match="every"):
         LossBuffer(every=0)
 
 
-def test_a_failing_fit_warns_and_the_run_goes_on():
-    from wsd_plan._forecast import forecast_or_warn
+def test_a_failing_fit_warns_and_the_run_goes_on(monkeypatch):
+    from wsd_plan._watch import ForecastWatcher
 
     forecast = Forecast(TRUNK, peak=LR, prior=PRIOR)
-    forecast.observe(list(range(20, 40)), [1.0] * 20)
-    with pytest.warns(UserWarning, match="wsd_plan forecast at step 39 skipped: .*lengths"):
-        assert forecast_or_warn(forecast, {"lengths": [-5]}, 39) is None
+    watcher = ForecastWatcher(forecast, lengths=[40])
+    watcher.observe(list(range(20, 40)), [1.0] * 20)
+
+    def fails(**kwargs):
+        raise RuntimeError("the fit diverged\nwith a long second line")
+
+    monkeypatch.setattr(forecast, "metrics", fails)
+    with pytest.warns(
+        UserWarning, match=r"at step 39 skipped: the forecast failed \(RuntimeError: the fit diverged\)"
+    ):
+        assert watcher.metrics(39) is None
 
 
 @pytest.mark.parametrize(
@@ -204,8 +210,171 @@ def test_a_failing_fit_warns_and_the_run_goes_on():
     ],
 )
 def test_a_callback_refuses_bad_arguments_when_built_not_hours_later(kwargs, match):
-    from wsd_plan._forecast import checked_request
+    from wsd_plan._watch import checked_request
 
     args = dict(lengths=[100], budgets=[], shapes=["1-sqrt"], min_ratios=[0.0], level=0.9) | kwargs
     with pytest.raises(ValueError, match=match):
         checked_request(Forecast(TRUNK, peak=LR, prior=PRIOR), **args)
+
+
+# --- the callbacks never stop training ----------------------------------------------------------
+
+# the loss a model reports at these updates (its gradient is the true loss's): NaN, inf, 0, negative
+BAD_LOSSES = {30: float("nan"), 41: float("inf"), 57: 0.0, 66: -100.0, 90: float("nan")}
+
+
+def _reported(loss: Any, step: int) -> Any:
+    """``loss`` with its value replaced by ``BAD_LOSSES[step]`` and its gradient kept."""
+    if step not in BAD_LOSSES:
+        return loss
+    return loss + (torch.tensor(BAD_LOSSES[step]) - loss).detach()
+
+
+def _lightning_run(tmp_path: Path, trunk: WSDSpec, steps: int, *, resume: bool = False) -> Any:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from wsd_plan.lightning import ForecastCallback
+
+    data = _data()
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = _Regression()
+
+        def training_step(self, batch, _):
+            return _reported(self.net(batch["x"], batch["y"]), self.trainer.global_step)
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", self.net(batch["x"], batch["y"]))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=LR)
+
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(data, batch_size=16)
+
+        def val_dataloader(self):
+            return torch.utils.data.DataLoader(data[:64], batch_size=64)
+
+    callback = ForecastCallback(Forecast(trunk, peak=LR, prior=PRIOR), lengths=[20], budgets=[100])
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=40, save_top_k=-1)
+    trainer = L.Trainer(
+        max_steps=steps, accelerator="cpu", logger=False, callbacks=[callback, checkpoints],
+        val_check_interval=20, limit_val_batches=1, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ckpt = str(tmp_path / "ckpt" / "epoch=0-step=80.ckpt") if resume else None
+        trainer.fit(Module(), ckpt_path=ckpt)
+    assert trainer.global_step == steps  # every step trained
+    return callback, [str(w.message) for w in caught if "wsd_plan" in str(w.message)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("lightning"), reason="lightning not installed (integrations extra)")
+def test_lightning_trains_every_step_through_bad_losses_a_short_trunk_and_a_resume(tmp_path):
+    # before: the first NaN, inf, 0 or negative loss raised out of trainer.fit at the next validation
+    callback, said = _lightning_run(tmp_path / "a", WSDSpec(120, warmup_steps=WARMUP, decay_steps=0), 160)
+    observed = callback.forecast.state_dict()["steps"]
+    assert not set(BAD_LOSSES) & set(observed) and 29 in observed and 31 in observed
+    assert max(observed) == 119  # the trunk's last update; the run went on past it
+    assert any("the loss at step 30 is nan: skipped" in m for m in said)
+    assert any("step 121 is past the trunk's end (update 120" in m for m in said)
+    assert sum("past the trunk's end" in m for m in said) == 1  # once per kind, not once per step
+    assert callback.logged  # and it forecast what it could
+    # a resume from the checkpoint at step 80: the observations come back with it
+    resumed, _ = _lightning_run(tmp_path / "a", WSDSpec(200, warmup_steps=WARMUP, decay_steps=0), 160,
+                                resume=True)  # fmt: skip
+    steps = resumed.forecast.state_dict()["steps"]
+    assert steps[0] < 80 and max(steps) == 159 and not set(BAD_LOSSES) & set(steps)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("lightning"), reason="lightning not installed (integrations extra)")
+def test_lightning_forecasts_a_trunk_counted_in_tokens(tmp_path):
+    # before: a trunk in tokens was refused at its first observation ("the planner reads one rate per
+    # update"), which ended the run
+    tokens = WSDSpec(10_000 * 16, warmup_steps=WARMUP * 16, decay_steps=0, units="tokens", tokens_per_step=16)
+    callback, _ = _lightning_run(tmp_path, tokens, 120)
+    steps = WSDSpec(10_000, warmup_steps=WARMUP, decay_steps=0)
+    assert callback.forecast.state_dict()["steps"][-1] == 119 and callback.logged
+    same = Forecast(steps, peak=LR, prior=PRIOR)
+    same.load_state_dict(callback.forecast.state_dict())
+    expected = same.metrics(lengths=[20], budgets=[100])
+    assert callback.logged == pytest.approx({k: v for k, v in expected.items()}, rel=1e-9)
+
+
+def _hf_run(tmp_path: Path, trunk: WSDSpec, steps: int, *, resume: bool = False, scheduler: bool = True,
+            save_steps: int = 20) -> tuple[Any, Any, list[str]]:  # fmt: skip
+    from transformers import Trainer, TrainingArguments
+
+    from wsd_plan.transformers import ForecastCallback
+    from wsd_torch import WSDLR
+
+    class Model(_Regression):
+        updates = 0
+
+        def forward(self, x, y):
+            loss = super().forward(x, y)
+            if self.training:
+                loss, self.updates = _reported(loss, self.updates), self.updates + 1
+            return {"loss": loss}
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=steps, per_device_train_batch_size=16, logging_steps=4,
+        eval_strategy="no", save_strategy="steps", save_steps=save_steps, report_to=[], use_cpu=True,
+        learning_rate=LR, disable_tqdm=True, optim="sgd",
+    )  # fmt: skip
+    model = Model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    optimizers = (optimizer, WSDLR(optimizer, spec=trunk)) if scheduler else (None, None)
+    callback = ForecastCallback(Forecast(trunk, peak=LR, prior=PRIOR), lengths=[20], budgets=[100])
+    trainer = Trainer(
+        model=model, args=args, train_dataset=_data(), callbacks=[callback], optimizers=optimizers
+    )
+    callback.set_trainer(trainer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-40") if resume else None)
+    assert trainer.state.global_step == steps  # every step trained
+    return callback, trainer, [str(w.message) for w in caught if "wsd_plan" in str(w.message)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("transformers"), reason="transformers not installed")
+def test_hf_trains_every_step_through_bad_losses_to_the_trunks_end_and_writes_its_last_checkpoint(tmp_path):
+    # before: a bad loss raised at the next log, and with max_steps == the trunk's length the
+    # callback raised at the last step, so the final checkpoint was never written
+    callback, trainer, said = _hf_run(tmp_path, WSDSpec(100, warmup_steps=WARMUP, decay_steps=0), 100)
+    assert (tmp_path / "out" / "checkpoint-100").is_dir()
+    observed = callback.forecast.state_dict()["steps"]
+    logged = {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h}
+    assert observed == [s for s, x in logged.items() if 0 < x < math.inf and s < 100]
+    assert 68 not in observed  # (the window of the -100: the Trainer's NaN filter lets it through)
+    assert any("skipped (a loss to forecast from must be a finite number > 0)" in m for m in said)
+    assert not any("past the trunk" in m for m in said)  # the trunk's last update is its end: no word
+    assert [h["step"] for h in trainer.state.log_history if "forecast/now_20" in h]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("transformers"), reason="transformers not installed")
+def test_hf_keeps_its_observations_across_a_resume(tmp_path):
+    trunk = WSDSpec(1000, warmup_steps=WARMUP, decay_steps=0)
+    first, _, _ = _hf_run(tmp_path, trunk, 60)
+    resumed, _, _ = _hf_run(tmp_path, trunk, 80, resume=True)  # from checkpoint-40
+    before = first.forecast.state_dict()["steps"]
+    assert resumed.forecast.state_dict()["steps"] == [s for s in before if s <= 40] + list(range(44, 81, 4))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("transformers"), reason="transformers not installed")
+def test_hf_warns_once_when_the_trainers_rate_is_not_the_trunks(tmp_path):
+    # before: the Trainer's own linear decay from 5e-5 ran while the forecast assumed the trunk
+    trunk = WSDSpec(1000, warmup_steps=WARMUP, decay_steps=0)
+    _, _, said = _hf_run(tmp_path, trunk, 40, scheduler=False)
+    assert sum("the learning rate logged at step 4 is" in m for m in said) == 1
+    _, _, said = _hf_run(tmp_path / "b", trunk, 40)
+    assert not any("learning rate logged" in m for m in said)

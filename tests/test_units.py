@@ -282,11 +282,16 @@ def test_the_save_plan_counts_updates_for_a_spec_in_tokens():
         SavePlan.for_spec(spec)
 
 
-def test_the_planner_refuses_a_spec_in_tokens_and_says_what_to_give():
+def test_the_planner_reads_a_spec_in_tokens_through_its_clock_and_refuses_one_without():
+    # before: every spec in tokens was refused ("the planner reads one rate per update"), so a
+    # Forecast of a trunk counted in tokens failed at its first observation
     pytest.importorskip("scipy")
     from wsd_plan._runs import learning_rates
 
-    with pytest.raises(ValueError, match="the planner reads one rate per update; this spec counts tokens"):
+    spec = WSDSpec(**FIELDS, tokens_per_step=RAMP)
+    rates = learning_rates(spec, STEPS, peak=1e-3)
+    assert rates.tolist() == [1e-3 * spec.multiplier(s) for s in range(STEPS)]
+    with pytest.raises(ValueError, match=r"counts tokens .* has no clock; give it tokens_per_step="):
         learning_rates(WSDSpec(**FIELDS), 100, peak=1e-3)
 
 

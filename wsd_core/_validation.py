@@ -29,9 +29,30 @@ def is_bool(value: Any) -> bool:
     return isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"
 
 
+def as_scalar(value: Any) -> Any:
+    """A 0-d array (numpy, jax, torch: anything with ``shape == ()`` and a numeric ``dtype``) as the
+    Python number it holds, so that ``np.float32(3e-4)`` and ``jnp.asarray(3e-4)`` are numbers like
+    ``3e-4``; anything else unchanged. (Reading a device scalar copies it to the host.)"""
+    if isinstance(value, (int, float, complex)) or getattr(value, "shape", None) != ():
+        return value
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if kind is None:  # torch's dtype has no kind: its is_floating_point / is_complex say it
+        dtype = getattr(value, "dtype", None)
+        floating = getattr(dtype, "is_floating_point", None)
+        kind = None if floating is None else ("f" if floating else "i")
+    if kind in ("i", "u", "f", "b") and hasattr(value, "item"):
+        try:
+            return value.item()
+        except Exception:  # a traced jax value has no number yet: refused as what it is
+            return value
+    return value
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """Returns ``value`` as ``int`` (numpy integers included); bools, floats and other types raise
-    ``TypeError``, an int outside [minimum, maximum] ``ValueError``. Both messages state the range."""
+    """Returns ``value`` as ``int`` (numpy integers and 0-d integer arrays included); bools, floats
+    and other types raise ``TypeError``, an int outside [minimum, maximum] ``ValueError``. Both
+    messages state the range."""
+    value = as_scalar(value)
     low = "" if minimum is None else f" >= {minimum}"
     high = "" if maximum is None else (" <= 2**63 - 1" if maximum == MAX_STEP else f" <= {maximum}")
     valid = f"an int{low}{' and' if low and high else ''}{high}"
@@ -57,8 +78,9 @@ def check_steps(name: str, value: Any, *, minimum: int = 0) -> int:
 
 
 def check_real(name: str, value: Any, *, minimum: float | None = None, positive: bool = False) -> float:
-    """Returns ``value`` as a finite ``float`` (>= ``minimum`` if given, > 0 if ``positive``); bools
-    and non-numbers raise ``TypeError``."""
+    """Returns ``value`` as a finite ``float`` (>= ``minimum`` if given, > 0 if ``positive``); numpy
+    and jax scalars are numbers; bools and non-numbers raise ``TypeError``."""
+    value = as_scalar(value)
     if is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
     try:
@@ -99,6 +121,15 @@ def is_sequence(value: Any) -> bool:
     """Whether ``value`` is a collection of items to check one by one: iterable, and not a string,
     bytes or a mapping (whose iteration gives characters or keys)."""
     return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+
+
+def as_list(value: Any) -> list[Any]:
+    """The items of a sequence (a list, a tuple, a 1-d array) as a list; one value (a number, a numpy
+    or jax scalar, a string) as a list of it: ``lengths=4000`` means ``lengths=[4000]``, and
+    ``shapes="linear"`` means ``["linear"]``, not its letters."""
+    if getattr(value, "shape", None) == () or not is_sequence(value):
+        return [value]
+    return list(value)
 
 
 def check_strictly_increasing(name: str, values: Sequence[int], item: Callable[[int], str]) -> None:

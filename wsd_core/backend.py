@@ -38,6 +38,8 @@ from wsd_core._spec_change import check_saved_spec as check_saved_spec
 from wsd_core._units import TokenRamp as TokenRamp
 from wsd_core._units import units_at as units_at
 from wsd_core._validation import MAX_STEP as MAX_STEP
+from wsd_core._validation import as_list as as_list
+from wsd_core._validation import as_scalar as as_scalar
 from wsd_core._validation import check_bool as check_bool
 from wsd_core._validation import check_choice as check_choice
 from wsd_core._validation import check_int as check_int
@@ -55,6 +57,8 @@ __all__ = [
     "Resolved",
     "TokenRamp",
     "array_clock",
+    "as_list",
+    "as_scalar",
     "check_absolute",
     "check_bool",
     "check_choice",

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from wsd_plan._runs import LossRun as LossRun
     from wsd_plan._runs import branch_rates as branch_rates
     from wsd_plan._runs import learning_rates as learning_rates
+    from wsd_plan._watch import ForecastWatcher as ForecastWatcher
 
 _HOMES = {
     "LossLawFit": "_fit",
@@ -65,6 +66,7 @@ _HOMES = {
     "LossRun": "_runs",
     "branch_rates": "_runs",
     "learning_rates": "_runs",
+    "ForecastWatcher": "_watch",
 }
 
 
@@ -82,6 +84,7 @@ __all__ = [
     "CooldownCandidate",
     "CooldownPlan",
     "Forecast",
+    "ForecastWatcher",
     "LogError",
     "LossLawFit",
     "LossRun",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,7 @@ def _fit_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             v.check_real("--peak", args.peak, positive=True)
         lines = run_fit(args)
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as e:
-        parser.exit(2, f"wsd fit: error: {e}\n")
+        parser.exit(2, f"wsd fit: error: {in_cli_terms(str(e))}\n")
     print("\n".join(lines))
     return 0
 
@@ -168,9 +169,33 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _check_usage(args)
         _, lines = run_plan(args)
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as e:  # a LogError is a ValueError
-        parser.exit(2, f"wsd plan: error: {e}\n")
+        parser.exit(2, f"wsd plan: error: {in_cli_terms(str(e))}\n")
     print("\n".join(lines))
     return 0
+
+
+# The library's errors name its keywords (``prior=``, ``law='annealing'``); the command says the flags
+# a user types instead: any ``keyword=value`` of a keyword that is a flag, then whole phrases.
+_FLAGS = {"law": "--law", "prior": "--prior", "peak": "--peak", "warmup_steps": "--warmup-steps",
+          "lengths": "--lengths", "budgets": "--budgets", "at_steps": "--at", "shapes": "--shapes",
+          "min_ratios": "--min-ratios", "level": "--level"}  # fmt: skip
+_KEYWORD = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(?:'([^']*)'|(?=\s|$|[),;]))")
+_PHRASES = (
+    ("give a prior (fit_loss_law(..., prior=an earlier fit))",
+     "give --prior FIT.json (an earlier fit, saved by wsd fit --save)"),
+    ("fit --law", "--law"),
+    ("or give a prior of the", "or give a --prior of the"),
+)  # fmt: skip
+
+
+def in_cli_terms(message: str) -> str:
+    """An error of the library, said with the command's flags instead of Python keywords."""
+    message = _KEYWORD.sub(lambda m: _FLAGS[m.group(1)] + (f" {m.group(2)}" if m.group(2) else ""), message)
+    for api, cli in _PHRASES:
+        message = message.replace(api, cli)
+    if message.startswith("prior is a "):  # check_prior names its argument first
+        message = "--prior is a " + message[len("prior is a ") :]
+    return message
 
 
 def _check_usage(args: argparse.Namespace) -> None:

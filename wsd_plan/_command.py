@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_plan._fit import LossLawFit, fit_loss_law
+from wsd_plan._fit import LossLawFit, fit_loss_law, load_prior
 from wsd_plan._laws import LAWS
 from wsd_plan._loading import load_run, read_schedule
 from wsd_plan._logs import LogError
@@ -90,14 +90,7 @@ def read_prior(path: str | None) -> LossLawFit | None:
     if path is None:
         return None
     with stage(f"reading the prior {path}"):
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise OSError(f"--prior: cannot read {path!r}: {e.strerror or e}") from None
-        try:
-            return LossLawFit.from_json(text)
-        except ValueError as e:
-            raise ValueError(f"--prior {path}: {e}") from None
+        return load_prior(path, name="--prior")
 
 
 def run_fit(args: argparse.Namespace) -> list[str]:

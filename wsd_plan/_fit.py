@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -407,7 +408,7 @@ def fit_loss_law(
     law: str = "multi-power",
     *,
     iterations: int = ITERATIONS,
-    prior: LossLawFit | None = None,
+    prior: LossLawFit | str | os.PathLike | None = None,
     start: LossLawFit | None = None,
 ) -> LossLawFit:
     """Fits ``law`` to the logged losses of ``runs``.
@@ -418,11 +419,11 @@ def fit_loss_law(
         ``prior``); both laws need points logged at the peak rate.
       law: ``"multi-power"`` (seven parameters) or ``"annealing"`` (four).
       iterations: the most Levenberg-Marquardt iterations per start (each solves a 7x7 system).
-      prior: an earlier fit (of other runs: another peak, model size or dataset; e.g. one saved with
-        ``to_json``) whose drop term, widened by how far it moves between models, stands in for what
-        ``runs`` do not determine: with one, ``runs`` may be a trunk alone, a run with no LR drop yet
-        (``wsd_plan._transfer`` says what carries over and how sure it is). Its law, or its fit of
-        ``law`` among ``other_law_fits``, is used.
+      prior: an earlier fit (of other runs: another peak, model size or dataset), or the path of one
+        saved with ``to_json`` (``wsd fit --save``), whose drop term, widened by how far it moves
+        between models, stands in for what ``runs`` do not determine: with one, ``runs`` may be a
+        trunk alone, a run with no LR drop yet (``wsd_plan._transfer`` says what carries over and
+        how sure it is). Its law, or its fit of ``law`` among ``other_law_fits``, is used.
       start: a fit of ``law`` to start the solver from instead of its grid of starting points: the
         previous fit of a log that has grown since (``Forecast`` refits so), a few iterations from
         the new optimum. (The solver only ever lowers the objective, so a start cannot diverge.)
@@ -441,7 +442,7 @@ def fit_loss_law(
     """
     spec = LAWS[check_choice("law", law, LAWS)]
     iterations = check_int("iterations", iterations, minimum=1)
-    given = None if prior is None else check_prior(prior, law)
+    given = None if prior is None else check_prior(load_prior(prior), law)
     runs = _fittable_runs(runs, spec, prior=given is not None)
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
     data = pack(host, [r.losses for r in runs])
@@ -479,6 +480,30 @@ def fit_loss_law(
 
 def _prior_of(spec: Law, fit: LossLawFit, peak: float, noise: float) -> tuple[Prior, np.ndarray]:
     return prior_for(spec, fit.params, fit.covariance, fit.fitted_peaks, peak=peak, noise=noise)
+
+
+def load_prior(prior: Any, name: str = "prior") -> LossLawFit | None:
+    """A prior as every entry point takes it (``fit_loss_law``, ``Forecast``, ``wsd plan --prior``): a
+    ``LossLawFit``, the path of one saved with ``LossLawFit.to_json`` (``wsd fit --save``), or None.
+    A file that cannot be read, or is not a saved fit, is refused naming ``name`` and the path."""
+    if prior is None or isinstance(prior, LossLawFit):
+        return prior
+    if not isinstance(prior, (str, os.PathLike)):
+        raise TypeError(
+            f"{name} must be a LossLawFit, the path of one saved with to_json, or None; got "
+            f"{type(prior).__name__}"
+        )
+    path = os.fspath(prior)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ValueError(f"{name}: cannot read the saved fit {path!r}: {reason}") from None
+    try:
+        return LossLawFit.from_json(text)
+    except ValueError as e:
+        raise ValueError(f"{name} {path}: {e}") from None
 
 
 def check_prior(prior: object, law: str) -> LossLawFit:

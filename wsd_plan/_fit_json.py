@@ -49,8 +49,8 @@ def loads(text: str) -> dict[str, Any]:
     """A saved fit's fields, checked: each mistake is named with what is valid."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not a saved LossLawFit: the text is not JSON ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"not a saved LossLawFit: the text is not JSON ({type(e).__name__}: {e})") from None
     return decode(data)
 
 
@@ -66,6 +66,11 @@ MAX_LOG_VARIANCE = 1e4  # of a log parameter: a standard deviation of 100 in log
 
 def decode(data: Any) -> dict[str, Any]:
     """A saved fit's fields from its JSON object, every value checked and named when refused."""
+    if isinstance(data, dict) and "format" not in data and "total_steps" in data:
+        raise ValueError(
+            "not a saved LossLawFit: this is a schedule (a WSDSpec's fields); a saved fit is what "
+            "LossLawFit.to_json or wsd fit --save writes"
+        )
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"not a saved LossLawFit: 'format' must be {FORMAT!r}, got {_get(data, 'format')!r}")
     if data.get("version") != VERSION:
@@ -84,12 +89,16 @@ def decode(data: Any) -> dict[str, Any]:
         "objective": _number(data.get("objective", 0.0), f"{what} objective", low=0.0),
         "fitted_peaks": _peaks(data.get("fitted_peaks"), what),
         "notes": _notes(data.get("notes", ()), what),
-        "residual_scale": _optional(data.get("residual_scale"), f"{what} residual_scale", 0.0,
-                                    MAX_RESIDUAL_SCALE),  # fmt: skip
+        "residual_scale": _optional(
+            data.get("residual_scale"), f"{what} residual_scale", 0.0, MAX_RESIDUAL_SCALE
+        ),
         "covariance": _covariance(data.get("covariance"), len(names), what),
-        "fitted_coordinates": _matrix(data.get("fitted_coordinates"), (None, 2), f"{what} fitted_coordinates"),
-        "law_error_scale": _optional(data.get("law_error_scale"), f"{what} law_error_scale", 1.0,
-                                     MAX_LAW_ERROR_SCALE),  # fmt: skip
+        "fitted_coordinates": _matrix(
+            data.get("fitted_coordinates"), (None, 2), f"{what} fitted_coordinates"
+        ),
+        "law_error_scale": _optional(
+            data.get("law_error_scale"), f"{what} law_error_scale", 1.0, MAX_LAW_ERROR_SCALE
+        ),
     }
     others = data.get("other_law_fits", [])
     if not isinstance(others, list):
@@ -130,8 +139,9 @@ def _metrics(metrics: Any, what: str) -> dict[str, dict[str, float]]:
     out = {}
     for run, m in metrics.items():
         out[str(run)] = {
-            str(k): float("nan") if v is None else _number(v, f"{what} fit_metrics[{run!r}][{k!r}]",
-                                                             low=-math.inf)  # fmt: skip
+            str(k): float("nan")
+            if v is None
+            else _number(v, f"{what} fit_metrics[{run!r}][{k!r}]", low=-math.inf)
             for k, v in m.items()
         }
     return out

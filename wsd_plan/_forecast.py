@@ -13,22 +13,22 @@ Framework-free: the Lightning and Hugging Face callbacks (``wsd_plan.lightning``
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 
-from wsd_core import DECAY_SHAPES, WSDSpec
-from wsd_core.backend import check_choice, check_int, check_ratio
-from wsd_plan._fit import LossLawFit, fit_loss_law
+from wsd_core import WSDSpec
+from wsd_core.backend import as_list, as_scalar, check_choice, check_int, require_clock
+from wsd_plan._fit import LossLawFit, fit_loss_law, load_prior
 from wsd_plan._laws import LAWS
 from wsd_plan._least_squares import MIN_POINTS
 from wsd_plan._plan import CooldownCandidate, CooldownPlan, plan_cooldown
-from wsd_plan._runs import LossRun, learning_rates, resolve_warmup
-from wsd_plan._uncertainty import check_level
+from wsd_plan._runs import LossRun, learning_rates, schedule_end
 
 
 class Forecast:
@@ -58,18 +58,23 @@ class Forecast:
     """
 
     def __init__(
-        self, trunk: WSDSpec, *, peak: float, prior: LossLawFit | str | os.PathLike | None = None,
+        self, trunk: WSDSpec, *, peak: SupportsFloat, prior: LossLawFit | str | os.PathLike | None = None,
         law: str = "multi-power",
     ) -> None:  # fmt: skip
         if not isinstance(trunk, WSDSpec):
             raise TypeError(f"trunk must be a WSDSpec (the run's schedule), got {type(trunk).__name__}")
+        require_clock(trunk, where="Forecast")  # a trunk in tokens is read through its clock
+        peak = as_scalar(peak)  # a numpy or jax scalar is a number
         if isinstance(peak, bool) or not isinstance(peak, (int, float)) or not 0 < peak < math.inf:
             raise ValueError(
                 f"peak must be the trunk's stable learning rate, a finite number > 0, got {peak!r}"
             )
         self.trunk, self.peak = trunk, float(peak)
         self.law = check_choice("law", law, LAWS)
-        self.prior = _load_prior(prior)
+        self.prior = load_prior(prior)
+        end = schedule_end(trunk)
+        assert end is not None  # (require_clock: a trunk in tokens has its clock)
+        self.end: int = end  # the update at which the trunk ends: nothing to observe past it
         self._steps: list[int] = []
         self._losses: list[float] = []
         self._fit: LossLawFit | None = None
@@ -78,42 +83,55 @@ class Forecast:
 
     def observe(self, step: Any, loss: Any) -> None:
         """Records the loss logged at ``step`` (the number of updates done), or a log at once
-        (``step`` and ``loss`` two sequences of one length).
+        (``step`` and ``loss`` two sequences of one length). A numpy or jax scalar is a number.
 
         Steps must increase. A step at or before the last observed one means the run restarted from
         a checkpoint: the observations from that step on are replaced (a resumed log's later values
-        are the ones to keep), with a warning naming how many.
+        are the ones to keep), with a warning naming how many. Every step and loss is checked before
+        any is recorded: a log with one bad value records nothing.
         """
-        steps, losses = np.atleast_1d(np.asarray(step)), np.atleast_1d(np.asarray(loss, dtype=np.float64))
-        if steps.ndim != 1 or steps.shape != losses.shape:
-            raise ValueError(
-                f"step and loss must be two numbers or two sequences of one length, got shapes "
-                f"{steps.shape} and {losses.shape}"
-            )
-        for s, value in zip(steps.tolist(), losses.tolist(), strict=True):
-            self._observe_one(s, value)
+        steps, losses = self._checked(step, loss)
+        for s, value in zip(steps, losses, strict=True):
+            self._record(s, value)
 
-    def _observe_one(self, step: Any, loss: float) -> None:
-        step = check_int("step", step, minimum=0)
-        if not math.isfinite(loss) or loss <= 0:
-            raise ValueError(f"loss at step {step} must be a finite number > 0, got {loss!r}")
-        if step >= self.trunk.total_steps:
+    def _checked(self, step: Any, loss: Any) -> tuple[list[int], list[float]]:
+        """``observe``'s arguments checked in full: update counts before the trunk's end, in increasing
+        order within one call, with finite losses > 0."""
+        steps = [check_int("step", s, minimum=0) for s in as_list(step)]
+        losses = [as_scalar(x) for x in as_list(loss)]
+        if len(steps) != len(losses):
             raise ValueError(
-                f"step {step} is past the trunk's end (trunk.total_steps = {self.trunk.total_steps}): "
-                "give the Forecast the trunk it trains with"
+                f"step and loss must be two numbers or two sequences of one length, got {len(steps)} "
+                f"step(s) and {len(losses)} loss(es)"
             )
+        for s, value in zip(steps, losses, strict=True):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"loss at step {s} must be a finite number > 0, got {value!r}")
+            if s >= self.end:
+                total = f"trunk.total_steps = {self.trunk.total_steps}"
+                if self.trunk.units != "steps" or self.trunk.start_step:
+                    total += f" {self.trunk.units}, from {self.trunk.start_step}: update {self.end}"
+                raise ValueError(
+                    f"step {s} is {'at' if s == self.end else 'past'} the trunk's end ({total}): there is "
+                    "no cooldown to forecast from it; give the Forecast the trunk it trains with"
+                )
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError(f"the steps of one log must increase, got {steps[:8]}...")
+        return steps, [float(x) for x in losses]
+
+    def _record(self, step: int, loss: float) -> None:
         if self._steps and step <= self._steps[-1]:
             keep = int(np.searchsorted(self._steps, step))
             warnings.warn(
                 f"step {step} was observed before (the run resumed from a checkpoint?): the "
                 f"{len(self._steps) - keep} observation(s) from step {step} on are replaced",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             del self._steps[keep:], self._losses[keep:]
             self._fit, self._fitted_points, self._full_refit_points = None, 0, 0
         self._steps.append(step)
-        self._losses.append(float(loss))
+        self._losses.append(loss)
 
     @property
     def last_step(self) -> int:
@@ -123,21 +141,27 @@ class Forecast:
         return self._steps[-1]
 
     @property
+    def warmup_end(self) -> int:
+        """The update at which the trunk's warmup ends: losses before it are not fitted."""
+        return self.trunk.step_reaching(self.trunk.start_step + self.trunk.warmup_steps)
+
+    @property
     def ready(self) -> bool:
         """Whether enough losses are observed after the warmup to fit (as many as the law has
         parameters): the callbacks log nothing before."""
-        if not self._steps:
-            return False
-        rates = learning_rates(self.trunk, self.last_step + 1, peak=self.peak)
-        warmup = resolve_warmup(self.trunk, rates, None)
+        warmup = self.warmup_end
         return sum(s >= warmup for s in self._steps) >= max(len(LAWS[self.law].parameters), 3)
 
     def run(self) -> LossRun:
         """The observations so far as a ``LossRun`` (rates from the trunk)."""
         last = self.last_step
+        if last < self.warmup_end:
+            raise ValueError(
+                f"the trunk is still in its warmup (update {last:,} of {self.warmup_end:,}): nothing to "
+                "forecast yet"
+            )
         rates = learning_rates(self.trunk, last + 1, peak=self.peak)
-        warmup = resolve_warmup(self.trunk, rates, None)
-        return LossRun(rates, np.asarray(self._steps), np.asarray(self._losses), warmup, "trunk")
+        return LossRun(rates, np.asarray(self._steps), np.asarray(self._losses), self.warmup_end, "trunk")
 
     def _fitted_run(self) -> LossRun:
         """``run()`` thinned to at most ``MIN_POINTS`` points after the warmup, evenly spread over the
@@ -170,8 +194,8 @@ class Forecast:
         return self._fit
 
     def now(
-        self, lengths: Iterable[int], *, shapes: Iterable[str] = ("1-sqrt",),
-        min_ratios: Iterable[float] = (0.0,), level: float = 0.9,
+        self, lengths: Iterable[int] | int, *, shapes: Iterable[str] | str = ("1-sqrt",),
+        min_ratios: Iterable[float] | float = (0.0,), level: float = 0.9,
     ) -> tuple[CooldownCandidate, ...]:  # fmt: skip
         """Cooling down from the last observed step: each cooldown of ``lengths`` x ``shapes`` x
         ``min_ratios``, with its predicted final loss and interval at ``level``, by length then best
@@ -181,8 +205,9 @@ class Forecast:
         return tuple(sorted(plan.candidates, key=lambda c: (c.length, c.final_loss)))
 
     def plan(
-        self, budgets: Iterable[int] | None = None, *, at_steps: Iterable[int] | None = None,
-        lengths: Iterable[int], shapes: Iterable[str] = ("1-sqrt",), min_ratios: Iterable[float] = (0.0,),
+        self, budgets: Iterable[int] | int | None = None, *, at_steps: Iterable[int] | int | None = None,
+        lengths: Iterable[int] | int, shapes: Iterable[str] | str = ("1-sqrt",),
+        min_ratios: Iterable[float] | float = (0.0,),
         level: float = 0.9,
     ) -> CooldownPlan:  # fmt: skip
         """The best cooldown of each budget off this trunk, as ``plan_cooldown`` ranks them with the
@@ -191,22 +216,23 @@ class Forecast:
                              shapes=shapes, min_ratios=min_ratios, peak=self.peak, level=level)  # fmt: skip
 
     def metrics(
-        self, *, lengths: Iterable[int], budgets: Iterable[int] = (), shapes: Iterable[str] = ("1-sqrt",),
-        min_ratios: Iterable[float] = (0.0,), level: float = 0.9, prefix: str = "forecast/",
+        self, *, lengths: Iterable[int] | int, budgets: Iterable[int] | int = (),
+        shapes: Iterable[str] | str = ("1-sqrt",), min_ratios: Iterable[float] | float = (0.0,),
+        level: float = 0.9, prefix: str = "forecast/",
     ) -> dict[str, float]:  # fmt: skip
         """What the callbacks log, as scalars by name: for each of ``lengths``, the best cooldown of
         that length from the last observed step (``now_<length>``, with ``_low`` and ``_high``, its
         interval at ``level``); for each of ``budgets`` not yet passed, its best cooldown's
         predicted final loss, branch step and length (``best_<budget>``, ``_branch``, ``_length``;
         a branch step already passed needs a checkpoint kept there)."""
-        lengths, shapes, min_ratios = list(lengths), list(shapes), list(min_ratios)
+        lengths, shapes, min_ratios = as_list(lengths), as_list(shapes), as_list(min_ratios)
         out: dict[str, float] = {}
         now = self.now(lengths=lengths, shapes=shapes, min_ratios=min_ratios, level=level)
         for length in lengths:
             best = min((c for c in now if c.length == length), key=lambda c: c.final_loss)
             out.update({f"{prefix}now_{length}": best.final_loss, f"{prefix}now_{length}_low": best.low,
                         f"{prefix}now_{length}_high": best.high})  # fmt: skip
-        ahead = [b for b in budgets if b > self.last_step]
+        ahead = [b for b in as_list(budgets) if b > self.last_step]
         if ahead:
             plan = self.plan(ahead, lengths=lengths, shapes=shapes, min_ratios=min_ratios, level=level)
             for budget in ahead:
@@ -220,51 +246,12 @@ class Forecast:
         """The observations, to save with a checkpoint (``load_state_dict`` restores them)."""
         return {"steps": list(self._steps), "losses": list(self._losses)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Replaces the observations with those of ``state_dict()`` (checked as ``observe`` checks)."""
-        self._steps, self._losses = [], []
+    def load_state_dict(self, state: Any) -> None:
+        """Replaces the observations with those of ``state_dict()``, checked in full first (as
+        ``observe`` checks): a state that is refused leaves the observations as they were."""
+        if not isinstance(state, dict) or sorted(state) != ["losses", "steps"]:
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"a Forecast state is a dict of 'steps' and 'losses', got {found}")
+        steps, losses = self._checked(state["steps"], state["losses"])
+        self._steps, self._losses = steps, losses
         self._fit, self._fitted_points, self._full_refit_points = None, 0, 0
-        self.observe(state["steps"], state["losses"])
-
-
-def checked_request(
-    forecast: Any, lengths: Iterable[int], budgets: Iterable[int], shapes: Iterable[str],
-    min_ratios: Iterable[float], level: float,
-) -> dict[str, Any]:  # fmt: skip
-    """A callback's arguments, checked when it is built (not at its first evaluation, hours into a
-    run), as ``Forecast.metrics`` takes them."""
-    if not isinstance(forecast, Forecast):
-        raise TypeError(f"forecast must be a wsd_plan.Forecast, got {type(forecast).__name__}")
-    request = dict(lengths=[check_int("lengths", n, minimum=1) for n in lengths],
-                   budgets=[check_int("budgets", n, minimum=1) for n in budgets],
-                   shapes=[check_choice("shapes", x, DECAY_SHAPES) for x in shapes],
-                   min_ratios=[check_ratio("min_ratios", r) for r in min_ratios],
-                   level=check_level(level))  # fmt: skip
-    for name in ("lengths", "shapes", "min_ratios"):
-        if not request[name]:
-            raise ValueError(f"{name} must name at least one value, got none")
-    return request
-
-
-def forecast_or_warn(forecast: Forecast, request: dict[str, Any], step: int) -> dict[str, float] | None:
-    """``forecast.metrics(**request)``, or None with a warning where the fit fails: a training run's
-    monitor must not end the run it monitors."""
-    try:
-        return forecast.metrics(**request)
-    except (ValueError, RuntimeError) as e:
-        warnings.warn(f"wsd_plan forecast at step {step} skipped: {e}", UserWarning, stacklevel=2)
-        return None
-
-
-def _load_prior(prior: Any) -> LossLawFit | None:
-    if prior is None or isinstance(prior, LossLawFit):
-        return prior
-    if isinstance(prior, (str, os.PathLike)):
-        try:
-            with open(prior, encoding="utf-8") as f:
-                return LossLawFit.from_json(f.read())
-        except OSError as e:
-            raise ValueError(f"prior: cannot read the saved fit {os.fspath(prior)!r}: {e}") from None
-    raise TypeError(
-        f"prior must be a LossLawFit, the path of one saved with to_json, or None; got {type(prior).__name__}"
-    )

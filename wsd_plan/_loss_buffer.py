@@ -2,7 +2,7 @@
 
 A callback sees each step's loss as a tensor on the accelerator; turning it into a float there
 (``.item()``) would make every step wait for the device. The buffer keeps the detached tensors and
-copies them all to the host in one transfer when a forecast is asked for (``flush_into``). Losses of
+copies them all to the host in one transfer when a forecast is asked for (``flush``). Losses of
 one step (gradient accumulation's micro-batches) are averaged into one observation.
 """
 
@@ -39,15 +39,15 @@ class LossBuffer:
         self._losses.append(loss)
         self._counts.append(1)
 
-    def flush_into(self, forecast: Any) -> bool:
-        """Observes every kept loss (one device-to-host copy) and empties the buffer; whether any was."""
-        if not self._steps:
-            return False
-        values = _to_floats(self._losses)
-        means = [v / n for v, n in zip(values, self._counts, strict=True)]
-        forecast.observe(self._steps, means)
+    def flush(self) -> tuple[list[int], list[float]]:
+        """Every kept step and its mean loss as floats (one device-to-host copy), emptying the buffer;
+        the buffer is emptied even if the copy fails (a loss that cannot be read is not kept forever)."""
+        steps, losses, counts = self._steps, self._losses, self._counts
         self._steps, self._losses, self._counts = [], [], []
-        return True
+        if not steps:
+            return [], []
+        values = _to_floats(losses)
+        return steps, [value / n for value, n in zip(values, counts, strict=True)]
 
 
 def _to_floats(losses: list[Any]) -> list[float]:

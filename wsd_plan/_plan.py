@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from wsd_core import DECAY_SHAPES, WSDSpec
-from wsd_core.backend import check_choice, check_ratio, check_steps
+from wsd_core.backend import as_list, check_choice, check_ratio, check_steps
 from wsd_plan._fit import LossLawFit
 from wsd_plan._predictions import Predictions
-from wsd_plan._runs import branch_rates, trunk_schedule
+from wsd_plan._runs import branch_in_updates, branch_rates, check_update_count, schedule_end, trunk_schedule
 from wsd_plan._uncertainty import check_level
 
 CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
@@ -190,11 +190,11 @@ def plan_cooldown(
     fit: LossLawFit,
     trunk: Any,
     *,
-    budgets: Iterable[int] | None = None,
-    at_steps: Iterable[int] | None = None,
-    lengths: Iterable[int],
-    shapes: Iterable[str] = ("1-sqrt",),
-    min_ratios: Iterable[float] = (0.0,),
+    budgets: Iterable[int] | int | None = None,
+    at_steps: Iterable[int] | int | None = None,
+    lengths: Iterable[int] | int,
+    shapes: Iterable[str] | str = ("1-sqrt",),
+    min_ratios: Iterable[float] | float = (0.0,),
     peak: float | None = None,
     warmup_steps: int | None = None,
     level: float = 0.9,
@@ -298,16 +298,16 @@ class _Request:
                 "give budgets= (runs of that many updates: the branch is at budget - length) or at_steps= "
                 f"(branch off these checkpoints): exactly one of them, got {given}"
             )
-        lens = [check_steps("lengths", n, minimum=1) for n in lengths]
+        lens = [check_steps("lengths", n, minimum=1) for n in as_list(lengths)]
         if budgets is not None:
-            ends = [check_steps("budgets", b, minimum=1) for b in budgets]
+            ends = [check_steps("budgets", b, minimum=1) for b in as_list(budgets)]
             asked = ("budgets", ends)
             pairs = [(b - n, n) for b in ends for n in lens if b - n >= 0]
         else:
-            ats = [check_steps("at_steps", a) for a in at_steps]
+            ats = [check_steps("at_steps", a) for a in as_list(at_steps)]
             asked, pairs = ("at_steps", ats), [(a, n) for a in ats for n in lens]
-        request = cls(pairs, lens, [check_choice("shapes", x, DECAY_SHAPES) for x in shapes],
-                      [check_ratio("min_ratios", r) for r in min_ratios],
+        request = cls(pairs, lens, [check_choice("shapes", x, DECAY_SHAPES) for x in as_list(shapes)],
+                      [check_ratio("min_ratios", r) for r in as_list(min_ratios)],
                       ends if budgets is not None else None)  # fmt: skip
         for name, values in (
             asked,
@@ -346,22 +346,13 @@ class _Request:
         return pairs
 
 
-# A plan's runs are counted in optimizer updates; a billion updates is far beyond any run the laws
-# were fit on, and the number a user who means tokens gives (3e9 tokens is a small run).
-MAX_PLAN_UPDATES = 10**9
 BYTES_PER_UPDATE = 40  # the trunk's and a branch's rates, the cumulative sums and a step index
 
 
 def check_plan_size(last_update: int, what: str = "budgets") -> None:
     """Refuses, before anything is allocated, a plan whose runs are counted in the billions (tokens
     given where updates are meant) or whose rate arrays would not fit in the memory available."""
-    if last_update > MAX_PLAN_UPDATES:
-        raise ValueError(
-            f"{what} reach update {last_update:,}: over {MAX_PLAN_UPDATES:,} optimizer updates, probably "
-            "tokens or samples given where updates are meant. Plans count updates: divide by the tokens "
-            "per update (a spec counted in tokens has its clock, WSDSpec(units='tokens', "
-            "tokens_per_step=...), whose step_reaching(tokens) is the update)"
-        )
+    check_update_count(last_update, what)
     need, available = BYTES_PER_UPDATE * last_update, _available_memory()
     if available is not None and need > available:
         raise ValueError(
@@ -400,19 +391,18 @@ def _branches(
     # A rate trunk gets a stand-in spec that is stable everywhere: branch_cooldown then checks only
     # the step (the rates themselves are checked here).
     last_branch = max(max(a for a, _ in pairs), 1)
-    if (
-        isinstance(trunk, WSDSpec) and last_branch > trunk.end_step
-    ):  # (inside its decay: branch_cooldown says)
-        late = sorted({a for a, _ in pairs if a > trunk.end_step})
+    end = schedule_end(trunk) if isinstance(trunk, WSDSpec) else None
+    if end is not None and last_branch > end:  # (inside its decay: branch_cooldown says)
+        late = sorted({a for a, _ in pairs if a > end})
         raise ValueError(
-            f"cannot branch at step(s) {late}: past the trunk's end at step {trunk.end_step} (its last "
-            f"stable step is {trunk.decay_starts[-1]}); extend the trunk (WSDSpec.extend) or plan "
+            f"cannot branch at step(s) {late}: past the trunk's end at step {end} (its last stable step is "
+            f"{trunk.step_reaching(trunk.decay_starts[-1])}); extend the trunk (WSDSpec.extend) or plan "
             "shorter budgets"
         )
     trunk_spec = trunk if isinstance(trunk, WSDSpec) else WSDSpec(last_branch + 1, decay_steps=0)
     branches = []
     for (at, length), shape, floor in itertools.product(pairs, shapes, floors):
-        spec = trunk_spec.branch_cooldown(at, length, decay_shape=shape, min_ratio=floor)
+        spec = branch_in_updates(trunk_spec, at, length, shape, floor)
         if not isinstance(trunk, WSDSpec) and at > 0 and not np.isclose(trunk_rates[at - 1], rate_peak):
             raise ValueError(
                 f"cannot branch at step {at}: the trunk's rate there is {trunk_rates[at - 1]:g}, not its "

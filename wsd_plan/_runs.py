@@ -55,8 +55,9 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
     """The rates of updates ``0 .. num_steps - 1`` as a float64 array.
 
     Args:
-      schedule: a ``WSDSpec`` (then ``peak`` is its stable rate) or a 1-d array of rates, returned as
-        is when it has at least ``num_steps`` of them.
+      schedule: a ``WSDSpec`` (then ``peak`` is its stable rate; a spec counted in tokens or samples
+        is evaluated through its clock, at the units consumed before each update) or a 1-d array of
+        rates, returned as is when it has at least ``num_steps`` of them.
       num_steps: how many updates (>= 1).
       peak: the stable-phase rate of a ``WSDSpec``.
 
@@ -69,14 +70,13 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
         if peak is None:
             raise ValueError("peak is required with a WSDSpec: the rate of its stable phase, e.g. 3e-4")
         peak = v.check_real("peak", peak, minimum=0.0)
-        if schedule.units != "steps":
-            raise ValueError(
-                f"the planner reads one rate per update; this spec counts {schedule.units}. Give its "
-                "rates per update instead: wsd_schedule(peak, spec=spec)(np.arange(n)), its clock "
-                "(tokens_per_step=) turning tokens into updates"
-            )
-        multipliers = evaluate(np.arange(int(num_steps), dtype=np.int64), schedule.resolved(),
-                               _NumpyBackend(schedule))  # fmt: skip
+        check_update_count(num_steps, "the rates asked for")
+        clock = v.array_clock(schedule, where="the planner")
+        backend = _NumpyBackend(schedule)
+        counts = np.arange(int(num_steps), dtype=np.int64)
+        if clock.ramp is not None:  # units consumed before each update (exact in int64, clamped first)
+            counts = v.units_at(np.clip(counts, clock.lo, clock.hi), clock.ramp, backend)
+        multipliers = evaluate(counts, schedule.resolved(), backend)
         return peak * np.asarray(multipliers, dtype=np.float64)
     if peak is not None:
         raise ValueError("peak is only for a WSDSpec; an array of rates already holds them")
@@ -87,6 +87,47 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
         )
     _check_rates("lrs", rates)
     return rates[:num_steps]
+
+
+# A run is counted in optimizer updates; a billion updates is far beyond any run the laws were fit on,
+# and the number a user who means tokens gives (3e9 tokens is a small run).
+MAX_UPDATES = 10**9
+
+
+def check_update_count(last_update: int, what: str) -> None:
+    """Refuses, before anything is allocated, a count of updates in the billions: tokens or samples
+    given where updates are meant (an array of one rate per update would not fit in memory)."""
+    if last_update > MAX_UPDATES:
+        raise ValueError(
+            f"{what} reach update {last_update:,}: over {MAX_UPDATES:,} optimizer updates, probably "
+            "tokens or samples given where updates are meant. The planner counts updates: divide by the "
+            "tokens per update (a spec counted in tokens has its clock, WSDSpec(units='tokens', "
+            "tokens_per_step=...), whose step_reaching(tokens) is the update)"
+        )
+
+
+def schedule_end(spec: WSDSpec) -> int | None:
+    """The update count at which ``spec``'s run ends (its ``end_step``, through its clock for a spec
+    in tokens or samples); None for a spec in units without a clock."""
+    if spec.units == "steps":
+        return spec.end_step
+    return None if spec.clock is None else spec.step_reaching(spec.end_step)
+
+
+def check_log_within(spec: WSDSpec, steps: np.ndarray, what: str) -> None:
+    """Refuses, before any rate is computed, a log whose last step is past the end of its schedule:
+    its steps are most likely counted in tokens or samples (a run's log of 2,000 updates whose steps
+    go to 1e9), and its rates would be the floor's, or an allocation of terabytes."""
+    end = schedule_end(spec)
+    last = int(steps[-1])
+    if end is None or last <= end:
+        return
+    per = round(last / max(end, 1))  # what each update counts, if the log reaches the run's end
+    raise ValueError(
+        f"{what}: the last logged step {last:,} is past the schedule's end at update {end:,}. Steps "
+        f"count optimizer updates; these look like tokens or samples ({per:,} per update?): divide "
+        "them by the tokens (or samples) per update, or give the schedule the run was trained with"
+    )
 
 
 def _check_rates(name: str, rates: np.ndarray) -> None:
@@ -120,14 +161,17 @@ class LossRun:
     losses: Any
     warmup_steps: int = None  # type: ignore[assignment]  # None until __post_init__ resolves it
     name: str = ""
-    peak: float | None = None
+    # the stable rate of a WSDSpec ``lrs``: used to make the rates, then done with (an init-only
+    # field, so that ``dataclasses.replace`` of a run, whose ``lrs`` are rates by then, needs none)
+    peak: dataclasses.InitVar[float | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, peak: float | None) -> None:
         steps = check_step_array(self.steps)
         if isinstance(self.lrs, WSDSpec):
-            lrs = learning_rates(self.lrs, int(steps[-1]) + 1, peak=self.peak)
+            check_log_within(self.lrs, steps, f"run {self.name!r}")
+            lrs = learning_rates(self.lrs, int(steps[-1]) + 1, peak=peak)
         else:
-            if self.peak is not None:
+            if peak is not None:
                 raise ValueError("peak is only for lrs given as a WSDSpec")
             lrs = np.asarray(self.lrs, dtype=np.float64)
             if lrs.ndim != 1 or lrs.size <= steps[-1]:
@@ -145,6 +189,11 @@ class LossRun:
                 f"losses must be finite and > 0; the loss at step {steps[bad[0]]} is {losses[bad[0]]}"
             )
         warmup = resolve_warmup(self.lrs, lrs, self.warmup_steps)
+        if self.warmup_steps is None and isinstance(warmup, int) and warmup > lrs.size:
+            raise ValueError(
+                f"run {self.name!r} is still in its warmup (update {int(steps[-1]):,} of {warmup:,}): "
+                "nothing to fit or forecast yet"
+            )
         warmup = v.check_int(f"warmup_steps (len(lrs) = {lrs.size})", warmup, minimum=0, maximum=lrs.size)
         object.__setattr__(self, "lrs", lrs)
         object.__setattr__(self, "steps", steps.astype(np.int64))
@@ -159,8 +208,8 @@ class LossRun:
             return self
         if not keep.any():
             raise ValueError(
-                f"run {self.name!r} logged no loss after its warmup (warmup_steps={self.warmup_steps}, "
-                f"last logged step {self.steps[-1]})"
+                f"run {self.name!r} logged no loss after its warmup (it ends at update {self.warmup_steps}; "
+                f"the last logged step is {self.steps[-1]})"
             )
         return dataclasses.replace(self, steps=self.steps[keep], losses=self.losses[keep])
 
@@ -180,8 +229,8 @@ def resolve_warmup(schedule: Any, rates: np.ndarray, warmup_steps: int | None) -
     """``warmup_steps`` if given; else a ``WSDSpec``'s own warmup end, or where ``rates`` peak."""
     if warmup_steps is not None:
         return warmup_steps
-    if isinstance(schedule, WSDSpec):
-        return schedule.start_step + schedule.warmup_steps
+    if isinstance(schedule, WSDSpec):  # an update count, through the clock of a spec in tokens
+        return schedule.step_reaching(schedule.start_step + schedule.warmup_steps)
     return infer_warmup(rates)
 
 
@@ -205,6 +254,19 @@ def trunk_schedule(
 
 
 def branch_rates(trunk_rates: np.ndarray, branch: WSDSpec, peak: float) -> np.ndarray:
-    """The rates of a run that follows the trunk up to ``branch.start_step``, then ``branch``."""
-    at = branch.start_step
-    return np.concatenate([trunk_rates[:at], learning_rates(branch, branch.end_step, peak=peak)[at:]])
+    """The rates of a run that follows the trunk up to the branch's first update, then ``branch``
+    (counted in updates; a branch in tokens starts at the update its ``start_step`` is reached)."""
+    at = branch.step_reaching(branch.start_step)
+    end = schedule_end(branch)
+    assert end is not None  # a branch of a trunk with a clock has its clock
+    return np.concatenate([trunk_rates[:at], learning_rates(branch, end, peak=peak)[at:]])
+
+
+def branch_in_updates(trunk: WSDSpec, at_step: int, length: int, shape: str, floor: float) -> WSDSpec:
+    """``trunk.branch_cooldown`` of ``length`` updates from update ``at_step``: for a trunk counted in
+    tokens or samples, the cooldown's length is the units those updates consume under its clock, so
+    the branch ends at update ``at_step + length`` exactly."""
+    cooldown = length
+    if trunk.units != "steps":
+        cooldown = int(trunk.units_at(at_step + length)) - int(trunk.units_at(at_step))
+    return trunk.branch_cooldown(at_step, cooldown, decay_shape=shape, min_ratio=floor)

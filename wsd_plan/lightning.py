@@ -3,18 +3,21 @@
 Each training batch's loss is kept as a detached tensor (no device-to-host copy on the step's path);
 at each validation end and checkpoint save, the kept losses are copied to the host at once, fed to a
 ``wsd_plan.Forecast``, and its ``metrics`` are logged through the trainer's loggers (TensorBoard,
-W&B, CSV...) at the current step. Needs ``lightning`` (``pip install 'wsd-schedule[integrations]'``).
+W&B, CSV...) at the current step. The callback never stops training: a loss that is not finite or
+not > 0, a step past the trunk, or a forecast that fails is a warning, and training goes on
+(``wsd_plan._watch``). Needs ``lightning`` (``pip install 'wsd-schedule[integrations]'``).
 
 Examples:
   A trunk of 100,000 updates at 3e-4, a prior from the published 100M model's runs::
 
-      prior = fit_loss_law(list(published_runs("lm-100M").values()))  # or LossLawFit.from_json(...)
+      prior = fit_loss_law(list(published_runs("lm-100M").values()))  # or a path: "prior.json"
       forecast = Forecast(WSDSpec(100_000, warmup_steps=2000, decay_steps=0), peak=3e-4, prior=prior)
       trainer = L.Trainer(callbacks=[ForecastCallback(forecast, lengths=[2000, 8000], budgets=[50_000])])
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,8 +28,9 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
         f"wsd_plan.lightning needs lightning ({e}): pip install 'wsd-schedule[integrations]'"
     ) from None
 
-from wsd_plan._forecast import Forecast, checked_request, forecast_or_warn
+from wsd_plan._forecast import Forecast
 from wsd_plan._loss_buffer import LossBuffer
+from wsd_plan._watch import ForecastWatcher
 
 
 class ForecastCallback(L.Callback):
@@ -42,11 +46,13 @@ class ForecastCallback(L.Callback):
     """
 
     def __init__(
-        self, forecast: Forecast, *, lengths: Iterable[int], budgets: Iterable[int] = (),
-        shapes: Iterable[str] = ("1-sqrt",), min_ratios: Iterable[float] = (0.0,), level: float = 0.9,
-        every: int = 1,
+        self, forecast: Forecast, *, lengths: Iterable[int] | int, budgets: Iterable[int] | int = (),
+        shapes: Iterable[str] | str = ("1-sqrt",), min_ratios: Iterable[float] | float = (0.0,),
+        level: float = 0.9, every: int = 1,
     ) -> None:  # fmt: skip
-        self.request = checked_request(forecast, lengths, budgets, shapes, min_ratios, level)
+        self.watcher = ForecastWatcher(
+            forecast, lengths=lengths, budgets=budgets, shapes=shapes, min_ratios=min_ratios, level=level
+        )
         self.forecast = forecast
         self.buffer = LossBuffer(every)
         self.logged: dict[str, float] = {}  # the last metrics logged
@@ -60,7 +66,7 @@ class ForecastCallback(L.Callback):
     ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
-            self.buffer.add(self._step, loss)
+            self.watcher.guarded("keeping the loss", self._step, lambda: self.buffer.add(self._step, loss))
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.sanity_checking:
@@ -69,23 +75,28 @@ class ForecastCallback(L.Callback):
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         self._log(trainer)
 
+    def _flush(self, step: int) -> None:
+        """The kept losses, copied to the host at once and observed (what cannot be observed is left
+        out with a warning)."""
+        kept = self.watcher.guarded("copying the losses to the host", step, self.buffer.flush)
+        if kept:
+            self.watcher.observe(*kept)
+
     def _log(self, trainer: Any) -> None:
-        self.buffer.flush_into(self.forecast)
-        if not self.forecast.ready:
-            return  # too few losses after the warmup to fit yet
-        metrics = forecast_or_warn(self.forecast, self.request, trainer.global_step)
-        if metrics is None:
-            return
-        if metrics == self.logged:
-            return  # already logged at this step (validation and a checkpoint together)
+        step = trainer.global_step
+        self._flush(step)
+        metrics = self.watcher.metrics(step)
+        if not metrics or metrics == self.logged:
+            return  # nothing yet, or already logged at this step (validation and a checkpoint together)
         self.logged = metrics
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+            log = functools.partial(logger.log_metrics, metrics, step=step)
+            self.watcher.guarded("logging", step, log)
 
     def state_dict(self) -> dict[str, Any]:
         """The forecast's observations (saved in Lightning's checkpoints, restored on resume)."""
-        self.buffer.flush_into(self.forecast)
-        return self.forecast.state_dict()
+        self._flush(self._step)
+        return self.watcher.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.forecast.load_state_dict(state_dict)
+        self.watcher.load_state_dict(state_dict)

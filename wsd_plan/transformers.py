@@ -7,13 +7,21 @@ through the Trainer's reporting integrations (``report_to``: TensorBoard, W&B, .
 ``trainer.state.log_history``. Like transformers' own ``JITCheckpointCallback``, it logs through its
 trainer, given with ``set_trainer``. Needs ``transformers`` (``pip install 'wsd-schedule[peers]'``).
 
+It never stops training (``wsd_plan._watch``): a logged loss that is not finite or not > 0 (the
+Trainer's NaN filter logs 0.0), a step past the trunk, or a forecast that fails is a warning. At the
+first logs it compares the Trainer's learning rate with the trunk's and warns when they differ (the
+Trainer's default schedule is a linear decay from 5e-5, not the trunk). Its observations are saved in
+each checkpoint's ``trainer_state.json`` and restored when training resumes from it.
+
 Examples:
   ::
 
       forecast = Forecast(WSDSpec(100_000, warmup_steps=2000, decay_steps=0), peak=3e-4,
                           prior="prior.json")  # saved by wsd fit --save
+      optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
       callback = ForecastCallback(forecast, lengths=[2000, 8000], budgets=[50_000])
-      trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
+      trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback],
+                        optimizers=(optimizer, WSDLR(optimizer, spec=forecast.trunk)))
       callback.set_trainer(trainer)
 """
 
@@ -29,7 +37,14 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
         f"wsd_plan.transformers needs transformers ({e}): pip install 'wsd-schedule[peers]'"
     ) from None
 
-from wsd_plan._forecast import Forecast, checked_request, forecast_or_warn
+from wsd_plan._forecast import Forecast
+from wsd_plan._watch import ForecastWatcher
+
+# Where the observations ride in a checkpoint: an entry of TrainerState.stateful_callbacks, which the
+# Trainer writes into every checkpoint's trainer_state.json and reads back on resume. (Not the
+# callback's class name: with restore_callback_states_from_checkpoint=True the Trainer would rebuild
+# a callback of that name from saved arguments, which a Forecast is not.)
+STATE_KEY = "wsd_plan.ForecastCallback"
 
 
 class ForecastCallback(TrainerCallback):
@@ -45,10 +60,13 @@ class ForecastCallback(TrainerCallback):
     """
 
     def __init__(
-        self, forecast: Forecast, *, lengths: Iterable[int], budgets: Iterable[int] = (),
-        shapes: Iterable[str] = ("1-sqrt",), min_ratios: Iterable[float] = (0.0,), level: float = 0.9,
+        self, forecast: Forecast, *, lengths: Iterable[int] | int, budgets: Iterable[int] | int = (),
+        shapes: Iterable[str] | str = ("1-sqrt",), min_ratios: Iterable[float] | float = (0.0,),
+        level: float = 0.9,
     ) -> None:  # fmt: skip
-        self.request = checked_request(forecast, lengths, budgets, shapes, min_ratios, level)
+        self.watcher = ForecastWatcher(
+            forecast, lengths=lengths, budgets=budgets, shapes=shapes, min_ratios=min_ratios, level=level
+        )
         self.forecast = forecast
         self.trainer: Any = None
         self.logged_at = -1  # the step of the last forecast logged
@@ -64,12 +82,29 @@ class ForecastCallback(TrainerCallback):
                 "ForecastCallback logs through its Trainer: call callback.set_trainer(trainer) after "
                 "building the Trainer, before trainer.train()"
             )
+        saved = (getattr(state, "stateful_callbacks", None) or {}).get(STATE_KEY)
+        if saved is not None and state.global_step > 0:  # resumed from a checkpoint that has them
+            self.watcher.load_state_dict(saved, state.global_step)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if control.should_save:
+            self._keep_in(state)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         # the training loss (the mean over the last logging_steps); evaluations and this callback's
         # own logs have no "loss" key
         if logs and "loss" in logs and state.global_step > 0:
-            self.forecast.observe(state.global_step, float(logs["loss"]))
+            if "learning_rate" in logs:
+                self.watcher.check_rate(state.global_step, logs["learning_rate"])
+            self.watcher.observe([state.global_step], [logs["loss"]])
+            if control.should_save:  # this log comes before the checkpoint it belongs to
+                self._keep_in(state)
+
+    def _keep_in(self, state: Any) -> None:
+        """The observations into the TrainerState, which the checkpoint about to be written saves."""
+        stateful = getattr(state, "stateful_callbacks", None)
+        if isinstance(stateful, dict):
+            stateful[STATE_KEY] = self.watcher.state_dict()
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._log(state)
@@ -80,10 +115,8 @@ class ForecastCallback(TrainerCallback):
     def _log(self, state: Any) -> None:
         if state.global_step == self.logged_at:
             return  # logged at this step already (an evaluation and a checkpoint together)
-        if not self.forecast.ready:
-            return  # too few losses after the warmup to fit yet
-        metrics = forecast_or_warn(self.forecast, self.request, state.global_step)
-        if metrics is None:
+        metrics = self.watcher.metrics(state.global_step)
+        if not metrics:
             return
         self.logged_at = state.global_step
-        self.trainer.log(metrics)
+        self.watcher.guarded("logging", state.global_step, lambda: self.trainer.log(metrics))

@@ -118,7 +118,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         self._build_rate_table()
         # torch's LRScheduler: initial_lr/base_lrs (already recorded above), the optimizer.step patch
         # behind the step-order warning, and the first step (count 0).
-        self.init_torch(lambda: LRScheduler.__init__(self, optimizer))
+        self._init_torch(lambda: LRScheduler.__init__(self, optimizer))
 
     _rate_table: torch.Tensor | None
 

@@ -73,7 +73,7 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         self._set_policy(on_spec_change, adopt_foreign_state)
         groups = optimizer.param_groups
         lambdas = [self._factor(i, base_rate(i, g, record=False)) for i, g in enumerate(groups)]
-        self.init_torch(lambda: LambdaLR.__init__(self, optimizer, lr_lambda=lambdas, last_epoch=last_epoch))
+        self._init_torch(lambda: LambdaLR.__init__(self, optimizer, lr_lambda=lambdas, last_epoch=last_epoch))
 
     def _factor(self, index: int, base: float) -> Callable[[int], float]:
         """Group ``index``'s factor of the update count: its spec's multiplier (a bound method of a

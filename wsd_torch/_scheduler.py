@@ -43,14 +43,14 @@ class WSDSchedulerBase:
     last_epoch: int
     STATE_KEYS: ClassVar[frozenset[str]]
     # the attributes torch's LRScheduler.__init__ set on this scheduler: torch's own bookkeeping,
-    # which a state saves and may set (see init_torch)
+    # which a state saves and may set (see _init_torch)
     _torch_state_keys: frozenset[str]
 
     on_spec_change: str
     adopt_foreign_state: bool
     min_lr: float | None = None
 
-    def init_torch(self, init: Callable[[], None]) -> None:
+    def _init_torch(self, init: Callable[[], None]) -> None:
         """Runs torch's ``LRScheduler.__init__`` (``init``) and records the attributes it set: torch's
         own bookkeeping, which ``state_dict`` saves as torch does and a state may set. Found on the
         object rather than listed, so a newer torch's fields are kept and nothing else slips in."""
@@ -62,8 +62,8 @@ class WSDSchedulerBase:
         self._torch_state_keys = frozenset(k for k in added if k.startswith("_") or k in self.STATE_KEYS)
 
     @property
-    def torch_state_keys(self) -> frozenset[str]:
-        """torch's own bookkeeping fields of this scheduler (recorded by ``init_torch``)."""
+    def _torch_keys(self) -> frozenset[str]:
+        """torch's own bookkeeping fields of this scheduler (recorded by ``_init_torch``)."""
         recorded = self.__dict__.get("_torch_state_keys")
         if recorded is None:  # unpickled from a release that did not record them: those we know
             return frozenset(k for k in vars(self) if k in KNOWN_TORCH_KEYS) | {"base_lrs"}
@@ -73,7 +73,7 @@ class WSDSchedulerBase:
         """Sets torch's bookkeeping fields from a checked state; a newer torch's field becomes one of
         this scheduler's, saved again by ``state_dict`` (as torch's own ``load_state_dict`` keeps it)."""
         self.__dict__.update(fields)
-        self._torch_state_keys = self.torch_state_keys | set(fields)
+        self._torch_state_keys = self._torch_keys | set(fields)
 
     def _set_policy(self, on_spec_change: str, adopt_foreign_state: bool) -> None:
         self.on_spec_change, self.adopt_foreign_state = check_policy(on_spec_change, adopt_foreign_state)
@@ -144,7 +144,7 @@ class WSDSchedulerBase:
             allow_spec_change=v.check_bool("allow_spec_change", allow),
             adopt_foreign=v.check_bool("adopt_foreign_state", adopt),
             settings={"min_lr": self.min_lr},
-            torch_keys=self.torch_state_keys,
+            torch_keys=self._torch_keys,
             owned=owned_names(self, _subclasses(WSDSchedulerBase)),
         )
         for i, base in enumerate(state.base_lrs or ()):
@@ -181,7 +181,8 @@ class WSDSchedulerBase:
 def _subclasses(cls: type) -> list[type]:
     """Every class derived from ``cls``: a state saved by one scheduler class loads into another, so
     none may set what any of them owns."""
-    found = []
-    for sub in cls.__subclasses__():
+    found: list[type] = []
+    subs: list[type] = cls.__subclasses__()
+    for sub in subs:
         found += [sub, *_subclasses(sub)]
     return found

@@ -71,7 +71,7 @@ def _rates(name: str, value: Any, groups: int) -> list[float]:
 
 # torch's own LRScheduler bookkeeping that we know (this torch's, and earlier releases': ``verbose``
 # went in 2.7), each checked when a state holds it. A scheduler's own bookkeeping is what torch's
-# ``__init__`` set on it (``WSDSchedulerBase.init_torch`` records it), so a newer torch's fields are
+# ``__init__`` set on it (``WSDSchedulerBase._init_torch`` records it), so a newer torch's fields are
 # saved and loaded as torch itself would.
 _TORCH_KEYS: dict[str, Callable[[str, Any, int], Any]] = {
     "_step_count": lambda k, v, g: _count(k, v),
@@ -128,7 +128,7 @@ def owned_names(obj: Any, classes: Iterable[type] = ()) -> frozenset[str]:
 def torch_fields(scheduler: Any) -> dict[str, Any]:
     """torch's own bookkeeping on ``scheduler`` (what ``LRScheduler.state_dict`` saves), without the
     keys the scheduler owns and saves itself: a state keeps them as torch does."""
-    keys = scheduler.torch_state_keys - type(scheduler).STATE_KEYS
+    keys = scheduler._torch_keys - type(scheduler).STATE_KEYS
     return {k: v for k, v in vars(scheduler).items() if k in keys}
 
 

@@ -1,0 +1,166 @@
+"""``ForecastWatcher``: what both forecast callbacks do, with no framework: feed a ``Forecast`` from a
+training loop and answer for logging, never raising into the loop it watches.
+
+A monitor must not end the run it monitors. Every call into the forecast is guarded: whatever it
+raises is a warning (once per kind of problem, naming the step; later ones are counted in
+``problems``) and the observation or the forecast is skipped. What a loop may log and the
+forecast cannot take is filtered first, each kind with its own warning: a loss that is not a finite
+number > 0 (a NaN step, or Hugging Face's NaN filter logging 0.0), and steps past the trunk's end (the
+run is longer than the trunk the forecast was given: nothing more to forecast). The trunk's last
+update itself is the end of a run that trained exactly its trunk: skipped without a word.
+
+The Lightning and Hugging Face callbacks (``wsd_plan.lightning``, ``wsd_plan.transformers``) are
+adapters of this class to their framework's hooks.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from wsd_core import DECAY_SHAPES
+from wsd_core.backend import as_list, as_scalar, check_choice, check_int, check_ratio
+from wsd_plan._forecast import Forecast
+from wsd_plan._uncertainty import check_level
+
+T = TypeVar("T")
+RATE_CHECKS = 3  # logged rates compared with the trunk's, at the first logs that carry one
+RATE_TOLERANCE = 0.01  # relative
+
+
+def checked_request(
+    forecast: Any, lengths: Iterable[int] | int, budgets: Iterable[int] | int, shapes: Iterable[str] | str,
+    min_ratios: Iterable[float] | float, level: float,
+) -> dict[str, Any]:  # fmt: skip
+    """A callback's arguments, checked when it is built (not at its first evaluation, hours into a
+    run), as ``Forecast.metrics`` takes them; one value stands for a list of it."""
+    if not isinstance(forecast, Forecast):
+        raise TypeError(f"forecast must be a wsd_plan.Forecast, got {type(forecast).__name__}")
+    request: dict[str, Any] = dict(lengths=[check_int("lengths", n, minimum=1) for n in as_list(lengths)],
+                   budgets=[check_int("budgets", n, minimum=1) for n in as_list(budgets)],
+                   shapes=[check_choice("shapes", x, DECAY_SHAPES) for x in as_list(shapes)],
+                   min_ratios=[check_ratio("min_ratios", r) for r in as_list(min_ratios)],
+                   level=check_level(level))  # fmt: skip
+    for name in ("lengths", "shapes", "min_ratios"):
+        if not request[name]:
+            raise ValueError(f"{name} must name at least one value, got none")
+    late = [b for b in request["budgets"] if b > forecast.end]
+    if late:
+        raise ValueError(
+            f"budgets {late} end after the trunk (it ends at update {forecast.end:,}): a cooldown branches "
+            "off the trunk, so a run can be no longer; give the Forecast the whole trunk"
+        )
+    return request
+
+
+class ForecastWatcher:
+    """A ``Forecast`` fed from a training loop, answering with the metrics to log.
+
+    Args:
+      forecast: the ``Forecast`` of the run's trunk.
+      lengths, budgets, shapes, min_ratios, level: what to forecast, as ``Forecast.metrics`` takes
+        them (checked now).
+    """
+
+    def __init__(
+        self, forecast: Forecast, *, lengths: Iterable[int] | int, budgets: Iterable[int] | int = (),
+        shapes: Iterable[str] | str = ("1-sqrt",), min_ratios: Iterable[float] | float = (0.0,),
+        level: float = 0.9,
+    ) -> None:  # fmt: skip
+        self.request = checked_request(forecast, lengths, budgets, shapes, min_ratios, level)
+        self.forecast = forecast
+        self.problems: collections.Counter[str] = collections.Counter()  # occurrences by kind
+        self._rates_checked = 0
+
+    def warn(self, kind: str, message: str) -> None:
+        """Warns of a problem of ``kind`` the first time; later ones are counted (``problems``)."""
+        self.problems[kind] += 1
+        if self.problems[kind] == 1:
+            warnings.warn(
+                f"wsd_plan forecast: {message} (later problems of this kind are counted in "
+                "watcher.problems, not reported)",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def guarded(self, what: str, step: int, call: Callable[[], T]) -> T | None:
+        """``call()``, or None with a warning when it raises anything (``what`` says what failed)."""
+        try:
+            return call()
+        except Exception as e:  # a monitor never raises into the loop it watches
+            text = str(e).splitlines()[0] if str(e) else ""
+            reason = f"{type(e).__name__}: {text[:300]}"
+            self.warn(f"{what}:{type(e).__name__}", f"at step {step} skipped: {what} failed ({reason})")
+            return None
+
+    def observe(self, steps: Sequence[Any], losses: Sequence[Any]) -> None:
+        """Observes the losses logged at ``steps``, leaving out (with a warning) what the forecast
+        cannot take; never raises."""
+        kept_steps, kept_losses = [], []
+        end = self.forecast.end
+        for step, loss in zip(steps, losses, strict=True):
+            step, loss = as_scalar(step), as_scalar(loss)
+            if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 < loss < math.inf:
+                self.warn(
+                    "loss",
+                    f"the loss at step {step} is {loss!r}: skipped (a loss to forecast from must be a "
+                    "finite number > 0)",
+                )
+            elif isinstance(step, int) and step >= end:
+                if step > end:
+                    self.warn(
+                        "past the end",
+                        f"step {step} is past the trunk's end (update {end:,}): nothing more to forecast; "
+                        "the Forecast's trunk is shorter than the run",
+                    )
+            else:
+                kept_steps.append(step)
+                kept_losses.append(loss)
+        if kept_steps:
+            self.guarded("observing", kept_steps[-1], lambda: self.forecast.observe(kept_steps, kept_losses))
+
+    def check_rate(self, step: int, rate: Any) -> None:
+        """Compares the rate the loop logged at ``step`` (the rate of the next update) with the
+        trunk's, at the first ``RATE_CHECKS`` logs: a forecast of another schedule than the one
+        trained says nothing. Warns once when they differ by more than 1%."""
+        if self._rates_checked >= RATE_CHECKS or self.problems["rate"]:
+            return
+        rate = as_scalar(rate)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
+            return
+        trunk, peak = self.forecast.trunk, self.forecast.peak
+        expected = self.guarded(
+            "reading the trunk's rate", step, lambda: [peak * trunk.multiplier(s) for s in (step, step - 1)]
+        )
+        if not expected:
+            return
+        self._rates_checked += 1
+        if any(abs(rate - e) <= RATE_TOLERANCE * max(abs(e), 1e-300) or rate == e for e in expected):
+            return
+        self.warn(
+            "rate",
+            f"the learning rate logged at step {step} is {rate:.6g}, but the Forecast's trunk has "
+            f"{expected[0]:.6g} there: a forecast assumes the trunk's rates. Train with the trunk's "
+            "schedule (for the Hugging Face Trainer, optimizers=(optimizer, WSDLR(optimizer, "
+            "spec=trunk))), or give the Forecast the schedule trained with",
+        )
+
+    def metrics(self, step: int) -> dict[str, float] | None:
+        """``forecast.metrics`` of the request, or None: not enough observations yet, or (with a
+        warning) the forecast failed."""
+        if not self.guarded("checking the observations", step, lambda: self.forecast.ready):
+            return None
+        return self.guarded("the forecast", step, lambda: self.forecast.metrics(**self.request))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The forecast's observations (empty, with a warning, if they cannot be read)."""
+        state = self.guarded("saving the observations", -1, self.forecast.state_dict)
+        return state if state is not None else {"steps": [], "losses": []}
+
+    def load_state_dict(self, state: Any, step: int = -1) -> None:
+        """Restores observations saved by ``state_dict``; a state that is refused leaves the
+        forecast as it was, with a warning."""
+        self.guarded("restoring the saved observations", step, lambda: self.forecast.load_state_dict(state))
