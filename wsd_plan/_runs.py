@@ -123,6 +123,11 @@ def check_log_within(spec: WSDSpec, steps: np.ndarray, what: str) -> None:
     if end is None or last <= end:
         return
     per = round(last / max(end, 1))  # what each update counts, if the log reaches the run's end
+    if per < 2:
+        raise ValueError(
+            f"{what}: the last logged step {last:,} is past the schedule's end at update {end:,}: give "
+            "the schedule the run was trained with (a longer total_steps, or WSDSpec.extend)"
+        )
     raise ValueError(
         f"{what}: the last logged step {last:,} is past the schedule's end at update {end:,}. Steps "
         f"count optimizer updates; these look like tokens or samples ({per:,} per update?): divide "

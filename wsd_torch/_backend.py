@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from wsd_core import WSDSpec
-from wsd_core.backend import ArrayBackend, Resolved, evaluate
+from wsd_core.backend import ArrayBackend, Resolved, array_clock, evaluate, units_at
 
 
 class TorchBackend(ArrayBackend):
@@ -52,7 +52,8 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """m(steps) element-wise as a ``dtype`` tensor on ``steps``' device.
+    """m(steps) element-wise as a ``dtype`` tensor on ``steps``' device: ``spec.multiplier`` of each
+    update count, through the spec's clock for a spec in tokens or samples.
 
     Integer steps use exact integer phase boundaries (any integer dtype but uint64, which torch cannot
     compare); float steps evaluate the real-valued extension, and a NaN step gives NaN. The values are
@@ -62,6 +63,9 @@ def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = t
       >>> from wsd_core import WSDSpec
       >>> multiplier_tensor(WSDSpec(100, decay_steps=10, decay_shape="linear"), torch.arange(88, 101, 4))
       tensor([1.0000, 0.8000, 0.4000, 0.0000])
+      >>> tokens = WSDSpec(1000, decay_steps=100, decay_shape="linear", units="tokens", tokens_per_step=10)
+      >>> multiplier_tensor(tokens, torch.tensor([90, 95, 100]))
+      tensor([1.0000, 0.5000, 0.0000])
     """
     if not isinstance(steps, torch.Tensor):
         raise TypeError(f"steps must be a torch.Tensor, got {type(steps).__name__}")
@@ -72,12 +76,16 @@ def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = t
         raise TypeError(
             "steps of dtype torch.uint64 are not supported (torch cannot compare them); use int64"
         )
+    clock = array_clock(spec, where="multiplier_tensor")  # a spec in tokens: through its clock
     compute = compute_dtype(dtype)
+    backend = TorchBackend(spec.resolved(), steps.device, compute)
     if steps.dtype.is_floating_point:
         steps = steps.to(torch.promote_types(steps.dtype, compute))
-        m = evaluate(steps, spec.resolved(), TorchBackend(spec.resolved(), steps.device, compute))
+        counts = steps if clock.ramp is None else steps.clamp(clock.lo, clock.hi)
+        m = evaluate(units_at(counts, clock.ramp, backend), spec.resolved(), backend)
         m = torch.where(torch.isnan(steps), torch.nan, m)  # a NaN step is no step: NaN, not a rate
     else:
         steps = steps.to(torch.int64)  # exact for every integer dtype torch can compare
-        m = evaluate(steps, spec.resolved(), TorchBackend(spec.resolved(), steps.device, compute))
+        counts = steps if clock.ramp is None else steps.clamp(clock.lo, clock.hi)
+        m = evaluate(units_at(counts, clock.ramp, backend), spec.resolved(), backend)
     return m.to(dtype)
