@@ -50,7 +50,7 @@ def test_multiplier_tensor(spec):
 @pytest.mark.parametrize("spec", SPECS.values(), ids=IDS)
 def test_torch_schedulers_and_the_container(spec):
     torch = pytest.importorskip("torch")
-    from wsd_torch import WSDDeviceLR, WSDLR, WSDSchedulersContainer
+    from wsd_torch import WSDLR, WSDDeviceLR, WSDSchedulersContainer
 
     for make in (WSDLR, WSDDeviceLR):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
