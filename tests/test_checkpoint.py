@@ -20,8 +20,15 @@ import pytest
 
 from tests.backends import jax_gpu_available
 from tests.training import TRUNK, init_state, train
-from wsd_jax import CheckpointIntegrityError, SavePlan, WSDCheckpointManager, WSDSpec, wsd_schedule
-from wsd_jax._integrity import ROW, _device_lanes, fingerprint
+from wsd_jax import (
+    CheckpointIntegrityError,
+    SavePlan,
+    WSDCheckpointManager,
+    WSDSpec,
+    _integrity,
+    wsd_schedule,
+)
+from wsd_jax._fingerprint import ROW, _device_lanes, fingerprint
 from wsd_jax._lock import WriterLockError
 
 
@@ -184,7 +191,8 @@ def test_integrity_error_names_the_leaf(tmp_path):
     record_path = tmp_path / "30" / "integrity" / "metadata"
     record = json.loads(record_path.read_text())
     leaf = next(e for e in record["leaves"] if e["path"] == "['params']['w']")
-    leaf["fingerprint"] = "0" * 16  # as if the array bytes had changed
+    leaf["fingerprint"] = "0" * 16  # as if the array bytes had changed (the record sealed again)
+    record["record_sha256"] = _integrity._seal(record)
     record_path.write_text(json.dumps(record))
     with (
         WSDCheckpointManager(tmp_path, SPEC, read_only=True) as m,
@@ -337,7 +345,7 @@ def test_fingerprint_of_a_sharded_array_equals_the_unsharded_one():
         """
         import numpy as np, jax, jax.numpy as jnp
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-        from wsd_jax._integrity import _device_lanes, fingerprint
+        from wsd_jax._fingerprint import _device_lanes, fingerprint
         x = np.arange(1024 * 9, dtype=np.float32).reshape(128, 72)
         mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
         sharded = jax.device_put(x, NamedSharding(mesh, P("a", "b")))
@@ -580,3 +588,113 @@ def test_a_step_folder_from_another_run_is_damage(tmp_path):
     with WSDCheckpointManager(tmp_path / "a", SPEC, max_to_keep=None) as writer:
         writer.save(40, _state(40), force=True)
     assert (tmp_path / "a" / ".wsd-run-id").read_text() == first
+
+
+# --- an intact checkpoint is always readable ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: bytes([b[0] ^ 0x01]) + b[1:],  # one flipped bit
+        lambda b: b"",  # empty
+        lambda b: bytes(range(200, 240)),  # binary
+        lambda b: b"f" * 32 + b"\n",  # well formed, but no checkpoint's run
+    ],
+    ids=["bit", "empty", "binary", "another-id"],
+)
+def test_a_damaged_run_id_file_is_ignored_and_written_again_never_decides(tmp_path, caplog, damage):
+    # before: one flipped bit made every step "saved by another run" (None: a fresh start); an empty or
+    # binary file gave a bare AssertionError or UnicodeDecodeError
+    _, state30 = _two_steps(tmp_path)
+    run_file = tmp_path / ".wsd-run-id"
+    original = run_file.read_bytes()
+    run_file.write_bytes(damage(original))
+    with caplog.at_level(logging.WARNING), WSDCheckpointManager(tmp_path, SPEC, read_only=True) as reader:
+        found = reader.restore_latest_readable(_abstract())
+        assert found is not None and found[0] == 30
+        _assert_same(found[1], state30)
+        assert reader.restore(_abstract(), 20)["step"] == 20
+    assert ".wsd-run-id" in caplog.text and "ignored" in caplog.text
+    with WSDCheckpointManager.open(tmp_path) as writer:  # the next writer keeps the run's own id
+        writer.save(40, _state(40), force=True)
+    assert run_file.read_bytes() == original
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as reader:
+        assert [reader.restore(_abstract(), s)["step"] for s in (20, 30, 40)] == [20, 30, 40]
+
+
+@pytest.mark.parametrize("how", ["cp -r src/* dst/", "step folders only"])
+def test_a_run_copied_without_its_dotfiles_resumes_and_every_step_stays_readable(tmp_path, how):
+    # before: the resumed writer made a new run id, and every copied step was refused from then on
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _two_steps(src)
+    dst.mkdir()
+    for child in src.iterdir():
+        if not child.name.startswith(".") and (how == "cp -r src/* dst/" or child.name.isdigit()):
+            shutil.copytree(child, dst / child.name)
+    assert not (dst / ".wsd-run-id").exists()
+    with WSDCheckpointManager.open(dst) as writer:
+        found = writer.restore_latest_readable(_abstract())
+        assert found is not None and found[0] == 30
+        writer.save(40, found[1], force=True)
+    with WSDCheckpointManager(dst, SPEC, read_only=True) as reader:
+        assert [reader.restore(_abstract(), s)["step"] for s in (20, 30, 40)] == [20, 30, 30]
+        assert reader.restore_latest_readable(_abstract())[0] == 40  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_a_reader_beside_a_writer_that_deletes_old_steps_always_finds_a_good_one(tmp_path):
+    # before: about 8% of reads returned None and 2% raised a raw FileNotFoundError, though a good
+    # checkpoint always existed
+    spec = WSDSpec(10**6, decay_steps=10)  # (its plan's steps are far away: only the latest is kept)
+    writer_code = textwrap.dedent(f"""
+        import jax.numpy as jnp, sys
+        from wsd_jax import WSDCheckpointManager, WSDSpec
+        spec = WSDSpec(10**6, decay_steps=10)
+        with WSDCheckpointManager({str(tmp_path)!r}, spec, max_to_keep=1, async_save=False) as m:
+            for step in range(1, 160):
+                m.save(step, {{"w": jnp.full((64, 64), float(step)), "step": step}}, force=True)
+                if step == 1:
+                    print("first", flush=True)
+    """)
+    writer = subprocess.Popen([sys.executable, "-c", writer_code], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "first"
+    target = {"w": jax.ShapeDtypeStruct((64, 64), jnp.float32), "step": 0}
+    reads = 0
+    with WSDCheckpointManager(tmp_path, spec, read_only=True) as reader:
+        while writer.poll() is None:
+            found = reader.restore_latest_readable(target)
+            assert found is not None
+            assert float(found[1]["w"][0, 0]) == found[0] == found[1]["step"]
+            reads += 1
+    assert writer.wait() == 0 and reads > 20
+
+
+@pytest.mark.parametrize("name", ["_CHECKPOINT_METADATA", "_METADATA", "metrics", "descriptor", "_private"])
+def test_names_orbax_keeps_are_refused_at_save_not_lost_in_the_background(tmp_path, name):
+    # before: save() returned True, the background save failed, and the checkpoint was lost
+    with WSDCheckpointManager(tmp_path, SPEC) as manager:
+        with pytest.raises(ValueError, match=rf"extra item names .* got '{name}'"):
+            manager.save(20, _state(20), extra={name: 1}, force=True)
+        assert manager.save(20, _state(20), extra={"loader": 1}, force=True)
+    with WSDCheckpointManager(tmp_path, SPEC, read_only=True) as reader:
+        assert reader.restore_extra("loader") == 1
+
+
+def test_a_warning_about_damage_is_one_short_line(tmp_path, caplog):
+    # before: warnings carried 2,000-character TensorStore dumps
+    _two_steps(tmp_path)
+    for path in _data_files(tmp_path, 30):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING), WSDCheckpointManager(tmp_path, SPEC, read_only=True) as reader:
+        assert reader.restore_latest_readable(_abstract())[0] == 20  # type: ignore[index]
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("wsd_jax")]
+    assert ours and all(len(m) < 400 and "\n" not in m for m in ours), ours
+
+
+def test_open_of_a_folder_of_damaged_checkpoints_says_what_to_try(tmp_path):
+    _two_steps(tmp_path)
+    for step in (20, 30):
+        (tmp_path / str(step) / "spec" / "metadata").write_text('{"total_steps": 7}')
+    with pytest.raises(FileNotFoundError, match=r"its 2 checkpoint\(s\) are damaged.*verify=False"):
+        WSDCheckpointManager.open(tmp_path)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import uuid
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,13 +18,18 @@ from wsd_core import SavePlan, WSDSpec
 from wsd_core import backend as v
 from wsd_core.backend import check_saved_spec
 from wsd_jax import _integrity
-from wsd_jax._integrity import CheckpointIntegrityError
+from wsd_jax._integrity import CheckpointIntegrityError, Record, short
 from wsd_jax._lock import WriterLock
 from wsd_jax._orbax import orbax_policies, spec_from_restored, spec_save_args
+from wsd_jax._reading import INTEGRITY, StepReader, quiet_orbax
+from wsd_jax._run_id import RUN_ID_NAME, new_run_id, read_folder_id, write_folder_id
 
 _log = logging.getLogger(__name__)
-RUN_ID_NAME = ".wsd-run-id"  # the folder's run id (see _run_id), beside the writer's lock
-_ITEMS = ("state", "spec", "integrity")  # every checkpoint's own items; extra items are named by the caller
+_ITEMS = ("state", "spec", INTEGRITY)  # every checkpoint's own items; extra items are named by the caller
+# Names Orbax keeps for itself in a step folder or its CheckpointManager: an item of one of these
+# names is accepted by save() and then fails in the background, losing the checkpoint.
+_ORBAX_NAMES = ("metrics", "descriptor", "default")
+_RELISTS = 20  # restore_latest_readable lists the folder again when a step vanished under it
 
 
 class WSDCheckpointManager:
@@ -101,12 +104,15 @@ class WSDCheckpointManager:
         self.directory = epath.Path(directory).absolute()
         self.read_only = bool(read_only)
         self._lock: WriterLock | None = None
+        self._run: str | None = None  # the run a writer saves as (resolved at its first save)
+        self._ignored_folder_ids: set[str] = set()  # folder ids found naming no checkpoint (warned once)
         if self.read_only:
             if not self.directory.exists():
                 raise FileNotFoundError(f"no checkpoint folder {self.directory}")
-            with _quiet_orbax():  # Orbax warns about read-only options on every open
+            with quiet_orbax():  # Orbax warns about read-only options on every open
                 options = ocp.CheckpointManagerOptions(read_only=True, create=False)
                 self._manager = ocp.CheckpointManager(self.directory, options=options)
+            self._reader = StepReader(self._manager, self.directory)
             return
         policies = orbax_policies(
             self.plan, max_to_keep=max_to_keep, best_n=best_n, best_metric=best_metric, best_mode=best_mode
@@ -125,6 +131,7 @@ class WSDCheckpointManager:
         except BaseException:
             self._release_lock()
             raise
+        self._reader = StepReader(self._manager, self.directory)
 
     # --- saving ----------------------------------------------------------------------------------
 
@@ -150,7 +157,8 @@ class WSDCheckpointManager:
         otherwise ``latest_step()`` would name a checkpoint of the abandoned continuation.
 
         ``extra`` adds named JSON items (a data iterator's position, a config): JSON-serialisable
-        values, covered by the integrity record and read back with ``restore_extra``. ``metrics``
+        values, covered by the integrity record and read back with ``restore_extra``. Names Orbax
+        keeps for itself (``_CHECKPOINT_METADATA``, ``metrics``, ...) are refused. ``metrics``
         (numbers by name) are saved with the checkpoint for ``best_n`` retention.
         Returns whether a save was started.
         """
@@ -172,11 +180,9 @@ class WSDCheckpointManager:
                 "latest_step() and restore_latest_readable() would still pick the newer one. Pass "
                 "rewind=True to save it anyway"
             )
-        spec_dict = self.spec.to_dict()
-        run_id = self._run_id(create=True)
-        assert run_id is not None  # a writer creates it at the first save
-        record = _integrity.make_record(state, spec_dict, step=step, run_id=run_id)
-        record["extra"] = {name: _integrity.json_digest(value) for name, value in extra.items()}
+        record = _integrity.make_record(
+            state, self.spec.to_dict(), step=step, run_id=self._writer_run(existing), extra=extra
+        )
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             spec=spec_save_args(self.spec),
@@ -190,9 +196,15 @@ class WSDCheckpointManager:
     def restore_extra(self, name: str, step: int | None = None) -> Any:
         """The extra item ``name`` saved with checkpoint ``step`` (default: the latest), verified."""
         step = self._step_or_latest(step)
-        data, record = self._read_items(step, name, "integrity")
-        digest = _integrity.check_record(record, step, self._run_id()).get("extra", {}).get(name)
-        if digest != _integrity.json_digest(data):
+        if not self._reader.has_record(step):
+            return self._reader.json_items(step, name)[0]  # saved by 0.1: nothing to verify it with
+        record = self._reader.record(step)
+        if name not in record.extra:
+            raise ValueError(
+                f"checkpoint {step} has no extra item {name!r}; its extra items: {sorted(record.extra)}"
+            )
+        data = self._reader.json_items(step, name)[0]
+        if record.extra[name] != _integrity.json_digest(data):
             raise CheckpointIntegrityError(
                 f"checkpoint {step}: extra item {name!r} does not match its record"
             )
@@ -203,8 +215,9 @@ class WSDCheckpointManager:
     def saved_spec(self, step: int | None = None, *, verify: bool = True) -> WSDSpec:
         """The spec saved in checkpoint ``step`` (default: the latest), checked against the
         checkpoint's integrity record: a spec file changed after the save raises
-        ``CheckpointIntegrityError`` (``verify=False``: unchecked, for checkpoints of version 0.1)."""
-        return self._read_spec_and_record(self._step_or_latest(step), verify)[0]
+        ``CheckpointIntegrityError`` (``verify=False``: unchecked). A checkpoint of 0.1 has no record:
+        its spec is read as it is, with a note."""
+        return self._spec_and_record(self._step_or_latest(step), verify)[0]
 
     def restore(
         self,
@@ -220,6 +233,9 @@ class WSDCheckpointManager:
         the init function), so optax's state classes come back as they were; give a
         ``ShapeDtypeStruct`` a ``sharding`` to restore onto another mesh.
 
+        Checkpoints of every earlier release are read, each verified by what it recorded (records of
+        formats 1 to 3); a checkpoint of 0.1, which has no record, is restored unverified with a note.
+
         Raises:
           CheckpointIntegrityError: the checkpoint is damaged (unreadable, or its data differs from
             its integrity record), naming the step and the leaf.
@@ -228,8 +244,8 @@ class WSDCheckpointManager:
             ``allow_spec_change`` is False (see ``check_saved_spec``).
           FileNotFoundError: there is no such checkpoint.
 
-        ``verify=False`` reads a checkpoint without an integrity record (saved by version 0.1):
-        nothing is then checked, and read errors propagate as they are.
+        ``verify=False`` reads a checkpoint without checking anything; read errors then propagate as
+        they are.
         """
         return self._restore_step(abstract_state, self._step_or_latest(step), allow_spec_change, verify)
 
@@ -238,101 +254,161 @@ class WSDCheckpointManager:
     ) -> tuple[int, Any] | None:
         """(step, state) of the newest undamaged checkpoint; None when there is none.
 
-        A damaged checkpoint (``CheckpointIntegrityError``: unreadable, or its state, spec or extra
-        items differ from its integrity record) is skipped with a warning naming it and the reason,
-        and the next older one is tried. Everything else raises at once, as in ``restore``: a spec
-        mismatch (an intact spec that is not this manager's), or a target that does not match the
-        saved state.
+        A damaged checkpoint (``CheckpointIntegrityError``: unreadable, or its state, spec, record or
+        extra items differ from what was saved) is skipped with a one-line warning naming it and the
+        reason, and the next older one is tried. A checkpoint that vanishes while it is read (a writer
+        beside this reader deleted it, keeping newer ones) is no damage: the folder is listed again
+        and its newest step tried. Everything else raises at once, as in ``restore``: a spec mismatch
+        (an intact spec that is not this manager's), or a target that does not match the saved state.
         """
-        for step in reversed(self.all_steps()):  # listed once: a reader lists the folder afresh
-            try:
-                return step, self._restore_step(abstract_state, step, allow_spec_change, verify)
-            except CheckpointIntegrityError as e:
-                _log.warning("checkpoint %s in %s is damaged (%s); skipped", step, self.directory, e)
+        damaged: set[int] = set()
+        for attempt in range(_RELISTS):
+            listed = self.all_steps()
+            changed = False
+            for step in reversed([s for s in listed if s not in damaged]):
+                try:
+                    return step, self._restore_step(abstract_state, step, allow_spec_change, verify)
+                except CheckpointIntegrityError as e:
+                    if self.all_steps() != listed:
+                        changed = True  # the writer saved or deleted meanwhile: list again, newest first
+                        break
+                    damaged.add(step)
+                    _log.warning("checkpoint %s in %s is damaged and skipped: %s", step, self.directory, e)
+            if not changed and not self._settling(listed, damaged, attempt):
+                return None
         return None
 
-    # The reads, for a step known to exist; each checkpoint's spec JSON is read once per restore.
+    def _settling(self, listed: list[int], damaged: set[int], attempt: int) -> bool:
+        """Whether the folder changes under a reader that found nothing readable: Orbax lists no step
+        for a moment while a writer commits one and deletes another. Looked at again a few times,
+        briefly (0.35 s in all), before None is believed. (A writer's folder changes only by its hand.)"""
+        if not self.read_only:
+            return False
+        for pause in (0.05, 0.1, 0.2)[: max(0, 3 - attempt)]:
+            time.sleep(pause)
+            now = self.all_steps()
+            if now != listed and any(s not in damaged for s in now):
+                return True
+        return False
 
     def _restore_step(self, abstract_state: Any, step: int, allow_spec_change: bool, verify: bool) -> Any:
         """``restore`` of a step known to exist: spec, state and extra items, each verified."""
-        spec, record = self._read_spec_and_record(step, verify)
+        spec, record = self._spec_and_record(step, verify)
         check_saved_spec(spec, self.spec, allow_spec_change)
-        state = self._read_state(abstract_state, step, record)
-        if record is not None:
-            self._verify_extras(step, record)
+        if record is None:
+            if not verify:
+                args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+                return self._manager.restore(step, args=args)["state"]
+            return self._reader.state(abstract_state, step)  # 0.1's: read errors are still damage
+        self._check_target(record, abstract_state, step)
+        state = self._reader.state(abstract_state, step)
+        _integrity.verify(record, state, step)
+        self._verify_extras(step, record)
         return state
 
-    def _run_id(self, *, create: bool = False) -> str | None:
-        """The id of the run this folder holds, written at its first save (``RUN_ID_NAME``, by the
-        folder's one writer, atomically); None for a folder without one (a reader then checks each
-        checkpoint's step only)."""
-        path = Path(self.directory) / RUN_ID_NAME
-        try:
-            return path.read_text().strip() or None
-        except FileNotFoundError:
-            if not create:
-                return None
-        run_id = uuid.uuid4().hex
-        partial = path.with_name(f"{RUN_ID_NAME}.{run_id}.tmp")
-        partial.write_text(run_id + "\n")
-        os.replace(partial, path)  # a crash leaves no half-written id
-        return run_id
-
-    def _read_items(self, step: int, *names: str) -> list[Any]:
-        """The JSON items ``names`` of checkpoint ``step``, read in one call."""
-        try:
-            args = ocp.args.Composite(**{name: ocp.args.JsonRestore() for name in names})
-            with _quiet_orbax():
-                restored = self._manager.restore(step, args=args)
-            return [restored[name] for name in names]
-        except Exception as e:
-            raise CheckpointIntegrityError(
-                f"checkpoint {step}: its {' and '.join(names)} item is unreadable ({type(e).__name__}: {e})"
-            ) from e
-
-    def _read_spec_and_record(self, step: int, verify: bool) -> tuple[WSDSpec, Any]:
-        """The saved spec and (when verifying) the integrity record, in one read. A spec that is not
-        the one the record was made with is damage, as a changed array is: whoever reads it."""
+    def _spec_and_record(self, step: int, verify: bool) -> tuple[WSDSpec, Record | None]:
+        """The saved spec and (when verifying) its checked integrity record, in one read: the record
+        bound to this step and run, the spec the one it was made with. A checkpoint of 0.1 has no
+        record (None, with a note)."""
         if not verify:
-            return self._parse_spec(self._read_items(step, "spec")[0], step), None
-        data, record = self._read_items(step, "spec", "integrity")
-        spec, record = self._parse_spec(data, step), _integrity.check_record(record, step, self._run_id())
-        _integrity.check_spec(record, spec.to_dict(), step)
-        return spec, record
+            return _parse_spec(self._reader.json_items(step, "spec")[0], step), None
+        if not self._reader.has_record(step):
+            _log.warning(
+                "checkpoint %s in %s was saved by wsd-schedule 0.1, without an integrity record: read "
+                "unverified (save it again to give it one)",
+                step,
+                self.directory,
+            )
+            return _parse_spec(self._reader.json_items(step, "spec")[0], step), None
+        spec_item, raw = self._reader.json_items(step, "spec", INTEGRITY)
+        record = _integrity.parse_record(raw, step)
+        _integrity.check_binding(record, step)
+        self._check_run(record, step)
+        _integrity.check_spec(record, spec_item, step)
+        if record.format < _integrity.FORMAT:
+            _log.info("checkpoint %s in %s has a record of format %s (an earlier release's): verified by "
+                      "what it recorded", step, self.directory, record.format)  # fmt: skip
+        return _parse_spec(spec_item, step), record
 
-    def _verify_extras(self, step: int, record: dict[str, Any]) -> None:
+    def _check_target(self, record: Record, target: Any, step: int) -> None:
+        """A target that does not match the saved state is the caller's mistake (``ValueError``),
+        unless the record is an unsealed one that disagrees with the arrays Orbax saved too: then the
+        record is damaged."""
+        problem = _integrity.target_mismatch(record, target, step)
+        if problem is None:
+            return
+        if not record.sealed and self._reader.saved_arrays_match(target, step):
+            raise CheckpointIntegrityError(
+                f"checkpoint {step}: its integrity record does not describe its saved arrays (the record "
+                "is damaged)"
+            )
+        raise ValueError(problem)
+
+    def _verify_extras(self, step: int, record: Record) -> None:
         """Every extra item the record lists is readable and matches it (one read for all)."""
-        names = list(record.get("extra", {}))
+        names = list(record.extra)
         if not names:
             return
-        for name, data in zip(names, self._read_items(step, *names), strict=True):
-            if record["extra"][name] != _integrity.json_digest(data):
+        for name, data in zip(names, self._reader.json_items(step, *names), strict=True):
+            if record.extra[name] != _integrity.json_digest(data):
                 raise CheckpointIntegrityError(
                     f"checkpoint {step}: extra item {name!r} does not match its record"
                 )
 
-    @staticmethod
-    def _parse_spec(data: Any, step: int) -> WSDSpec:
-        try:
-            return spec_from_restored(data)
-        except (TypeError, ValueError) as e:
-            raise CheckpointIntegrityError(f"checkpoint {step}: its saved spec is invalid ({e})") from e
+    # --- the run a folder holds (wsd_jax._run_id) ----------------------------------------------------
 
-    def _read_state(self, abstract_state: Any, step: int, record: Any) -> Any:
-        """The state, verified against ``record`` (None: unverified, read errors propagate as they are)."""
-        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        if record is None:
-            return self._manager.restore(step, args=args)["state"]
-        _integrity.check_target(record, abstract_state, step)  # a caller's mistake raises ValueError
-        try:
-            with _quiet_orbax():
-                state = self._manager.restore(step, args=args)["state"]
-        except Exception as e:
+    def _check_run(self, record: Record, step: int) -> None:
+        """Refuses a checkpoint of another run than the folder's, where the folder's run id is borne
+        out by one of its checkpoints; a folder id that no checkpoint carries is ignored (warned)."""
+        folder = self._run if self._run is not None else read_folder_id(self.directory)
+        if record.run_id is None or folder is None or record.run_id == folder:
+            return
+        if folder in self._ignored_folder_ids:
+            return
+        if self._run_of_some_step(folder, exclude=step):
             raise CheckpointIntegrityError(
-                f"checkpoint {step}: its state is unreadable ({type(e).__name__}: {e})"
-            ) from e
-        _integrity.verify(record, state, step)
-        return state
+                f"checkpoint {step}: it was saved by another run ({record.run_id!r}, this folder's is "
+                f"{folder!r}): a step folder copied from another run's folder"
+            )
+        self._ignored_folder_ids.add(folder)
+        _log.warning(
+            "%s names run %r, which no checkpoint in the folder carries (damaged, or left by another run): "
+            "ignored; each checkpoint is checked for its step",
+            self.directory / RUN_ID_NAME,
+            folder,
+        )
+
+    def _run_of_some_step(self, run_id: str, *, exclude: int | None = None) -> bool:
+        """Whether a readable record of a checkpoint here (other than ``exclude``) names ``run_id``."""
+        return any(found == run_id for found in self._step_runs(exclude=exclude))
+
+    def _step_runs(self, *, exclude: int | None = None) -> Iterator[str]:
+        """The run ids the readable records of the folder's checkpoints name, newest first."""
+        for step in reversed(self.all_steps()):
+            if step == exclude:
+                continue
+            try:
+                run_id = self._reader.record(step).run_id
+            except CheckpointIntegrityError:
+                continue
+            if run_id is not None:
+                yield run_id
+
+    def _writer_run(self, existing: list[int]) -> str:
+        """The run id this writer saves as, resolved at its first save: the folder's, where one of its
+        checkpoints bears it out; else the run of the folder's newest checkpoint (the one resumed
+        from: a copied run stays one run); else a new one. The folder's file is written again when it
+        differs."""
+        if self._run is None:
+            folder = read_folder_id(self.directory)
+            if folder is not None and (not existing or self._run_of_some_step(folder)):
+                run = folder
+            else:
+                run = next(self._step_runs(), None) or new_run_id()
+            if run != folder and jax.process_index() == 0:
+                write_folder_id(self.directory, run)
+            self._run = run
+        return self._run
 
     def _step_or_latest(self, step: int | None) -> int:
         if step is None:
@@ -355,10 +431,17 @@ class WSDCheckpointManager:
         return steps[-1] if steps else None
 
     def all_steps(self) -> list[int]:
-        """The saved steps, ascending. A reader lists the folder afresh (a writer may be adding)."""
-        if self.read_only:
-            self._manager.reload()
-        return sorted(int(s) for s in self._manager.all_steps())
+        """The saved steps, ascending. A reader lists the folder afresh (a writer may be adding, and
+        deleting: a step that vanishes while the folder is listed is listed again)."""
+        for attempt in range(_RELISTS):
+            try:
+                if self.read_only:
+                    self._manager.reload()
+                return sorted(int(s) for s in self._manager.all_steps())
+            except FileNotFoundError:
+                if attempt == _RELISTS - 1:
+                    raise
+        return []  # (unreachable)
 
     def wait_until_finished(self) -> None:
         """Waits for an asynchronous save to be written and committed."""
@@ -392,17 +475,18 @@ class WSDCheckpointManager:
         """A manager for an existing run, built from the spec saved in its newest readable checkpoint.
 
         This is how a restarted job rebuilds exactly the schedule it was running. A step whose spec
-        cannot be read, or does not match its integrity record (``verify=False`` skips that check,
-        for checkpoints of version 0.1), is skipped with a warning. Reading the spec deletes nothing;
-        the returned manager is the folder's writer unless ``read_only=True``.
+        cannot be read, or does not match its integrity record, is skipped with a warning
+        (``verify=False`` reads the specs unchecked). Checkpoints of earlier releases are read as
+        ``restore`` reads them. Reading the spec deletes nothing; the returned manager is the folder's
+        writer unless ``read_only=True``.
         """
         path = epath.Path(directory).absolute()
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint in {directory} (the folder does not exist)")
         probe = cls(path, WSDSpec(1), read_only=True)
         try:
-            spec = None
-            for step in reversed(probe.all_steps()):
+            spec, steps = None, probe.all_steps()
+            for step in reversed(steps):
                 try:
                     spec = probe.saved_spec(step, verify=verify)
                     break
@@ -411,8 +495,23 @@ class WSDCheckpointManager:
         finally:
             probe.close()
         if spec is None:
-            raise FileNotFoundError(f"no checkpoint with a readable spec in {directory}")
+            if not steps:
+                raise FileNotFoundError(f"no checkpoint in {directory}")
+            hint = (
+                "" if not verify else " (WSDCheckpointManager.open(..., verify=False) reads specs unchecked)"
+            )
+            raise FileNotFoundError(
+                f"no checkpoint with a readable spec in {directory}: its {len(steps)} checkpoint(s) are "
+                f"damaged, each named in a warning{hint}"
+            )
         return cls(path, spec, read_only=read_only, **options)
+
+
+def _parse_spec(data: Any, step: int) -> WSDSpec:
+    try:
+        return spec_from_restored(data)
+    except (TypeError, ValueError) as e:
+        raise CheckpointIntegrityError(f"checkpoint {step}: its saved spec is invalid ({short(e)})") from e
 
 
 def _check_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -422,8 +521,12 @@ def _check_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(extra, Mapping):
         raise TypeError(f"extra must be a mapping of item names to JSON values, got {type(extra).__name__}")
     for name, value in extra.items():
-        if not isinstance(name, str) or not name.isidentifier() or name in _ITEMS:
-            raise ValueError(f"extra item names must be identifiers other than {list(_ITEMS)}, got {name!r}")
+        reserved = isinstance(name, str) and (name.startswith("_") or name in _ITEMS or name in _ORBAX_NAMES)
+        if not isinstance(name, str) or not name.isidentifier() or reserved:
+            raise ValueError(
+                f"extra item names must be identifiers that do not start with '_' and are none of "
+                f"{[*_ITEMS, *_ORBAX_NAMES]} (the checkpoint's own items and Orbax's), got {name!r}"
+            )
         try:
             _integrity.json_digest(value)
         except (TypeError, ValueError) as e:
@@ -469,15 +572,3 @@ def _writer_lock(directory: epath.Path) -> WriterLock | None:
         return None
     directory.mkdir(parents=True, exist_ok=True)
     return WriterLock(str(directory))
-
-
-@contextlib.contextmanager
-def _quiet_orbax() -> Iterator[None]:
-    """Silences Orbax's informational warnings (read-only opens, restores) for the block."""
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        absl_logger.setLevel(level)

@@ -1,49 +1,36 @@
-"""An integrity record of a checkpointed pytree: per-leaf shape, dtype and a 64-bit fingerprint.
+"""An integrity record of a checkpointed pytree: per-leaf shape, dtype and a 64-bit fingerprint
+(``wsd_jax._fingerprint``), the step and run it was saved as, and the digests of the spec and extra
+items saved with it.
 
 Orbax keeps no checksum of array data, so a flipped byte in a saved array restores silently. Each
 checkpoint therefore carries this record, written with the save and verified on every restore.
 
-The fingerprint of an array is defined on its bytes in C order, zero-padded to whole little-endian
-uint32 words, laid out in rows of ``ROW`` words. Two lanes, modulo 2**32:
-
-* lane A: the sum over rows r of ``mix(row_sum[r] ^ (r * GOLDEN + SALT_A))``;
-* lane B: the sum over columns c of ``mix(column_sum[c] ^ (c * GOLDEN + SALT_B))``;
-
-where ``row_sum`` and ``column_sum`` are wrapping uint32 sums of the words and ``mix`` is a bijection
-of uint32 (murmur3's finaliser). Why this form:
-
-* It costs two plain sums over the data, which run at memory speed: about a tenth of the read it
-  guards (``python -m benchmarks --only integrity``). The earlier form mixed every word, which cost
-  more than the read itself on a CPU.
-* Any change confined to one word changes its row's sum by a nonzero amount, so lane A always
-  changes (``mix`` is a bijection). Two unequal words exchanged change the row sums (different rows)
-  or the column sums (one row); a chunk moved elsewhere, or random damage to many words, changes
-  the lanes except with probability about 2**-32 to 2**-64. It is not a cryptographic hash: a
-  change crafted to keep every row and column sum escapes it, as a forger would (see the threat
-  model in docs/checkpoints.md).
-* It depends on the values and their positions only, so it is the same whichever sharding the array
-  is saved from or restored onto (Orbax reshards on restore). Arrays on the host (numpy, jax on
-  CPU) are summed by numpy in place; others by the same sums in ``jax.numpy``, where the shards live
-  (an all-reduce of the sums; no array is gathered to one host). Both give the same bits (tested).
+**Formats.** 1: leaves and the spec's digest (a per-element fingerprint); 2: the step and the run id
+too; 3: the row-and-column fingerprint; 4 (written now): the record's own digest, ``record_sha256``,
+so that a flipped bit anywhere in the record is found before any field of it is believed. Every
+format is read (``parse_record``), each verified by what it recorded. A record that is not one of
+these, in any field, is damage: ``CheckpointIntegrityError``, never a ``KeyError``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import numbers
+import re
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-FORMAT = 3  # 2: the record binds its step and its run; 3: the row-and-column fingerprint
-ROW = 1024  # words per row of the fingerprint's layout
-_SALTS = (0x243F6A88, 0x85A308D3)  # lanes A and B: digits of pi, as in many hash constants
-_GOLDEN = 0x9E3779B9
-_M1, _M2 = 0x85EBCA6B, 0xC2B2AE35  # murmur3's finaliser
+from wsd_jax._fingerprint import fingerprints, legacy_fingerprints
+
+FORMAT = 4
+READABLE = (1, 2, 3, 4)
+_HEX16, _HEX64 = re.compile(r"[0-9a-f]{16}"), re.compile(r"[0-9a-f]{64}")
+_PYTHON_TYPES = ("int", "float", "bool")
 
 
 class CheckpointIntegrityError(RuntimeError):
@@ -55,107 +42,13 @@ class CheckpointIntegrityError(RuntimeError):
     """
 
 
-# --- on the host: numpy, in place ------------------------------------------------------------------
-
-
-def _mix_host(h: np.ndarray) -> np.ndarray:
-    # A bijection of uint32: distinct sums at one position always give distinct terms.
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(_M1)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(_M2)
-    return h ^ (h >> np.uint32(16))
-
-
-def _lanes_from_sums(rows: np.ndarray, columns: np.ndarray) -> tuple[int, int]:
-    lanes = []
-    for sums, salt in zip((rows, columns), _SALTS, strict=True):
-        position = np.arange(sums.size, dtype=np.uint32) * np.uint32(_GOLDEN) + np.uint32(salt)
-        lanes.append(int(np.add.reduce(_mix_host(sums ^ position), dtype=np.uint32)))
-    return lanes[0], lanes[1]
-
-
-def _host_lanes(array: np.ndarray) -> tuple[int, int]:
-    """Both lanes of an array in host memory: two reductions over a view of its bytes, no copy
-    (but for the last partial word)."""
-    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    whole = data.size // 4 * 4
-    words = data[:whole].view("<u4")
-    full = words.size // ROW
-    grid = words[: full * ROW].reshape(full, ROW)
-    rows = np.add.reduce(grid, axis=1, dtype=np.uint32)
-    columns = np.add.reduce(grid, axis=0, dtype=np.uint32)
-    rest = words[full * ROW :]
-    if whole < data.size:  # the last bytes, zero-padded to a word
-        last = np.zeros(4, np.uint8)
-        last[: data.size - whole] = data[whole:]
-        rest = np.concatenate([rest, last.view("<u4")])
-    if rest.size:
-        rows = np.append(rows, np.add.reduce(rest, dtype=np.uint32))
-        columns[: rest.size] += rest
-    return _lanes_from_sums(rows, columns)
-
-
-# --- where the arrays live: the same sums in jax.numpy ---------------------------------------------
-
-
-def _mix(h: jax.Array) -> jax.Array:
-    h = h ^ (h >> 16)
-    h = h * jnp.uint32(_M1)
-    h = h ^ (h >> 13)
-    h = h * jnp.uint32(_M2)
-    return h ^ (h >> 16)
-
-
-def _device_words(leaf: jax.Array) -> jax.Array:
-    """The leaf's bytes in C order as little-endian uint32 words, the last zero-padded. Traceable."""
-    if leaf.dtype == jnp.bool_:
-        leaf = leaf.astype(jnp.uint8)
-    itemsize = leaf.dtype.itemsize
-    if itemsize in (4, 8):  # an 8-byte element splits into its low word, then its high word
-        return jax.lax.bitcast_convert_type(leaf, jnp.uint32).reshape(-1)
-    small = jax.lax.bitcast_convert_type(leaf, {1: jnp.uint8, 2: jnp.uint16}[itemsize]).reshape(-1)
-    per_word = 4 // itemsize
-    small = jnp.pad(small, (0, -small.size % per_word)).astype(jnp.uint32).reshape(-1, per_word)
-    shifts = jnp.arange(per_word, dtype=jnp.uint32) * jnp.uint32(8 * itemsize)
-    return jnp.sum(small << shifts, axis=1, dtype=jnp.uint32)  # disjoint bits: the sum is an or
-
-
-@jax.jit
-def _device_lanes(leaves: list[jax.Array]) -> jax.Array:
-    """Both lanes of every leaf, shape (len(leaves), 2), in one program: one dispatch and a transfer
-    of a few bytes to the host for the whole state."""
-    out = []
-    for leaf in leaves:
-        words = _device_words(leaf)
-        grid = jnp.pad(words, (0, -words.size % ROW)).reshape(-1, ROW)
-        lanes = []
-        for sums, salt in zip((jnp.sum(grid, axis=1, dtype=jnp.uint32),
-                               jnp.sum(grid, axis=0, dtype=jnp.uint32)), _SALTS, strict=True):  # fmt: skip
-            position = jnp.arange(sums.size, dtype=jnp.uint32) * jnp.uint32(_GOLDEN) + jnp.uint32(salt)
-            lanes.append(jnp.sum(_mix(sums ^ position), dtype=jnp.uint32))
-        out.append(jnp.stack(lanes))
-    return jnp.stack(out) if out else jnp.zeros((0, 2), jnp.uint32)
-
-
-def _on_host(leaf: Any) -> bool:
-    """Whether the leaf's data is in this process's memory (numpy, or jax on CPU devices only)."""
-    if not isinstance(leaf, jax.Array):
-        return True
-    return leaf.is_fully_addressable and all(getattr(d, "platform", "") == "cpu" for d in leaf.devices())
-
-
-def fingerprints(leaves: list[Any]) -> list[str]:
-    """The 64-bit fingerprint of each array's values (jax or numpy), as 16 hex digits each."""
-    elsewhere = [leaf for leaf in leaves if not _on_host(leaf)]
-    computed = iter(np.asarray(_device_lanes(elsewhere)) if elsewhere else [])
-    lanes = [_host_lanes(np.asarray(leaf)) if _on_host(leaf) else tuple(next(computed)) for leaf in leaves]
-    return [f"{int(a):08x}{int(b):08x}" for a, b in lanes]
-
-
-def fingerprint(leaf: Any) -> str:
-    """The 64-bit fingerprint of one array's values, as 16 hex digits."""
-    return fingerprints([leaf])[0]
+def short(error: BaseException, limit: int = 200) -> str:
+    """An exception as one short line: its type and the first line of its message (TensorStore's
+    run to thousands of characters of its spec)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _is_python_scalar(leaf: Any) -> bool:
@@ -177,9 +70,15 @@ def spec_digest(spec_dict: dict[str, Any]) -> str:
     return json_digest(spec_dict)
 
 
-def make_record(state: Any, spec_dict: dict[str, Any], *, step: int, run_id: str) -> dict[str, Any]:
+def _seal(record: dict[str, Any]) -> str:
+    return json_digest({k: v for k, v in record.items() if k != "record_sha256"})
+
+
+def make_record(
+    state: Any, spec_dict: dict[str, Any], *, step: int, run_id: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The integrity record of ``state`` (any pytree) saved as checkpoint ``step`` of run ``run_id``
-    with the spec ``spec_dict``."""
+    with the spec ``spec_dict`` and the extra items ``extra``, sealed with its own digest."""
     leaves = [(jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(state)[0]]
     digests = iter(fingerprints([leaf for _, leaf in leaves if not _is_python_scalar(leaf)]))
     records = [
@@ -193,80 +92,175 @@ def make_record(state: Any, spec_dict: dict[str, Any], *, step: int, run_id: str
         }
         for path, leaf in leaves
     ]
-    return {"format": FORMAT, "step": step, "run_id": run_id, "spec_sha256": spec_digest(spec_dict),
-            "leaves": records}  # fmt: skip
-
-
-def check_record(record: Any, step: int, run_id: str | None) -> dict[str, Any]:
-    """Returns ``record`` if it is a record of this format, made for checkpoint ``step`` of the run
-    ``run_id`` (None: a folder whose run id is unknown, checked for the step only).
-
-    Otherwise the checkpoint is damaged: a step folder swapped with another, copied under another
-    step, linked to another, or brought from another run's folder holds a record of another step or
-    run. The record is an unkeyed hash: it guards against damage and mix-ups, not a forger."""
-    if (
-        not isinstance(record, dict)
-        or record.get("format") != FORMAT
-        or not isinstance(record.get("leaves"), list)
-    ):
-        raise CheckpointIntegrityError(f"checkpoint {step}: its integrity record is malformed")
-    if record.get("step") != step:
-        raise CheckpointIntegrityError(
-            f"checkpoint {step}: its folder holds the checkpoint of step {record.get('step')!r} (a step "
-            "folder swapped, copied or linked under another step's name)"
-        )
-    if run_id is not None and record.get("run_id") != run_id:
-        raise CheckpointIntegrityError(
-            f"checkpoint {step}: it was saved by another run ({record.get('run_id')!r}, this folder's is "
-            f"{run_id!r}): a step folder copied from another run's folder"
-        )
+    record = {"format": FORMAT, "step": step, "run_id": run_id, "spec_sha256": spec_digest(spec_dict),
+              "leaves": records, "extra": {n: json_digest(v) for n, v in (extra or {}).items()}}  # fmt: skip
+    record["record_sha256"] = _seal(record)
     return record
 
 
-def check_target(record: dict[str, Any], target: Any, step: int) -> None:
-    """Raises ``ValueError`` naming the first leaf where ``target`` does not match the saved state.
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """A parsed integrity record, every field checked.
 
-    Structure (the leaves' paths), shapes and dtypes are compared where the target states them; this
-    runs before any array is read, so a caller's mistake is never taken for damage.
+    Attributes:
+      format: 1 to 4.
+      step: the step it was saved as (None for format 1, which does not bind its step).
+      run_id: the run it was saved by (None for format 1).
+      spec_sha256: the digest of the spec item saved with it.
+      leaves: each leaf's entry, by path.
+      extra: each extra item's digest, by name.
+      sealed: whether the record carries its own digest (format 4): every field is as written, so a
+        target that disagrees with it is the caller's mistake, never damage.
     """
-    saved = {leaf["path"]: leaf for leaf in record["leaves"]}
+
+    format: int
+    step: int | None
+    run_id: str | None
+    spec_sha256: str
+    leaves: dict[str, dict[str, Any]]
+    extra: dict[str, str]
+    sealed: bool
+
+    def fingerprints(self, arrays: list[Any]) -> list[str]:
+        """The fingerprints of ``arrays`` as this record's format computes them."""
+        return (fingerprints if self.format >= 3 else legacy_fingerprints)(arrays)
+
+
+def parse_record(record: Any, step: int) -> Record:
+    """``record`` (as read from checkpoint ``step``) checked in every field; anything else than a
+    record of a format this release reads is ``CheckpointIntegrityError``."""
+
+    def bad(what: str) -> CheckpointIntegrityError:
+        return CheckpointIntegrityError(f"checkpoint {step}: its integrity record is malformed ({what})")
+
+    if not isinstance(record, dict):
+        raise bad(f"a {type(record).__name__}, not a JSON object")
+    fmt = record.get("format")
+    if isinstance(fmt, bool) or not isinstance(fmt, int):
+        raise bad(f"format {fmt!r}")
+    if fmt not in READABLE:
+        newer = " (written by a newer release?)" if fmt > FORMAT else ""
+        raise CheckpointIntegrityError(
+            f"checkpoint {step}: its integrity record has format {fmt}{newer}; this release reads formats "
+            f"{READABLE[0]} to {READABLE[-1]}"
+        )
+    if fmt >= 4 and record.get("record_sha256") != _seal(record):
+        raise CheckpointIntegrityError(
+            f"checkpoint {step}: its integrity record is damaged (its digest differs)"
+        )
+    spec_sha = record.get("spec_sha256")
+    if not isinstance(spec_sha, str) or not _HEX64.fullmatch(spec_sha):
+        raise bad("spec_sha256")
+    bound_step, run_id = None, None
+    if fmt >= 2:
+        bound_step, run_id = record.get("step"), record.get("run_id")
+        if isinstance(bound_step, bool) or not isinstance(bound_step, int):
+            raise bad(f"step {bound_step!r}")
+        if not isinstance(run_id, str) or not run_id:
+            raise bad("run_id")
+    extra = record.get("extra", {})
+    if not isinstance(extra, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and _HEX64.fullmatch(v) for k, v in extra.items()
+    ):
+        raise bad("extra")
+    return Record(
+        fmt, bound_step, run_id, spec_sha, _parse_leaves(record.get("leaves"), bad), dict(extra), fmt >= 4
+    )
+
+
+def _parse_leaves(leaves: Any, bad: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(leaves, list):
+        raise bad("leaves")
+    out: dict[str, dict[str, Any]] = {}
+    for i, leaf in enumerate(leaves):
+        if not isinstance(leaf, dict) or not isinstance(leaf.get("path"), str) or leaf["path"] in out:
+            raise bad(f"leaf {i}")
+        if "python" in leaf:
+            if leaf["python"] not in _PYTHON_TYPES or "value" not in leaf:
+                raise bad(f"leaf {leaf['path']}")
+        else:
+            shape, dtype, digest = leaf.get("shape"), leaf.get("dtype"), leaf.get("fingerprint")
+            dims_ok = isinstance(shape, list) and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+            )
+            if (
+                not dims_ok
+                or not _is_dtype(dtype)
+                or not isinstance(digest, str)
+                or not _HEX16.fullmatch(digest)
+            ):
+                raise bad(f"leaf {leaf['path']}")
+        out[leaf["path"]] = leaf
+    return out
+
+
+def _is_dtype(name: Any) -> bool:
+    if not isinstance(name, str):
+        return False
+    try:
+        return np.dtype(name).kind != "O" and str(np.dtype(name)) == name
+    except TypeError:
+        return False
+
+
+def check_binding(record: Record, step: int) -> None:
+    """Raises ``CheckpointIntegrityError`` if ``record`` was saved as another step: a step folder
+    swapped with another, copied or linked under another step's name. (Its run is checked by the
+    manager, which knows the folder's run.)"""
+    if record.step is not None and record.step != step:
+        raise CheckpointIntegrityError(
+            f"checkpoint {step}: its folder holds the checkpoint of step {record.step} (a step folder "
+            "swapped, copied or linked under another step's name)"
+        )
+
+
+def check_spec(record: Record, spec_item: Any, step: int) -> None:
+    """Raises ``CheckpointIntegrityError`` if the saved spec item is not the one the record was made
+    with (a spec file changed after the save, even to another valid spec). The item is compared as
+    it was written, so a spec saved by an earlier release (with fewer fields) is verified too."""
+    try:
+        digest = spec_digest(spec_item)
+    except (TypeError, ValueError):
+        digest = None
+    if digest != record.spec_sha256:
+        raise CheckpointIntegrityError(f"checkpoint {step}: its spec differs from the one saved with it")
+
+
+def target_mismatch(record: Record, target: Any, step: int) -> str | None:
+    """Where ``target`` does not match the saved state as the record describes it (structure, then
+    each leaf's shape and dtype where the target states them), or None where it matches."""
+    saved = record.leaves
     wanted = jax.tree_util.tree_flatten_with_path(target)[0]
     paths = [jax.tree_util.keystr(p) for p, _ in wanted]
     missing = [p for p in saved if p not in set(paths)]
     extra = [p for p in paths if p not in saved]
     if missing or extra:
-        raise ValueError(
+        return (
             f"the restore target does not match checkpoint {step}'s structure: "
             + (f"leaves saved but not in the target: {missing[:5]}; " if missing else "")
             + (f"leaves in the target but not saved: {extra[:5]}" if extra else "")
         )
-    for path, leaf in zip(paths, (leaf for _, leaf in wanted), strict=True):
+    for path, (_, leaf) in zip(paths, wanted, strict=True):
         entry = saved[path]
         if "python" in entry or not hasattr(leaf, "shape"):
             continue
         if list(leaf.shape) != entry["shape"]:
-            raise ValueError(
-                f"restore target leaf {path} has shape {tuple(leaf.shape)}, but checkpoint {step} "
-                f"saved shape {tuple(entry['shape'])}"
+            return (
+                f"restore target leaf {path} has shape {tuple(leaf.shape)}, but checkpoint {step} saved "
+                f"shape {tuple(entry['shape'])}"
             )
         if hasattr(leaf, "dtype") and str(np.dtype(leaf.dtype)) != entry["dtype"]:
-            raise ValueError(
-                f"restore target leaf {path} has dtype {np.dtype(leaf.dtype)}, but checkpoint {step} "
-                f"saved dtype {entry['dtype']}"
+            return (
+                f"restore target leaf {path} has dtype {np.dtype(leaf.dtype)}, but checkpoint {step} saved "
+                f"dtype {entry['dtype']}"
             )
+    return None
 
 
-def check_spec(record: dict[str, Any], spec_dict: dict[str, Any], step: int) -> None:
-    """Raises ``CheckpointIntegrityError`` if the saved spec is not the one the record was made with
-    (a spec file changed after the save, even to another valid spec)."""
-    if record.get("spec_sha256") != spec_digest(spec_dict):
-        raise CheckpointIntegrityError(f"checkpoint {step}: its spec differs from the one saved with it")
-
-
-def verify(record: dict[str, Any], restored: Any, step: int) -> None:
+def verify(record: Record, restored: Any, step: int) -> None:
     """Raises ``CheckpointIntegrityError`` naming the step and the leaf if ``restored`` differs from
     what was saved."""
-    saved = {leaf["path"]: leaf for leaf in record["leaves"]}
+    saved = record.leaves
     leaves = [
         (jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]
     ]
@@ -280,7 +274,9 @@ def verify(record: dict[str, Any], restored: Any, step: int) -> None:
         and list(np.shape(leaf)) == saved[path]["shape"]
         and str(np.dtype(leaf.dtype)) == saved[path]["dtype"]
     ]
-    digests = dict(zip([p for p, _ in comparable], fingerprints([x for _, x in comparable]), strict=True))
+    digests = dict(
+        zip([p for p, _ in comparable], record.fingerprints([x for _, x in comparable]), strict=True)
+    )
     for path, leaf in leaves:
         entry = saved[path]
         if "python" not in entry:
@@ -297,7 +293,10 @@ def verify(record: dict[str, Any], restored: Any, step: int) -> None:
 
 
 def _same_scalar(restored: Any, saved: Any) -> bool:
-    value = np.asarray(restored)
-    if value.shape != ():
+    try:
+        value = np.asarray(restored)
+        if value.shape != ():
+            return False
+        return bool(value == np.asarray(saved).astype(value.dtype))
+    except (TypeError, ValueError, OverflowError):
         return False
-    return bool(value == np.asarray(saved).astype(value.dtype))
