@@ -19,9 +19,10 @@ from wsd_core import backend as v
 from wsd_core.backend import check_saved_spec
 from wsd_jax import _integrity
 from wsd_jax._integrity import CheckpointIntegrityError, Record, short
-from wsd_jax._lock import WriterLock
+from wsd_jax._lock import WriterLock, WriterLockError
 from wsd_jax._orbax import orbax_policies, spec_from_restored, spec_save_args
-from wsd_jax._reading import INTEGRITY, StepReader, quiet_orbax
+from wsd_jax._processes import DEFAULT_TIMEOUT_S, Agreement
+from wsd_jax._reading import INTEGRITY, StepReader
 from wsd_jax._run_id import RUN_ID_NAME, new_run_id, read_folder_id, write_folder_id
 
 _log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class WSDCheckpointManager:
         ``save(..., metrics=...)``; the plan's steps are kept whatever their metrics.
       best_metric: that metric: a name, or a function of the metrics.
       best_mode: ``"min"`` or ``"max"``: which end of the metric is best.
+      process_timeout_s: in a job of several processes, how long a process waits for the others to
+        agree on a checkpoint, the writer lock or the run id (``ProcessAgreementError`` after it).
 
     Examples:
       >>> import tempfile, jax.numpy as jnp
@@ -96,6 +99,7 @@ class WSDCheckpointManager:
         best_n: int | None = None,
         best_metric: Any = None,
         best_mode: str = "min",
+        process_timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         if not isinstance(spec, WSDSpec):
             raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
@@ -103,16 +107,18 @@ class WSDCheckpointManager:
         self.plan = SavePlan.for_spec(spec, interval)  # in updates: a spec in tokens has its clock
         self.directory = epath.Path(directory).absolute()
         self.read_only = bool(read_only)
+        timeout = v.check_real("process_timeout_s", process_timeout_s, positive=True)
+        self._agree = Agreement(str(self.directory), timeout)
         self._lock: WriterLock | None = None
         self._run: str | None = None  # the run a writer saves as (resolved at its first save)
         self._ignored_folder_ids: set[str] = set()  # folder ids found naming no checkpoint (warned once)
+        self._reader = StepReader(self.directory)
+        self._manager: Any = None  # Orbax's CheckpointManager: the writer's (a reader needs none)
         if self.read_only:
+            # A reader lists and reads the folder itself: Orbax's manager would add barriers (a reader
+            # of a multi-process job must never wait for a process in a collective).
             if not self.directory.exists():
                 raise FileNotFoundError(f"no checkpoint folder {self.directory}")
-            with quiet_orbax():  # Orbax warns about read-only options on every open
-                options = ocp.CheckpointManagerOptions(read_only=True, create=False)
-                self._manager = ocp.CheckpointManager(self.directory, options=options)
-            self._reader = StepReader(self._manager, self.directory)
             return
         policies = orbax_policies(
             self.plan, max_to_keep=max_to_keep, best_n=best_n, best_metric=best_metric, best_mode=best_mode
@@ -123,15 +129,22 @@ class WSDCheckpointManager:
             cleanup_tmp_directories=True,  # a save a crash interrupted is removed, never read
         )
         # The lock comes first: only the folder's one writer may clean up (an in-flight save of
-        # another writer looks like a crash's leftover).
-        self._lock = _writer_lock(self.directory)
+        # another writer looks like a crash's leftover). Process 0 takes it for the job, and every
+        # process learns whether it did before any of them goes on (into Orbax's own barriers).
+        lock_error: WriterLockError | None = None
+        try:
+            self._lock = _writer_lock(self.directory)
+        except WriterLockError as e:
+            lock_error = e
+        refused = self._agree.from_primary("the writer lock", None if lock_error is None else str(lock_error))
+        if refused is not None:
+            raise lock_error if lock_error is not None else WriterLockError(refused)
         try:
             # No fixed item names: the caller may add items (extra=) to any checkpoint.
             self._manager = ocp.CheckpointManager(self.directory, options=options)
         except BaseException:
             self._release_lock()
             raise
-        self._reader = StepReader(self._manager, self.directory)
 
     # --- saving ----------------------------------------------------------------------------------
 
@@ -217,7 +230,8 @@ class WSDCheckpointManager:
         checkpoint's integrity record: a spec file changed after the save raises
         ``CheckpointIntegrityError`` (``verify=False``: unchecked). A checkpoint of 0.1 has no record:
         its spec is read as it is, with a note."""
-        return self._spec_and_record(self._step_or_latest(step), verify)[0]
+        step = self._step_or_latest(step)
+        return self._agreed(f"checkpoint {step}'s spec", lambda: self._spec_and_record(step, verify))[0]
 
     def restore(
         self,
@@ -263,13 +277,13 @@ class WSDCheckpointManager:
         """
         damaged: set[int] = set()
         for attempt in range(_RELISTS):
-            listed = self.all_steps()
+            listed = self._agreed_steps()
             changed = False
             for step in reversed([s for s in listed if s not in damaged]):
                 try:
                     return step, self._restore_step(abstract_state, step, allow_spec_change, verify)
                 except CheckpointIntegrityError as e:
-                    if self.all_steps() != listed:
+                    if self._agreed_steps() != listed:
                         changed = True  # the writer saved or deleted meanwhile: list again, newest first
                         break
                     damaged.add(step)
@@ -286,25 +300,49 @@ class WSDCheckpointManager:
             return False
         for pause in (0.05, 0.1, 0.2)[: max(0, 3 - attempt)]:
             time.sleep(pause)
-            now = self.all_steps()
+            now = self._agreed_steps()
             if now != listed and any(s not in damaged for s in now):
                 return True
         return False
 
     def _restore_step(self, abstract_state: Any, step: int, allow_spec_change: bool, verify: bool) -> Any:
-        """``restore`` of a step known to exist: spec, state and extra items, each verified."""
-        spec, record = self._spec_and_record(step, verify)
-        check_saved_spec(spec, self.spec, allow_spec_change)
-        if record is None:
-            if not verify:
-                args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-                return self._manager.restore(step, args=args)["state"]
-            return self._reader.state(abstract_state, step)  # 0.1's: read errors are still damage
-        self._check_target(record, abstract_state, step)
-        state = self._reader.state(abstract_state, step)
+        """``restore`` of a step known to exist: spec, state and extra items, each verified. Each part
+        ends with one verdict for all the job's processes (``Agreement.outcome``): damage any process
+        sees is damage on all, and a collective (the fingerprint's) starts only when all are ready."""
+
+        def checked() -> Record | None:
+            spec, record = self._spec_and_record(step, verify)
+            check_saved_spec(spec, self.spec, allow_spec_change)
+            if record is not None:
+                self._check_target(record, abstract_state, step)
+            return record
+
+        record = self._agreed(f"checkpoint {step}'s spec and record", checked)
+        if not verify:  # nothing is checked: read errors propagate as they are
+            return self._reader.raw_state(abstract_state, step)
+        state = self._agreed(f"checkpoint {step}'s state", lambda: self._reader.state(abstract_state, step))
+        if record is not None:
+            self._agreed(f"checkpoint {step}'s verification", lambda: self._verify(record, state, step))
+        return state
+
+    def _verify(self, record: Record, state: Any, step: int) -> None:
         _integrity.verify(record, state, step)
         self._verify_extras(step, record)
-        return state
+
+    def _agreed(self, what: str, call: Any) -> Any:
+        """``call()``, with one verdict of all the job's processes on how it went (in a single process,
+        its own): an error any process met is raised on every process."""
+        try:
+            result = call()
+        except Exception as e:
+            self._agree.outcome(what, e)
+            raise  # (outcome raises; this is for the type checker)
+        self._agree.outcome(what, None)
+        return result
+
+    def _agreed_steps(self) -> list[int]:
+        """The saved steps as process 0 lists them, on every process (a writer may be adding)."""
+        return list(self._agree.from_primary("the saved steps", self.all_steps()))
 
     def _spec_and_record(self, step: int, verify: bool) -> tuple[WSDSpec, Record | None]:
         """The saved spec and (when verifying) its checked integrity record, in one read: the record
@@ -395,19 +433,23 @@ class WSDCheckpointManager:
                 yield run_id
 
     def _writer_run(self, existing: list[int]) -> str:
-        """The run id this writer saves as, resolved at its first save: the folder's, where one of its
-        checkpoints bears it out; else the run of the folder's newest checkpoint (the one resumed
-        from: a copied run stays one run); else a new one. The folder's file is written again when it
-        differs."""
+        """The run id this writer saves as, resolved at its first save by process 0 for the whole job:
+        the folder's, where one of its checkpoints bears it out; else the run of the folder's newest
+        checkpoint (the one resumed from: a copied run stays one run); else a new one. The folder's
+        file is written again when it differs."""
         if self._run is None:
-            folder = read_folder_id(self.directory)
-            if folder is not None and (not existing or self._run_of_some_step(folder)):
-                run = folder
-            else:
+
+            def resolve() -> str | None:
+                if jax.process_index() != 0:
+                    return None
+                folder = read_folder_id(self.directory)
+                if folder is not None and (not existing or self._run_of_some_step(folder)):
+                    return folder
                 run = next(self._step_runs(), None) or new_run_id()
-            if run != folder and jax.process_index() == 0:
                 write_folder_id(self.directory, run)
-            self._run = run
+                return run
+
+            self._run = self._agree.from_primary("the run id", self._agreed("the run id", resolve))
         return self._run
 
     def _step_or_latest(self, step: int | None) -> int:
@@ -436,7 +478,7 @@ class WSDCheckpointManager:
         for attempt in range(_RELISTS):
             try:
                 if self.read_only:
-                    self._manager.reload()
+                    return sorted(ocp.utils.checkpoint_steps(self.directory))
                 return sorted(int(s) for s in self._manager.all_steps())
             except FileNotFoundError:
                 if attempt == _RELISTS - 1:
@@ -445,13 +487,16 @@ class WSDCheckpointManager:
 
     def wait_until_finished(self) -> None:
         """Waits for an asynchronous save to be written and committed."""
-        self._manager.wait_until_finished()
+        if self._manager is not None:
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
         """Waits for any save in flight, closes Orbax's manager and releases the writer's lock."""
         try:
-            self._manager.close()
+            if self._manager is not None:
+                self._manager.close()
         finally:
+            self._reader.close()
             self._release_lock()
 
     def _release_lock(self) -> None:

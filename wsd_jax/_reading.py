@@ -1,5 +1,5 @@
-"""Reading one checkpoint's items through Orbax, every failure sorted into damage or the caller's
-mistake: ``CheckpointIntegrityError`` (a step to skip) or ``ValueError`` (raised at once).
+"""Reading one checkpoint's items with Orbax's handlers, every failure sorted into damage or the
+caller's mistake: ``CheckpointIntegrityError`` (a step to skip) or ``ValueError`` (raised at once).
 
 The manager (``wsd_jax._checkpoint``) decides what to read and verifies it; this module only reads.
 """
@@ -24,23 +24,27 @@ _TOKEN = re.compile(r"\['((?:[^'\\]|\\.)*)'\]|\[(-?\d+)\]|\.(\w+)")
 
 
 class StepReader:
-    """Reads the items of a checkpoint folder's steps through an Orbax ``CheckpointManager``."""
+    """Reads the items of a checkpoint folder's steps with Orbax's item handlers, each process its
+    own share: no barrier of Orbax's is passed, so a process that fails never leaves the others
+    waiting (the manager's ``Agreement`` then gives every process one verdict)."""
 
-    def __init__(self, manager: Any, directory: epath.Path) -> None:
-        self.manager = manager
+    def __init__(self, directory: epath.Path) -> None:
         self.directory = directory
+        self._json = ocp.JsonCheckpointHandler()
+        self._state = ocp.StandardCheckpointHandler()
 
     def json_items(self, step: int, *names: str) -> list[Any]:
-        """The JSON items ``names`` of checkpoint ``step``, read in one call; unreadable is damage."""
-        try:
-            args = ocp.args.Composite(**{name: ocp.args.JsonRestore() for name in names})
-            with quiet_orbax():
-                restored = self.manager.restore(step, args=args)
-            return [restored[name] for name in names]
-        except Exception as e:
-            raise CheckpointIntegrityError(
-                f"checkpoint {step}: its {' and '.join(names)} item is unreadable ({short(e)})"
-            ) from e
+        """The JSON items ``names`` of checkpoint ``step``; unreadable is damage."""
+        values = []
+        for name in names:
+            try:
+                with quiet_orbax():
+                    values.append(self._json.restore(self.directory / str(step) / name))
+            except Exception as e:
+                raise CheckpointIntegrityError(
+                    f"checkpoint {step}: its {name} item is unreadable ({short(e)})"
+                ) from e
+        return values
 
     def record(self, step: int) -> Record:
         """Checkpoint ``step``'s integrity record, parsed (damage raises ``CheckpointIntegrityError``)."""
@@ -60,15 +64,38 @@ class StepReader:
             pass  # no readable metadata: the folder decides
         return (folder / INTEGRITY).exists()
 
+    def raw_state(self, target: Any, step: int) -> Any:
+        """The state of checkpoint ``step`` restored onto ``target``, read errors as they are."""
+        with quiet_orbax():
+            return self._state.restore(
+                self.directory / str(step) / "state", args=ocp.args.StandardRestore(target)
+            )
+
     def state(self, target: Any, step: int) -> Any:
-        """The state of checkpoint ``step`` restored onto ``target``; a failure is damage (the caller's
-        target was checked against the saved one before this read)."""
-        args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
+        """The state of checkpoint ``step`` restored onto ``target`` (this process's shards). A
+        failure is damage, but for a target that gives no sharding for arrays saved sharded over
+        devices this process does not have: that is the caller's mistake (``ValueError``)."""
         try:
             with quiet_orbax():
-                return self.manager.restore(step, args=args)["state"]
+                return self._state.restore(
+                    self.directory / str(step) / "state", args=ocp.args.StandardRestore(target)
+                )
         except Exception as e:
+            if isinstance(e, ValueError) and "topology" in str(e).lower() and _unsharded(target):
+                raise ValueError(
+                    f"checkpoint {step} was saved sharded over devices this job does not have, and the "
+                    "restore target gives no sharding to restore onto: give each array leaf of the target "
+                    "one, e.g. jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, "
+                    "sharding=s), jax.eval_shape(init), shardings) with a NamedSharding per leaf of this "
+                    "job's mesh"
+                ) from None
             raise CheckpointIntegrityError(f"checkpoint {step}: its state is unreadable ({short(e)})") from e
+
+    def close(self) -> None:
+        for handler in (self._json, self._state):
+            closing = getattr(handler, "close", None)
+            if closing is not None:
+                closing()
 
     def saved_arrays_match(self, target: Any, step: int) -> bool:
         """Whether ``target`` has the structure, shapes and dtypes of the arrays Orbax saved in
@@ -94,6 +121,15 @@ class StepReader:
             ):
                 return False
         return True
+
+
+def _unsharded(target: Any) -> bool:
+    """Whether some array leaf of a restore target states no sharding (``jax.eval_shape``'s do not)."""
+    return any(
+        getattr(leaf, "sharding", None) is None
+        for leaf in jax.tree_util.tree_leaves(target)
+        if isinstance(leaf, jax.ShapeDtypeStruct)
+    )
 
 
 def _tokens(path: Any) -> tuple[str, ...]:
