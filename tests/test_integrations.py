@@ -203,9 +203,8 @@ def test_dcp_checkpoints_move_between_torchtitans_container_and_ours(tmp_path):
     theirs = _titan_config().build(optimizers=titan_opts, training_steps=60)
     _trainer_steps(titan_opts, theirs, 23)
     refusing = WSDSchedulersContainer.for_optimizers([_opt()], spec=spec)
-    from torch.distributed.checkpoint.api import CheckpointException
-
-    with pytest.raises(CheckpointException):  # DCP refuses: our spec's keys are not in their checkpoint
+    # refused with the container's own reason (before: DCP's "Missing key ... spec", no reason given)
+    with pytest.raises(ValueError, match=r"no 'spec' entry.*adopt_foreign_state=True"):
         _dcp_roundtrip(tmp_path, theirs, refusing, "theirs")
     assert refusing.schedulers[0].last_epoch == 0  # nothing adopted
     adopting = WSDSchedulersContainer.for_optimizers([o := _opt()], spec=spec, adopt_foreign_state=True)
@@ -373,3 +372,67 @@ def test_chained_scheduler_applies_the_other_factor_once_as_documented():
         used = _run(opt, chained, 12)
     # WSDLR sets base * m(step) outright; ExponentialLR then multiplies that by gamma once per step
     assert used[1:] == pytest.approx([0.5 * SPEC.multiplier(s) for s in range(1, 12)], rel=1e-12)
+
+
+# --- DCP checks a state exactly as load_state_dict does ---------------------------------------------
+
+
+def _companion(opt, stable=0.95):
+    from wsd_torch import WSDCompanion
+
+    return WSDCompanion(opt, key="betas", index=1, stable_value=stable, cooled_value=0.999, spec=SPEC)
+
+
+def _adam(lr=1e-3):
+    return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=lr, betas=(0.9, 0.95))
+
+
+def test_dcp_loads_into_an_adopting_container_as_load_state_dict_does(tmp_path):
+    # before: a fresh adopting container named only last_epoch, so DCP never read the saved spec and
+    # it loaded any; load_state_dict of the same state refused it
+    other = WSDSpec(SPEC.total_steps + 50, warmup_steps=10, decay_steps=20)
+    saved = WSDSchedulersContainer.for_optimizers([o := _opt()], spec=other)
+    _trainer_steps([o], saved, 13)
+    adopting = WSDSchedulersContainer.for_optimizers([_opt()], spec=SPEC, adopt_foreign_state=True)
+    with pytest.raises(ValueError, match="scheduler 0: the saved state was made with a different spec"):
+        adopting.load_state_dict(saved.state_dict())
+    with pytest.raises(ValueError, match="scheduler 0: the saved state was made with a different spec"):
+        _dcp_roundtrip(tmp_path, saved, adopting, "other-spec")
+    assert adopting.schedulers[0].last_epoch == 0
+    same = WSDSchedulersContainer.for_optimizers([o2 := _opt()], spec=other, adopt_foreign_state=True)
+    _dcp_roundtrip(tmp_path, saved, same, "same-spec")  # our own checkpoint of its spec: loads
+    assert same.schedulers[0].last_epoch == 13
+    assert float(o2.param_groups[0]["lr"]) == pytest.approx(0.1 * other.multiplier(13), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("saved_parts", "loading_parts", "match"),
+    [
+        ((1, 2), (1, 1), r"holds 2 companion state\(s\), this one has 1 companion"),
+        ((3, 0), (2, 0), r"holds schedulers \['0', '1', '2'\], this one has 2"),
+    ],
+    ids=["2 companions into 1", "3 schedulers into 2"],
+)
+def test_dcp_refuses_what_load_state_dict_refuses_with_the_containers_reason(
+    tmp_path, saved_parts, loading_parts, match
+):
+    # before: 2 saved companions loaded silently into 1, and 3 schedulers' states into 2
+    def build(schedulers: int, companions: int) -> WSDSchedulersContainer:
+        opts = [_adam(1e-3 * (i + 1)) for i in range(schedulers)]
+        specs = [WSDSpec(SPEC.total_steps + i, warmup_steps=10, decay_steps=20) for i in range(schedulers)]
+        return WSDSchedulersContainer(
+            [WSDLR(o, spec=s) for o, s in zip(opts, specs, strict=True)],
+            companions=[_companion(opts[0], 0.95 - 0.01 * i) for i in range(companions)],
+        )
+
+    saved, loading = build(*saved_parts), build(*loading_parts)
+    for _ in range(5):
+        for s in saved.schedulers:
+            s.optimizer.step()
+        saved.step()
+    before = [s.last_epoch for s in loading.schedulers]
+    with pytest.raises(ValueError, match=match):
+        loading.load_state_dict(saved.state_dict())
+    with pytest.raises(ValueError, match=match):
+        _dcp_roundtrip(tmp_path, saved, loading, "parts")
+    assert [s.last_epoch for s in loading.schedulers] == before

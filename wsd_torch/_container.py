@@ -12,8 +12,10 @@ from torch.optim import Optimizer
 from wsd_core import WSDSpec
 from wsd_core.backend import spec_from_args
 from wsd_torch._companion import WSDCompanion
+from wsd_torch._dcp import current_call
 from wsd_torch._device_lr import WSDDeviceLR
 from wsd_torch._lambda_lr import WSDLR
+from wsd_torch._ranks import check_ranks_agree
 from wsd_torch._state import check_policy
 
 Scheduler = WSDLR | WSDDeviceLR
@@ -41,8 +43,10 @@ class WSDSchedulersContainer(Stateful):
       schedulers: ``WSDLR`` / ``WSDDeviceLR``, one per optimizer.
       companions: ``WSDCompanion``s to step and save with the schedulers (any number).
       on_spec_change: ``"refuse"`` or ``"continue"``, for every scheduler's state (see ``WSDLR``).
-      adopt_foreign_state: accept a state without a spec, e.g. torchtitan's own container
-        ``{"last_epoch": N}``, and take over its step count.
+      adopt_foreign_state: also accept a state without a spec (torchtitan's own container's
+        ``{"last_epoch": N}``, a ``LambdaLR``'s) and take over its step count. A state with a spec is
+        checked as always, against this container's spec, under ``torch.distributed.checkpoint`` too
+        (the container names the keys the checkpoint holds, so DCP reads the spec where there is one).
 
     Examples:
       >>> import torch
@@ -142,15 +146,31 @@ class WSDSchedulersContainer(Stateful):
         return all(s.spec == first.spec and s.min_lr == first.min_lr for s in self.schedulers)
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"last_epoch", "spec"}`` (one spec, with ``min_lr`` where set) or
-        each scheduler's state under its index.
+        """``{"last_epoch", "spec"}`` (one spec, with ``min_lr`` where set) or each scheduler's state
+        under its index, with the companions' states under ``"companions"``.
 
-        With ``adopt_foreign_state`` a container that has neither stepped nor loaded yet gives only
-        ``{"last_epoch"}``: DCP loads exactly the keys ``state_dict()`` names, so this is what lets it
-        read a checkpoint of torchtitan's own container (which has no spec).
+        Under ``torch.distributed.checkpoint`` (``wsd_torch._dcp``): in ``dcp.save`` the ranks compare
+        their states first and every rank refuses to save, naming the ranks, when they differ (one
+        rank's copy would be kept, and the job resumed from it); in ``dcp.load`` the container names
+        the keys the checkpoint holds under it, so DCP reads the whole saved state and
+        ``load_state_dict`` checks it exactly as it checks one passed by hand (its own reasons, the
+        same ``adopt_foreign_state``: a checkpoint of torchtitan's container, which has no spec,
+        loads into an adopting container; one of ours under another spec is refused).
         """
-        if self._one_spec and self.adopt_foreign_state and self._fresh:
-            return {"last_epoch": self.schedulers[0].last_epoch}
+        call = current_call()
+        if call is not None and call.kind == "load":
+            key = call.key_of(self)
+            saved = None if key is None else call.saved_under(key)
+            if saved:
+                return saved
+            if self.adopt_foreign_state and self._fresh:  # (the checkpoint's keys unknown: the count)
+                return {"last_epoch": self.schedulers[0].last_epoch}
+        state = self._state()
+        if call is not None and call.kind == "save":
+            check_ranks_agree(self._digest(), call.process_group)
+        return state
+
+    def _state(self) -> dict[str, Any]:
         state: dict[str, Any]
         if self._one_spec:
             first = self.schedulers[0]
@@ -164,6 +184,16 @@ class WSDSchedulersContainer(Stateful):
         if self.companions:
             state["companions"] = [c.state_dict() for c in self.companions]
         return state
+
+    def _digest(self) -> dict[str, Any]:
+        """What every rank of a job must agree on: each scheduler's count, spec and floor, and the
+        companions' states (not the base rates: each rank's optimizers have their own)."""
+        return {
+            "counts": [s.last_epoch for s in self.schedulers],
+            "specs": [s.spec.to_dict() for s in self.schedulers],
+            "floors": [s.min_lr for s in self.schedulers],
+            "companions": [c.state_dict() for c in self.companions],
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool | None = None) -> None:
         """Loads every scheduler's state, or none: all are validated before any is changed.
