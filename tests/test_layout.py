@@ -200,3 +200,35 @@ def test_the_planner_never_branches_on_a_laws_name():
         and any(isinstance(c, ast.Constant) and c.value in LAWS for c in [node.left, *node.comparators])
     ]
     assert not found
+
+
+def test_the_spec_is_lean():
+    # before: 26 public attributes (evaluations twice over, presets by signature surgery) and a
+    # _spec.py of 722 lines; what moved keeps working until 0.3 with a warning (wsd_core._deprecated)
+    import dataclasses
+
+    from wsd_core import WSDSpec
+
+    fields = {f.name for f in dataclasses.fields(WSDSpec)}
+    public = {n for n in dir(WSDSpec) if not n.startswith("_") and n not in fields}
+    deprecated = {n for n in public if (getattr(WSDSpec, n).__doc__ or "").startswith("Deprecated:")}
+    assert len(public - deprecated) <= 16, sorted(public - deprecated)
+    assert deprecated == {
+        *(f"from_{p}" for p in ("transformers", "torchtitan", "pytorch_accelerated", "megatron", "olmo_core",
+                                "maxtext")),
+        "multiplier_in_units", "stable_fraction_in_units", "phase_in_units", "resolved",
+    }  # fmt: skip
+    assert len((ROOT / "wsd_core" / "_spec.py").read_text().splitlines()) <= 400
+
+
+def test_the_typed_fields_are_the_specs_fields():
+    import dataclasses
+    import typing
+
+    from wsd_core import WSDFields, WSDSpec
+
+    spec_fields = {f.name: f.type for f in dataclasses.fields(WSDSpec)}
+    hints = typing.get_type_hints(WSDFields)
+    assert set(hints) == set(spec_fields)  # the same names
+    for name, hint in hints.items():  # and the same types
+        assert hint == typing.get_type_hints(WSDSpec)[name], name

@@ -10,7 +10,7 @@ import pytest
 
 from tests.backends import enable_x64
 from tests.reference import reference_multiplier
-from wsd_core import WSDSpec
+from wsd_core import WSDSpec, presets
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
@@ -147,7 +147,7 @@ def test_bool_counts_are_refused():
         (lambda: WSDSpec(1000, checkpoints=10**6), ValueError, "K <= 10"),
         (lambda: WSDSpec(1000, checkpoints=10**8), ValueError, "K <= 10"),
         (lambda: WSDSpec(1000, checkpoints=2**63), ValueError, "K <= 10"),
-        (lambda: WSDSpec.from_pytorch_accelerated(3, num_checkpoints=10**8, base_lr=1.0), ValueError, ">= 1"),
+        (lambda: presets.from_pytorch_accelerated(3, num_checkpoints=10**8, base_lr=1.0), ValueError, ">= 1"),
         (lambda: WSDSpec(10**400), ValueError, "total_steps"),
         (lambda: WSDSpec(10, warmup_steps=10**400), ValueError, "warmup_steps"),
         (lambda: WSDSpec(10, decay_steps=10**400), ValueError, "decay_steps"),

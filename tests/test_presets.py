@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests import peers
-from wsd_core import WSDSpec
+from wsd_core import WSDSpec, presets
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ULPS = 4 * 2.0**-52  # the peers' literal formulas round to a few ulps of 1 near a floor of 0
@@ -58,7 +58,7 @@ def test_transformers_every_step(total, warmup, decay, warmup_type, decay_type, 
         kwargs["num_training_steps"] = total
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     theirs = get_wsd_schedule(opt, warmup, decay, **kwargs).lr_lambdas[0]
-    spec = WSDSpec.from_transformers(warmup, decay, **kwargs)
+    spec = presets.from_transformers(warmup, decay, **kwargs)
     # past the end they agree too, except with no decay (transformers drops to min_lr_ratio at T)
     end = total + 5 if decay > 0 else total
     assert_same_curve(spec.multiplier, theirs, range(end))
@@ -66,17 +66,17 @@ def test_transformers_every_step(total, warmup, decay, warmup_type, decay_type, 
 
 def test_transformers_refusals():
     with pytest.raises(ValueError, match="num_cycles"):
-        WSDSpec.from_transformers(10, 10, num_training_steps=100, num_cycles=1.0)
+        presets.from_transformers(10, 10, num_training_steps=100, num_cycles=1.0)
     with pytest.raises(ValueError, match="1-sqrt"):
-        WSDSpec.from_transformers(10, 10, num_training_steps=100, warmup_type="1-sqrt")
+        presets.from_transformers(10, 10, num_training_steps=100, warmup_type="1-sqrt")
     with pytest.raises(ValueError, match="num_training_steps or num_stable_steps"):
-        WSDSpec.from_transformers(10, 10)
+        presets.from_transformers(10, 10)
     with pytest.raises(ValueError, match="num_warmup_steps"):
-        WSDSpec.from_transformers(200, 10, num_training_steps=100)
+        presets.from_transformers(200, 10, num_training_steps=100)
     with pytest.raises(ValueError, match="before the first update"):
-        WSDSpec.from_transformers(0, 101, num_training_steps=100)
+        presets.from_transformers(0, 101, num_training_steps=100)
     with pytest.warns(UserWarning, match="num_stable_steps will be used"):
-        spec = WSDSpec.from_transformers(10, 20, num_training_steps=999, num_stable_steps=70)
+        spec = presets.from_transformers(10, 20, num_training_steps=999, num_stable_steps=70)
     assert spec.total_steps == 100
 
 
@@ -103,7 +103,7 @@ def test_torchtitan_every_step(total, warmup, decay_ratio, decay_type, r):
     theirs = config.build(optimizers=[opt], training_steps=total).schedulers[0].lr_lambdas[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        spec = WSDSpec.from_torchtitan(total, warmup, decay_ratio, decay_type, r)
+        spec = presets.from_torchtitan(total, warmup, decay_ratio, decay_type, r)
     clamped = warmup > total or (
         decay_ratio is not None and min(warmup, total) + round(total * decay_ratio) > total
     )
@@ -118,7 +118,7 @@ def test_torchtitan_goes_negative_past_the_end_and_we_do_not():
     config = TORCHTITAN.LRSchedulersContainer.Config(warmup_steps=10, decay_ratio=0.2)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     theirs = config.build(optimizers=[opt], training_steps=100).schedulers[0].lr_lambdas[0]
-    spec = WSDSpec.from_torchtitan(100, 10, 0.2)
+    spec = presets.from_torchtitan(100, 10, 0.2)
     assert theirs(105) < 0 and spec.multiplier(105) == 0.0
 
 
@@ -146,7 +146,7 @@ def test_torchtitan_legacy_every_step(total, warmup, decay_ratio, shape, r):
     assume(warmup < total)
     decay = round(total * decay_ratio) if decay_ratio is not None else total - warmup
     assume(decay + 1 <= total)
-    spec = WSDSpec.from_torchtitan(total, warmup, decay_ratio, shape, r, legacy=True)
+    spec = presets.from_torchtitan(total, warmup, decay_ratio, shape, r, legacy=True)
     assert_same_curve(
         spec.multiplier,
         lambda s: _torchtitan_legacy_factor(s, total, warmup, decay, shape, r),
@@ -156,7 +156,7 @@ def test_torchtitan_legacy_every_step(total, warmup, decay_ratio, shape, r):
 
 def test_torchtitan_legacy_refuses_a_decay_before_the_first_update():
     with pytest.raises(ValueError, match="before the first update"):
-        WSDSpec.from_torchtitan(100, warmup_steps=0, legacy=True)
+        presets.from_torchtitan(100, warmup_steps=0, legacy=True)
 
 
 # --- pytorch_accelerated --------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_pytorch_accelerated_every_step(total, warmup, ratio, lr_min, start, sqr
         opt, total_steps=total, num_warmup_steps=warmup, decay_phase_ratio=ratio, lr_min=lr_min,
         warmup_starting_lr=start, use_inverse_sqrt_decay=sqrt_decay, num_checkpoints=k,
     )  # fmt: skip
-    spec = WSDSpec.from_pytorch_accelerated(
+    spec = presets.from_pytorch_accelerated(
         total, num_warmup_steps=warmup, decay_phase_ratio=ratio, lr_min=lr_min,
         warmup_starting_lr=start, use_inverse_sqrt_decay=sqrt_decay, num_checkpoints=k, base_lr=base,
     )  # fmt: skip
@@ -200,17 +200,17 @@ def test_pytorch_accelerated_every_step(total, warmup, ratio, lr_min, start, sqr
 
 def test_pytorch_accelerated_checkpoint_placement_differs_from_its_documentation():
     # its docs: 2 checkpoints for 100K steps -> [50K, 100K]; its code stops at 50K
-    assert WSDSpec.from_pytorch_accelerated(100_000, num_checkpoints=2, base_lr=1.0).period_ends == (
+    assert presets.from_pytorch_accelerated(100_000, num_checkpoints=2, base_lr=1.0).period_ends == (
         25_000,
         50_000,
     )
     assert WSDSpec(100_000, checkpoints=2).period_ends == (50_000, 100_000)  # the contract's own
     with pytest.raises(ValueError, match="first checkpoint"):
-        WSDSpec.from_pytorch_accelerated(3, num_checkpoints=2, base_lr=1.0)
+        presets.from_pytorch_accelerated(3, num_checkpoints=2, base_lr=1.0)
     with pytest.raises(ValueError, match="Only num_epochs"):
-        WSDSpec.from_pytorch_accelerated(10, num_epochs=2, num_update_steps_per_epoch=5, base_lr=1.0)
+        presets.from_pytorch_accelerated(10, num_epochs=2, num_update_steps_per_epoch=5, base_lr=1.0)
     assert (
-        WSDSpec.from_pytorch_accelerated(num_epochs=2, num_update_steps_per_epoch=50, base_lr=1.0).total_steps
+        presets.from_pytorch_accelerated(num_epochs=2, num_update_steps_per_epoch=50, base_lr=1.0).total_steps
         == 100
     )
 
@@ -244,7 +244,7 @@ def test_megatron_every_step(total, warmup, decay, style, min_frac, init_frac):
         wd_incr_steps=total, wd_incr_style="constant", wsd_decay_steps=decay,
         lr_wsd_decay_style=style,
     )  # fmt: skip
-    spec = WSDSpec.from_megatron(
+    spec = presets.from_megatron(
         max_lr, warmup, total, decay, style, min_lr=min_frac * max_lr, init_lr=init_frac * max_lr
     )
 
@@ -258,13 +258,13 @@ def test_megatron_every_step(total, warmup, decay, style, min_frac, init_frac):
 
 def test_megatron_refusals():
     with pytest.raises(ValueError, match="lr_warmup_steps"):
-        WSDSpec.from_megatron(1e-3, 900, 1000, 200)
+        presets.from_megatron(1e-3, 900, 1000, 200)
     with pytest.raises(ValueError, match="lr_decay_style"):
-        WSDSpec.from_megatron(1e-3, 10, 1000, 200, lr_decay_style="cosine")
+        presets.from_megatron(1e-3, 10, 1000, 200, lr_decay_style="cosine")
     with pytest.raises(ValueError, match="min_lr"):
-        WSDSpec.from_megatron(1e-3, 10, 1000, 200, min_lr=2e-3)
+        presets.from_megatron(1e-3, 10, 1000, 200, min_lr=2e-3)
     with pytest.raises(ValueError, match="lr_wsd_decay_style"):
-        WSDSpec.from_megatron(1e-3, 10, 1000, 200, "sqrt")
+        presets.from_megatron(1e-3, 10, 1000, 200, "sqrt")
 
 
 # --- OLMo-core: WSD and WSDS ------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def test_olmo_core_wsd_every_step(
     w = round(t_max * warmup_fraction) if warmup_fraction else warmup
     d = round(t_max * decay_fraction) if decay_fraction else decay
     assume(0 < w <= t_max - d and d > 0)  # OLMo-core divides by zero with no warmup or no decay
-    spec = WSDSpec.from_olmo_core("WSD", t_max=t_max, initial_lr=lr, **fields)
+    spec = presets.from_olmo_core("WSD", t_max=t_max, initial_lr=lr, **fields)
     assert_same_curve(spec.multiplier, lambda t: theirs.get_lr(lr, t, t_max), range(t_max + 1), scale=lr)
 
 
@@ -302,7 +302,7 @@ def test_olmo_core_wsd_every_step(
 def test_olmo_core_wsd_keeps_falling_past_t_max_and_we_hold_the_floor():
     lr, t_max = 1e-3, 1000
     theirs = OLMO_CORE.WSD(warmup=10, decay_fraction=0.1, decay_min_lr=1e-4)
-    spec = WSDSpec.from_olmo_core("WSD", t_max=t_max, initial_lr=lr, warmup=10, decay_min_lr=1e-4)
+    spec = presets.from_olmo_core("WSD", t_max=t_max, initial_lr=lr, warmup=10, decay_min_lr=1e-4)
     assert theirs.get_lr(lr, t_max, t_max) == pytest.approx(lr * spec.multiplier(t_max)) == 1e-4
     assert (
         theirs.get_lr(lr, t_max + 200, t_max) < 0 < lr * spec.multiplier(t_max + 200) == pytest.approx(1e-4)
@@ -336,34 +336,34 @@ def test_olmo_core_wsds_every_step(lengths, multipliers, warmup, warmup_fraction
     w = round(warmup_fraction * lengths[0]) if warmup_fraction else warmup
     assume(all(0 < d <= n for d, n in zip(decays, lengths, strict=True)) and w + decays[0] <= lengths[0])
     theirs = OLMO_CORE.WSDS(**fields)
-    spec = WSDSpec.from_olmo_core("WSDS", t_max=sum(lengths), initial_lr=lr, **fields)
+    spec = presets.from_olmo_core("WSDS", t_max=sum(lengths), initial_lr=lr, **fields)
     steps = range(sum(lengths) + 20)  # WSDS holds its floor past the last period, as we do
     assert_same_curve(spec.multiplier, lambda t: theirs.get_lr(lr, t, sum(lengths)), steps, scale=lr)
 
 
 def test_olmo_core_refusals():
     with pytest.raises(ValueError, match="exactly one of warmup and warmup_fraction"):
-        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3)
+        presets.from_olmo_core("WSD", t_max=100, initial_lr=1e-3)
     with pytest.raises(ValueError, match="at most one of decay and decay_fraction"):
-        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=1, decay=5, decay_fraction=0.1)
+        presets.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=1, decay=5, decay_fraction=0.1)
     with pytest.raises(ValueError, match=r"warmup \(50\) must be <= t_max - decay \(40\)"):
-        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=50, decay=60)
+        presets.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=50, decay=60)
     with pytest.raises(ValueError, match="decay_min_lr must be < initial_lr"):
-        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=5, decay_min_lr=1e-3)
+        presets.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=5, decay_min_lr=1e-3)
     with pytest.raises(TypeError, match=r"OLMo-core's WSD has no fields \['period_lengths'\]"):
-        WSDSpec.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=5, period_lengths=[100])
+        presets.from_olmo_core("WSD", t_max=100, initial_lr=1e-3, warmup=5, period_lengths=[100])
     with pytest.raises(ValueError, match="name must be one of"):
-        WSDSpec.from_olmo_core("wsd", t_max=100, initial_lr=1e-3)
+        presets.from_olmo_core("wsd", t_max=100, initial_lr=1e-3)
     with pytest.raises(ValueError, match="exactly one of decay and decay_fraction"):
-        WSDSpec.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, period_lengths=[100])
+        presets.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, period_lengths=[100])
     with pytest.raises(ValueError, match="one entry per period"):
-        WSDSpec.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, decay=5, period_lengths=[50, 50],
+        presets.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, decay=5, period_lengths=[50, 50],
                                period_lr_multipliers=[1.0])  # fmt: skip
     with pytest.raises(ValueError, match="period 1 has no decay"):
-        WSDSpec.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, decay_fraction=0.1,
+        presets.from_olmo_core("WSDS", t_max=100, initial_lr=1e-3, warmup=5, decay_fraction=0.1,
                                period_lengths=[50, 5])  # fmt: skip
     with pytest.raises(ValueError, match=r"first period: warmup \(45\) \+ decay \(10\)"):
-        WSDSpec.from_olmo_core(
+        presets.from_olmo_core(
             "WSDS", t_max=100, initial_lr=1e-3, warmup=45, decay=10, period_lengths=[50, 50]
         )
 
@@ -407,7 +407,7 @@ def test_maxtext_wsd_every_schedule_step(steps, warmup_fraction, decay_fraction,
     assume(warmup_fraction + decay_fraction <= 1.0)
     assume(not (style == "cosine" and int(steps * decay_fraction) == 1))  # refused, below
     theirs = _maxtext_wsd_like(steps, warmup_fraction, decay_fraction, style, final)
-    spec = WSDSpec.from_maxtext(steps, warmup_steps_fraction=warmup_fraction,
+    spec = presets.from_maxtext(steps, warmup_steps_fraction=warmup_fraction,
                                 wsd_decay_steps_fraction=decay_fraction, wsd_decay_style=style,
                                 learning_rate_final_fraction=final)  # fmt: skip
     values = [float(theirs(s)) for s in range(steps)]
@@ -417,9 +417,9 @@ def test_maxtext_wsd_every_schedule_step(steps, warmup_fraction, decay_fraction,
 
 def test_maxtext_refuses_a_one_step_cosine_and_overlong_fractions():
     with pytest.raises(ValueError, match="a cosine decay of one step"):
-        WSDSpec.from_maxtext(100, wsd_decay_steps_fraction=0.01, wsd_decay_style="cosine")
+        presets.from_maxtext(100, wsd_decay_steps_fraction=0.01, wsd_decay_style="cosine")
     with pytest.raises(ValueError, match=r"must not exceed 1\.0"):
-        WSDSpec.from_maxtext(100, warmup_steps_fraction=0.6, wsd_decay_steps_fraction=0.5)
+        presets.from_maxtext(100, warmup_steps_fraction=0.6, wsd_decay_steps_fraction=0.5)
 
 
 def _maxtext_source_function(path: str) -> Any:
@@ -466,7 +466,7 @@ def test_maxtext_wsd_from_its_own_source(steps, warmup, decay, style):
         lr_schedule_type=types.LearningRateScheduleType.WSD, wsd_decay_style=types.WsdDecayStyle(style),
     )  # fmt: skip
     theirs = create(config)
-    spec = WSDSpec.from_maxtext(steps, warmup_steps_fraction=warmup, wsd_decay_steps_fraction=decay,
+    spec = presets.from_maxtext(steps, warmup_steps_fraction=warmup, wsd_decay_steps_fraction=decay,
                                 wsd_decay_style=style, learning_rate_final_fraction=0.1)  # fmt: skip
     for s in range(steps):
         assert spec.multiplier(s) == pytest.approx(float(theirs(s)), rel=2e-6, abs=1e-7), s
@@ -478,36 +478,28 @@ def test_a_preset_error_names_the_presets_own_field():
         r"^from_olmo_core: warmup_min_lr / initial_lr gives the spec's init_ratio = 1.5, which .*got 1.5$"
     )
     with pytest.raises(ValueError, match=expected):
-        WSDSpec.from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
+        presets.from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
                                warmup_min_lr=1.5e-3, period_lengths=[1000, 2000],
                                period_lr_multipliers=[2.0, 1.0])  # fmt: skip
     with pytest.raises(
         ValueError, match=r"^from_transformers: min_lr_ratio gives the spec's init_ratio = 1.5"
     ):
-        WSDSpec.from_transformers(10, 20, num_training_steps=100, min_lr_ratio=1.5)
+        presets.from_transformers(10, 20, num_training_steps=100, min_lr_ratio=1.5)
 
 
-def test_every_field_a_preset_sets_has_its_origin_in_the_presets_terms():
-    import dataclasses
-
-    from wsd_core import _presets
-
-    calls = {
-        "from_transformers": lambda: _presets.from_transformers(10, 20, num_training_steps=100),
-        "from_torchtitan": lambda: _presets.from_torchtitan(100, warmup_steps=10, decay_ratio=0.2),
-        "from_pytorch_accelerated": lambda: _presets.from_pytorch_accelerated(
-            100, num_checkpoints=2, base_lr=1e-3
-        ),
-        "from_megatron": lambda: _presets.from_megatron(1e-3, 10, 100, 20, "linear", min_lr=1e-5),
-        "from_olmo_core": lambda: _presets.from_olmo_core(
-            "WSDS", t_max=300, initial_lr=1e-3, warmup=10, decay=20, period_lengths=[100, 200],
-            period_lr_multipliers=[1.0, 0.5], units="tokens",
-        ),
-        "from_maxtext": lambda: _presets.from_maxtext(1000, wsd_decay_steps_fraction=0.2),
-    }  # fmt: skip
-    fields = {f.name for f in dataclasses.fields(WSDSpec)}
-    presets = {n for n in dir(WSDSpec) if n.startswith("from_") and n != "from_dict"}
-    assert set(calls) == set(_presets.ORIGINS) == presets
-    for name, call in calls.items():
-        assert set(_presets.ORIGINS[name]) <= fields, name
-        assert set(call()) <= set(_presets.ORIGINS[name]), (name, set(call()) - set(_presets.ORIGINS[name]))
+@pytest.mark.parametrize("name", presets.__all__)
+def test_the_presets_of_0_1_still_work_as_classmethods_with_a_warning(name):
+    calls: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
+        "from_transformers": ((10, 20), {"num_training_steps": 100}),
+        "from_torchtitan": ((100,), {"warmup_steps": 10, "decay_ratio": 0.2}),
+        "from_pytorch_accelerated": ((100,), {"num_checkpoints": 2, "base_lr": 1e-3}),
+        "from_megatron": ((1e-3, 10, 100, 20, "linear"), {"min_lr": 1e-5}),
+        "from_olmo_core": (("WSD",), {"t_max": 300, "initial_lr": 1e-3, "warmup": 10, "decay": 20}),
+        "from_maxtext": ((1000,), {"wsd_decay_steps_fraction": 0.2}),
+    }
+    args, kwargs = calls[name]
+    with pytest.warns(
+        DeprecationWarning, match=rf"WSDSpec.{name}\(...\) is deprecated .* use wsd_core.presets.{name}"
+    ):
+        old = getattr(WSDSpec, name)(*args, **kwargs)
+    assert old == getattr(presets, name)(*args, **kwargs)

@@ -18,8 +18,8 @@ from tests import peers
 from tests.backends import assert_close, enable_x64
 from tests.reference import reference_multiplier
 from tests.strategies import examples, spec_fields
-from wsd_core import WSDSpec
-from wsd_core._units import token_ramp
+from wsd_core import WSDSpec, presets
+from wsd_core._clock import token_ramp
 
 FIELDS: dict[str, Any] = {"total_steps": 200_000, "units": "tokens", "warmup_steps": 20_000,
                           "decay_steps": 50_000, "decay_shape": "1-sqrt", "min_ratio": 0.01,
@@ -75,8 +75,8 @@ def test_a_real_count_evaluates_the_real_extension_through_the_ramp():
     spec = WSDSpec(**FIELDS, tokens_per_step=RAMP)
     schedule = wsd_schedule(1.0, spec=spec)
     units = 40 * 256 + 10.5 * 512  # step 50.5
-    assert float(schedule(50.5)) == pytest.approx(spec.multiplier_in_units(units), rel=1e-6)
-    assert spec.multiplier(50.5) == spec.multiplier_in_units(units)
+    assert float(schedule(50.5)) == pytest.approx(spec.multiplier(units, in_units=True), rel=1e-6)
+    assert spec.multiplier(50.5) == spec.multiplier(units, in_units=True)
 
 
 @pytest.mark.parametrize("path", ["WSDLR", "WSDDeviceLR", "WSDDeviceLR-formula"])
@@ -151,7 +151,7 @@ def test_megatron_sample_counted_wsd_with_rampup_batch_size_step_by_step(style):
         consumed += size
     ramp = [(s, b) for s, b in enumerate(sizes) if s == 0 or b != sizes[s - 1]]
     assert [b for _, b in ramp] == [32, 64, 96, 128]
-    spec = WSDSpec.from_megatron(max_lr, warmup, total, decay, style, min_lr=min_lr)
+    spec = presets.from_megatron(max_lr, warmup, total, decay, style, min_lr=min_lr)
     spec = WSDSpec(**{**spec.to_dict(), "units": "samples", "tokens_per_step": ramp})
     from wsd_torch import WSDLR
 
@@ -276,7 +276,7 @@ def test_the_save_plan_counts_updates_for_a_spec_in_tokens():
     for step, boundary in zip(plan.pre_decay, spec.decay_starts, strict=True):
         # the state saved there applied only updates before the boundary: the last one was stable
         assert ramp.consumed(step - 1) < boundary <= ramp.consumed(step)
-        assert spec.phase_in_units(ramp.consumed(step - 1)).name in ("stable", "warmup", "rewarmup")
+        assert spec.phase(ramp.consumed(step - 1), in_units=True).name in ("stable", "warmup", "rewarmup")
     assert plan.period_ends == tuple(ramp.first_step_reaching(c) for c in spec.period_ends)
     with pytest.raises(ValueError, match="give it tokens_per_step="):
         SavePlan.for_spec(spec)
@@ -335,7 +335,7 @@ def test_any_spec_under_any_ramp_follows_the_reference_at_the_units_consumed(fie
     want = [reference_multiplier(r.consumed(s), **fields) for s in steps]
     jax_values = np.asarray(wsd_schedule(1.0, spec=spec)(jnp.asarray(steps)), np.float64)
     assert_close(jax_values, want, 1e-6, steps)
-    assert_close(np.array([spec.multiplier_in_units(r.consumed(s)) for s in steps]), want, 1e-12, steps)
+    assert_close(np.array([spec.multiplier(r.consumed(s), in_units=True) for s in steps]), want, 1e-12, steps)
     assert_close(np.array([spec.multiplier(s) for s in steps]), want, 1e-12, steps)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.backends import BACKENDS, assert_close
+from tests.backends import BACKENDS, assert_close, contract_rtol
 from tests.reference import reference_curve
 from tests.strategies import DECAY_SHAPES, WARMUP_SHAPES, examples, probe_steps, spec_fields
 from wsd_core import WSDSpec
@@ -68,7 +68,7 @@ def test_edges_every_shape_against_contract(evaluate, rtol, name):
             ]
             del s0
         actual = evaluate(WSDSpec(**fields), steps)
-        assert_close(actual, reference_curve(fields, steps), rtol, steps)
+        assert_close(actual, reference_curve(fields, steps), contract_rtol(rtol, fields), steps)
 
 
 @pytest.mark.parametrize(("evaluate", "rtol"), BACKENDS)
@@ -76,7 +76,8 @@ def test_edges_every_shape_against_contract(evaluate, rtol, name):
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_specs_against_contract(evaluate, rtol, fields):
     steps = probe_steps(fields)
-    assert_close(evaluate(WSDSpec(**fields), steps), reference_curve(fields, steps), rtol, steps)
+    expected = reference_curve(fields, steps)
+    assert_close(evaluate(WSDSpec(**fields), steps), expected, contract_rtol(rtol, fields), steps)
 
 
 @pytest.mark.parametrize(("evaluate", "rtol"), BACKENDS)

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from wsd_core import _validation as v
-from wsd_core._spec import WSDSpec, spec_from_args
+from wsd_core._fields import check_field_names
+from wsd_core._spec import WSDSpec
 
 # each absolute rate, the ratio field it becomes, and whether it may equal the peak: a floor at the
 # peak (torch's min_lr equal to a group's lr) never decays, which torch's CosineAnnealingLR users
@@ -82,3 +83,15 @@ def _check_given_once(
             f"give {name} (an absolute rate) or {ratio} (a fraction of the peak), not both: got "
             f"{name}={value:g} and {ratio}={own!r}"
         )
+
+
+def spec_from_args(spec: WSDSpec | None, fields: Mapping[str, Any]) -> WSDSpec:
+    """The spec of a ``f(..., spec=None, **fields)`` call: the given spec, or one built from fields."""
+    if spec is not None and fields:
+        raise TypeError(f"give either spec or WSDSpec fields, not both (got fields {sorted(fields)})")
+    if spec is None:
+        check_field_names(fields, where="the schedule")
+        return WSDSpec(**fields)
+    if not isinstance(spec, WSDSpec):
+        raise TypeError(f"spec must be a WSDSpec, got {type(spec).__name__}")
+    return spec

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from wsd_core import _validation as v
-from wsd_core._counts import require_clock
+from wsd_core._clock import require_clock
 from wsd_core._spec import WSDSpec
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from wsd_core import _validation as v
+from wsd_core._clock import UNITS
 from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES
 from wsd_core._spec import WSDSpec
-from wsd_core._units import UNITS
 from wsd_core._version import __version__
 
 DESCRIPTION = """\

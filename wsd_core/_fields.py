@@ -1,13 +1,82 @@
-"""The fields of ``WSDSpec`` whose values have several forms (checkpoints, per-period decays and
-peaks), each put in its one stored form, and the period ends they resolve to."""
+"""The fields of ``WSDSpec``: their names and types as keyword arguments (``WSDFields``), the check of
+a name (with the peers' names for each), and the fields whose values have several forms
+(checkpoints, per-period decays and peaks), each put in its one stored form."""
 
 from __future__ import annotations
 
+import difflib
 import numbers
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypedDict
 
 from wsd_core import _validation as v
+
+
+class SpecChanges(TypedDict, total=False):
+    """The fields of ``WSDSpec`` but ``total_steps``: what ``continue_from`` may change."""
+
+    warmup_steps: int
+    decay_steps: int | Sequence[int] | None
+    decay_ratio: float | None
+    decay_shape: str
+    warmup_shape: str
+    init_ratio: float
+    min_ratio: float
+    checkpoints: int | Sequence[int] | None
+    start_step: int
+    period_peaks: Sequence[float] | None
+    rewarmup_steps: int
+    rewarmup_shape: str
+    units: str
+    tokens_per_step: int | Sequence[Sequence[int]] | None
+
+
+class WSDFields(SpecChanges, total=False):
+    """The fields of ``WSDSpec`` as keyword arguments, each with its type (PEP 692): what every entry
+    point that builds a spec from its fields (``wsd_schedule(3e-4, total_steps=...)``, ``WSDLR``,
+    ...) takes, so that type checkers and IDEs see them. ``WSDSpec`` documents each."""
+
+    total_steps: int
+
+
+FIELD_NAMES = ("total_steps", *SpecChanges.__annotations__)  # in the order of WSDSpec's fields
+
+# Names the peers use for our fields, and what to write instead.
+_ALIASES = {
+    "min_lr": "min_ratio (a fraction of the peak: min_lr / peak)",
+    "min_lr_ratio": "min_ratio",
+    "min_lr_factor": "min_ratio",
+    "lr_min": "min_ratio (a fraction of the peak)",
+    "warmup_ratio": "warmup_steps (a number of updates: 0.1 of 10000 steps is warmup_steps=1000)",
+    "num_warmup_steps": "warmup_steps",
+    "num_training_steps": "total_steps",
+    "training_steps": "total_steps",
+    "max_steps": "total_steps",
+    "num_decay_steps": "decay_steps",
+    "cooldown_steps": "decay_steps",
+    "decay_type": "decay_shape",
+    "warmup_type": "warmup_shape",
+    "num_checkpoints": "checkpoints",
+    "init_lr_ratio": "init_ratio",
+}
+
+
+def check_field_names(fields: Iterable[Any], *, where: str) -> None:
+    """Refuses names that are not ``WSDSpec`` fields, suggesting the closest valid one for each."""
+    valid = list(FIELD_NAMES)
+    unknown = [name for name in fields if name not in valid]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        suggestion = _ALIASES.get(name) if isinstance(name, str) else None
+        if suggestion is None and isinstance(name, str):
+            close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+            suggestion = close[0] if close else None
+        if suggestion:
+            hints.append(f"for {name!r} did you mean {suggestion}?")
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    raise TypeError(f"{where}: unknown WSDSpec fields {unknown}{hint}. Valid fields: {', '.join(valid)}")
 
 
 def normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | None:

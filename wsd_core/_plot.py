@@ -41,7 +41,7 @@ def schedule_curve(
     steps.update(spec.period_ends, spec.decay_starts, (e - 1 for e in spec.period_ends))
     ordered = sorted(s for s in steps if s >= 0)
     scale = 1.0 if peak_value is None else peak_value
-    return ordered, [scale * spec.multiplier_in_units(s) for s in ordered]
+    return ordered, [scale * spec.multiplier(s, in_units=True) for s in ordered]
 
 
 def plot_schedules(

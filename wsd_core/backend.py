@@ -8,7 +8,7 @@ internals freely behind these names.
 * **The formula.** ``evaluate(step, plan, ops)`` is the contract's m and ``stable_fraction`` a
   companion's h, written once on a ``Backend`` ``ops`` (the few array operations the formula needs).
   ``ArrayBackend`` implements it for any numpy-like module (period lookup without branches), and
-  ``Resolved`` is the spec resolved to numbers (``spec.resolved()``).
+  ``Resolved`` is the spec resolved to numbers (``resolve(spec)``).
 * **The clock.** ``array_clock(spec, where=...)`` gives the range an update count may be clamped into
   exactly and the spec's token ramp, with the largest integer an evaluation forms; ``units_at``
   forms C(step) on any backend; ``require_clock`` refuses a spec in tokens without a clock.
@@ -23,20 +23,21 @@ internals freely behind these names.
 
 from wsd_core._absolute import check_absolute as check_absolute
 from wsd_core._absolute import spec_from_absolute as spec_from_absolute
+from wsd_core._absolute import spec_from_args as spec_from_args
 from wsd_core._cli import out_path as out_path
-from wsd_core._counts import ArrayClock as ArrayClock
-from wsd_core._counts import array_clock as array_clock
-from wsd_core._counts import require_clock as require_clock
+from wsd_core._clock import ArrayClock as ArrayClock
+from wsd_core._clock import TokenRamp as TokenRamp
+from wsd_core._clock import array_clock as array_clock
+from wsd_core._clock import require_clock as require_clock
+from wsd_core._clock import units_at as units_at
 from wsd_core._formula import ArrayBackend as ArrayBackend
 from wsd_core._formula import Backend as Backend
 from wsd_core._formula import Resolved as Resolved
 from wsd_core._formula import evaluate as evaluate
 from wsd_core._formula import stable_fraction as stable_fraction
 from wsd_core._plot import plot_series as plot_series
-from wsd_core._spec import spec_from_args as spec_from_args
+from wsd_core._spec import resolve as resolve
 from wsd_core._spec_change import check_saved_spec as check_saved_spec
-from wsd_core._units import TokenRamp as TokenRamp
-from wsd_core._units import units_at as units_at
 from wsd_core._validation import MAX_STEP as MAX_STEP
 from wsd_core._validation import as_list as as_list
 from wsd_core._validation import as_scalar as as_scalar
@@ -73,6 +74,7 @@ __all__ = [
     "out_path",
     "plot_series",
     "require_clock",
+    "resolve",
     "spec_from_absolute",
     "spec_from_args",
     "stable_fraction",

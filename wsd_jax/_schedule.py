@@ -19,6 +19,7 @@ from wsd_core.backend import (
     check_real,
     evaluate,
     is_bool,
+    resolve,
     spec_from_absolute,
     spec_from_args,
     stable_fraction,
@@ -86,7 +87,7 @@ def _on_counts(spec: WSDSpec, count: Any, dtype: Any, formula: Any) -> tuple[jax
     extension, a NaN count giving NaN. For a spec with a clock the formula reads the units consumed
     before the update, C(count), formed in the table's integer type after the clamp. Returns the
     value and the compute dtype."""
-    plan = spec.resolved()
+    plan = resolve(spec)
     clock = array_clock(spec, where="the schedule")
     lo, hi, ramp = clock.lo, clock.hi, clock.ramp
     if not isinstance(count, jax.Array):  # a Python or numpy count: clamp before jax narrows it

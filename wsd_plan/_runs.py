@@ -10,14 +10,14 @@ import numpy as np
 
 from wsd_core import WSDSpec
 from wsd_core import backend as v
-from wsd_core.backend import ArrayBackend, evaluate
+from wsd_core.backend import ArrayBackend, evaluate, resolve
 
 
 class _NumpyBackend(ArrayBackend):
     """The core's formula on float64 numpy arrays: a spec's rates for a whole run in one pass."""
 
     def __init__(self, spec: WSDSpec) -> None:
-        plan = spec.resolved()
+        plan = resolve(spec)
         int_table = lambda xs: np.asarray(xs, dtype=np.int64)
         super().__init__(np, plan, int_table, lambda xs: np.asarray(xs, dtype=np.float64))
 
@@ -76,7 +76,7 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
         counts = np.arange(int(num_steps), dtype=np.int64)
         if clock.ramp is not None:  # units consumed before each update (exact in int64, clamped first)
             counts = v.units_at(np.clip(counts, clock.lo, clock.hi), clock.ramp, backend)
-        multipliers = evaluate(counts, schedule.resolved(), backend)
+        multipliers = evaluate(counts, resolve(schedule), backend)
         return peak * np.asarray(multipliers, dtype=np.float64)
     if peak is not None:
         raise ValueError("peak is only for a WSDSpec; an array of rates already holds them")

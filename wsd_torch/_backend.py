@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from wsd_core import WSDSpec
-from wsd_core.backend import ArrayBackend, Resolved, array_clock, evaluate, units_at
+from wsd_core.backend import ArrayBackend, Resolved, array_clock, evaluate, resolve, units_at
 
 
 class TorchBackend(ArrayBackend):
@@ -78,14 +78,14 @@ def multiplier_tensor(spec: WSDSpec, steps: torch.Tensor, dtype: torch.dtype = t
         )
     clock = array_clock(spec, where="multiplier_tensor")  # a spec in tokens: through its clock
     compute = compute_dtype(dtype)
-    backend = TorchBackend(spec.resolved(), steps.device, compute)
+    backend = TorchBackend(resolve(spec), steps.device, compute)
     if steps.dtype.is_floating_point:
         steps = steps.to(torch.promote_types(steps.dtype, compute))
         counts = steps if clock.ramp is None else steps.clamp(clock.lo, clock.hi)
-        m = evaluate(units_at(counts, clock.ramp, backend), spec.resolved(), backend)
+        m = evaluate(units_at(counts, clock.ramp, backend), resolve(spec), backend)
         m = torch.where(torch.isnan(steps), torch.nan, m)  # a NaN step is no step: NaN, not a rate
     else:
         steps = steps.to(torch.int64)  # exact for every integer dtype torch can compare
         counts = steps if clock.ramp is None else steps.clamp(clock.lo, clock.hi)
-        m = evaluate(units_at(counts, clock.ramp, backend), spec.resolved(), backend)
+        m = evaluate(units_at(counts, clock.ramp, backend), resolve(spec), backend)
     return m.to(dtype)

@@ -10,7 +10,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from wsd_core import WSDSpec
-from wsd_core.backend import ArrayClock, array_clock, evaluate, units_at
+from wsd_core.backend import ArrayClock, array_clock, evaluate, resolve, units_at
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase
@@ -155,7 +155,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         backends = self.__dict__.get("_backend_cache")
         if backends is None:
             compute = compute_dtype(self.dtype)
-            backends = [TorchBackend(s.resolved(), self.device, compute) for s in self._specs_of_rows()]
+            backends = [TorchBackend(resolve(s), self.device, compute) for s in self._specs_of_rows()]
             self.__dict__["_backend_cache"] = backends
         return backends
 
@@ -178,9 +178,9 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             counts = torch.arange(low, high + 1, dtype=torch.int64)
             rows = []
             for s in self._specs_of_rows():
-                backend = TorchBackend(s.resolved(), "cpu", torch.float64)
+                backend = TorchBackend(resolve(s), "cpu", torch.float64)
                 units = units_at(counts, self._array_clock.ramp, backend)
-                rows.append(evaluate(units, s.resolved(), backend))
+                rows.append(evaluate(units, resolve(s), backend))
             m = rows[0] if self.min_lr is None else torch.stack(rows)
             table = m.to(device=self.device, dtype=compute_dtype(self.dtype))
         self.__dict__["_rate_table"] = table
@@ -253,7 +253,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
             ramp = self._array_clock.ramp
             count = self._count if ramp is None else self._count.clamp(low, high)
             values = [
-                evaluate(units_at(count, ramp, b), s.resolved(), b)
+                evaluate(units_at(count, ramp, b), resolve(s), b)
                 for s, b in zip(self._specs_of_rows(), self._backends, strict=True)
             ]
             return values[0] if self.min_lr is None else torch.stack(values)

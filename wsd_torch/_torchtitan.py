@@ -2,7 +2,7 @@
 
 torchtitan's trainer builds its schedulers with ``config.lr_scheduler.build(optimizers=...,
 training_steps=...)``; this config builds a ``WSDSchedulersContainer`` whose curve is torchtitan's
-(``WSDSpec.from_torchtitan``) and which torchtitan's trainer runs unchanged. torchtitan itself is not
+(``wsd_core.presets.from_torchtitan``) and which torchtitan's trainer runs unchanged. torchtitan itself is not
 imported here.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 from torch.optim import Optimizer
 
 from wsd_core import WSDSpec
+from wsd_core.presets import from_torchtitan
 from wsd_torch._container import WSDSchedulersContainer
 
 
@@ -32,7 +33,7 @@ class WSDLRSchedulersConfig:
       decay_ratio: as in torchtitan.
       decay_type: as in torchtitan.
       min_lr_factor: as in torchtitan.
-      legacy: torchtitan's older formula (see ``WSDSpec.from_torchtitan``).
+      legacy: torchtitan's older formula (see ``wsd_core.presets.from_torchtitan``).
       device_resident: ``WSDDeviceLR`` schedulers (no host sync) instead of ``WSDLR``.
       on_spec_change: ``"continue"`` to resume a checkpoint saved under another spec (a longer run).
       adopt_foreign_state: resume from a checkpoint of torchtitan's own container (its step count).
@@ -58,7 +59,7 @@ class WSDLRSchedulersConfig:
 
     def spec(self, training_steps: int) -> WSDSpec:
         """The spec of torchtitan's curve for a run of ``training_steps``."""
-        return WSDSpec.from_torchtitan(
+        return from_torchtitan(
             training_steps,
             warmup_steps=self.warmup_steps,
             decay_ratio=self.decay_ratio,

@@ -1,11 +1,16 @@
 """Specs that reproduce other libraries' WSD curves, from those libraries' own parameters.
 
-Each function takes the peer's parameter names and defaults and returns the fields of the
-``WSDSpec`` whose m(s) equals the peer's factor at the same step, to float rounding
-(``docs/contract.md``, "The same curves as the peers"). Where the peer's behaviour cannot be
-expressed by the contract, the function raises and says why instead of returning an approximation.
-``WSDSpec`` offers each as the classmethod of the same name, signature and docstring, which builds
-(and so validates) the spec; this module needs no ``WSDSpec``: the dependency runs one way.
+Each function takes the peer's parameter names and defaults and returns the ``WSDSpec`` whose m(s)
+equals the peer's factor at the same step, to float rounding (``docs/contract.md``, "The same curves
+as the peers"). Where the peer's behaviour cannot be expressed by the contract, the function raises
+and says why instead of returning an approximation.
+
+Each field of a preset's spec is given with where it comes from in the peer's own parameters
+(``_build``): an error about a field then names what the user gave, not a field they never wrote.
+
+>>> from wsd_core.presets import from_torchtitan
+>>> from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2).decay_starts
+(800,)
 """
 
 from __future__ import annotations
@@ -16,6 +21,40 @@ import warnings
 from typing import Any
 
 from wsd_core import _validation as v
+from wsd_core._spec import WSDSpec
+
+__all__ = [
+    "from_maxtext",
+    "from_megatron",
+    "from_olmo_core",
+    "from_pytorch_accelerated",
+    "from_torchtitan",
+    "from_transformers",
+]
+
+
+def _build(preset: str, **fields: tuple[Any, str]) -> WSDSpec:
+    """The spec of ``fields``, each given as ``(value, where the preset takes it from)``; an error
+    building it is said in the preset's own terms."""
+    values = {name: value for name, (value, _) in fields.items()}
+    try:
+        return WSDSpec(**values)
+    except (TypeError, ValueError) as e:  # named in the preset's own parameters, not the spec's
+        origins = {name: origin for name, (_, origin) in fields.items()}
+        raise type(e)(_in_preset_terms(preset, values, origins, e)) from None
+
+
+def _in_preset_terms(preset: str, values: dict[str, Any], origins: dict[str, str], error: Exception) -> str:
+    """``error`` said in the preset's own terms: which of its parameters gave the field the error
+    names, and the value it came to."""
+    # the percentage hint of a ratio check is about a value the user typed, not one a preset computed
+    message = re.sub(r" \(\w+ is a fraction: [^)]*\)", "", str(error))
+    named = message.split(" ", 1)[0].split("[", 1)[0]  # the checks start with the field's name
+    if named not in origins:
+        return f"{preset}: {message}"
+    given = f"{origins[named]} gives the spec's {named} = {values[named]!r}"
+    return f"{preset}: {given}, which the contract refuses: {message}"
+
 
 # --- transformers: get_wsd_schedule ---------------------------------------------------------------
 
@@ -29,7 +68,7 @@ _TORCHTITAN_SHAPES = {"linear": "linear", "sqrt": "1-sqrt", "cosine": "cosine"}
 
 def _torchtitan_legacy(
     run: int, warmup: int, decay_ratio: float | None, shape: str, min_lr_factor: float
-) -> dict[str, Any]:
+) -> WSDSpec:
     decay = round(run * decay_ratio) if decay_ratio is not None else run - warmup
     if decay == 0:  # the legacy factor is 1 for ever when there is no decay
         spec_decay = 0
@@ -42,13 +81,14 @@ def _torchtitan_legacy(
         )
     else:
         spec_decay = decay + 1
-    return dict(
-        total_steps=run,
-        warmup_steps=warmup,
-        init_ratio=1.0 / (warmup + 1),
-        decay_steps=spec_decay,
-        decay_shape=shape,
-        min_ratio=min_lr_factor,
+    return _build(
+        "from_torchtitan",
+        total_steps=(run, "total_steps (or training_steps)"),
+        warmup_steps=(warmup, "warmup_steps"),
+        init_ratio=(1.0 / (warmup + 1), "1 / (warmup_steps + 1)"),
+        decay_steps=(spec_decay, "round(decay_ratio * total_steps) + 1"),
+        decay_shape=(shape, "decay_type"),
+        min_ratio=(min_lr_factor, "min_lr_factor"),
     )
 
 
@@ -88,7 +128,7 @@ def from_transformers(
     decay_type: str = "cosine",
     min_lr_ratio: float = 0.0,
     num_cycles: float = 0.5,
-) -> dict[str, Any]:
+) -> WSDSpec:
     """The curve of ``transformers.get_wsd_schedule`` with the same arguments.
 
     transformers warms up from ``min_lr_ratio`` and decays to it, so both ``init_ratio`` and
@@ -98,8 +138,7 @@ def from_transformers(
     transformers drops to ``min_lr_ratio`` at the last step and the contract stays at the peak.
 
     Examples:
-      >>> from wsd_core import WSDSpec
-      >>> WSDSpec.from_transformers(100, 200, num_training_steps=1000).decay_starts
+      >>> from_transformers(100, 200, num_training_steps=1000).decay_starts
       (800,)
     """
     warmup = v.check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
@@ -139,14 +178,15 @@ def from_transformers(
             f"num_warmup_steps={warmup} is longer than the whole run ({total} steps = warmup + stable "
             "+ decay); the contract needs the warmup to fit in the run"
         )
-    return dict(
-        total_steps=total,
-        warmup_steps=warmup,
-        decay_steps=decay,
-        warmup_shape=warmup_type,
-        decay_shape=_TRANSFORMERS_SHAPES[decay_type],
-        init_ratio=min_lr_ratio,
-        min_ratio=min_lr_ratio,
+    return _build(
+        "from_transformers",
+        total_steps=(total, "num_training_steps (or num_warmup_steps + num_stable_steps + num_decay_steps)"),
+        warmup_steps=(warmup, "num_warmup_steps"),
+        decay_steps=(decay, "num_decay_steps"),
+        warmup_shape=(warmup_type, "warmup_type"),
+        decay_shape=(_TRANSFORMERS_SHAPES[decay_type], "decay_type"),
+        init_ratio=(min_lr_ratio, "min_lr_ratio"),
+        min_ratio=(min_lr_ratio, "min_lr_ratio"),
     )
 
 
@@ -158,7 +198,7 @@ def from_torchtitan(
     min_lr_factor: float = 0.0,
     total_steps: int | None = None,
     legacy: bool = False,
-) -> dict[str, Any]:
+) -> WSDSpec:
     """The curve of torchtitan's ``linear_warmup_stable_decay`` for the same config.
 
     ``total_steps`` overrides ``training_steps`` as torchtitan's ``lr_scheduler.total_steps`` does.
@@ -171,8 +211,7 @@ def from_torchtitan(
     falling (negative for linear decay); the contract holds ``min_lr_factor``.
 
     Examples:
-      >>> from wsd_core import WSDSpec
-      >>> spec = WSDSpec.from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2)
+      >>> spec = from_torchtitan(1000, warmup_steps=100, decay_ratio=0.2)
       >>> spec.multiplier(0), spec.multiplier(99), spec.decay_starts
       (0.01, 1.0, (800,))
     """
@@ -205,13 +244,14 @@ def from_torchtitan(
     else:
         decay = run - warmup
     # (s + 1) / W for s < W equals a + (1 - a) s / (W - 1) with a = 1 / W; W <= 1 is no warmup.
-    return dict(
-        total_steps=run,
-        warmup_steps=max(warmup - 1, 0),
-        init_ratio=1.0 / warmup if warmup >= 2 else 0.0,
-        decay_steps=decay,
-        decay_shape=shape,
-        min_ratio=min_lr_factor,
+    return _build(
+        "from_torchtitan",
+        total_steps=(run, "total_steps (or training_steps)"),
+        warmup_steps=(max(warmup - 1, 0), "warmup_steps - 1"),
+        init_ratio=(1.0 / warmup if warmup >= 2 else 0.0, "1 / warmup_steps"),
+        decay_steps=(decay, "round(decay_ratio * total_steps)"),
+        decay_shape=(shape, "decay_type"),
+        min_ratio=(min_lr_factor, "min_lr_factor"),
     )
 
 
@@ -227,7 +267,7 @@ def from_pytorch_accelerated(
     num_checkpoints: int = 1,
     *,
     base_lr: float,
-) -> dict[str, Any]:
+) -> WSDSpec:
     """The curve of pytorch_accelerated's ``WSDLrScheduler.get_updated_values(n)``.
 
     ``base_lr`` is the optimizer's learning rate: ``warmup_starting_lr`` is absolute there and a
@@ -240,8 +280,7 @@ def from_pytorch_accelerated(
     the very first update; the spec follows ``get_updated_values`` and the contract's convention.
 
     Examples:
-      >>> from wsd_core import WSDSpec
-      >>> WSDSpec.from_pytorch_accelerated(200_000, num_checkpoints=3, base_lr=3e-4).period_ends
+      >>> from_pytorch_accelerated(200_000, num_checkpoints=3, base_lr=3e-4).period_ends
       (50000, 100000, 200000)
     """
     if num_epochs is not None and num_update_steps_per_epoch is not None and total_steps is not None:
@@ -264,14 +303,18 @@ def from_pytorch_accelerated(
             f"pytorch_accelerated places its first checkpoint at total_steps // 4 = {ends[0]} for "
             f"total_steps={total_steps} and num_checkpoints={count}; the contract needs it >= 1"
         )
-    return dict(
-        total_steps=ends[-1],
-        checkpoints=ends if len(ends) > 1 else None,
-        warmup_steps=warmup,
-        init_ratio=v.check_real("warmup_starting_lr", warmup_starting_lr) / base,
-        decay_ratio=decay_phase_ratio,
-        decay_shape="1-sqrt" if use_inverse_sqrt_decay else "inverse",
-        min_ratio=lr_min,
+    return _build(
+        "from_pytorch_accelerated",
+        total_steps=(ends[-1], "total_steps (or num_epochs * num_update_steps_per_epoch)"),
+        checkpoints=(ends if len(ends) > 1 else None, "num_checkpoints"),
+        warmup_steps=(warmup, "num_warmup_steps"),
+        init_ratio=(
+            v.check_real("warmup_starting_lr", warmup_starting_lr) / base,
+            "warmup_starting_lr / base_lr",
+        ),
+        decay_ratio=(decay_phase_ratio, "decay_phase_ratio"),
+        decay_shape=("1-sqrt" if use_inverse_sqrt_decay else "inverse", "use_inverse_sqrt_decay"),
+        min_ratio=(lr_min, "lr_min"),
     )
 
 
@@ -284,7 +327,7 @@ def from_megatron(
     min_lr: float = 0.0,
     init_lr: float = 0.0,
     lr_decay_style: str = "WSD",
-) -> dict[str, Any]:
+) -> WSDSpec:
     """The curve of Megatron-LM's ``OptimizerParamScheduler`` with ``lr_decay_style='WSD'``.
 
     Steps are counted as Megatron counts them (its ``num_steps``; iterations or samples, as the job
@@ -293,8 +336,7 @@ def from_megatron(
     warmup must end before the anneal starts (``lr_warmup_steps <= lr_decay_steps - wsd_decay_steps``).
 
     Examples:
-      >>> from wsd_core import WSDSpec
-      >>> WSDSpec.from_megatron(3e-4, 100, 10_000, 2_000, min_lr=3e-5).decay_starts
+      >>> from_megatron(3e-4, 100, 10_000, 2_000, min_lr=3e-5).decay_starts
       (8000,)
     """
     if lr_decay_style != "WSD":
@@ -318,17 +360,18 @@ def from_megatron(
         value = v.check_real(name, value)
         if not 0 <= value <= peak:
             raise ValueError(f"{name} must satisfy 0 <= {name} <= max_lr={peak}, got {value}")
-    return dict(
-        total_steps=total,
-        warmup_steps=warmup,
-        decay_steps=decay,
-        decay_shape=_MEGATRON_SHAPES[lr_wsd_decay_style],
-        init_ratio=init_lr / peak,
-        min_ratio=min_lr / peak,
+    return _build(
+        "from_megatron",
+        total_steps=(total, "lr_decay_steps"),
+        warmup_steps=(warmup, "lr_warmup_steps"),
+        decay_steps=(decay, "wsd_decay_steps"),
+        decay_shape=(_MEGATRON_SHAPES[lr_wsd_decay_style], "lr_wsd_decay_style"),
+        init_ratio=(init_lr / peak, "init_lr / max_lr"),
+        min_ratio=(min_lr / peak, "min_lr / max_lr"),
     )
 
 
-def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Any) -> dict[str, Any]:
+def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Any) -> WSDSpec:
     """The curve of OLMo-core's ``WSD`` or ``WSDS`` scheduler (``olmo_core.optim.scheduler``, 3.0).
 
     ``initial_lr * spec.multiplier(t)`` equals OLMo-core's ``get_lr(initial_lr, t, t_max)`` at every
@@ -353,8 +396,7 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Any) -
       does not depend on ``t_max``.
 
     Examples:
-      >>> from wsd_core import WSDSpec
-      >>> spec = WSDSpec.from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
+      >>> spec = from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
       ...                               period_lengths=[1000, 2000], period_lr_multipliers=[1.0, 0.5])
       >>> spec.period_ends, spec.period_peaks, spec.rewarmup_steps
       ((1000, 3000), (1.0, 0.5), 1)
@@ -377,10 +419,10 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Any) -
     decay_min = v.check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
     units = v.check_choice("units", str(f["units"]), ("steps", "tokens"))  # its StrEnum, or a str
     if name == "WSD":
-        spec = _olmo_core_wsd(f, t_max, lr, warmup_min, decay_min)
+        fields = _olmo_core_wsd(f, t_max, lr, warmup_min, decay_min)
     else:
-        spec = _olmo_core_wsds(f, lr, warmup_min, decay_min)
-    return spec if units == "steps" else {**spec, "units": units}
+        fields = _olmo_core_wsds(f, lr, warmup_min, decay_min)
+    return _build("from_olmo_core", **fields, units=(units, "units"))
 
 
 def from_maxtext(
@@ -390,7 +432,7 @@ def from_maxtext(
     wsd_decay_steps_fraction: float = 0.1,
     wsd_decay_style: str = "linear",
     learning_rate_final_fraction: float = 0.1,
-) -> dict[str, Any]:
+) -> WSDSpec:
     """The curve of MaxText's ``create_learning_rate_schedule`` with ``lr_schedule_type="wsd"``.
 
     MaxText (``maxtext/utils/maxtext_utils.py``) warms up linearly from 0 over
@@ -402,8 +444,7 @@ def from_maxtext(
     decay of a single step (MaxText drops straight to its floor) is refused.
 
     Examples:
-      >>> from wsd_core import WSDSpec
-      >>> spec = WSDSpec.from_maxtext(1000, warmup_steps_fraction=0.05, wsd_decay_steps_fraction=0.2)
+      >>> spec = from_maxtext(1000, warmup_steps_fraction=0.05, wsd_decay_steps_fraction=0.2)
       >>> spec.total_steps, spec.warmup_steps, spec.decay_lengths
       (999, 50, (199,))
     """
@@ -426,13 +467,20 @@ def from_maxtext(
                 "cannot express that. Use a longer decay or the linear style."
             )
         # no decay (a linear one of one step stays at the peak: optax's 0-step linear schedule)
-        return dict(total_steps=steps, warmup_steps=warmup, decay_steps=0, min_ratio=final)
-    return dict(
-        total_steps=steps - 1,
-        warmup_steps=warmup,
-        decay_steps=decay - 1,
-        decay_shape=shape,
-        min_ratio=final,
+        return _build(
+            "from_maxtext",
+            total_steps=(steps, "learning_rate_schedule_steps"),
+            warmup_steps=(warmup, "int(learning_rate_schedule_steps * warmup_steps_fraction)"),
+            decay_steps=(0, "int(learning_rate_schedule_steps * wsd_decay_steps_fraction)"),
+            min_ratio=(final, "learning_rate_final_fraction"),
+        )
+    return _build(
+        "from_maxtext",
+        total_steps=(steps - 1, "learning_rate_schedule_steps - 1"),
+        warmup_steps=(warmup, "int(learning_rate_schedule_steps * warmup_steps_fraction)"),
+        decay_steps=(decay - 1, "int(learning_rate_schedule_steps * wsd_decay_steps_fraction) - 1"),
+        decay_shape=(shape, "wsd_decay_style"),
+        min_ratio=(final, "learning_rate_final_fraction"),
     )
 
 
@@ -472,7 +520,7 @@ def _olmo_core_check_below(name: str, value: float, peak: float, what: str) -> N
 
 def _olmo_core_wsd(
     f: dict[str, Any], t_max: int, lr: float, warmup_min: float, decay_min: float
-) -> dict[str, Any]:
+) -> dict[str, tuple[Any, str]]:
     warmup = _olmo_core_length("warmup", f["warmup"], "warmup_fraction", f["warmup_fraction"], t_max)
     if f["decay"] is None and f["decay_fraction"] is None:
         raise ValueError("give decay or decay_fraction (OLMo-core's WSD requires one)")
@@ -487,16 +535,18 @@ def _olmo_core_wsd(
     _olmo_core_check_below("warmup_min_lr", warmup_min, lr, "initial_lr")
     _olmo_core_check_below("decay_min_lr", decay_min, lr, "initial_lr")
     return dict(
-        total_steps=t_max,
-        warmup_steps=warmup,
-        init_ratio=warmup_min / lr,
-        decay_steps=decay,
-        decay_shape="linear",
-        min_ratio=decay_min / lr,
+        total_steps=(t_max, "t_max"),
+        warmup_steps=(warmup, "warmup (or warmup_fraction)"),
+        init_ratio=(warmup_min / lr, "warmup_min_lr / initial_lr"),
+        decay_steps=(decay, "decay (or decay_fraction)"),
+        decay_shape=("linear", "OLMo-core's linear decay"),
+        min_ratio=(decay_min / lr, "decay_min_lr / initial_lr"),
     )
 
 
-def _olmo_core_wsds(f: dict[str, Any], lr: float, warmup_min: float, decay_min: float) -> dict[str, Any]:
+def _olmo_core_wsds(
+    f: dict[str, Any], lr: float, warmup_min: float, decay_min: float
+) -> dict[str, tuple[Any, str]]:
     raw = f["period_lengths"]
     if not v.is_sequence(raw) or not list(raw):
         raise ValueError(f"period_lengths must be a non-empty list of period lengths, got {raw!r}")
@@ -534,67 +584,13 @@ def _olmo_core_wsds(f: dict[str, Any], lr: float, warmup_min: float, decay_min: 
         _olmo_core_check_below("decay_min_lr", decay_min, lr * m, f"period {i}'s peak")
     ends = list(itertools.accumulate(lengths))
     return dict(
-        total_steps=ends[-1],
-        checkpoints=ends if len(ends) > 1 else None,
-        warmup_steps=warmup,
-        init_ratio=warmup_min / lr,
-        decay_steps=decays[0] if len(set(decays)) == 1 else decays,
-        decay_shape="linear",
-        min_ratio=decay_min / lr,
-        period_peaks=multipliers,
-        rewarmup_steps=1 if len(ends) > 1 else 0,
+        total_steps=(ends[-1], "the sum of period_lengths"),
+        checkpoints=(ends if len(ends) > 1 else None, "period_lengths"),
+        warmup_steps=(warmup, "warmup (or warmup_fraction)"),
+        init_ratio=(warmup_min / lr, "warmup_min_lr / initial_lr"),
+        decay_steps=(decays[0] if len(set(decays)) == 1 else decays, "decay (or decay_fraction)"),
+        decay_shape=("linear", "OLMo-core's linear decay"),
+        min_ratio=(decay_min / lr, "decay_min_lr / initial_lr"),
+        period_peaks=(multipliers, "period_lr_multipliers"),
+        rewarmup_steps=(1 if len(ends) > 1 else 0, "OLMo-core's floor at each WSDS period's end"),
     )
-
-
-# --- errors in the preset's own terms ---------------------------------------------------------------
-
-# Where each preset takes each spec field from, in its own parameters: an error about a spec field
-# then names what the user gave instead of a field they never wrote.
-ORIGINS: dict[str, dict[str, str]] = {
-    "from_transformers": {
-        "total_steps": "num_training_steps (or num_warmup_steps + num_stable_steps + num_decay_steps)",
-        "warmup_steps": "num_warmup_steps", "decay_steps": "num_decay_steps", "warmup_shape": "warmup_type",
-        "decay_shape": "decay_type", "init_ratio": "min_lr_ratio", "min_ratio": "min_lr_ratio",
-    },
-    "from_torchtitan": {
-        "total_steps": "total_steps (or training_steps)", "warmup_steps": "warmup_steps - 1",
-        "init_ratio": "1 / warmup_steps", "decay_steps": "round(decay_ratio * total_steps)",
-        "decay_shape": "decay_type", "min_ratio": "min_lr_factor",
-    },
-    "from_pytorch_accelerated": {
-        "total_steps": "total_steps (or num_epochs * num_update_steps_per_epoch)",
-        "checkpoints": "num_checkpoints", "warmup_steps": "num_warmup_steps",
-        "init_ratio": "warmup_starting_lr / base_lr", "decay_ratio": "decay_phase_ratio",
-        "decay_shape": "use_inverse_sqrt_decay", "min_ratio": "lr_min",
-    },
-    "from_megatron": {
-        "total_steps": "lr_decay_steps", "warmup_steps": "lr_warmup_steps", "decay_steps": "wsd_decay_steps",
-        "decay_shape": "lr_wsd_decay_style", "init_ratio": "init_lr / max_lr", "min_ratio": "min_lr / max_lr",
-    },
-    "from_olmo_core": {
-        "total_steps": "t_max (WSD) or the sum of period_lengths (WSDS)", "checkpoints": "period_lengths",
-        "warmup_steps": "warmup (or warmup_fraction)", "init_ratio": "warmup_min_lr / initial_lr",
-        "decay_steps": "decay (or decay_fraction)", "min_ratio": "decay_min_lr / initial_lr",
-        "period_peaks": "period_lr_multipliers", "units": "units", "decay_shape": "OLMo-core's linear decay",
-        "rewarmup_steps": "OLMo-core's floor at each WSDS period's end",
-    },
-    "from_maxtext": {
-        "total_steps": "learning_rate_schedule_steps - 1",
-        "warmup_steps": "int(learning_rate_schedule_steps * warmup_steps_fraction)",
-        "decay_steps": "int(learning_rate_schedule_steps * wsd_decay_steps_fraction) - 1",
-        "decay_shape": "wsd_decay_style", "min_ratio": "learning_rate_final_fraction",
-    },
-}  # fmt: skip
-
-
-def in_preset_terms(preset: str, fields: dict[str, Any], error: Exception) -> str:
-    """``error`` (raised building a preset's spec from ``fields``) said in the preset's own terms:
-    which of its parameters gave the field the error names, and the value it came to."""
-    # the percentage hint of a ratio check is about a value the user typed, not one a preset computed
-    message = re.sub(r" \(\w+ is a fraction: [^)]*\)", "", str(error))
-    named = message.split(" ", 1)[0].split("[", 1)[0]  # the checks start with the field's name
-    origin = ORIGINS.get(preset, {}).get(named)
-    if origin is None or named not in fields:
-        return f"{preset}: {message}"
-    value = fields[named]
-    return f"{preset}: {origin} gives the spec's {named} = {value!r}, which the contract refuses: {message}"

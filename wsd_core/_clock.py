@@ -1,21 +1,39 @@
-"""Specs counted in tokens or samples: the units a run has consumed before each update.
+"""The clock of a spec counted in tokens or samples: the units a run has consumed before each update,
+and everything that turns an update count into them, written once.
 
 A spec with ``units="tokens"`` (or ``"samples"``) counts its lengths in those units, and a schedule
 evaluates it at ``C(s)``, the number of units consumed before update ``s``. ``C`` comes from
 ``tokens_per_step``: a constant, or a ramp of ``(from_step, tokens_per_step)`` pairs (a batch-size
 warmup, as Megatron-LM's ``rampup_batch_size``). It is written once here: exactly, in integers, on
-Python numbers and on every array backend.
+Python numbers and on every array backend. A spec in units without a clock describes a curve in
+units only; ``require_clock`` is the one refusal of it, wherever an update count must be turned.
 """
 
 from __future__ import annotations
 
 import bisect
 import numbers
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from wsd_core import _validation as v
 
 UNITS = ("steps", "tokens", "samples")
+
+
+class Counted(Protocol):
+    """What of a spec its clock needs (``WSDSpec`` is one): what it counts, its clock, its range."""
+
+    @property
+    def units(self) -> str: ...
+
+    @property
+    def clock(self) -> TokenRamp | None: ...
+
+    @property
+    def start_step(self) -> int: ...
+
+    @property
+    def end_step(self) -> int: ...
 
 
 class TokenRamp(NamedTuple):
@@ -140,3 +158,52 @@ def units_at(step: Any, ramp: TokenRamp | None, ops: Any = None) -> Any:
     if ramp is None:
         return step
     return ramp.consumed(step) if ops is None else consumed(step, ramp, ops)
+
+
+def require_clock(spec: Counted, *, where: str, to_turn: str = "") -> TokenRamp | None:
+    """The clock a schedule of ``spec`` evaluates through, or None for a spec counted in steps; a
+    spec in tokens or samples without one is refused, naming the field to give and how to evaluate
+    it in its own units instead (``to_turn``: what the clock was needed for). The one refusal of a
+    missing clock."""
+    if spec.units == "steps":
+        return None
+    clock = spec.clock
+    if clock is None:
+        purpose = f" to turn {to_turn}" if to_turn else ""
+        raise ValueError(
+            f"{where}: this spec counts {spec.units} (units={spec.units!r}) but has no clock{purpose}; "
+            f"give it tokens_per_step= (the {spec.units} each update consumes: an int, or (from_step, "
+            f"{spec.units}) pairs), e.g. dataclasses.replace(spec, tokens_per_step=...), or evaluate "
+            f"it at a count of {spec.units} (multiplier(..., in_units=True))"
+        )
+    return clock
+
+
+def step_range(spec: Counted, ramp: TokenRamp) -> tuple[int, int]:
+    """(lo, hi) in steps: every step below lo has consumed at most s0 units (m is constant there) and
+    every step above hi at least s0 + T (constant again), so a count may be clamped into it exactly."""
+    s0, end = spec.start_step, spec.end_step
+    return ramp.last_step_within(s0), ramp.first_step_reaching(end)
+
+
+class ArrayClock(NamedTuple):
+    """What an array backend needs to evaluate a spec at update counts: clamp each count into
+    ``[lo, hi]`` (exact: the value is constant outside), then form the units consumed through
+    ``ramp`` (None for a spec in steps), whose segments past ``hi`` are dropped; ``largest`` is the
+    largest integer that forms (the bound, the units consumed at ``hi``, or a rate constant)."""
+
+    lo: int
+    hi: int
+    ramp: TokenRamp | None
+    largest: int
+
+
+def array_clock(spec: Counted, *, where: str) -> ArrayClock:
+    """The clamp range and clock of ``spec`` for an array backend (``wsd_jax``, ``WSDDeviceLR``)."""
+    ramp = require_clock(spec, where=where)
+    if ramp is None:
+        lo, hi = spec.start_step, spec.end_step  # the contract's clamp range (s0, s0 + T)
+        return ArrayClock(lo, hi, None, hi)
+    lo, hi = step_range(spec, ramp)
+    used = below(ramp, hi)
+    return ArrayClock(lo, hi, used, max(hi, ramp.consumed(hi), *used.rates, *used.starts))
