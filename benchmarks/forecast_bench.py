@@ -121,8 +121,8 @@ def _hook_microseconds(calls: int = 20_000) -> float:
     start = time.perf_counter()
     for step in range(calls):
         trainer.global_step = step
-        callback.on_train_batch_start(trainer, None, None, step)
-        callback.on_train_batch_end(trainer, None, outputs, None, step)
+        callback.on_train_batch_start(trainer, None, None, step)  # type: ignore[arg-type]
+        callback.on_train_batch_end(trainer, None, outputs, None, step)  # type: ignore[arg-type]
     return (time.perf_counter() - start) / calls * 1e6
 
 

@@ -168,7 +168,7 @@ def test_the_hf_callback_says_it_needs_its_trainer():
 
     callback = ForecastCallback(Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40])
     with pytest.raises(ValueError, match=r"call callback.set_trainer\(trainer\)"):
-        callback.on_train_begin(None, None, None)
+        callback.on_train_begin(None, None, None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"forecast must be a wsd_plan\.Forecast"):
         ForecastCallback(PRIOR, lengths=[40])  # type: ignore[arg-type]
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import itertools
 import re
 import warnings
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypedDict, Unpack
 
 from wsd_core import _validation as v
 from wsd_core._spec import WSDSpec
@@ -31,6 +32,20 @@ __all__ = [
     "from_torchtitan",
     "from_transformers",
 ]
+
+
+class OLMoCoreFields(TypedDict, total=False):
+    """OLMo-core's ``WSD`` and ``WSDS`` scheduler fields, as OLMo-core spells them (``from_olmo_core``)."""
+
+    units: str
+    warmup: int | None
+    warmup_fraction: float | None
+    decay: int | None
+    decay_fraction: float | None
+    warmup_min_lr: float
+    decay_min_lr: float
+    period_lengths: Sequence[int] | None
+    period_lr_multipliers: Sequence[float] | None
 
 
 def _build(preset: str, **fields: tuple[Any, str]) -> WSDSpec:
@@ -371,7 +386,7 @@ def from_megatron(
     )
 
 
-def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Any) -> WSDSpec:
+def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Unpack[OLMoCoreFields]) -> WSDSpec:
     """The curve of OLMo-core's ``WSD`` or ``WSDS`` scheduler (``olmo_core.optim.scheduler``, 3.0).
 
     ``initial_lr * spec.multiplier(t)`` equals OLMo-core's ``get_lr(initial_lr, t, t_max)`` at every
@@ -408,7 +423,7 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Any) -
     unknown = sorted(set(fields) - set(valid))
     if unknown:
         raise TypeError(f"OLMo-core's {name} has no fields {unknown}; its fields are {list(valid)}")
-    f = {**valid, **fields}
+    f: dict[str, Any] = {**valid, **fields}
     if (f["warmup"] is None) == (f["warmup_fraction"] is None):
         raise ValueError(f"give exactly one of warmup and warmup_fraction (OLMo-core's {name} requires it)")
     if f["decay"] is not None and f["decay_fraction"] is not None and "decay_fraction" in fields:
@@ -419,10 +434,10 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Any) -
     decay_min = v.check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
     units = v.check_choice("units", str(f["units"]), ("steps", "tokens"))  # its StrEnum, or a str
     if name == "WSD":
-        fields = _olmo_core_wsd(f, t_max, lr, warmup_min, decay_min)
+        spec_fields = _olmo_core_wsd(f, t_max, lr, warmup_min, decay_min)
     else:
-        fields = _olmo_core_wsds(f, lr, warmup_min, decay_min)
-    return _build("from_olmo_core", **fields, units=(units, "units"))
+        spec_fields = _olmo_core_wsds(f, lr, warmup_min, decay_min)
+    return _build("from_olmo_core", **spec_fields, units=(units, "units"))
 
 
 def from_maxtext(

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import jax
 import numpy as np
@@ -31,6 +31,19 @@ _ITEMS = ("state", "spec", INTEGRITY)  # every checkpoint's own items; extra ite
 # names is accepted by save() and then fails in the background, losing the checkpoint.
 _ORBAX_NAMES = ("metrics", "descriptor", "default")
 _RELISTS = 20  # restore_latest_readable lists the folder again when a step vanished under it
+
+
+class Options(TypedDict, total=False):
+    """The options of a ``WSDCheckpointManager`` beside its folder, spec and ``read_only`` (for
+    ``WSDCheckpointManager.open``)."""
+
+    interval: int | None
+    max_to_keep: int | None
+    async_save: bool
+    best_n: int | None
+    best_metric: Any
+    best_mode: str
+    process_timeout_s: float
 
 
 class WSDCheckpointManager:
@@ -515,7 +528,12 @@ class WSDCheckpointManager:
 
     @classmethod
     def open(
-        cls, directory: str | Path, *, read_only: bool = False, verify: bool = True, **options: Any
+        cls,
+        directory: str | Path,
+        *,
+        read_only: bool = False,
+        verify: bool = True,
+        **options: Unpack[Options],
     ) -> WSDCheckpointManager:
         """A manager for an existing run, built from the spec saved in its newest readable checkpoint.
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Any
+from typing import Any, Unpack
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsd_core import WSDSpec
+from wsd_core import WSDFields, WSDSpec
 from wsd_core.backend import (
     ArrayBackend,
     ArrayClock,
@@ -132,7 +132,7 @@ def wsd_schedule(
     dtype: Any = jnp.float32,
     init_value: float | None = None,
     end_value: float | None = None,
-    **fields: Any,
+    **fields: Unpack[WSDFields],
 ) -> WSDSchedule:
     """The WSD schedule of ``docs/contract.md`` as an ``optax.Schedule``.
 
@@ -203,7 +203,7 @@ def wsd_companion(
     *,
     spec: WSDSpec | None = None,
     dtype: Any = jnp.float32,
-    **fields: Any,
+    **fields: Unpack[WSDFields],
 ) -> WSDCompanion:
     """An ``optax.Schedule`` for another hyperparameter that moves with the rate's cooldown.
 

@@ -58,21 +58,25 @@ class ForecastCallback(L.Callback):
         self.logged: dict[str, float] = {}  # the last metrics logged
         self._step = 0
 
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, batch_idx: int
+    ) -> None:
         self._step = trainer.global_step  # the updates done before this batch's loss
 
     def on_train_batch_end(
-        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: object, batch_idx: int
     ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
             self.watcher.guarded("keeping the loss", self._step, lambda: self.buffer.add(self._step, loss))
 
-    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._log(trainer)
 
-    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         self._log(trainer)
 
     def _flush(self, step: int) -> None:
@@ -82,7 +86,7 @@ class ForecastCallback(L.Callback):
         if kept:
             self.watcher.observe(*kept)
 
-    def _log(self, trainer: Any) -> None:
+    def _log(self, trainer: L.Trainer) -> None:
         step = trainer.global_step
         self._flush(step)
         metrics = self.watcher.metrics(step)

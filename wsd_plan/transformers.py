@@ -28,10 +28,9 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 try:
-    from transformers import TrainerCallback
+    from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 except ImportError as e:  # pragma: no cover - the extra is installed in CI
     raise ImportError(
         f"wsd_plan.transformers needs transformers ({e}): pip install 'wsd-schedule[peers]'"
@@ -68,15 +67,17 @@ class ForecastCallback(TrainerCallback):
             forecast, lengths=lengths, budgets=budgets, shapes=shapes, min_ratios=min_ratios, level=level
         )
         self.forecast = forecast
-        self.trainer: Any = None
+        self.trainer: Trainer | None = None
         self.logged_at = -1  # the step of the last forecast logged
 
-    def set_trainer(self, trainer: Any) -> ForecastCallback:
+    def set_trainer(self, trainer: Trainer) -> ForecastCallback:
         """The Trainer to log through (``Trainer.log``); returns the callback."""
         self.trainer = trainer
         return self
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> None:
         if self.trainer is None:
             raise ValueError(
                 "ForecastCallback logs through its Trainer: call callback.set_trainer(trainer) after "
@@ -86,11 +87,20 @@ class ForecastCallback(TrainerCallback):
         if saved is not None and state.global_step > 0:  # resumed from a checkpoint that has them
             self.watcher.load_state_dict(saved, state.global_step)
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> None:
         if control.should_save:
             self._keep_in(state)
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: object,
+    ) -> None:
         # the training loss (the mean over the last logging_steps); evaluations and this callback's
         # own logs have no "loss" key
         if logs and "loss" in logs and state.global_step > 0:
@@ -100,23 +110,29 @@ class ForecastCallback(TrainerCallback):
             if control.should_save:  # this log comes before the checkpoint it belongs to
                 self._keep_in(state)
 
-    def _keep_in(self, state: Any) -> None:
+    def _keep_in(self, state: TrainerState) -> None:
         """The observations into the TrainerState, which the checkpoint about to be written saves."""
         stateful = getattr(state, "stateful_callbacks", None)
         if isinstance(stateful, dict):
             stateful[STATE_KEY] = self.watcher.state_dict()
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> None:
         self._log(state)
 
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> None:
         self._log(state)
 
-    def _log(self, state: Any) -> None:
+    def _log(self, state: TrainerState) -> None:
         if state.global_step == self.logged_at:
             return  # logged at this step already (an evaluation and a checkpoint together)
         metrics = self.watcher.metrics(state.global_step)
         if not metrics:
             return
         self.logged_at = state.global_step
-        self.watcher.guarded("logging", state.global_step, lambda: self.trainer.log(metrics))
+        trainer = self.trainer
+        if trainer is not None:  # (on_train_begin made sure)
+            self.watcher.guarded("logging", state.global_step, lambda: trainer.log(metrics))

@@ -3,12 +3,12 @@ the rate's cooldown, set in every param group at each step."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch.optim import Optimizer
 
-from wsd_core import WSDSpec
+from wsd_core import WSDFields, WSDSpec
 from wsd_core.backend import (
     check_bool,
     check_int,
@@ -64,7 +64,7 @@ class WSDCompanion:
         index: int | None = None,
         spec: WSDSpec | None = None,
         last_epoch: int = -1,
-        **fields: Any,
+        **fields: Unpack[WSDFields],
     ) -> None:
         check_optimizer("WSDCompanion", optimizer)
         self.optimizer = optimizer

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch.distributed.checkpoint.stateful import Stateful
 from torch.optim import Optimizer
 
-from wsd_core import WSDSpec
+from wsd_core import WSDFields, WSDSpec
 from wsd_core.backend import spec_from_args
 from wsd_torch._companion import WSDCompanion
 from wsd_torch._dcp import current_call
@@ -101,7 +101,7 @@ class WSDSchedulersContainer(Stateful):
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
         min_lr: float | None = None,
-        **fields: Any,
+        **fields: Unpack[WSDFields],
     ) -> WSDSchedulersContainer:
         """One scheduler of ``spec`` per optimizer (``WSDDeviceLR`` if ``device_resident``, else
         ``WSDLR``); ``optimizers`` may be any iterable of them, e.g. torchtitan's ``OptimizersContainer``.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from wsd_core import WSDSpec
+from wsd_core import WSDFields, WSDSpec
 from wsd_core.backend import ArrayClock, array_clock, evaluate, resolve, units_at
 from wsd_torch._backend import TorchBackend, check_float_dtype, compute_dtype
 from wsd_torch._optimizer import check_optimizer
@@ -95,7 +95,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
         min_lr: float | None = None,
-        **fields: Any,
+        **fields: Unpack[WSDFields],
     ) -> None:
         check_optimizer("WSDDeviceLR", optimizer)
         dtype = check_float_dtype(dtype)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from wsd_core import WSDSpec
+from wsd_core import WSDFields, WSDSpec
 from wsd_core.backend import require_clock
 from wsd_torch._optimizer import check_optimizer
 from wsd_torch._scheduler import WSDSchedulerBase, base_rate
@@ -65,7 +65,7 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
         min_lr: float | None = None,
-        **fields: Any,
+        **fields: Unpack[WSDFields],
     ) -> None:
         check_optimizer("WSDLR", optimizer)
         self._spec_and_floor(optimizer, spec, fields, min_lr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -81,7 +81,7 @@ class WSDSchedulerBase:
     # --- an absolute floor ----------------------------------------------------------------------
 
     def _spec_and_floor(
-        self, optimizer: Optimizer, spec: WSDSpec | None, fields: dict[str, Any], min_lr: Any
+        self, optimizer: Optimizer, spec: WSDSpec | None, fields: Mapping[str, Any], min_lr: float | None
     ) -> None:
         """Sets ``spec`` and ``min_lr``: the floor as an absolute rate, the same in every param group
         (torch's convention, as ``CosineAnnealingLR``'s ``eta_min``), instead of a ratio. The spec is

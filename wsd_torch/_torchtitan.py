@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
 
 from torch.optim import Optimizer
 
@@ -70,7 +69,7 @@ class WSDLRSchedulersConfig:
         )
 
     def build(
-        self, *, optimizers: Iterable[Optimizer], training_steps: int, **_: Any
+        self, *, optimizers: Iterable[Optimizer], training_steps: int, **_: object
     ) -> WSDSchedulersContainer:
         """What torchtitan's trainer calls: one scheduler per optimizer of its ``OptimizersContainer``."""
         return WSDSchedulersContainer.for_optimizers(
