@@ -414,7 +414,7 @@ def test_numpy_and_jax_scalars_are_numbers_and_one_value_is_a_list():
     one = forecast.now(lengths=4000, shapes="linear", min_ratios=0.1)
     many = forecast.now(lengths=[4000], shapes=["linear"], min_ratios=[0.1])
     assert len(one) == 1 and one[0].final_loss == many[0].final_loss
-    assert forecast.plan(24_000, lengths=4000).best_for(24_000).length == 4000
+    assert forecast.plan(budgets=24_000, lengths=4000).best_for(24_000).length == 4000
 
 
 def test_a_trunk_still_in_its_warmup_says_so():

@@ -202,7 +202,7 @@ def test_a_failing_fit_warns_and_the_run_goes_on(monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(lengths=[]), "lengths must name at least one value"),
+        (dict(lengths=[]), "lengths must hold at least one value"),
         (dict(lengths=[0]), "lengths"),
         (dict(lengths=[100], shapes=["square"]), "shapes"),
         (dict(lengths=[100], min_ratios=[10]), r"min_ratios must satisfy 0 <= value <= 1, got 10"),
@@ -210,11 +210,11 @@ def test_a_failing_fit_warns_and_the_run_goes_on(monkeypatch):
     ],
 )
 def test_a_callback_refuses_bad_arguments_when_built_not_hours_later(kwargs, match):
-    from wsd_plan._watch import checked_request
+    from wsd_plan import ForecastWatcher
 
     args = dict(lengths=[100], budgets=[], shapes=["1-sqrt"], min_ratios=[0.0], level=0.9) | kwargs
     with pytest.raises(ValueError, match=match):
-        checked_request(Forecast(TRUNK, peak=LR, prior=PRIOR), **args)
+        ForecastWatcher(Forecast(TRUNK, peak=LR, prior=PRIOR), **args)
 
 
 # --- the callbacks never stop training ----------------------------------------------------------

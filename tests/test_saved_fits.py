@@ -75,8 +75,12 @@ def test_text_that_is_not_a_saved_fit_is_refused_naming_what_is_wrong(fitted, ch
 
 def test_a_parameter_that_is_not_positive_and_text_that_is_not_json_are_refused(fitted):
     params = {**fitted.params, "alpha": -0.5}
-    with pytest.raises(ValueError, match=r"parameter alpha must be a finite number > 0, got -0\.5"):
+    with pytest.raises(ValueError, match=r"parameter alpha must be a finite number >= 0, got -0\.5"):
         LossLawFit.from_json(_saved(fitted, params=params))
+    # exactly 0 is what a fit writes when a log parameter underflows (L0 that the runs leave open)
+    # (a forecast's refit gave L0 = 5.5e-210; a bound at 1e-100 refused to read it back)
+    for tiny in (0.0, 5.5445545287621865e-210):
+        assert LossLawFit.from_json(_saved(fitted, params={**fitted.params, "L0": tiny})).params["L0"] == tiny
     with pytest.raises(ValueError, match="not a saved LossLawFit: the text is not JSON"):
         LossLawFit.from_json("{law: multi-power")
     with pytest.raises(TypeError, match="takes the JSON text"):
@@ -93,7 +97,7 @@ def test_a_parameter_that_is_not_positive_and_text_that_is_not_json_are_refused(
         ("covariance", "not symmetric", "covariance must be symmetric"),
         ("covariance", "negative eigenvalue", "covariance must be positive semi-definite"),
         ("covariance", "huge", r"covariance's variances must be <= 10000"),
-        ("other_params", 1e308, r"annealing fit's parameter .* must be a number >= 1e-100 and <= 1e\+100"),
+        ("other_params", 1e308, r"annealing fit's parameter .* must be a number >= 0 and <= 1e\+100"),
         ("objective", -1.0, "objective must be a number >= 0"),
         ("fitted_peaks", [3e-4, -1.0], "fitted_peaks"),
         ("notes", "a note", "notes must be a list of strings"),

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from wsd_plan._fit import fit_loss_law as fit_loss_law
     from wsd_plan._fit import relative_errors as relative_errors
     from wsd_plan._forecast import Forecast as Forecast
+    from wsd_plan._grid import CooldownGrid as CooldownGrid
+    from wsd_plan._grid import GridFields as GridFields
     from wsd_plan._laws import PARAMETERS as PARAMETERS
     from wsd_plan._loading import load_run as load_run
     from wsd_plan._loading import read_schedule as read_schedule
@@ -48,6 +50,8 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
 _HOMES = {
     "LossLawFit": "_fit",
     "Forecast": "_forecast",
+    "CooldownGrid": "_grid",
+    "GridFields": "_grid",
     "curve_metrics": "_fit",
     "fit_loss_law": "_fit",
     "relative_errors": "_fit",
@@ -82,9 +86,11 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "PARAMETERS",
     "CooldownCandidate",
+    "CooldownGrid",
     "CooldownPlan",
     "Forecast",
     "ForecastWatcher",
+    "GridFields",
     "LogError",
     "LossLawFit",
     "LossRun",

@@ -200,6 +200,7 @@ def in_cli_terms(message: str) -> str:
 
 def _check_usage(args: argparse.Namespace) -> None:
     """Every mistake that needs no data, found before anything is read or fit."""
+    from wsd_plan._grid import CooldownGrid
     from wsd_plan._laws import LAWS
     from wsd_plan._plan import check_plan_size
 
@@ -212,6 +213,8 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise ValueError("--optimize needs --budgets: the optimal cooldown is found for a run's length")
     if args.out is not None and importlib.util.find_spec("matplotlib") is None:
         raise ImportError("--out plots with matplotlib, which is missing: pip install 'wsd-schedule[plot]'")
+    args.grid = CooldownGrid(args.lengths, budgets=args.budgets, at_steps=args.at, shapes=args.shapes,
+                             min_ratios=args.min_ratios)  # fmt: skip
     ends = args.budgets if args.budgets is not None else [a + max(args.lengths) for a in args.at]
     check_plan_size(max(ends), "--budgets" if args.budgets is not None else "--at + --lengths")
 

@@ -157,14 +157,10 @@ def run_plan(args: argparse.Namespace) -> tuple[CooldownPlan, list[str]]:
         plan = plan_cooldown(
             fit,
             trunk,
-            budgets=args.budgets,
-            at_steps=args.at,
-            lengths=args.lengths,
-            shapes=args.shapes,
-            min_ratios=args.min_ratios,
+            args.grid,  # (built and checked by _cli before any work)
             peak=args.peak if isinstance(trunk, WSDSpec) else None,
-            warmup_steps=args.warmup_steps,
             level=args.level,
+            warmup_steps=args.warmup_steps,
             second_opinion=other,
         )
     lines += ["", plan.table()]

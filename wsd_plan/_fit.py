@@ -125,6 +125,10 @@ class LossLawFit:
     # the earlier fit whose drop term stood in for what the runs do not determine (refits use it too)
     prior: LossLawFit | None = dataclasses.field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        peaks = _fit_json.check_built(self.law, self.params, self.fitted_peaks, self.covariance)
+        object.__setattr__(self, "fitted_peaks", peaks)
+
     @property
     def fit_error(self) -> dict[str, float]:
         """Over the runs it was fit on: the mean PredE and the worst WorstE."""

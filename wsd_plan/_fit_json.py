@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ def loads(text: str) -> dict[str, Any]:
 # (a parameter of 1e308, a law_error_scale of 1e308 or a NaN residual scale gave intervals of
 # (-2e307, 3.29), (0, inf) and (nan, nan)). Fits of the shipped curves are far inside: parameters
 # 0.04..440, residual scales ~1e-3, law_error_scale 1..1.1, covariance diagonals <= 0.4.
-PARAMETER_RANGE = (1e-100, 1e100)
+MAX_PARAMETER = 1e100
 MAX_RESIDUAL_SCALE = 10.0  # a log residual: a fit that misses by a factor e**10
 MAX_LAW_ERROR_SCALE = 1e4  # times the law's base error 0.002: intervals of e**+-33
 MAX_LOG_VARIANCE = 1e4  # of a log parameter: a standard deviation of 100 in log
@@ -107,6 +108,22 @@ def decode(data: Any) -> dict[str, Any]:
     return fields
 
 
+def check_built(law: Any, params: Any, fitted_peaks: Any, covariance: Any) -> tuple[float, float] | None:
+    """The structure of a ``LossLawFit`` built by hand, as ``decode`` checks a saved one's (the law,
+    its parameters by name, two fitted peaks, a covariance of the parameters' size); returns the
+    fitted peaks as a tuple. Bounds that only a damaged file breaks are left to ``decode``."""
+    if not isinstance(law, str) or law not in PARAMETERS:
+        raise ValueError(f"LossLawFit law must be one of {list(PARAMETERS)}, got {law!r}")
+    _params(params, PARAMETERS[law], f"LossLawFit({law!r})", high=math.inf)
+    peaks = None if fitted_peaks is None else _peaks(list(np.ravel(fitted_peaks)), f"LossLawFit({law!r})")
+    if covariance is not None and np.shape(covariance) != (len(PARAMETERS[law]),) * 2:
+        raise ValueError(
+            f"LossLawFit({law!r}) covariance must be a {len(PARAMETERS[law])}x{len(PARAMETERS[law])} matrix "
+            f"(of log {', '.join(PARAMETERS[law])}), got shape {np.shape(covariance)}"
+        )
+    return peaks
+
+
 def _number(value: Any, name: str, *, low: float, high: float = math.inf) -> float:
     """A finite JSON number in [low, high], named when refused."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -121,14 +138,15 @@ def _optional(value: Any, name: str, low: float, high: float) -> float | None:
     return None if value is None else _number(value, name, low=low, high=high)
 
 
-def _params(params: Any, names: tuple[str, ...], what: str) -> dict[str, float]:
+def _params(params: Any, names: tuple[str, ...], what: str, high: float = MAX_PARAMETER) -> dict[str, float]:
+    """The parameters by name: finite, >= 0 (a fitted log parameter that underflows is 0 or 1e-210:
+    L0 of runs that do not determine it), at most ``high``."""
     if not isinstance(params, dict) or sorted(params) != sorted(names):
         raise ValueError(f"{what} 'params' must name {list(names)}, got {params!r:.200}")
-    low, high = PARAMETER_RANGE
     for k, v in params.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{what} parameter {k} must be a finite number > 0, got {v!r}")
-        _number(v, f"{what} parameter {k}", low=low, high=high)
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{what} parameter {k} must be a finite number >= 0, got {v!r}")
+        _number(v, f"{what} parameter {k}", low=0.0, high=high)
     return {k: float(params[k]) for k in names}
 
 

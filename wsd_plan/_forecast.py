@@ -13,18 +13,19 @@ Framework-free: the Lightning and Hugging Face callbacks (``wsd_plan.lightning``
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
 import warnings
-from collections.abc import Iterable
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, Unpack
 
 import numpy as np
 
 from wsd_core import WSDSpec
 from wsd_core.backend import as_list, as_scalar, check_choice, check_int, require_clock
 from wsd_plan._fit import LossLawFit, fit_loss_law, load_prior
+from wsd_plan._grid import CooldownGrid, GridFields, grid_of
 from wsd_plan._laws import LAWS
 from wsd_plan._least_squares import MIN_POINTS
 from wsd_plan._plan import CooldownCandidate, CooldownPlan, plan_cooldown
@@ -53,7 +54,7 @@ class Forecast:
       >>> forecast.observe(steps, prior.predict(trunk, steps, peak=3e-4))  # a log, all at once
       >>> [(c.length, round(c.final_loss, 2)) for c in forecast.now(lengths=[2000, 4000])]
       [(2000, 3.1), (4000, 3.09)]
-      >>> forecast.plan(budgets=[30_000], lengths=[3000, 6000]).best_for(30_000).length
+      >>> forecast.plan(CooldownGrid(lengths=[3000, 6000], budgets=30_000)).best_for(30_000).length
       3000
     """
 
@@ -194,47 +195,46 @@ class Forecast:
         return self._fit
 
     def now(
-        self, lengths: Iterable[int] | int, *, shapes: Iterable[str] | str = ("1-sqrt",),
-        min_ratios: Iterable[float] | float = (0.0,), level: float = 0.9,
-    ) -> tuple[CooldownCandidate, ...]:  # fmt: skip
-        """Cooling down from the last observed step: each cooldown of ``lengths`` x ``shapes`` x
-        ``min_ratios``, with its predicted final loss and interval at ``level``, by length then best
-        first (``CooldownCandidate``: ``final_loss``, ``low``, ``high``, ``spec``)."""
-        plan = self.plan(at_steps=[self.last_step], lengths=lengths, shapes=shapes, min_ratios=min_ratios,
-                         level=level)  # fmt: skip
+        self, grid: CooldownGrid | None = None, *, level: float = 0.9, **fields: Unpack[GridFields]
+    ) -> tuple[CooldownCandidate, ...]:
+        """Cooling down from the last observed step: each cooldown of the grid's ``lengths`` x
+        ``shapes`` x ``min_ratios`` (its budgets, if any, are not used), with its predicted final loss
+        and interval at ``level``, by length then best first (``CooldownCandidate``: ``final_loss``,
+        ``low``, ``high``, ``spec``). Give a ``CooldownGrid`` or its fields (``lengths=...``)."""
+        plan = self.plan(grid_of(grid, fields).at(self.last_step), level=level)
         return tuple(sorted(plan.candidates, key=lambda c: (c.length, c.final_loss)))
 
     def plan(
-        self, budgets: Iterable[int] | int | None = None, *, at_steps: Iterable[int] | int | None = None,
-        lengths: Iterable[int] | int, shapes: Iterable[str] | str = ("1-sqrt",),
-        min_ratios: Iterable[float] | float = (0.0,),
-        level: float = 0.9,
-    ) -> CooldownPlan:  # fmt: skip
-        """The best cooldown of each budget off this trunk, as ``plan_cooldown`` ranks them with the
-        current fit: ``plan.best_for(budget).spec`` is the exact schedule to run."""
-        return plan_cooldown(self.fit, self.trunk, budgets=budgets, at_steps=at_steps, lengths=lengths,
-                             shapes=shapes, min_ratios=min_ratios, peak=self.peak, level=level)  # fmt: skip
+        self, grid: CooldownGrid | None = None, *, level: float = 0.9, **fields: Unpack[GridFields]
+    ) -> CooldownPlan:
+        """The best cooldown of each budget of the grid off this trunk (or from each of its
+        ``at_steps``), as ``plan_cooldown`` ranks them with the current fit:
+        ``plan.best_for(budget).spec`` is the exact schedule to run."""
+        if grid is not None and not isinstance(grid, CooldownGrid):  # plan([budgets], ...) of 0.2.dev
+            warnings.warn("Forecast.plan(budgets, ...) is deprecated and goes in 0.3: use plan(budgets=...) "
+                          "or plan(CooldownGrid(...))", DeprecationWarning, stacklevel=2)  # fmt: skip
+            grid, fields = None, {**fields, "budgets": grid}
+        return plan_cooldown(self.fit, self.trunk, grid_of(grid, fields), peak=self.peak, level=level)
 
     def metrics(
-        self, *, lengths: Iterable[int] | int, budgets: Iterable[int] | int = (),
-        shapes: Iterable[str] | str = ("1-sqrt",), min_ratios: Iterable[float] | float = (0.0,),
-        level: float = 0.9, prefix: str = "forecast/",
+        self, grid: CooldownGrid | None = None, *, level: float = 0.9, prefix: str = "forecast/",
+        **fields: Unpack[GridFields],
     ) -> dict[str, float]:  # fmt: skip
-        """What the callbacks log, as scalars by name: for each of ``lengths``, the best cooldown of
-        that length from the last observed step (``now_<length>``, with ``_low`` and ``_high``, its
-        interval at ``level``); for each of ``budgets`` not yet passed, its best cooldown's
-        predicted final loss, branch step and length (``best_<budget>``, ``_branch``, ``_length``;
-        a branch step already passed needs a checkpoint kept there)."""
-        lengths, shapes, min_ratios = as_list(lengths), as_list(shapes), as_list(min_ratios)
+        """What the callbacks log, as scalars by name: for each of the grid's ``lengths``, the best
+        cooldown of that length from the last observed step (``now_<length>``, with ``_low`` and
+        ``_high``, its interval at ``level``); for each of its ``budgets`` not yet passed, its best
+        cooldown's predicted final loss, branch step and length (``best_<budget>``, ``_branch``,
+        ``_length``; a branch step already passed needs a checkpoint kept there)."""
+        grid = grid_of(grid, fields)
         out: dict[str, float] = {}
-        now = self.now(lengths=lengths, shapes=shapes, min_ratios=min_ratios, level=level)
-        for length in lengths:
+        now = self.now(grid, level=level)
+        for length in grid.lengths:
             best = min((c for c in now if c.length == length), key=lambda c: c.final_loss)
             out.update({f"{prefix}now_{length}": best.final_loss, f"{prefix}now_{length}_low": best.low,
                         f"{prefix}now_{length}_high": best.high})  # fmt: skip
-        ahead = [b for b in as_list(budgets) if b > self.last_step]
+        ahead = [b for b in grid.budgets or () if b > self.last_step]
         if ahead:
-            plan = self.plan(ahead, lengths=lengths, shapes=shapes, min_ratios=min_ratios, level=level)
+            plan = self.plan(dataclasses.replace(grid, budgets=tuple(ahead)), level=level)
             for budget in ahead:
                 best = plan.best_for(budget)
                 out.update({f"{prefix}best_{budget}": best.final_loss,

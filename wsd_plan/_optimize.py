@@ -23,7 +23,8 @@ interval on the gain over it, and the ``WSDSpec`` closest to the optimal sequenc
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Unpack
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,7 @@ import optax
 from wsd_core import DECAY_SHAPES, WSDSpec
 from wsd_core.backend import check_int, check_ratio, check_steps
 from wsd_plan._fit import LossLawFit, float64_mode
+from wsd_plan._grid import CooldownGrid, GridFields, grid_of
 from wsd_plan._laws import LAWS, Drops
 from wsd_plan._plan import CooldownCandidate, check_plan_size, plan_cooldown
 from wsd_plan._runs import branch_rates, trunk_schedule
@@ -128,31 +130,42 @@ class OptimalCooldown:
         )
 
 
+class OptimizeOptions(GridFields, total=False):
+    """``optimize_cooldown``'s keywords beside the grid: the run's ``budget`` and ``min_ratio`` (a
+    grid of their own, compared against ``LENGTH_GRID`` lengths and every shape), the trunk's
+    ``warmup_steps``, the ``earliest`` step whose rate may change, and the descent's ``iterations``."""
+
+    budget: int
+    min_ratio: float
+    warmup_steps: int | None
+    earliest: int | None
+    iterations: int
+
+
 def optimize_cooldown(
     fit: LossLawFit,
     trunk: Any,
+    grid: CooldownGrid | None = None,
     *,
-    budget: int,
-    earliest: int | None = None,
-    min_ratio: float = 0.0,
     peak: float | None = None,
-    warmup_steps: int | None = None,
-    iterations: int = ITERATIONS,
     level: float = 0.9,
+    **options: Unpack[OptimizeOptions],
 ) -> OptimalCooldown:
-    """The non-increasing rates, at or above ``min_ratio * peak``, that minimise the law's predicted
-    loss after ``budget`` updates, branching off ``trunk`` at or after ``earliest``.
+    """The non-increasing rates, at or above the floor, that minimise the law's predicted loss
+    after a run's budget of updates, branching off ``trunk`` at or after ``earliest``; and how much
+    better they are than the grid's best cooldown.
 
     Args:
       fit: a ``LossLawFit``.
       trunk: the trunk's ``WSDSpec`` (with ``peak``) or its per-step rates, at its peak over the window.
-      budget: the run's number of updates.
-      earliest: the first step whose rate may change (default: the end of the trunk's warmup).
-      min_ratio: the floor, as a fraction of the peak.
+      grid: the run's one budget (``budgets``), its floor (the smallest of ``min_ratios``) and the
+        cooldowns to compare the optimum with (``lengths`` x ``shapes``); or give ``budget=`` and
+        ``min_ratio=`` (default 0) instead, compared with ``LENGTH_GRID`` lengths and every shape.
       peak: the trunk's stable rate (needed with a ``WSDSpec``).
-      warmup_steps: the trunk's warmup (None: the spec's, or up to the largest rate).
-      iterations: projected Adam steps.
       level: the probability of the intervals.
+      options: ``budget`` and ``min_ratio`` (instead of a grid); ``earliest``, the first step whose
+        rate may change (default: the end of the trunk's warmup); ``warmup_steps``, the trunk's warmup
+        (None: the spec's, or up to the largest rate); ``iterations``, projected Adam steps.
 
     Examples:
       >>> params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
@@ -164,25 +177,22 @@ def optimize_cooldown(
     """
     if not isinstance(fit, LossLawFit):
         raise TypeError(f"fit must be a LossLawFit (from fit_loss_law), got {type(fit).__name__}")
-    budget = check_steps("budget", budget, minimum=2)
+    earliest, warmup_steps = options.pop("earliest", None), options.pop("warmup_steps", None)
+    iterations = check_int("iterations", options.pop("iterations", ITERATIONS), minimum=1)
+    budget, floor, grid = _budget_and_floor(grid, options)
     check_plan_size(budget, "budget")
-    floor = check_ratio("min_ratio", min_ratio)
-    iterations = check_int("iterations", iterations, minimum=1)
     level = check_level(level)
     trunk_rates, rate_peak, warmup = trunk_schedule(trunk, budget, peak, warmup_steps)
     start = _window_start(trunk_rates, rate_peak, warmup, budget, earliest)
     descent = _Descent(fit, trunk_rates[:start], rate_peak, warmup, budget - start)
     lrs = np.concatenate([trunk_rates[:start], rate_peak * descent.run(floor, iterations)])
+    if grid is None:  # compared with cooldowns of every shape, spread over the window
+        shapes = [s for s in DECAY_SHAPES if floor > 0 or s not in ("inverse", "geometric")]
+        grid = CooldownGrid(
+            lengths=_grid_lengths(budget - start), budgets=budget, shapes=shapes, min_ratios=floor
+        )
     plan = plan_cooldown(
-        fit,
-        trunk,
-        budgets=[budget],
-        lengths=_grid_lengths(budget - start),
-        shapes=[s for s in DECAY_SHAPES if floor > 0 or s not in ("inverse", "geometric")],
-        min_ratios=[floor],
-        peak=peak if isinstance(trunk, WSDSpec) else None,
-        warmup_steps=warmup,
-        level=level,
+        fit, trunk, grid, peak=peak if isinstance(trunk, WSDSpec) else None, level=level, warmup_steps=warmup
     )
     grid_best = plan.best_for(budget)
     # the grid's best against the optimum, in one prediction: the optimum's interval and the gain's
@@ -198,6 +208,27 @@ def optimize_cooldown(
     )
     return OptimalCooldown(budget, start, lrs, float(both.final[1]), float(lows[1]), float(highs[1]),
                            grid_best, float(gain_low), float(gain_high), closest, iterations)  # fmt: skip
+
+
+def _budget_and_floor(
+    grid: CooldownGrid | None, options: Mapping[str, Any]
+) -> tuple[int, float, CooldownGrid | None]:
+    """The run's budget and floor, from the grid (its one budget, its smallest floor) or from
+    ``budget`` and ``min_ratio`` (no grid: the comparison grid is made once the window is known)."""
+    if grid is None and "lengths" not in options:
+        if "budget" not in options:
+            raise TypeError("give grid=CooldownGrid(budgets=..., lengths=...) or budget=")
+        unknown = sorted(set(options) - {"budget", "min_ratio"})
+        if unknown:
+            raise TypeError(f"optimize_cooldown got {unknown} without lengths=: give a grid, or budget=")
+        budget = check_steps("budget", options["budget"], minimum=2)
+        return budget, check_ratio("min_ratio", options.get("min_ratio", 0.0)), None
+    if "budget" in options or "min_ratio" in options:
+        raise TypeError("give the budget and floor in the grid (budgets=, min_ratios=), or budget= alone")
+    grid = grid_of(grid, options)
+    if grid.budgets is None or len(grid.budgets) != 1:
+        raise ValueError(f"the grid must hold one budget (the run to optimise), got {grid.budgets}")
+    return check_steps("budget", grid.budgets[0], minimum=2), min(grid.min_ratios), grid
 
 
 def _grid_lengths(window: int) -> list[int]:

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import warnings
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, Unpack
 
 import numpy as np
 
-from wsd_core import DECAY_SHAPES, WSDSpec
-from wsd_core.backend import as_list, check_choice, check_ratio, check_steps
+from wsd_core import WSDSpec
 from wsd_plan._fit import LossLawFit
+from wsd_plan._grid import CooldownGrid, GridFields, grid_of
 from wsd_plan._predictions import Predictions
 from wsd_plan._runs import branch_in_updates, branch_rates, check_update_count, schedule_end, trunk_schedule
 from wsd_plan._uncertainty import check_level
@@ -58,13 +58,20 @@ class CooldownCandidate:
     shape: str
     min_ratio: float
     steps: np.ndarray
-    predicted: np.ndarray
-    final_loss: float
-    low: float
-    high: float
+    # what the law predicts (a candidate is first made without, then given its prediction)
+    predicted: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
+    final_loss: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
     distinguishable: bool = False
     predicted_low: np.ndarray | None = dataclasses.field(default=None, compare=False)
     predicted_high: np.ndarray | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def label(self) -> str:
+        """The candidate in words, for an error about it."""
+        where = f"from step {self.at_step} (floor {self.min_ratio:g})"
+        return f"the {self.shape} cooldown of {self.length} {where}"
 
     @property
     def end_step(self) -> int:
@@ -186,38 +193,39 @@ class CooldownPlan:
         return "\n".join(lines)
 
 
+class PlanOptions(GridFields, total=False):
+    """``plan_cooldown``'s keywords beside the grid: the grid's own fields (which build one), the
+    trunk's warmup, and a second opinion."""
+
+    warmup_steps: int | None
+    second_opinion: LossLawFit | None
+
+
 def plan_cooldown(
     fit: LossLawFit,
     trunk: Any,
+    grid: CooldownGrid | None = None,
     *,
-    budgets: Iterable[int] | int | None = None,
-    at_steps: Iterable[int] | int | None = None,
-    lengths: Iterable[int] | int,
-    shapes: Iterable[str] | str = ("1-sqrt",),
-    min_ratios: Iterable[float] | float = (0.0,),
     peak: float | None = None,
-    warmup_steps: int | None = None,
     level: float = 0.9,
-    second_opinion: LossLawFit | None = None,
+    **options: Unpack[PlanOptions],
 ) -> CooldownPlan:
-    """Predicts and ranks every cooldown of ``lengths`` x ``shapes`` x ``min_ratios`` off ``at_steps``.
+    """Predicts and ranks every cooldown of the ``grid`` off the trunk.
 
     Args:
       fit: a ``LossLawFit`` (from ``fit_loss_law`` on runs of the same model and data).
       trunk: the trunk's ``WSDSpec`` (with ``peak``), or its per-step rates (an array covering every
         branch step; the branch then decays from the trunk's rate at the branch step, which must be
         its peak, ``peak`` if given).
-      budgets: run lengths in updates: each cooldown of ``length`` branches at ``budget - length``
-        (skipped where that is inside the warmup). Give ``budgets`` or ``at_steps``.
-      at_steps: the stable checkpoints to branch from (each length then ends at its own step).
-      lengths: cooldown lengths in updates.
-      shapes: decay shapes (``"linear"``, ``"cosine"``, ``"1-sqrt"``, ``"geometric"``, ...).
-      min_ratios: floors of the cooldown, as fractions of the peak.
+      grid: the ``CooldownGrid`` of cooldowns to consider, with ``budgets`` (each cooldown of
+        ``length`` branches at ``budget - length``, skipped where that is inside the warmup) or
+        ``at_steps``; or give its fields as keywords (``lengths=``, ``budgets=``, ...).
       peak: the trunk's stable rate (needed with a ``WSDSpec``).
-      warmup_steps: the trunk's warmup (None: the spec's, or up to the largest rate).
       level: the probability of the intervals on final losses and on their differences.
-      second_opinion: a fit of another law to the same runs (e.g. ``fit_loss_law(runs, "annealing")``):
-        the plan then says, per budget, whether that law picks the same best run.
+      options: the grid's fields instead of ``grid``; ``warmup_steps``, the trunk's warmup (None: the
+        spec's, or up to the largest rate); ``second_opinion``, a fit of another law to the same runs
+        (e.g. ``fit_loss_law(runs, "annealing")``): the plan then says, per budget, whether that law
+        picks the same best run.
 
     Returns:
       A ``CooldownPlan``; ``plan.table()`` prints it, ``plan.best_for(budget).spec`` is the schedule
@@ -228,8 +236,9 @@ def plan_cooldown(
       >>> params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
       >>> fit = LossLawFit("multi-power", params, {"a run": {"FinalE": 0.001}}, 0.0)  # or fit_loss_law
       >>> trunk = WSDSpec(30_000, warmup_steps=2000, decay_steps=0)
-      >>> plan = plan_cooldown(fit, trunk, peak=3e-4, budgets=[22_000, 24_000], lengths=[2000, 4000],
-      ...                      shapes=["linear", "1-sqrt"], min_ratios=[0.1])
+      >>> grid = CooldownGrid(budgets=[22_000, 24_000], lengths=[2000, 4000], shapes=["linear", "1-sqrt"],
+      ...                     min_ratios=0.1)
+      >>> plan = plan_cooldown(fit, trunk, grid, peak=3e-4)
       >>> [(c.at_step, c.shape, round(c.final_loss, 3)) for c in plan.ranking(24_000)]  # 24,000 updates
       [(22000, '1-sqrt', 3.102), (20000, 'linear', 3.102), (20000, '1-sqrt', 3.103), (22000, 'linear', 3.104)]
       >>> [(c.end_step, round(c.final_loss, 3)) for c in plan.frontier()]  # what 2000 more updates buy
@@ -239,11 +248,20 @@ def plan_cooldown(
     """
     _check_fit("fit", fit)
     level = check_level(level)
-    request = _Request.checked(budgets, at_steps, lengths, shapes, min_ratios)
-    trunk_rates, rate_peak, warmup = trunk_schedule(trunk, request.last_branch, peak, warmup_steps)
-    pairs = request.pairs_after(warmup)
+    warmup_steps = options.pop("warmup_steps", None)
+    second_opinion = options.pop("second_opinion", None)
+    grid = grid_of(grid, options)
+    if grid.budgets is None and grid.at_steps is None:
+        raise TypeError(
+            "give budgets= (runs of that many updates: the branch is at budget - length) or at_steps= "
+            "(branch off these checkpoints): exactly one of them, got neither"
+        )
+    check_plan_size(max(a + n for a, n in grid.pairs) if grid.pairs else max(grid.budgets or (1,)))
+    last_branch = max(max((a for a, _ in grid.pairs), default=0), 1)
+    trunk_rates, rate_peak, warmup = trunk_schedule(trunk, last_branch, peak, warmup_steps)
+    pairs = grid.pairs_after(warmup)
     _warn_if_far(fit, rate_peak)
-    branches = _branches(trunk, trunk_rates, rate_peak, warmup, pairs, request.shapes, request.floors)
+    branches = _branches(trunk, trunk_rates, rate_peak, warmup, pairs, grid)
     predictions = _predict(fit, branches, trunk_rates, rate_peak, warmup)
     ranked = _ranked(branches, predictions, level)
     second_best: dict[int, CooldownCandidate] = {}
@@ -256,94 +274,6 @@ def plan_cooldown(
     candidates = tuple(sorted(ranked.values(), key=lambda c: (c.end_step, c.final_loss)))
     law = second_opinion.law if second_opinion else None
     return CooldownPlan(candidates, level, fit.law_error_scale, law, second_best)
-
-
-class _Branch(NamedTuple):
-    """One candidate before prediction: the branch spec, what was asked for, the steps to predict."""
-
-    spec: WSDSpec
-    at_step: int
-    length: int
-    shape: str
-    min_ratio: float
-    steps: np.ndarray
-
-    @property
-    def end_step(self) -> int:
-        """``at_step + length``: the whole run's number of updates, its budget."""
-        return self.at_step + self.length
-
-    @property
-    def label(self) -> str:
-        return (
-            f"the {self.shape} cooldown of {self.length} from step {self.at_step} (floor {self.min_ratio:g})"
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Request:
-    """``plan_cooldown``'s arguments, checked: the (branch step, length) pairs, shapes and floors."""
-
-    pairs: list[tuple[int, int]]
-    lengths: list[int]
-    shapes: list[str]
-    floors: list[float]
-    budgets: list[int] | None  # None: branch steps were given (at_steps)
-
-    @classmethod
-    def checked(cls, budgets: Any, at_steps: Any, lengths: Any, shapes: Any, min_ratios: Any) -> _Request:
-        if (budgets is None) == (at_steps is None):
-            given = "neither" if budgets is None else "both"
-            raise TypeError(
-                "give budgets= (runs of that many updates: the branch is at budget - length) or at_steps= "
-                f"(branch off these checkpoints): exactly one of them, got {given}"
-            )
-        lens = [check_steps("lengths", n, minimum=1) for n in as_list(lengths)]
-        if budgets is not None:
-            ends = [check_steps("budgets", b, minimum=1) for b in as_list(budgets)]
-            asked = ("budgets", ends)
-            pairs = [(b - n, n) for b in ends for n in lens if b - n >= 0]
-        else:
-            ats = [check_steps("at_steps", a) for a in as_list(at_steps)]
-            asked, pairs = ("at_steps", ats), [(a, n) for a in ats for n in lens]
-        request = cls(pairs, lens, [check_choice("shapes", x, DECAY_SHAPES) for x in as_list(shapes)],
-                      [check_ratio("min_ratios", r) for r in as_list(min_ratios)],
-                      ends if budgets is not None else None)  # fmt: skip
-        for name, values in (
-            asked,
-            ("lengths", lens),
-            ("shapes", request.shapes),
-            ("min_ratios", request.floors),
-        ):
-            if not values:
-                raise ValueError(f"{name} must hold at least one value")
-        check_plan_size(max(a + n for a, n in pairs) if pairs else max(asked[1]), asked[0])
-        return request
-
-    @property
-    def last_branch(self) -> int:
-        return max(max((a for a, _ in self.pairs), default=0), 1)
-
-    def pairs_after(self, warmup: int) -> list[tuple[int, int]]:
-        """The pairs that branch after the trunk's warmup; with budgets, a cooldown too long for its
-        budget (it would branch inside the warmup, or at its end, whose last update was still
-        warming up) is no candidate, and a budget left with none is refused."""
-        pairs = self.pairs
-        if self.budgets is not None:
-            pairs = [(a, n) for a, n in pairs if a > warmup or a == warmup == 0]
-            short = [b for b in self.budgets if not any(a + n == b for a, n in pairs)]
-            if short:
-                raise ValueError(
-                    f"budget(s) {short} leave no cooldown of lengths {self.lengths} after the trunk's "
-                    f"warmup (it ends at step {warmup})"
-                )
-        inside = sorted({a for a, _ in pairs if a < warmup})
-        if inside:
-            raise ValueError(
-                f"cannot branch at step(s) {inside}: inside the trunk's warmup (it ends at step {warmup}); "
-                "a cooldown starts from the peak"
-            )
-        return pairs
 
 
 BYTES_PER_UPDATE = 40  # the trunk's and a branch's rates, the cumulative sums and a step index
@@ -379,15 +309,11 @@ def _check_fit(name: str, fit: Any) -> None:
 
 
 def _branches(
-    trunk: Any,
-    trunk_rates: np.ndarray,
-    rate_peak: float,
-    warmup: int,
-    pairs: list[tuple[int, int]],
-    shapes: list[str],
-    floors: list[float],
-) -> list[_Branch]:
-    """Every candidate: each pair, shape and floor, as the spec ``branch_cooldown`` returns."""
+    trunk: Any, trunk_rates: np.ndarray, rate_peak: float, warmup: int, pairs: list[tuple[int, int]],
+    grid: CooldownGrid,
+) -> list[CooldownCandidate]:  # fmt: skip
+    """Every candidate of the grid, before prediction: each pair, shape and floor, as the spec
+    ``branch_cooldown`` returns, with the steps to predict."""
     # A rate trunk gets a stand-in spec that is stable everywhere: branch_cooldown then checks only
     # the step (the rates themselves are checked here).
     last_branch = max(max(a for a, _ in pairs), 1)
@@ -401,25 +327,27 @@ def _branches(
         )
     trunk_spec = trunk if isinstance(trunk, WSDSpec) else WSDSpec(last_branch + 1, decay_steps=0)
     branches = []
-    for (at, length), shape, floor in itertools.product(pairs, shapes, floors):
+    for (at, length), shape, floor in itertools.product(pairs, grid.shapes, grid.min_ratios):
         spec = branch_in_updates(trunk_spec, at, length, shape, floor)
         if not isinstance(trunk, WSDSpec) and at > 0 and not np.isclose(trunk_rates[at - 1], rate_peak):
             raise ValueError(
                 f"cannot branch at step {at}: the trunk's rate there is {trunk_rates[at - 1]:g}, not its "
                 f"peak {rate_peak:g}; branch from a stable step"
             )
-        end = at + length
+        finish = at + length
         # half the points on the trunk, half on the cooldown: a short cooldown is drawn smoothly too
-        start = min(warmup, end - 1)
+        start = min(warmup, finish - 1)
         half = CURVE_POINTS // 2
         branch = max(at, start)
-        grid = np.concatenate([np.linspace(start, branch, half), np.linspace(branch, end - 1, half)])
-        branches.append(_Branch(spec, at, length, shape, floor, np.unique(grid.round().astype(np.int64))))
+        steps = np.concatenate([np.linspace(start, branch, half), np.linspace(branch, finish - 1, half)])
+        branches.append(
+            CooldownCandidate(spec, at, length, shape, floor, np.unique(steps.round().astype(np.int64)))
+        )
     return branches
 
 
 def _predict(
-    fit: LossLawFit, branches: list[_Branch], trunk_rates: np.ndarray, rate_peak: float, warmup: int
+    fit: LossLawFit, branches: list[CooldownCandidate], trunk_rates: np.ndarray, rate_peak: float, warmup: int
 ) -> Predictions:
     """Every branch's curve in one batched call; each branch's rates are made as they are read."""
     rates = (branch_rates(trunk_rates, b.spec, rate_peak) for b in branches)
@@ -427,7 +355,9 @@ def _predict(
                              labels=[b.label for b in branches])  # fmt: skip
 
 
-def _ranked(branches: list[_Branch], predictions: Predictions, level: float) -> dict[int, CooldownCandidate]:
+def _ranked(
+    branches: list[CooldownCandidate], predictions: Predictions, level: float
+) -> dict[int, CooldownCandidate]:
     """Each branch's ``CooldownCandidate`` (by branch index): its interval, and whether it is
     distinguishably worse than the best of its end step."""
     final = predictions.final
@@ -439,8 +369,8 @@ def _ranked(branches: list[_Branch], predictions: Predictions, level: float) -> 
         best = best_of[b.end_step]
         worse = i != best and predictions.difference_interval(i, best, level)[0] > 0
         low, high = predictions.interval(i, level)  # at every step: the final one is the table's
-        out[i] = CooldownCandidate(
-            **b._asdict(), predicted=predictions.curves[i], final_loss=float(final[i]), low=float(low[-1]),
+        out[i] = dataclasses.replace(
+            b, predicted=predictions.curves[i], final_loss=float(final[i]), low=float(low[-1]),
             high=float(high[-1]), distinguishable=bool(worse), predicted_low=low, predicted_high=high,
         )  # fmt: skip
     return out

@@ -18,12 +18,12 @@ from __future__ import annotations
 import collections
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, Unpack
 
-from wsd_core import DECAY_SHAPES
-from wsd_core.backend import as_list, as_scalar, check_choice, check_int, check_ratio
+from wsd_core.backend import as_list, as_scalar
 from wsd_plan._forecast import Forecast
+from wsd_plan._grid import CooldownGrid, GridFields, grid_of
 from wsd_plan._uncertainty import check_level
 
 T = TypeVar("T")
@@ -31,29 +31,18 @@ RATE_CHECKS = 3  # logged rates compared with the trunk's, at the first logs tha
 RATE_TOLERANCE = 0.01  # relative
 
 
-def checked_request(
-    forecast: Any, lengths: Iterable[int] | int, budgets: Iterable[int] | int, shapes: Iterable[str] | str,
-    min_ratios: Iterable[float] | float, level: float,
-) -> dict[str, Any]:  # fmt: skip
-    """A callback's arguments, checked when it is built (not at its first evaluation, hours into a
-    run), as ``Forecast.metrics`` takes them; one value stands for a list of it."""
+def checked_request(forecast: Any, grid: CooldownGrid, level: float) -> dict[str, Any]:
+    """A callback's request, checked when it is built (not at its first evaluation, hours into a
+    run), as ``Forecast.metrics`` takes it: the grid and the level."""
     if not isinstance(forecast, Forecast):
         raise TypeError(f"forecast must be a wsd_plan.Forecast, got {type(forecast).__name__}")
-    request: dict[str, Any] = dict(lengths=[check_int("lengths", n, minimum=1) for n in as_list(lengths)],
-                   budgets=[check_int("budgets", n, minimum=1) for n in as_list(budgets)],
-                   shapes=[check_choice("shapes", x, DECAY_SHAPES) for x in as_list(shapes)],
-                   min_ratios=[check_ratio("min_ratios", r) for r in as_list(min_ratios)],
-                   level=check_level(level))  # fmt: skip
-    for name in ("lengths", "shapes", "min_ratios"):
-        if not request[name]:
-            raise ValueError(f"{name} must name at least one value, got none")
-    late = [b for b in request["budgets"] if b > forecast.end]
+    late = [b for b in grid.budgets or () if b > forecast.end]
     if late:
         raise ValueError(
             f"budgets {late} end after the trunk (it ends at update {forecast.end:,}): a cooldown branches "
             "off the trunk, so a run can be no longer; give the Forecast the whole trunk"
         )
-    return request
+    return {"grid": grid, "level": check_level(level)}
 
 
 class ForecastWatcher:
@@ -61,16 +50,20 @@ class ForecastWatcher:
 
     Args:
       forecast: the ``Forecast`` of the run's trunk.
-      lengths, budgets, shapes, min_ratios, level: what to forecast, as ``Forecast.metrics`` takes
-        them (checked now).
+      grid: what to forecast (checked now): a ``CooldownGrid``, or its fields as keywords. Its
+        ``lengths`` (and ``shapes``, ``min_ratios``) are the cooldowns from the current step
+        (``forecast/now_<length>``); its ``budgets`` the run lengths whose best cooldown to log
+        (``forecast/best_<budget>``, ``_branch``, ``_length``).
+      level: the probability of the intervals.
     """
 
     def __init__(
-        self, forecast: Forecast, *, lengths: Iterable[int] | int, budgets: Iterable[int] | int = (),
-        shapes: Iterable[str] | str = ("1-sqrt",), min_ratios: Iterable[float] | float = (0.0,),
-        level: float = 0.9,
+        self, forecast: Forecast, grid: CooldownGrid | None = None, *, level: float = 0.9,
+        **fields: Unpack[GridFields],
     ) -> None:  # fmt: skip
-        self.request = checked_request(forecast, lengths, budgets, shapes, min_ratios, level)
+        if "budgets" in fields and not as_list(fields["budgets"]):  # budgets=(): no run to plan
+            fields = {k: v for k, v in fields.items() if k != "budgets"}  # type: ignore[assignment]
+        self.request = checked_request(forecast, grid_of(grid, fields), level)
         self.forecast = forecast
         self.problems: collections.Counter[str] = collections.Counter()  # occurrences by kind
         self._rates_checked = 0

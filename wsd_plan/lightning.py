@@ -18,8 +18,7 @@ Examples:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Unpack
 
 try:
     import lightning as L
@@ -29,6 +28,7 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
     ) from None
 
 from wsd_plan._forecast import Forecast
+from wsd_plan._grid import CooldownGrid, GridFields
 from wsd_plan._loss_buffer import LossBuffer
 from wsd_plan._watch import ForecastWatcher
 
@@ -38,21 +38,16 @@ class ForecastCallback(L.Callback):
 
     Args:
       forecast: the ``Forecast`` of this run's trunk (its ``trunk`` is the schedule trained with).
-      lengths: cooldown lengths to forecast from the current step (``forecast/now_<length>``).
-      budgets: run lengths whose best cooldown to log (``forecast/best_<budget>``, ``_branch``,
-        ``_length``).
-      shapes, min_ratios, level: as for ``Forecast.metrics``.
+      grid: what to forecast: a ``CooldownGrid`` or its fields as keywords (``lengths=``, ``budgets=``,
+        ...), and ``level``: as for ``ForecastWatcher``, which does the work (checked now).
       every: observe one training batch in ``every`` (1: all).
     """
 
     def __init__(
-        self, forecast: Forecast, *, lengths: Iterable[int] | int, budgets: Iterable[int] | int = (),
-        shapes: Iterable[str] | str = ("1-sqrt",), min_ratios: Iterable[float] | float = (0.0,),
-        level: float = 0.9, every: int = 1,
+        self, forecast: Forecast, grid: CooldownGrid | None = None, *, level: float = 0.9,
+        every: int = 1, **fields: Unpack[GridFields],
     ) -> None:  # fmt: skip
-        self.watcher = ForecastWatcher(
-            forecast, lengths=lengths, budgets=budgets, shapes=shapes, min_ratios=min_ratios, level=level
-        )
+        self.watcher = ForecastWatcher(forecast, grid, level=level, **fields)
         self.forecast = forecast
         self.buffer = LossBuffer(every)
         self.logged: dict[str, float] = {}  # the last metrics logged

@@ -27,7 +27,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Unpack
 
 try:
     from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -37,6 +37,7 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
     ) from None
 
 from wsd_plan._forecast import Forecast
+from wsd_plan._grid import CooldownGrid, GridFields
 from wsd_plan._watch import ForecastWatcher
 
 # Where the observations ride in a checkpoint: an entry of TrainerState.stateful_callbacks, which the
@@ -52,20 +53,15 @@ class ForecastCallback(TrainerCallback):
 
     Args:
       forecast: the ``Forecast`` of this run's trunk (its ``trunk`` is the schedule trained with).
-      lengths: cooldown lengths to forecast from the current step (``forecast/now_<length>``).
-      budgets: run lengths whose best cooldown to log (``forecast/best_<budget>``, ``_branch``,
-        ``_length``).
-      shapes, min_ratios, level: as for ``Forecast.metrics``.
+      grid: what to forecast: a ``CooldownGrid`` or its fields as keywords (``lengths=``, ``budgets=``,
+        ...), and ``level``: as for ``ForecastWatcher``, which does the work (checked now).
     """
 
     def __init__(
-        self, forecast: Forecast, *, lengths: Iterable[int] | int, budgets: Iterable[int] | int = (),
-        shapes: Iterable[str] | str = ("1-sqrt",), min_ratios: Iterable[float] | float = (0.0,),
-        level: float = 0.9,
+        self, forecast: Forecast, grid: CooldownGrid | None = None, *, level: float = 0.9,
+        **fields: Unpack[GridFields],
     ) -> None:  # fmt: skip
-        self.watcher = ForecastWatcher(
-            forecast, lengths=lengths, budgets=budgets, shapes=shapes, min_ratios=min_ratios, level=level
-        )
+        self.watcher = ForecastWatcher(forecast, grid, level=level, **fields)
         self.forecast = forecast
         self.trainer: Trainer | None = None
         self.logged_at = -1  # the step of the last forecast logged
