@@ -18,9 +18,8 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
-from benchmarks._timing import Row, interleaved_medians, interleaved_samples, paired_ratios
+from benchmarks._timing import Row, interleaved_samples, paired_ratios
 from wsd_jax import WSDCheckpointManager, WSDSpec
-from wsd_jax._integrity import make_record
 
 SPEC = WSDSpec(10**9, decay_steps=0)
 
@@ -65,19 +64,6 @@ def integrity(repeats: int, megabytes: int = 100) -> list[Row]:
             },
             repeats,
         )
-        # The floor of any fingerprint computed where the arrays live: one plain pass over the same
-        # bytes (a uint32 sum, no mixing) as XLA runs it on this machine.
-        one_pass = jax.jit(
-            lambda leaves: [jnp.sum(jax.lax.bitcast_convert_type(x, jnp.uint32)) for x in leaves]
-        )
-        jax.block_until_ready(one_pass(list(state.values())))
-        record = interleaved_medians(
-            {
-                "fingerprints": lambda: make_record(state, SPEC.to_dict(), step=0, run_id="bench"),
-                "one pass": lambda: jax.block_until_ready(one_pass(list(state.values()))),
-            },
-            repeats,
-        )
     finally:
         ours.close()
         plain.close()
@@ -89,12 +75,6 @@ def integrity(repeats: int, megabytes: int = 100) -> list[Row]:
     restore_lo, restore_ratio, restore_hi = paired_ratios(restore_samples, "verified", "unverified")
     spread = f"(min / median / max of {repeats} paired repeats)"
     return [
-        Row(section, "fingerprinting the state (the record alone)", f"{record['fingerprints'] * 1e3:.0f} ms"),
-        Row(
-            section,
-            "one plain pass over the same bytes under XLA (the floor)",
-            f"{record['one pass'] * 1e3:.0f} ms",
-        ),
         Row(section, "save, plain Orbax (state + spec)", f"{saves['plain'] * 1e3:.0f} ms"),
         Row(section, "save, WSDCheckpointManager (+ integrity record)", f"{saves['ours'] * 1e3:.0f} ms"),
         Row(

@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks._timing import Row
 from wsd_plan import LossLawFit, LossRun, fit_loss_law, published_runs
-from wsd_plan import _published as data
+from wsd_plan import published as data
 
 PUBLISHED = ("lm-25M", "lm-100M")
 # Published runs that branch off the constant trunk: (branch step, the cooldowns of one budget)

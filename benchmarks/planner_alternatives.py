@@ -35,12 +35,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsd_plan import LossLawFit, LossRun, fit_loss_law, published_runs
-from wsd_plan import _published as data
-from wsd_plan._features import Features, features
-from wsd_plan._fit import _on_device, float64_mode, relative_errors
-from wsd_plan._laws import MULTI_POWER, PARAMETERS, multi_power
-from wsd_plan._least_squares import HUBER_DELTA, _huber, _prior, pack
+from wsd_plan import LossLawFit, LossRun, fit_loss_law, published_runs, relative_errors
+from wsd_plan import published as data
+from wsd_plan.laws import (
+    HUBER_DELTA,
+    MULTI_POWER,
+    PARAMETERS,
+    Features,
+    default_penalty,
+    features,
+    float64_mode,
+    huber,
+    multi_power,
+    on_device,
+    pack,
+)
 
 WSD_FIT = ("constant_24000", "wsd_20000_24000")
 DRAWS = 1000
@@ -49,7 +58,13 @@ NAMES = PARAMETERS["multi-power"]
 
 
 def _features(run: LossRun) -> Features:
-    return _on_device(features(run.lrs, run.steps, run.warmup_steps))
+    return on_device(features(run.lrs, run.steps, run.warmup_steps))
+
+
+def _default_terms() -> tuple[np.ndarray, np.ndarray]:
+    """(mean, precision) per variable of the shipped fit's default penalty (it is diagonal)."""
+    penalty = default_penalty(MULTI_POWER)
+    return np.asarray(penalty.mean), np.diag(penalty.precision)
 
 
 def _theta(fit: LossLawFit) -> np.ndarray:
@@ -66,7 +81,7 @@ def sandwich_covariance(fit: LossLawFit, lags: int = HAC_LAGS) -> np.ndarray:
 
 def _sandwich_covariance(fit: LossLawFit, lags: int) -> np.ndarray:
     u = jnp.asarray(MULTI_POWER.to_variables(_theta(fit)))
-    hessian = np.diag(_prior(MULTI_POWER)[1])
+    hessian = np.array(default_penalty(MULTI_POWER).precision)
     meat = np.zeros_like(hessian)
     for run in fit.fitted_runs:
         f, log_loss = _features(run), jnp.log(jnp.asarray(run.losses))
@@ -107,7 +122,7 @@ def _minimise(residuals: Any, u: jax.Array, mean: np.ndarray, precision: np.ndar
     ``(mean, precision)`` (as ``wsd_plan._least_squares``, one start, on the host): ``(u, objective)``."""
 
     def objective(u: jax.Array) -> float:
-        total = float(jnp.sum(_huber(residuals(u))) + 0.5 * jnp.sum(precision * (u - mean) ** 2))
+        total = float(jnp.sum(huber(residuals(u))) + 0.5 * jnp.sum(precision * (u - mean) ** 2))
         return total if math.isfinite(total) else math.inf
 
     jacobian = jax.jit(jax.jacfwd(residuals))
@@ -134,7 +149,7 @@ def _packed(fit: LossLawFit) -> tuple[Features, jax.Array, jax.Array]:
         [features(r.lrs, r.steps, r.warmup_steps) for r in fit.fitted_runs],
         [r.losses for r in fit.fitted_runs],
     )
-    return _on_device(d.features), jnp.asarray(d.log_loss), jnp.asarray(d.weight)
+    return on_device(d.features), jnp.asarray(d.log_loss), jnp.asarray(d.weight)
 
 
 def _log_residuals(theta: jax.Array, f: Features, log_loss: jax.Array, weight: jax.Array) -> jax.Array:
@@ -151,7 +166,7 @@ def _fit_from(theta: Any, objective: float) -> LossLawFit:
 def shared_shape_fit(fits: Sequence[LossLawFit], iterations: int = 300) -> list[LossLawFit]:
     """The runs of every fit (one per model) fit again at once, ``C``, ``beta``, ``gamma`` shared
     (Levenberg-Marquardt on the same Huber objective and prior, from those fits)."""
-    mean7, precision7 = _prior(MULTI_POWER)  # on u[4:7]: log C, log beta, log gamma
+    mean7, precision7 = _default_terms()  # on u[4:7]: log C, log beta, log gamma
     with float64_mode():
         packed = [_packed(fit) for fit in fits]
         # u: log C, log beta, log gamma (shared), then per model log L0, log A, log alpha, log B*beta
@@ -188,7 +203,7 @@ def run_offset_fit(fit: LossLawFit, sd: float = 1e-3, iterations: int = 300) -> 
             return _log_residuals(MULTI_POWER.to_theta(u[:7]), f, log_loss, weight) - offsets @ u[7:]
 
         u0 = np.concatenate([MULTI_POWER.to_variables(_theta(fit)), np.zeros(len(runs))])
-        mean, precision = (np.concatenate([a, np.zeros(len(runs))]) for a in _prior(MULTI_POWER))
+        mean, precision = (np.concatenate([a, np.zeros(len(runs))]) for a in _default_terms())
         precision[7:] = (HUBER_DELTA / sd) ** 2
         u, value = _minimise(residuals, jnp.asarray(u0), mean, precision, iterations)
         return _fit_from(MULTI_POWER.to_theta(u[:7]), value)

@@ -12,9 +12,8 @@ import numpy as np
 
 from benchmarks._timing import Row, interleaved_medians
 from wsd_plan import LossLawFit, fit_loss_law, published_runs
-from wsd_plan import _published as data
-from wsd_plan._features import drops_after_warmup
-from wsd_plan._fit import float64_mode
+from wsd_plan import published as data
+from wsd_plan.laws import drops_after_warmup, float64_mode
 
 
 def _mean(metrics: dict, key: str) -> float:
@@ -107,7 +106,7 @@ _COLD_FIT = """
 import time, warnings
 warnings.simplefilter("ignore")
 from wsd_plan import fit_loss_law, published_runs
-from wsd_plan import _published as data
+from wsd_plan import published as data
 runs = published_runs("lm-25M")
 start = time.perf_counter()
 fit_loss_law([runs[n] for n in data.PAPER_FIT], "multi-power")
@@ -120,15 +119,13 @@ def _lbfgs_fit(runs: list, iterations: int = 300) -> float:
     starts under vmap, ``iterations`` each; the same start and data. Returns the objective."""
     import optax
 
-    from wsd_plan._features import features
-    from wsd_plan._fit import _on_device, _power_law_start
-    from wsd_plan._laws import LAWS, MULTI_POWER
+    from wsd_plan.laws import LAWS, MULTI_POWER, features, on_device, power_law_start
 
     runs = [r.after_warmup() for r in runs]
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
-    start = _power_law_start(runs, host)
+    start = power_law_start(runs, host)
     with float64_mode():
-        feats, ys = [_on_device(f) for f in host], [jnp.asarray(r.losses) for r in runs]
+        feats, ys = [on_device(f) for f in host], [jnp.asarray(r.losses) for r in runs]
 
         def objective(theta: jax.Array) -> jax.Array:
             total = jnp.zeros((), jnp.float64)
@@ -164,7 +161,7 @@ def fit_speed() -> list[Row]:
 
     from wsd_core import WSDSpec
     from wsd_plan import plan_cooldown
-    from wsd_plan._least_squares import solver
+    from wsd_plan.laws import solver
 
     cold = float(subprocess.run([sys.executable, "-c", _COLD_FIT], capture_output=True, text=True,
                                 check=True).stdout.split()[-1])  # fmt: skip

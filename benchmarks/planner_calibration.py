@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks._timing import Row
 from wsd_core import WSDSpec
 from wsd_plan import LossLawFit, LossRun, branch_rates, fit_loss_law, learning_rates, published_runs
-from wsd_plan import _published as data
+from wsd_plan import published as data
 
 PEAK, WARMUP, LOG_EVERY = data.PEAK, data.WARMUP, 100
 TRUNK = WSDSpec(60_000, warmup_steps=WARMUP, decay_steps=0)

@@ -23,13 +23,13 @@ from tests.training import TRUNK, init_state, train
 from wsd_jax import (
     CheckpointIntegrityError,
     SavePlan,
+    WriterLockError,
     WSDCheckpointManager,
     WSDSpec,
     _integrity,
     wsd_schedule,
 )
 from wsd_jax._fingerprint import ROW, _device_lanes, fingerprint
-from wsd_jax._lock import WriterLockError
 
 
 def test_save_plan_steps_are_kept_and_intervals_rotate(tmp_path):

@@ -28,7 +28,7 @@ def test_help_is_plain_text_with_whole_example_lines():
 
 def _wsd_without_jax(*args: str) -> subprocess.CompletedProcess[str]:
     code = (
-        "import sys; sys.modules['jax'] = None\nfrom wsd_core._cli import main\nsys.exit(main(sys.argv[1:]))"
+        "import sys; sys.modules['jax'] = None\nfrom wsd_core.cli import main\nsys.exit(main(sys.argv[1:]))"
     )
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
 
@@ -38,7 +38,7 @@ def test_declaring_the_plan_plugin_imports_no_framework():
     # 1.3 s for `wsd table`). Only `wsd plan` itself may import the planner.
     pytest.importorskip("jax")
     code = (
-        "import sys\nfrom wsd_core._cli import main\nmain(['table', '--total-steps', '10'])\n"
+        "import sys\nfrom wsd_core.cli import main\nmain(['table', '--total-steps', '10'])\n"
         "assert 'wsd_plan._cli' in sys.modules, 'the plan plugin was not declared'\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'jax', 'optax', 'scipy', 'torch'})\n"
         "assert not heavy, heavy\n"
@@ -92,7 +92,7 @@ def test_plot_writes_png_and_prints_phase_tables(tmp_path):
 def test_plot_needs_no_jax_or_torch(tmp_path):
     code = (
         "import sys; sys.modules['jax'] = None; sys.modules['torch'] = None; sys.modules['optax'] = None\n"
-        "from wsd_core._cli import main\n"
+        "from wsd_core.cli import main\n"
         f"sys.exit(main(['plot', '--total-steps', '100', '--out', {str(tmp_path / 'x.svg')!r}]))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -150,7 +150,7 @@ def test_an_empty_folder_and_a_missing_reader_are_refused(tmp_path, monkeypatch)
 
 def test_wsd_plan_reads_tensorboard_runs(tmp_path, capsys):
     # a trunk and one cooldown logged to TensorBoard by a training loop; the plan reads the folders
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     trunk = WSDSpec(3000, warmup_steps=100, decay_steps=0)
     cooldown = trunk.branch_cooldown(2000, 1000, decay_shape="linear")

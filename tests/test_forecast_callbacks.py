@@ -183,7 +183,7 @@ def test_the_loss_buffer_averages_micro_batches_and_copies_once():
 
 
 def test_a_failing_fit_warns_and_the_run_goes_on(monkeypatch):
-    from wsd_plan._watch import ForecastWatcher
+    from wsd_plan import ForecastWatcher
 
     forecast = Forecast(TRUNK, peak=LR, prior=PRIOR)
     watcher = ForecastWatcher(forecast, lengths=[40])

@@ -26,7 +26,7 @@ from wsd_plan import (
     learning_rates,
     plan_cooldown,
 )
-from wsd_plan import _published as lc
+from wsd_plan import published as lc
 
 RUNS = {model: lc.published_runs(model) for model in lc.MODELS}
 PROTOCOLS = {"paper": lc.PAPER_FIT, "trunk and one cooldown": ("constant_24000", "wsd_20000_24000")}
@@ -118,9 +118,12 @@ def test_interval_levels_nest_and_bad_levels_are_refused():
     assert l50 < bottom and top < h50
     assert np.log(h99 / top) / np.log(h50 / top) == pytest.approx(2.5758293 / 0.6744898, rel=1e-6)
     assert np.log(bottom / l99) / np.log(bottom / l50) == pytest.approx(2.5758293 / 0.6744898, rel=1e-6)
-    bad: list[Any] = [0, 1, 1.5, True, "0.9"]
-    for level in bad:
-        with pytest.raises(ValueError, match="level must be a probability strictly between 0 and 1"):
+    for level in [0, 1, 1.5, float("nan")]:
+        with pytest.raises(ValueError, match="level must be"):
+            fit.predict_interval(run.lrs, [1000], level=level)
+    not_numbers: list[Any] = [True, "0.9"]  # the core's number check: a TypeError, as for every number
+    for level in not_numbers:
+        with pytest.raises(TypeError, match="level must be a real number"):
             fit.predict_interval(run.lrs, [1000], level=level)
 
 

@@ -139,16 +139,68 @@ def test_no_package_has_an_import_cycle(package):
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-def test_no_package_imports_a_private_core_module():
-    # the adapters use the core through its public names and its adapter interface, wsd_core.backend
+def _private_module(dotted: str) -> str | None:
+    """The private module (or name) an import reaches, ``wsd_plan._fit`` of ``wsd_plan._fit.undetermined``,
+    or None for a public one (``__version__`` is public)."""
+    parts = dotted.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[: i + 1])
+    return None
+
+
+LIBRARY = ("wsd_core", "wsd_jax", "wsd_torch", "wsd_plan")
+
+# The internals the tests reach into, each for a reason a public name cannot serve; nothing else
+# private is imported by a test (test_tests_import_private_names_only_from_the_internals_under_test).
+INTERNALS_UNDER_TEST = {
+    "wsd_core._clock": "token_ramp, the token clock's ramp, against its closed form",
+    "wsd_jax._fingerprint": "the fingerprint and its lanes, against bit flips and other hosts' layout",
+    "wsd_jax._integrity": "the record's seal, to forge a damaged record that still looks sealed",
+    "wsd_torch._device_lr": "the rate kernel, replaced to count launches and to test its fallback",
+    "wsd_torch._container": "the container's module, patched to fail a load midway (atomicity)",
+    "wsd_plan._cli": "the wsd plan parser, checked before any work",
+    "wsd_plan._command": "the wsd plan / fit commands, run in-process, and their plot",
+    "wsd_plan._logs": "read_log, the CSV / JSONL log reader, on every format it takes",
+    "wsd_plan._tensorboard": "read_event_log, against TensorBoard's own writer",
+    "wsd_plan._loss_buffer": "the Lightning callback's on-device loss buffer",
+    "wsd_plan._fit": "undetermined (the notes of a fit), and the module patched to count refits",
+    "wsd_plan._optimize": "final_loss and isotonic_non_increasing, against direct evaluations",
+    "wsd_plan._uncertainty": "LAW_ERROR_BASE, the interval's base width",
+    "wsd_plan._transfer": "TRANSFER_SD, how much a prior widens between runs",
+}
+
+
+def test_the_private_scan_finds_private_modules_and_names():
+    assert _private_module("wsd_plan._fit.undetermined") == "wsd_plan._fit"
+    assert _private_module("wsd_jax._fingerprint._device_lanes") == "wsd_jax._fingerprint"
+    assert _private_module("wsd_core.__version__") is None and _private_module("wsd_plan.laws.LAWS") is None
+
+
+@pytest.mark.parametrize("package", [*LIBRARY, "examples", "benchmarks"])
+def test_no_package_imports_a_private_name_of_another(package):
+    # the packages use each other, and the examples and benchmarks use them, through public names only
+    # (the core's adapter interface is wsd_core.backend)
     bad = [
         f"{path.relative_to(ROOT)} line {line}: {module}"
-        for package in ("wsd_jax", "wsd_torch", "wsd_plan", "examples", "benchmarks")
         for path in _modules(package)
         for line, module in _imports(path)
-        if module.startswith("wsd_core._") and not module.startswith("wsd_core.__")  # __version__
+        if module.split(".")[0] in LIBRARY and module.split(".")[0] != package and _private_module(module)
     ]
     assert not bad
+
+
+def test_tests_import_private_names_only_from_the_internals_under_test():
+    reached = {
+        (private, f"{path.name} line {line}")
+        for path in _modules("tests")
+        for line, module in _imports(path)
+        if module.split(".")[0] in LIBRARY and (private := _private_module(module))
+    }
+    bad = sorted(f"{where}: {private}" for private, where in reached if private not in INTERNALS_UNDER_TEST)
+    assert not bad, "a private name outside INTERNALS_UNDER_TEST (use the public one, or list it with why)"
+    unused = set(INTERNALS_UNDER_TEST) - {private for private, _ in reached}
+    assert not unused, f"listed but no longer imported by any test: {sorted(unused)}"
 
 
 def _code_lines(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -190,7 +242,7 @@ def test_no_function_is_over_60_code_lines(package):
 
 def test_the_planner_never_branches_on_a_laws_name():
     # each law is one record (wsd_plan._laws.Law): its name is a key of LAWS, never a condition
-    from wsd_plan._laws import LAWS
+    from wsd_plan.laws import LAWS
 
     found = [
         f"{path.relative_to(ROOT)}:{node.lineno}"
@@ -251,3 +303,41 @@ def test_every_entry_point_that_takes_spec_fields_shows_them_to_type_checkers():
                 if node.args.kwarg.arg == "fields" and not typed and not forwarding:
                     untyped.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {annotation}")
     assert not untyped
+
+
+@pytest.mark.parametrize("package", LIBRARY)
+def test_no_module_of_the_project_is_imported_under_another_name(package):
+    # `from wsd_core import backend as v` hid where each `v.check_int` came from
+    bad = []
+    for path in _modules(package):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in LIBRARY:
+                bad += [
+                    f"{path.relative_to(ROOT)} line {node.lineno}: {node.module}.{a.name} as {a.asname}"
+                    for a in node.names
+                    if a.asname not in (None, a.name) and _is_module(f"{node.module}.{a.name}")
+                ]
+            elif isinstance(node, ast.Import):
+                bad += [
+                    f"{path.relative_to(ROOT)} line {node.lineno}: {a.name} as {a.asname}"
+                    for a in node.names
+                    if a.name.split(".")[0] in LIBRARY and a.asname
+                ]
+    assert not bad
+
+
+def test_the_planners_public_names_are_listed_once_for_runtime_and_once_for_type_checkers():
+    import wsd_plan
+
+    tree = ast.parse((ROOT / "wsd_plan" / "__init__.py").read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))
+    typed = {
+        alias.asname or alias.name: (node.module or "").removeprefix("wsd_plan.")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert typed == wsd_plan._HOMES
+    assert wsd_plan.__all__ == sorted(typed)
+    for name in wsd_plan.__all__:  # each resolves at run time, from the module named
+        assert getattr(wsd_plan, name) is getattr(__import__(f"wsd_plan.{typed[name]}", fromlist=["_"]), name)

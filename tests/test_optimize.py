@@ -18,11 +18,10 @@ pytest.importorskip("scipy")
 import jax.numpy as jnp
 
 from wsd_core import WSDSpec
-from wsd_plan import LossLawFit, fit_loss_law, optimize_cooldown, published_runs
-from wsd_plan import _published as lc
-from wsd_plan._fit import float64_mode
+from wsd_plan import LossLawFit, branch_rates, fit_loss_law, learning_rates, optimize_cooldown, published_runs
+from wsd_plan import published as lc
 from wsd_plan._optimize import final_loss, isotonic_non_increasing
-from wsd_plan._runs import branch_rates, learning_rates
+from wsd_plan.laws import float64_mode
 
 RUNS = published_runs("lm-25M")
 

@@ -12,7 +12,7 @@ import pytest
 from tests.backends import BACKENDS, assert_close
 from tests.reference import reference_curve, reference_stable_fraction
 from wsd_core import WSDSpec
-from wsd_core._cli import main as wsd_main
+from wsd_core.cli import main as wsd_main
 
 FAMILY = [
     # OLMo-core-style decreasing peaks, a rewarmup, and every decay shape

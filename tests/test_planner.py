@@ -23,7 +23,7 @@ from wsd_plan import (  # noqa: E402
     learning_rates,
     plan_cooldown,
 )
-from wsd_plan import _published as lc  # noqa: E402
+from wsd_plan import published as lc  # noqa: E402
 from wsd_plan._uncertainty import LAW_ERROR_BASE  # noqa: E402
 
 # --- an independent evaluation of the two laws: the papers' sums written as plain loops -----------
@@ -85,13 +85,11 @@ def test_annealing_matches_the_direct_recurrence():
 
 
 def test_the_law_is_differentiable_and_finite():
-    from wsd_plan._features import features
-    from wsd_plan._fit import _on_device
-    from wsd_plan._laws import multi_power
+    from wsd_plan.laws import features, multi_power, on_device
 
     lrs = lc.published_rates("cosine_24000")
     with enable_x64():
-        f = _on_device(features(lrs, np.arange(2200, 24000, 500), lc.WARMUP))
+        f = on_device(features(lrs, np.arange(2200, 24000, 500), lc.WARMUP))
         theta = jax.numpy.log(jax.numpy.asarray(list(MPL_PARAMS.values())))
         grad = jax.grad(lambda t: multi_power(t, f).sum())(theta)
     assert np.isfinite(np.asarray(grad)).all() and (np.abs(np.asarray(grad)) > 0).all()
@@ -393,7 +391,7 @@ def _spec_files(tmp_path):
 @pytest.mark.slow
 def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     files, data = _spec_files(tmp_path), lc.DATA / "lm-25M"
     np.savetxt(tmp_path / "rates.txt", lc.published_rates("wsdld_20000_24000"))  # rates, not a spec
@@ -436,7 +434,7 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
     ],
 )
 def test_wsd_plan_reports_bad_input(tmp_path, capsys, change, message):
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     files = _spec_files(tmp_path)
     log = tmp_path / "log.csv"
@@ -536,7 +534,7 @@ def test_runs_of_one_name_are_refused_and_the_command_names_logs_by_their_paths(
     # before: two runs named alike collapsed into one line of the report, one run's metrics lost
     import shutil
 
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     runs = lc.published_runs("lm-25M")
     one, two = runs["constant_24000"], runs["wsd_20000_24000"]
@@ -652,7 +650,8 @@ def test_columns_can_be_named_and_a_bom_is_accepted(tmp_path):
     ],
 )
 def test_bad_logs_are_refused_naming_file_and_line(tmp_path, text, message):
-    from wsd_plan._logs import LogError, read_log
+    from wsd_plan import LogError
+    from wsd_plan._logs import read_log
 
     path = _write(tmp_path / "log.csv", text)
     if message is None:
@@ -674,8 +673,7 @@ def test_bad_logs_are_refused_naming_file_and_line(tmp_path, text, message):
     ],
 )
 def test_bad_schedule_files_are_refused_without_a_traceback(tmp_path, name, content, message):
-    from wsd_plan._command import read_schedule
-    from wsd_plan._logs import LogError
+    from wsd_plan import LogError, read_schedule
 
     path = tmp_path / name
     content(path)
@@ -700,8 +698,8 @@ def test_a_logged_lr_column_that_covers_every_update_is_the_schedule(tmp_path):
 
 
 def test_a_partial_lr_column_needs_the_schedule_and_is_checked_against_it(tmp_path):
+    from wsd_plan import LogError
     from wsd_plan._command import _run
-    from wsd_plan._logs import LogError
 
     log = _write(tmp_path / "log.csv", "step,loss,lr\n10,3.0,0.001\n20,2.9,0.001\n")
     with pytest.raises(LogError, match="covers 2 of the 21 updates"):
@@ -714,7 +712,7 @@ def test_a_partial_lr_column_needs_the_schedule_and_is_checked_against_it(tmp_pa
 
 
 def test_wsd_plan_reports_a_decimal_comma_log_without_a_traceback(tmp_path, capsys):
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     files = _spec_files(tmp_path)
     log = _write(tmp_path / "log.csv", "step,loss\n2176,4,101\n")
@@ -808,7 +806,7 @@ def _plan_args(tmp_path, *extra, lr_column=True):
 def test_wsd_plan_fails_with_a_message_and_never_a_traceback(
     tmp_path, capsys, extra, message, before_any_work
 ):
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(_plan_args(tmp_path, *extra))
@@ -820,7 +818,7 @@ def test_wsd_plan_fails_with_a_message_and_never_a_traceback(
 
 def test_wsd_plan_says_a_diverging_fit_names_the_peak(tmp_path, capsys):
     # before: RuntimeError: the multi-power fit diverged (a traceback)
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(_plan_args(tmp_path, "--peak", "10", "--budgets", "24000", lr_column=False))
@@ -832,7 +830,7 @@ def test_wsd_plan_says_a_diverging_fit_names_the_peak(tmp_path, capsys):
 def test_wsd_plan_without_matplotlib_refuses_out_before_any_work(tmp_path, capsys, monkeypatch):
     import importlib.util
 
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -871,7 +869,7 @@ def test_a_candidate_prints_as_one_line():
 def test_wsd_plan_published_tries_the_planner_on_the_shipped_curves(tmp_path, capsys):
     # before: trying it meant digging the CSVs out of site-packages and writing spec JSONs by hand
     pytest.importorskip("matplotlib")
-    from wsd_core._cli import main
+    from wsd_core.cli import main
 
     main(["plan", "--published", "lm-100M", "--budgets", "24000", "--lengths", "2000", "4000",
           "--out", str(tmp_path / "p.png")])  # fmt: skip
@@ -896,7 +894,7 @@ def test_wsd_plan_published_tries_the_planner_on_the_shipped_curves(tmp_path, ca
     ],
 )
 def test_wsd_plan_published_and_missing_arguments_are_refused_before_any_work(capsys, args, message):
-    from wsd_core._cli import main
+    from wsd_core.cli import main
     from wsd_plan import _cli
 
     assert _cli.PUBLISHED_MODELS == lc.MODELS  # named twice, to keep the command's parser light
@@ -910,12 +908,12 @@ def test_wsd_plan_published_and_missing_arguments_are_refused_before_any_work(ca
 def test_the_plan_plot_shades_each_budgets_best_labelled_by_budget(tmp_path, monkeypatch):
     # before: plan.candidates[:top] drew only the shortest budget's runs, numbered as if ranked
     # globally, and no interval was drawn
-    import wsd_core.backend
+    import wsd_core.plot
     from wsd_plan._command import plot_plan
 
     drawn: dict[str, Any] = {}
     capture = lambda series, path, **kw: drawn.update(series=series, **kw)
-    monkeypatch.setattr(wsd_core.backend, "plot_series", capture)
+    monkeypatch.setattr(wsd_core.plot, "plot_series", capture)
     params = dict(L0=3.0, A=0.5, alpha=0.5, B=400.0, C=2.0, beta=0.6, gamma=0.6)
     fit = LossLawFit("multi-power", params, {}, 0.0)
     plan = plan_cooldown(fit, WSDSpec(30_000, warmup_steps=2000, decay_steps=0), peak=3e-4,
@@ -948,7 +946,7 @@ def test_a_candidates_curve_interval_holds_its_curve_and_ends_at_its_final_inter
 
 def test_plot_series_refuses_a_band_around_no_series(tmp_path):
     pytest.importorskip("matplotlib")
-    from wsd_core.backend import plot_series
+    from wsd_core.plot import plot_series
 
     with pytest.raises(ValueError, match=r"bands must name series.*\['b'\] are not among \['a'\]"):
         plot_series({"a": ([0, 1], [1, 2])}, tmp_path / "x.png", title="t", ylabel="y",

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("jax")
 
 from wsd_plan import LossLawFit, fit_loss_law, published_runs
-from wsd_plan import _published as data
+from wsd_plan import published as data
 
 pytestmark = pytest.mark.slow  # three refits
 

@@ -17,7 +17,7 @@ pytest.importorskip("jax")
 pytest.importorskip("scipy")
 
 from wsd_core import WSDSpec
-from wsd_core._cli import main
+from wsd_core.cli import main
 from wsd_plan import LossLawFit, fit_loss_law, load_run
 
 PEAK = 3e-4

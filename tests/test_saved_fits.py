@@ -15,7 +15,7 @@ pytest.importorskip("scipy")
 from wsd_core import WSDSpec
 from wsd_plan import LossLawFit, fit_loss_law, plan_cooldown
 from wsd_plan import _fit as fit_module
-from wsd_plan import _published as lc
+from wsd_plan import published as lc
 
 
 @pytest.fixture(scope="module")

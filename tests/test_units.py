@@ -268,7 +268,7 @@ def test_cuda_a_ramped_token_schedule_steps_with_no_host_sync(path, monkeypatch)
 
 
 def test_the_save_plan_counts_updates_for_a_spec_in_tokens():
-    from wsd_core._checkpoint_steps import SavePlan
+    from wsd_core import SavePlan
 
     ramp = token_ramp(RAMP)
     plan = SavePlan.for_spec(WSDSpec(**FIELDS, tokens_per_step=RAMP))
@@ -286,7 +286,7 @@ def test_the_planner_reads_a_spec_in_tokens_through_its_clock_and_refuses_one_wi
     # before: every spec in tokens was refused ("the planner reads one rate per update"), so a
     # Forecast of a trunk counted in tokens failed at its first observation
     pytest.importorskip("scipy")
-    from wsd_plan._runs import learning_rates
+    from wsd_plan import learning_rates
 
     spec = WSDSpec(**FIELDS, tokens_per_step=RAMP)
     rates = learning_rates(spec, STEPS, peak=1e-3)

@@ -2,7 +2,7 @@
 
 import sys
 
-from wsd_core._cli import main
+from wsd_core.cli import main
 
 if __name__ == "__main__":  # importing the module (the docs' inspection does) runs nothing
     sys.exit(main())

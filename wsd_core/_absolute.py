@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from wsd_core import _validation as v
 from wsd_core._fields import check_field_names
 from wsd_core._spec import WSDSpec
+from wsd_core._validation import check_real
 
 # each absolute rate, the ratio field it becomes, and whether it may equal the peak: a floor at the
 # peak (torch's min_lr equal to a group's lr) never decays, which torch's CosineAnnealingLR users
@@ -28,7 +28,7 @@ ABSOLUTE_RATES: dict[str, tuple[str, bool]] = {
 
 def check_absolute(name: str, value: Any) -> float:
     """An absolute rate as given: a finite float >= 0."""
-    return v.check_real(name, value, minimum=0.0)
+    return check_real(name, value, minimum=0.0)
 
 
 def spec_from_absolute(

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from wsd_core import _validation as v
 from wsd_core._phases import Phase
+from wsd_core._validation import check_steps
 
 
 class Branchable(Protocol):
@@ -44,7 +44,7 @@ Build = Callable[[Mapping[str, Any]], S]  # a spec from its fields (WSDSpec.from
 
 
 def extend(spec: S, total_steps: int, at_step: int, build: Build[S]) -> S:
-    total_steps = v.check_steps("total_steps", total_steps, minimum=1)
+    total_steps = check_steps("total_steps", total_steps, minimum=1)
     at_step, at_units = _checkpoint_units(spec, at_step, minimum=spec.start_step)
     name, period = _last_applied(spec, at_step)
     if name in ("decay", "done"):
@@ -94,7 +94,7 @@ def branch_cooldown(
     spec: S, at_step: int, cooldown_steps: int, shape: str | None, floor: float | None, build: Build[S]
 ) -> S:
     at_step, at_units = _checkpoint_units(spec, at_step, minimum=spec.start_step)
-    cooldown_steps = v.check_steps("cooldown_steps", cooldown_steps, minimum=1)
+    cooldown_steps = check_steps("cooldown_steps", cooldown_steps, minimum=1)
     name, period = _last_applied(spec, at_step)
     if name != "stable":
         raise ValueError(
@@ -132,7 +132,7 @@ def _last_applied(spec: Branchable, step: int) -> tuple[str, int]:
 def _checkpoint_units(spec: Branchable, at_step: Any, *, minimum: int) -> tuple[int, int]:
     """``at_step`` (an update count) checked, with the spec's own count there (the units it has
     consumed, for a spec in tokens or samples), which must be at least ``minimum``."""
-    at_step = v.check_steps("at_step", at_step, minimum=0)
+    at_step = check_steps("at_step", at_step, minimum=0)
     units = int(spec.units_at(at_step))
     if units < minimum:
         shown = f"{units} {spec.units} ({at_step} updates)" if spec.units != "steps" else str(at_step)

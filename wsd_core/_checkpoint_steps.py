@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from wsd_core import _validation as v
 from wsd_core._clock import require_clock
 from wsd_core._spec import WSDSpec
+from wsd_core._validation import check_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +37,7 @@ class SavePlan:
         """The plan of ``spec``, in update counts; for a spec in tokens or samples its clock turns
         each boundary into the first update whose units consumed reach it."""
         if interval is not None:
-            interval = v.check_steps("interval", interval, minimum=1)
+            interval = check_steps("interval", interval, minimum=1)
         require_clock(spec, where="SavePlan")
         at = spec.step_reaching
         pre_decay = tuple(at(b) for b, d in zip(spec.decay_starts, spec.decay_lengths, strict=True) if d > 0)

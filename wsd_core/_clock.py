@@ -15,7 +15,7 @@ import bisect
 import numbers
 from typing import Any, NamedTuple, Protocol
 
-from wsd_core import _validation as v
+from wsd_core._validation import MAX_STEP, check_steps, check_strictly_increasing, is_bool, is_sequence
 
 UNITS = ("steps", "tokens", "samples")
 
@@ -71,9 +71,9 @@ def token_ramp(value: Any) -> TokenRamp:
     pairs whose steps start at 0 and increase strictly, each rate an int >= 1."""
     if isinstance(value, TokenRamp):
         return value
-    if isinstance(value, numbers.Integral) and not v.is_bool(value):
-        return TokenRamp((0,), (v.check_steps("tokens_per_step", value, minimum=1),), (0,))
-    if not v.is_sequence(value):
+    if isinstance(value, numbers.Integral) and not is_bool(value):
+        return TokenRamp((0,), (check_steps("tokens_per_step", value, minimum=1),), (0,))
+    if not is_sequence(value):
         raise TypeError(
             "tokens_per_step must be an int >= 1 or a sequence of (from_step, tokens_per_step) pairs, "
             f"got {value!r} (type {type(value).__name__})"
@@ -81,16 +81,16 @@ def token_ramp(value: Any) -> TokenRamp:
     starts: list[int] = []
     rates: list[int] = []
     for i, pair in enumerate(value):
-        if not v.is_sequence(pair) or len(pair := tuple(pair)) != 2:
+        if not is_sequence(pair) or len(pair := tuple(pair)) != 2:
             raise TypeError(f"tokens_per_step[{i}] must be a (from_step, tokens_per_step) pair, got {pair!r}")
         step, rate = pair
-        starts.append(v.check_steps(f"tokens_per_step[{i}][0] (from_step)", step))
-        rates.append(v.check_steps(f"tokens_per_step[{i}][1] (tokens_per_step)", rate, minimum=1))
+        starts.append(check_steps(f"tokens_per_step[{i}][0] (from_step)", step))
+        rates.append(check_steps(f"tokens_per_step[{i}][1] (tokens_per_step)", rate, minimum=1))
     if not starts:
         raise ValueError("tokens_per_step must not be empty")
     if starts[0] != 0:
         raise ValueError(f"tokens_per_step's first pair must start at step 0, got {starts[0]}")
-    v.check_strictly_increasing("tokens_per_step's from_steps", starts, lambda i: f"tokens_per_step[{i}][0]")
+    check_strictly_increasing("tokens_per_step's from_steps", starts, lambda i: f"tokens_per_step[{i}][0]")
     consumed = [0]
     for j in range(1, len(starts)):
         consumed.append(consumed[-1] + (starts[j] - starts[j - 1]) * rates[j - 1])
@@ -129,7 +129,7 @@ def check_clock_range(ramp: TokenRamp, end: int, units: str) -> None:
     the run's end (``end`` units), and the units consumed there, must both be <= 2**63 - 1. Every
     count a schedule forms is clamped into that range, so this one check covers the whole run."""
     last = ramp.first_step_reaching(end)
-    if last > v.MAX_STEP or ramp.consumed(last) > v.MAX_STEP:
+    if last > MAX_STEP or ramp.consumed(last) > MAX_STEP:
         raise ValueError(
             f"tokens_per_step={ramp.to_list()} consumes {ramp.consumed(last)} {units} by update {last}, "
             f"the first to reach the run's end at {end} {units}: past 2**63 - 1, an int64 count. "

@@ -9,7 +9,14 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
-from wsd_core import _validation as v
+from wsd_core._validation import (
+    MAX_STEP,
+    check_int,
+    check_real,
+    check_steps,
+    check_strictly_increasing,
+    is_sequence,
+)
 
 
 class SpecChanges(TypedDict, total=False):
@@ -84,24 +91,24 @@ def normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | Non
     if value is None:
         return None
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        count = v.check_int("checkpoints", value, minimum=1)
+        count = check_int("checkpoints", value, minimum=1)
         if count > total.bit_length():  # checked before any end is computed: K may be huge
             raise ValueError(
                 f"checkpoints={count} with total_steps={total}: geometric ends T >> (K - i) need "
                 f"total_steps >= 2**(K-1), so K <= {total.bit_length()} for this total_steps"
             )
         return count
-    if not v.is_sequence(value):
+    if not is_sequence(value):
         raise TypeError(
             "checkpoints must be None, an int K (geometric ends) or a sequence of ints, got "
             f"{value!r} (type {type(value).__name__})"
         )
-    ends = tuple(v.check_int(f"checkpoints[{i}]", c, maximum=v.MAX_STEP) for i, c in enumerate(value))
+    ends = tuple(check_int(f"checkpoints[{i}]", c, maximum=MAX_STEP) for i, c in enumerate(value))
     if not ends:
         raise ValueError("checkpoints must not be empty; use None for a single period")
     if ends[0] < 1:
         raise ValueError(f"checkpoints must start at >= 1, got {list(ends)}")
-    v.check_strictly_increasing("checkpoints", ends, lambda i: f"checkpoints[{i}]")
+    check_strictly_increasing("checkpoints", ends, lambda i: f"checkpoints[{i}]")
     if ends[-1] != total:
         raise ValueError(f"the last of checkpoints must equal total_steps={total}, got {list(ends)}")
     return ends
@@ -110,9 +117,9 @@ def normalise_checkpoints(value: Any, total: int) -> int | tuple[int, ...] | Non
 def normalise_decay_steps(value: Any) -> int | tuple[int, ...]:
     """An int D for every period, or a tuple of one length per period (checked against the periods
     when they are resolved)."""
-    if not v.is_sequence(value):
-        return v.check_steps("decay_steps", value, minimum=0)
-    lengths = tuple(v.check_steps(f"decay_steps[{i}]", d, minimum=0) for i, d in enumerate(value))
+    if not is_sequence(value):
+        return check_steps("decay_steps", value, minimum=0)
+    lengths = tuple(check_steps(f"decay_steps[{i}]", d, minimum=0) for i, d in enumerate(value))
     if not lengths:
         raise ValueError("decay_steps must not be empty; give an int for the same length in every period")
     return lengths
@@ -123,12 +130,12 @@ def normalise_peaks(value: Any, min_ratio: float) -> tuple[float, ...] | None:
     against the periods when they are resolved)."""
     if value is None:
         return None
-    if not v.is_sequence(value):
+    if not is_sequence(value):
         raise TypeError(
             f"period_peaks must be None or a sequence of ratios, one per period, got {value!r} "
             f"(type {type(value).__name__})"
         )
-    peaks = tuple(v.check_real(f"period_peaks[{i}]", x, positive=True) for i, x in enumerate(value))
+    peaks = tuple(check_real(f"period_peaks[{i}]", x, positive=True) for i, x in enumerate(value))
     if not peaks:
         raise ValueError("period_peaks must not be empty; use None for a peak of 1 in every period")
     for i, peak in enumerate(peaks):

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Unpack, cast
 
 from wsd_core import _branching, _phases
-from wsd_core import _validation as v
 from wsd_core._clock import UNITS, TokenRamp, check_clock, check_clock_range, require_clock, token_ramp
 from wsd_core._fields import (
     SpecChanges,
@@ -34,6 +33,7 @@ from wsd_core._formula import (
 )
 from wsd_core._phases import Phase
 from wsd_core._resolution import resolve_fields, warn_if_rarely_meant
+from wsd_core._validation import MAX_STEP, check_choice, check_int, check_ratio, check_step_value, check_steps
 
 _WARMUP = "warmup"  # a piece of the run evaluated by warmup_value
 _DECAY = "decay"  # (_DECAY, period): a piece evaluated by decay_value
@@ -119,21 +119,21 @@ class WSDSpec:
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
-        total = v.check_steps("total_steps", self.total_steps, minimum=1)
+        total = check_steps("total_steps", self.total_steps, minimum=1)
         set_("total_steps", total)
-        set_("warmup_steps", v.check_steps("warmup_steps", self.warmup_steps, minimum=0))
-        set_("start_step", v.check_steps("start_step", self.start_step, minimum=0))
-        if self.start_step + total > v.MAX_STEP:
+        set_("warmup_steps", check_steps("warmup_steps", self.warmup_steps, minimum=0))
+        set_("start_step", check_steps("start_step", self.start_step, minimum=0))
+        if self.start_step + total > MAX_STEP:
             raise ValueError(
                 f"start_step + total_steps must be <= 2**63 - 1 (an int64 step count), got "
                 f"{self.start_step} + {total}"
             )
-        set_("decay_shape", v.check_choice("decay_shape", self.decay_shape, DECAY_SHAPES))
-        set_("warmup_shape", v.check_choice("warmup_shape", self.warmup_shape, WARMUP_SHAPES))
-        set_("init_ratio", v.check_ratio("init_ratio", self.init_ratio))
+        set_("decay_shape", check_choice("decay_shape", self.decay_shape, DECAY_SHAPES))
+        set_("warmup_shape", check_choice("warmup_shape", self.warmup_shape, WARMUP_SHAPES))
+        set_("init_ratio", check_ratio("init_ratio", self.init_ratio))
         # inverse and geometric divide by, or take the logarithm of, the floor: it must be > 0.
         needs_floor = self.decay_shape in ("inverse", "geometric")
-        set_("min_ratio", v.check_ratio("min_ratio", self.min_ratio))
+        set_("min_ratio", check_ratio("min_ratio", self.min_ratio))
         if needs_floor and self.min_ratio == 0.0:
             raise ValueError(
                 f"min_ratio must be > 0 for decay_shape={self.decay_shape!r} (it never reaches 0), got 0.0; "
@@ -147,12 +147,12 @@ class WSDSpec:
         if self.decay_steps is not None:
             set_("decay_steps", normalise_decay_steps(self.decay_steps))
         if self.decay_ratio is not None:
-            set_("decay_ratio", v.check_ratio("decay_ratio", self.decay_ratio))
+            set_("decay_ratio", check_ratio("decay_ratio", self.decay_ratio))
         set_("checkpoints", normalise_checkpoints(self.checkpoints, total))
         set_("period_peaks", normalise_peaks(self.period_peaks, self.min_ratio))
-        set_("rewarmup_steps", v.check_steps("rewarmup_steps", self.rewarmup_steps, minimum=0))
-        set_("rewarmup_shape", v.check_choice("rewarmup_shape", self.rewarmup_shape, WARMUP_SHAPES))
-        set_("units", v.check_choice("units", self.units, UNITS))
+        set_("rewarmup_steps", check_steps("rewarmup_steps", self.rewarmup_steps, minimum=0))
+        set_("rewarmup_shape", check_choice("rewarmup_shape", self.rewarmup_shape, WARMUP_SHAPES))
+        set_("units", check_choice("units", self.units, UNITS))
         set_("tokens_per_step", check_clock(self.units, self.tokens_per_step))
         if self.clock is not None:
             check_clock_range(self.clock, self.end_step, self.units)
@@ -187,7 +187,7 @@ class WSDSpec:
     def step_reaching(self, units: int) -> int:
         """The first update count whose units consumed reach ``units`` (``units`` itself for a spec
         in steps): where a boundary of the spec falls in update counts, e.g. for a ``SavePlan``."""
-        units = v.check_int("units", units)
+        units = check_int("units", units)
         if self.units == "steps":
             return units
         turn = f"{units} {self.units} into an update count"
@@ -204,7 +204,7 @@ class WSDSpec:
         ``step`` is an int, or a real number for the real-valued extension; a bool or NaN is refused
         (array backends, which cannot raise inside ``jit``, return NaN for a NaN step)."""
         if type(step) is not int:  # the per-step LambdaLR path passes ints and skips this check
-            step = v.check_step_value(step)
+            step = check_step_value(step)
         if not in_units and self.units != "steps":
             step = self.units_at(step)
         starts, pieces = self._pieces
@@ -232,7 +232,7 @@ class WSDSpec:
           [1.0, 1.0, 0.5, 0.0]
         """
         if type(step) is not int:
-            step = v.check_step_value(step)
+            step = check_step_value(step)
         if not in_units and self.units != "steps":
             step = self.units_at(step)
         return float(stable_fraction(step, self._resolved, self._python_backend))
@@ -241,7 +241,7 @@ class WSDSpec:
         """The phase, period and progress of optimizer step ``step`` (any int, also negative); for a
         spec in tokens or samples, those at C(step), the units consumed before it (at ``step`` itself
         with ``in_units=True``)."""
-        step = v.check_int("step", step)
+        step = check_int("step", step)
         if not in_units:
             step = cast(int, self.units_at(step))
         return _phases.phase_at(self._resolved, step, self._segments, self.multiplier(step, in_units=True))

@@ -18,13 +18,13 @@ internals freely behind these names.
   (absolute rates such as optax's ``end_value`` and torch's ``min_lr`` as the spec's ratios, the
   one conversion every adapter uses) and ``check_saved_spec`` (the load policy for a state saved
   under another spec).
-* **Output.** ``out_path`` (an ``argparse`` type for a plot file) and ``plot_series``.
+
+The ``wsd`` command (``wsd_core.cli``) and the plots (``wsd_core.plot``) are modules of their own.
 """
 
 from wsd_core._absolute import check_absolute as check_absolute
 from wsd_core._absolute import spec_from_absolute as spec_from_absolute
 from wsd_core._absolute import spec_from_args as spec_from_args
-from wsd_core._cli import out_path as out_path
 from wsd_core._clock import ArrayClock as ArrayClock
 from wsd_core._clock import TokenRamp as TokenRamp
 from wsd_core._clock import array_clock as array_clock
@@ -35,7 +35,6 @@ from wsd_core._formula import Backend as Backend
 from wsd_core._formula import Resolved as Resolved
 from wsd_core._formula import evaluate as evaluate
 from wsd_core._formula import stable_fraction as stable_fraction
-from wsd_core._plot import plot_series as plot_series
 from wsd_core._spec import resolve as resolve
 from wsd_core._spec_change import check_saved_spec as check_saved_spec
 from wsd_core._validation import MAX_STEP as MAX_STEP
@@ -71,8 +70,6 @@ __all__ = [
     "evaluate",
     "is_bool",
     "is_sequence",
-    "out_path",
-    "plot_series",
     "require_clock",
     "resolve",
     "spec_from_absolute",

@@ -21,8 +21,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, TypedDict, Unpack
 
-from wsd_core import _validation as v
 from wsd_core._spec import WSDSpec
+from wsd_core._validation import check_choice, check_int, check_ratio, check_real, check_steps, is_sequence
 
 __all__ = [
     "from_maxtext",
@@ -156,9 +156,9 @@ def from_transformers(
       >>> from_transformers(100, 200, num_training_steps=1000).decay_starts
       (800,)
     """
-    warmup = v.check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
-    decay = v.check_steps("num_decay_steps", num_decay_steps, minimum=0)
-    if v.check_real("num_cycles", num_cycles) != 0.5:
+    warmup = check_steps("num_warmup_steps", num_warmup_steps, minimum=0)
+    decay = check_steps("num_decay_steps", num_decay_steps, minimum=0)
+    if check_real("num_cycles", num_cycles) != 0.5:
         raise ValueError(
             f"num_cycles must be 0.5 (a cosine from the peak to min_lr_ratio), got {num_cycles}; "
             "other values make the cosine turn back up, which is not a WSD decay"
@@ -167,8 +167,8 @@ def from_transformers(
         raise ValueError(
             "warmup_type='1-sqrt' has no equivalent in the WSD contract; use 'linear' or 'cosine'"
         )
-    v.check_choice("warmup_type", warmup_type, ("linear", "cosine"))
-    v.check_choice("decay_type", decay_type, _TRANSFORMERS_SHAPES)
+    check_choice("warmup_type", warmup_type, ("linear", "cosine"))
+    check_choice("decay_type", decay_type, _TRANSFORMERS_SHAPES)
     if num_training_steps is None and num_stable_steps is None:
         raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
     if num_training_steps is not None and num_stable_steps is not None:
@@ -178,10 +178,10 @@ def from_transformers(
             stacklevel=4,
         )
     if num_stable_steps is None:
-        total = v.check_steps("num_training_steps", num_training_steps, minimum=1)
+        total = check_steps("num_training_steps", num_training_steps, minimum=1)
         stable = total - warmup - decay
     else:
-        stable = v.check_int("num_stable_steps", num_stable_steps)
+        stable = check_int("num_stable_steps", num_stable_steps)
         total = warmup + stable + decay
     if decay > total:
         raise ValueError(
@@ -230,13 +230,13 @@ def from_torchtitan(
       >>> spec.multiplier(0), spec.multiplier(99), spec.decay_starts
       (0.01, 1.0, (800,))
     """
-    training_steps = v.check_steps("training_steps", training_steps, minimum=1)
-    run = training_steps if total_steps is None else v.check_steps("total_steps", total_steps, minimum=1)
-    warmup = v.check_steps("warmup_steps", warmup_steps, minimum=0)
-    v.check_choice("decay_type", decay_type, _TORCHTITAN_SHAPES)
+    training_steps = check_steps("training_steps", training_steps, minimum=1)
+    run = training_steps if total_steps is None else check_steps("total_steps", total_steps, minimum=1)
+    warmup = check_steps("warmup_steps", warmup_steps, minimum=0)
+    check_choice("decay_type", decay_type, _TORCHTITAN_SHAPES)
     shape = _TORCHTITAN_SHAPES[decay_type]
     if decay_ratio is not None:
-        decay_ratio = v.check_ratio("decay_ratio", decay_ratio)
+        decay_ratio = check_ratio("decay_ratio", decay_ratio)
     if legacy:
         return _torchtitan_legacy(run, warmup, decay_ratio, shape, min_lr_factor)
     if warmup > run:
@@ -301,14 +301,14 @@ def from_pytorch_accelerated(
     if num_epochs is not None and num_update_steps_per_epoch is not None and total_steps is not None:
         raise ValueError("Only num_epochs and num_update_steps_per_epoch, or total_steps should be provided")
     if num_epochs is not None and num_update_steps_per_epoch is not None:
-        total_steps = v.check_steps("num_epochs", num_epochs, minimum=1) * v.check_int(
+        total_steps = check_steps("num_epochs", num_epochs, minimum=1) * check_int(
             "num_update_steps_per_epoch", num_update_steps_per_epoch, minimum=1
         )
     if total_steps is None:
         raise ValueError("give total_steps, or num_epochs and num_update_steps_per_epoch")
-    total_steps = v.check_steps("total_steps", total_steps, minimum=1)
-    count = v.check_steps("num_checkpoints", num_checkpoints, minimum=1)
-    base = v.check_real("base_lr", base_lr)
+    total_steps = check_steps("total_steps", total_steps, minimum=1)
+    count = check_steps("num_checkpoints", num_checkpoints, minimum=1)
+    base = check_real("base_lr", base_lr)
     if base <= 0:
         raise ValueError(f"base_lr must be > 0, got {base}")
     warmup = int(0.01 * total_steps) if num_warmup_steps is None else num_warmup_steps
@@ -324,7 +324,7 @@ def from_pytorch_accelerated(
         checkpoints=(ends if len(ends) > 1 else None, "num_checkpoints"),
         warmup_steps=(warmup, "num_warmup_steps"),
         init_ratio=(
-            v.check_real("warmup_starting_lr", warmup_starting_lr) / base,
+            check_real("warmup_starting_lr", warmup_starting_lr) / base,
             "warmup_starting_lr / base_lr",
         ),
         decay_ratio=(decay_phase_ratio, "decay_phase_ratio"),
@@ -356,13 +356,13 @@ def from_megatron(
     """
     if lr_decay_style != "WSD":
         raise ValueError(f"lr_decay_style must be 'WSD' for a WSD schedule, got {lr_decay_style!r}")
-    peak = v.check_real("max_lr", max_lr)
+    peak = check_real("max_lr", max_lr)
     if peak <= 0:
         raise ValueError(f"max_lr must be > 0, got {peak}")
-    total = v.check_steps("lr_decay_steps", lr_decay_steps, minimum=1)
-    warmup = v.check_steps("lr_warmup_steps", lr_warmup_steps, minimum=0)
-    decay = v.check_steps("wsd_decay_steps", wsd_decay_steps, minimum=0)
-    v.check_choice("lr_wsd_decay_style", lr_wsd_decay_style, _MEGATRON_SHAPES)
+    total = check_steps("lr_decay_steps", lr_decay_steps, minimum=1)
+    warmup = check_steps("lr_warmup_steps", lr_warmup_steps, minimum=0)
+    decay = check_steps("wsd_decay_steps", wsd_decay_steps, minimum=0)
+    check_choice("lr_wsd_decay_style", lr_wsd_decay_style, _MEGATRON_SHAPES)
     if decay > total:
         raise ValueError(f"wsd_decay_steps must be <= lr_decay_steps={total}, got {decay}")
     if warmup > total - decay:
@@ -372,7 +372,7 @@ def from_megatron(
             "'warmup wins' reproduces only when the two do not overlap"
         )
     for name, value in (("min_lr", min_lr), ("init_lr", init_lr)):
-        value = v.check_real(name, value)
+        value = check_real(name, value)
         if not 0 <= value <= peak:
             raise ValueError(f"{name} must satisfy 0 <= {name} <= max_lr={peak}, got {value}")
     return _build(
@@ -416,9 +416,9 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Unpack
       >>> spec.period_ends, spec.period_peaks, spec.rewarmup_steps
       ((1000, 3000), (1.0, 0.5), 1)
     """
-    v.check_choice("name", name, ("WSD", "WSDS"))
-    t_max = v.check_steps("t_max", t_max, minimum=1)
-    lr = v.check_real("initial_lr", initial_lr, positive=True)
+    check_choice("name", name, ("WSD", "WSDS"))
+    t_max = check_steps("t_max", t_max, minimum=1)
+    lr = check_real("initial_lr", initial_lr, positive=True)
     valid = _OLMO_CORE_FIELDS[name]
     unknown = sorted(set(fields) - set(valid))
     if unknown:
@@ -430,9 +430,9 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Unpack
         raise ValueError(f"give at most one of decay and decay_fraction, got both ({name})")
     if f["decay"] is not None:
         f["decay_fraction"] = None  # WSD's default of 0.1 yields to an explicit decay
-    warmup_min = v.check_real("warmup_min_lr", f["warmup_min_lr"], minimum=0.0)
-    decay_min = v.check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
-    units = v.check_choice("units", str(f["units"]), ("steps", "tokens"))  # its StrEnum, or a str
+    warmup_min = check_real("warmup_min_lr", f["warmup_min_lr"], minimum=0.0)
+    decay_min = check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
+    units = check_choice("units", str(f["units"]), ("steps", "tokens"))  # its StrEnum, or a str
     if name == "WSD":
         spec_fields = _olmo_core_wsd(f, t_max, lr, warmup_min, decay_min)
     else:
@@ -463,11 +463,11 @@ def from_maxtext(
       >>> spec.total_steps, spec.warmup_steps, spec.decay_lengths
       (999, 50, (199,))
     """
-    steps = v.check_steps("learning_rate_schedule_steps", learning_rate_schedule_steps, minimum=1)
-    warmup_fraction = v.check_ratio("warmup_steps_fraction", warmup_steps_fraction)
-    decay_fraction = v.check_ratio("wsd_decay_steps_fraction", wsd_decay_steps_fraction)
-    shape = v.check_choice("wsd_decay_style", wsd_decay_style, ("linear", "cosine"))
-    final = v.check_ratio("learning_rate_final_fraction", learning_rate_final_fraction)
+    steps = check_steps("learning_rate_schedule_steps", learning_rate_schedule_steps, minimum=1)
+    warmup_fraction = check_ratio("warmup_steps_fraction", warmup_steps_fraction)
+    decay_fraction = check_ratio("wsd_decay_steps_fraction", wsd_decay_steps_fraction)
+    shape = check_choice("wsd_decay_style", wsd_decay_style, ("linear", "cosine"))
+    final = check_ratio("learning_rate_final_fraction", learning_rate_final_fraction)
     if warmup_fraction + decay_fraction > 1.0:
         raise ValueError(
             f"warmup_steps_fraction ({warmup_fraction}) + wsd_decay_steps_fraction ({decay_fraction}) "
@@ -523,8 +523,8 @@ _OLMO_CORE_FIELDS: dict[str, dict[str, Any]] = {
 def _olmo_core_length(name: str, value: Any, fraction_name: str, fraction: Any, of: int) -> int:
     """A length given as steps, or as a fraction of ``of`` rounded with Python's ``round``."""
     if value is not None:
-        return v.check_steps(name, value, minimum=0)
-    return round(of * v.check_ratio(fraction_name, fraction))
+        return check_steps(name, value, minimum=0)
+    return round(of * check_ratio(fraction_name, fraction))
 
 
 def _olmo_core_check_below(name: str, value: float, peak: float, what: str) -> None:
@@ -563,13 +563,13 @@ def _olmo_core_wsds(
     f: dict[str, Any], lr: float, warmup_min: float, decay_min: float
 ) -> dict[str, tuple[Any, str]]:
     raw = f["period_lengths"]
-    if not v.is_sequence(raw) or not list(raw):
+    if not is_sequence(raw) or not list(raw):
         raise ValueError(f"period_lengths must be a non-empty list of period lengths, got {raw!r}")
-    lengths = [v.check_steps(f"period_lengths[{i}]", x, minimum=1) for i, x in enumerate(raw)]
+    lengths = [check_steps(f"period_lengths[{i}]", x, minimum=1) for i, x in enumerate(raw)]
     multipliers = f["period_lr_multipliers"]
     if multipliers is not None:
         multipliers = [
-            v.check_real(f"period_lr_multipliers[{i}]", m, positive=True) for i, m in enumerate(multipliers)
+            check_real(f"period_lr_multipliers[{i}]", m, positive=True) for i, m in enumerate(multipliers)
         ]
         if len(multipliers) != len(lengths):
             raise ValueError(

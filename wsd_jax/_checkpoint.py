@@ -15,8 +15,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from wsd_core import SavePlan, WSDSpec
-from wsd_core import backend as v
-from wsd_core.backend import check_saved_spec
+from wsd_core.backend import check_real, check_saved_spec, check_steps
 from wsd_jax import _integrity
 from wsd_jax._integrity import CheckpointIntegrityError, Record, short
 from wsd_jax._lock import WriterLock, WriterLockError
@@ -120,7 +119,7 @@ class WSDCheckpointManager:
         self.plan = SavePlan.for_spec(spec, interval)  # in updates: a spec in tokens has its clock
         self.directory = epath.Path(directory).absolute()
         self.read_only = bool(read_only)
-        timeout = v.check_real("process_timeout_s", process_timeout_s, positive=True)
+        timeout = check_real("process_timeout_s", process_timeout_s, positive=True)
         self._agree = Agreement(str(self.directory), timeout)
         self._lock: WriterLock | None = None
         self._run: str | None = None  # the run a writer saves as (resolved at its first save)
@@ -623,7 +622,7 @@ def _check_step(step: Any) -> int:
     is_array = isinstance(step, (jax.Array, np.ndarray, np.generic))
     if is_array and np.ndim(step) == 0 and np.issubdtype(np.asarray(step).dtype, np.integer):
         step = int(step)
-    return v.check_steps("step", step)  # the number of updates the saved state applied
+    return check_steps("step", step)  # the number of updates the saved state applied
 
 
 def _writer_lock(directory: epath.Path) -> WriterLock | None:

@@ -23,7 +23,7 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 from wsd_core import SavePlan, WSDSpec
-from wsd_core import backend as v
+from wsd_core.backend import check_choice, check_int
 
 _policies = ocp.checkpoint_managers
 
@@ -70,7 +70,7 @@ def orbax_policies(
     if isinstance(spec_or_plan, SavePlan) and interval is not None:
         raise TypeError("interval is part of the SavePlan: give it to SavePlan.for_spec")
     if max_to_keep is not None:
-        max_to_keep = v.check_int("max_to_keep", max_to_keep, minimum=1)
+        max_to_keep = check_int("max_to_keep", max_to_keep, minimum=1)
     save_when: list[Any] = [_policies.SpecificStepsPolicy(sorted(plan.kept_steps))]
     if plan.interval is not None:
         save_when.append(_policies.FixedIntervalPolicy(plan.interval))
@@ -86,8 +86,8 @@ def orbax_policies(
 
 
 def _best_n(n: Any, metric: Any, mode: str) -> Any:
-    n = v.check_int("best_n", n, minimum=1)
-    mode = v.check_choice("best_mode", mode, ("min", "max"))
+    n = check_int("best_n", n, minimum=1)
+    mode = check_choice("best_mode", mode, ("min", "max"))
     if isinstance(metric, str):
         name = metric
         get: Callable[[Mapping[str, Any]], float] = lambda metrics: float(metrics[name])

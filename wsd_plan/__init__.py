@@ -22,7 +22,9 @@ if _missing:
         "pip install 'wsd-schedule[plan]'"
     )
 
-if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type checkers and the API docs
+# The public names: each is imported from its module on first use (``__getattr__``), and named in the
+# TYPE_CHECKING block for type checkers and the API docs (tests/test_layout.py keeps the two equal).
+if TYPE_CHECKING:
     from wsd_plan._fit import LossLawFit as LossLawFit
     from wsd_plan._fit import curve_metrics as curve_metrics
     from wsd_plan._fit import fit_loss_law as fit_loss_law
@@ -40,12 +42,12 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from wsd_plan._plan import CooldownPlan as CooldownPlan
     from wsd_plan._plan import plan_cooldown as plan_cooldown
     from wsd_plan._predictions import Predictions as Predictions
-    from wsd_plan._published import published_rates as published_rates
-    from wsd_plan._published import published_runs as published_runs
     from wsd_plan._runs import LossRun as LossRun
     from wsd_plan._runs import branch_rates as branch_rates
     from wsd_plan._runs import learning_rates as learning_rates
     from wsd_plan._watch import ForecastWatcher as ForecastWatcher
+    from wsd_plan.published import published_rates as published_rates
+    from wsd_plan.published import published_runs as published_runs
 
 _HOMES = {
     "LossLawFit": "_fit",
@@ -65,8 +67,8 @@ _HOMES = {
     "CooldownPlan": "_plan",
     "plan_cooldown": "_plan",
     "Predictions": "_predictions",
-    "published_rates": "_published",
-    "published_runs": "_published",
+    "published_rates": "published",
+    "published_runs": "published",
     "LossRun": "_runs",
     "branch_rates": "_runs",
     "learning_rates": "_runs",
@@ -83,28 +85,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [
-    "PARAMETERS",
-    "CooldownCandidate",
-    "CooldownGrid",
-    "CooldownPlan",
-    "Forecast",
-    "ForecastWatcher",
-    "GridFields",
-    "LogError",
-    "LossLawFit",
-    "LossRun",
-    "OptimalCooldown",
-    "Predictions",
-    "branch_rates",
-    "curve_metrics",
-    "fit_loss_law",
-    "learning_rates",
-    "load_run",
-    "optimize_cooldown",
-    "plan_cooldown",
-    "published_rates",
-    "published_runs",
-    "read_schedule",
-    "relative_errors",
-]
+__all__ = sorted(_HOMES)

@@ -1,4 +1,4 @@
-"""``wsd plan``'s arguments, for the ``wsd`` command (``wsd_core._cli``), which finds
+"""``wsd plan``'s arguments, for the ``wsd`` command (``wsd_core.cli``), which finds
 ``add_plan_command`` through the entry point group ``wsd_schedule.commands`` in ``pyproject.toml``.
 
 Nothing here imports jax: every ``wsd`` invocation declares the subcommand, and only ``wsd plan``
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from wsd_core import DECAY_SHAPES
-from wsd_core import backend as v
-from wsd_core.backend import out_path
+from wsd_core.backend import check_choice, check_int, check_real
+from wsd_core.cli import out_path
 
-# The shipped published curves (wsd_plan._published, which needs numpy: named here to keep this light)
+# The shipped published curves (wsd_plan.published, which needs numpy: named here to keep this light)
 PUBLISHED_MODELS = ("lm-25M", "lm-100M")
 PUBLISHED_DEFAULTS = {"budgets": [24_000, 48_000, 72_000], "lengths": [2000, 4000, 8000],
                       "shapes": ["linear", "1-sqrt"], "min_ratios": [0.1]}  # fmt: skip
@@ -145,14 +145,14 @@ def _fit_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         from wsd_plan._laws import LAWS
 
-        v.check_choice("--law", args.law, LAWS)
+        check_choice("--law", args.law, LAWS)
         if (args.run is None) == (args.published is None):
             raise ValueError("wsd fit needs --run (repeat for more) or --published MODEL, not both")
         if args.published is not None and (args.peak is not None or args.warmup_steps is not None):
             raise ValueError(f"--published {args.published} brings its own peak and warmup: leave out --peak "
                              "and --warmup-steps")  # fmt: skip
         if args.peak is not None:
-            v.check_real("--peak", args.peak, positive=True)
+            check_real("--peak", args.peak, positive=True)
         lines = run_fit(args)
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as e:
         parser.exit(2, f"wsd fit: error: {in_cli_terms(str(e))}\n")
@@ -205,10 +205,10 @@ def _check_usage(args: argparse.Namespace) -> None:
     from wsd_plan._plan import check_plan_size
 
     _fill_in(args)
-    v.check_choice("--law", args.law, LAWS)
+    check_choice("--law", args.law, LAWS)
     if args.peak is not None:
-        v.check_real("--peak", args.peak, positive=True)
-    v.check_int("--plot-top", args.plot_top, minimum=0)
+        check_real("--peak", args.peak, positive=True)
+    check_int("--plot-top", args.plot_top, minimum=0)
     if args.optimize and args.budgets is None:
         raise ValueError("--optimize needs --budgets: the optimal cooldown is found for a run's length")
     if args.out is not None and importlib.util.find_spec("matplotlib") is None:
@@ -223,7 +223,7 @@ def _fill_in(args: argparse.Namespace) -> None:
     """The defaults: ``--published``'s runs and plan, or the required arguments of a plan of one's
     own runs (checked here rather than by argparse, which cannot make them depend on --published)."""
     if args.published is not None:
-        v.check_choice("--published", args.published, PUBLISHED_MODELS)
+        check_choice("--published", args.published, PUBLISHED_MODELS)
         given = [flag for flag, value in (("--run", args.run), ("--held-out", args.held_out),
                  ("--trunk", args.trunk), ("--peak", args.peak), ("--warmup-steps", args.warmup_steps))
                  if value is not None]  # fmt: skip

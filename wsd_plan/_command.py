@@ -74,15 +74,15 @@ PUBLISHED_FIT = ("constant_24000", "wsd_20000_24000")
 def published_inputs(args: argparse.Namespace) -> tuple[list[LossRun], list[LossRun], WSDSpec]:
     """``--published MODEL``: its trunk and geometric cooldown to fit on, its other runs held out, and
     a trunk as long as its longest run; sets ``args.peak`` and ``args.warmup_steps`` to its own."""
-    from wsd_plan import _published
+    from wsd_plan import published
 
     with stage(f"reading the published {args.published} curves shipped with the package"):
-        runs = _published.published_runs(args.published)
-    args.peak, args.warmup_steps = _published.PEAK, _published.WARMUP
+        runs = published.published_runs(args.published)
+    args.peak, args.warmup_steps = published.PEAK, published.WARMUP
     fitted = [runs[n] for n in PUBLISHED_FIT]
     held_out = [runs[n] for n in sorted(runs) if n not in PUBLISHED_FIT]
     longest = max(r.lrs.size for r in runs.values())
-    return fitted, held_out, WSDSpec(longest, warmup_steps=_published.WARMUP, decay_steps=0)
+    return fitted, held_out, WSDSpec(longest, warmup_steps=published.WARMUP, decay_steps=0)
 
 
 def read_prior(path: str | None) -> LossLawFit | None:
@@ -96,10 +96,10 @@ def read_prior(path: str | None) -> LossLawFit | None:
 def run_fit(args: argparse.Namespace) -> list[str]:
     """``wsd fit``: fits the runs (or every run of a shipped model), reports, and saves with --save."""
     if args.published is not None:
-        from wsd_plan import _published
+        from wsd_plan import published
 
         with stage(f"reading the published {args.published} curves shipped with the package"):
-            runs = list(_published.published_runs(args.published).values())
+            runs = list(published.published_runs(args.published).values())
     else:
         with stage(f"reading {len(args.run)} run(s)"):
             names = run_names([files[0] if files else "" for files in args.run])
@@ -191,7 +191,7 @@ def plot_plan(
     """Measured (solid) and predicted (dashed) curves of the given runs; per budget, its best
     candidate with its 90% interval shaded and the next ``top - 1`` (dotted); the law-optimal
     cooldowns (dash-dot)."""
-    from wsd_core.backend import plot_series
+    from wsd_core.plot import plot_series
 
     series: dict[str, tuple[Any, Any]] = {}
     styles: dict[str, dict[str, Any]] = {}

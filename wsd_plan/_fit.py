@@ -30,10 +30,10 @@ from wsd_core.backend import check_choice, check_int
 from wsd_plan import _fit_json
 from wsd_plan._features import Features, features
 from wsd_plan._laws import LAWS, Law
-from wsd_plan._least_squares import HUBER_DELTA, Data, Prior, Solution, default_prior, pack, solver
+from wsd_plan._least_squares import HUBER_DELTA, Data, Penalty, Solution, default_penalty, pack, solver
 from wsd_plan._predictions import FitUncertainty, Predictions
 from wsd_plan._runs import LossRun, check_step_array, learning_rates, resolve_warmup
-from wsd_plan._transfer import posterior_covariance, prior_for
+from wsd_plan._transfer import penalty_from_prior, posterior_covariance
 from wsd_plan._uncertainty import check_level, coordinates, z_value
 
 ITERATIONS = 200
@@ -153,7 +153,7 @@ class LossLawFit:
         rates = learning_rates(lrs, int(steps[-1]) + 1, peak=peak)
         warmup = resolve_warmup(lrs, rates, warmup_steps)
         with float64_mode():
-            f = _on_device(features(rates, steps, warmup))
+            f = on_device(features(rates, steps, warmup))
             curve = np.asarray(_jitted_law(self.law)(self.theta(), f))
         check_prediction(curve, steps, "the schedule")
         return curve
@@ -375,7 +375,7 @@ def _predict_many(
 
     stacked = Features(*(np.stack(xs) for xs in zip(*(pad(f) for f in runs), strict=True)))
     with float64_mode():
-        curves, jacs = (np.asarray(a) for a in _batched(law)(theta, _on_device(stacked)))
+        curves, jacs = (np.asarray(a) for a in _batched(law)(theta, on_device(stacked)))
     return [(c[: f.area.shape[0]], j[: f.area.shape[0]]) for c, j, f in zip(curves, jacs, runs, strict=True)]
 
 
@@ -384,7 +384,8 @@ def _batched(law: str) -> Any:
     return jax.jit(jax.vmap(functools.partial(curve_and_jacobian, law), in_axes=(None, 0)))
 
 
-def _on_device(f: Features) -> Features:
+def on_device(f: Features) -> Features:
+    """``f`` as jax arrays (inside ``float64_mode``: float64 ones), for a law's curve."""
     return Features(*(jnp.asarray(v) for v in f))
 
 
@@ -451,15 +452,15 @@ def fit_loss_law(
     host = [features(r.lrs, r.steps, r.warmup_steps) for r in runs]
     data = pack(host, [r.losses for r in runs])
     if given is None:
-        prior_u, prior_theta = default_prior(spec), None
+        penalty, prior_theta = default_penalty(spec), None
     else:
         peak = float(np.exp(np.mean([np.log(r.lrs.max()) for r in runs])))
-        prior_u, prior_theta = _prior_of(spec, given, peak, given.residual_scale or HUBER_DELTA)
-    starts = _starts(spec, _power_law_start(runs, host), None if given is None else prior_u, start)
-    found = _solve_best(spec, starts, data, iterations, prior_u, runs)
+        penalty, prior_theta = _penalty_of(spec, given, peak, given.residual_scale or HUBER_DELTA)
+    starts = _starts(spec, power_law_start(runs, host), None if given is None else penalty, start)
+    found = _solve_best(spec, starts, data, iterations, penalty, runs)
     if given is not None:  # again, the prior weighed by these runs' own noise (wsd_plan._transfer)
-        prior_u, prior_theta = _prior_of(spec, given, peak, float(found.residual_scale))
-        found = _solve_best(spec, np.asarray(found.variables)[None], data, iterations, prior_u, runs)
+        penalty, prior_theta = _penalty_of(spec, given, peak, float(found.residual_scale))
+        found = _solve_best(spec, np.asarray(found.variables)[None], data, iterations, penalty, runs)
     with float64_mode():
         theta = np.asarray(spec.to_theta(found.variables))
     params = dict(zip(spec.parameters, (float(v) for v in np.exp(theta)), strict=True))
@@ -467,14 +468,14 @@ def fit_loss_law(
     if prior_theta is None:
         covariance = _covariance(spec.theta_jacobian(), hessian, scale)
     else:
-        covariance = posterior_covariance(spec, hessian, prior_u, prior_theta, scale)
+        covariance = posterior_covariance(spec, hessian, penalty, prior_theta, scale)
     peaks = [float(r.lrs.max()) for r in runs]
     notes = undetermined(params, min(float(r.losses.min()) for r in runs))
     for note in notes:
         warnings.warn(f"the {law} fit: {note}", UserWarning, stacklevel=2)
     with float64_mode():
         theta_device = jnp.asarray(theta)
-        curves = [np.asarray(_jitted_law(law)(theta_device, _on_device(f))) for f in host]
+        curves = [np.asarray(_jitted_law(law)(theta_device, on_device(f))) for f in host]
     fitted = np.concatenate([coordinates(params, f.area, c) for f, c in zip(host, curves, strict=True)])
     fit = LossLawFit(law, params, {}, float(found.objective), fitted_peaks=(min(peaks), max(peaks)),
                      notes=notes, covariance=covariance, residual_scale=scale, fitted_coordinates=fitted,
@@ -482,8 +483,8 @@ def fit_loss_law(
     return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
 
 
-def _prior_of(spec: Law, fit: LossLawFit, peak: float, noise: float) -> tuple[Prior, np.ndarray]:
-    return prior_for(spec, fit.params, fit.covariance, fit.fitted_peaks, peak=peak, noise=noise)
+def _penalty_of(spec: Law, fit: LossLawFit, peak: float, noise: float) -> tuple[Penalty, np.ndarray]:
+    return penalty_from_prior(spec, fit.params, fit.covariance, fit.fitted_peaks, peak=peak, noise=noise)
 
 
 def load_prior(prior: Any, name: str = "prior") -> LossLawFit | None:
@@ -553,33 +554,33 @@ def _fittable_runs(runs: Sequence[LossRun], spec: Law, *, prior: bool) -> list[L
     return runs
 
 
-def _starts(spec: Law, power: tuple[float, float, float], prior: Prior | None, start: Any) -> np.ndarray:
+def _starts(spec: Law, power: tuple[float, float, float], penalty: Penalty | None, start: Any) -> np.ndarray:
     """The solver's starting points: ``start``'s parameters alone (a warm start), else the law's grid
-    from the power-law part's fit, and with a ``prior`` that fit with the prior's drop term."""
+    from the power-law part's fit, and with a prior's ``penalty`` that fit with the prior's drop term."""
     if start is not None:
         if not isinstance(start, LossLawFit) or start.law != spec.name:
             raise TypeError(f"start must be a LossLawFit of the {spec.name} law, got {start!r:.200}")
         return spec.to_variables(np.log([start.params[n] for n in spec.parameters]))[None]
     starts = spec.starts(*power)
-    if prior is None:
+    if penalty is None:
         return starts
     # (L0, A and alpha are the solver's first variables, as the laws' power-law part)
-    from_prior = np.array(prior.mean, np.float64)
+    from_prior = np.array(penalty.mean, np.float64)
     from_prior[:3] = np.log(power)
     return np.concatenate([starts, from_prior[None]])
 
 
 def _solve_best(
-    spec: Law, starts: np.ndarray, data: Data, iterations: int, prior: Prior, runs: Sequence[LossRun]
+    spec: Law, starts: np.ndarray, data: Data, iterations: int, penalty: Penalty, runs: Sequence[LossRun]
 ) -> Solution:
     """The solver's best solution over ``starts`` (the lowest objective); an error where every start
     diverged."""
     # float64 in and out: a jax before 0.8 truncates a float64 array to float32 outside the context
     # (the starts of a refit, the solution's fields), so the solution leaves it as host arrays
     with float64_mode():
-        prior_device = Prior(*(jnp.asarray(a) for a in prior))
+        penalty_device = Penalty(*(jnp.asarray(a) for a in penalty))
         found = solver(spec.name)(jnp.asarray(starts, jnp.float64), _on_device_data(data),
-                                  jnp.asarray(iterations), prior_device)  # fmt: skip
+                                  jnp.asarray(iterations), penalty_device)  # fmt: skip
         found = Solution(*(np.asarray(a) for a in found))
     values = found.objective
     values = np.where(np.isfinite(values), values, np.inf)
@@ -665,7 +666,7 @@ def check_prediction(curve: np.ndarray, steps: np.ndarray, what: str) -> None:
 
 
 def _on_device_data(data: Data) -> Data:
-    return Data(_on_device(data.features), jnp.asarray(data.log_loss), jnp.asarray(data.weight))
+    return Data(on_device(data.features), jnp.asarray(data.log_loss), jnp.asarray(data.weight))
 
 
 def _covariance(m: np.ndarray, hessian: np.ndarray, scale: float) -> np.ndarray:
@@ -676,7 +677,7 @@ def _covariance(m: np.ndarray, hessian: np.ndarray, scale: float) -> np.ndarray:
     return m @ cov_u @ m.T
 
 
-def _power_law_start(runs: Sequence[LossRun], host: Sequence[Features]) -> tuple[float, float, float]:
+def power_law_start(runs: Sequence[LossRun], host: Sequence[Features]) -> tuple[float, float, float]:
     """L0, A, alpha of ``L = L0 + A area^-alpha`` on the points before each run's first LR drop."""
     xs, ys = [], []
     for r, f in zip(runs, host, strict=True):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import os
 import warnings
 from typing import Any, SupportsFloat, Unpack
@@ -23,7 +22,7 @@ from typing import Any, SupportsFloat, Unpack
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_core.backend import as_list, as_scalar, check_choice, check_int, require_clock
+from wsd_core.backend import as_list, as_scalar, check_choice, check_int, check_real, require_clock
 from wsd_plan._fit import LossLawFit, fit_loss_law, load_prior
 from wsd_plan._grid import CooldownGrid, GridFields, grid_of
 from wsd_plan._laws import LAWS
@@ -65,12 +64,10 @@ class Forecast:
         if not isinstance(trunk, WSDSpec):
             raise TypeError(f"trunk must be a WSDSpec (the run's schedule), got {type(trunk).__name__}")
         require_clock(trunk, where="Forecast")  # a trunk in tokens is read through its clock
-        peak = as_scalar(peak)  # a numpy or jax scalar is a number
-        if isinstance(peak, bool) or not isinstance(peak, (int, float)) or not 0 < peak < math.inf:
-            raise ValueError(
-                f"peak must be the trunk's stable learning rate, a finite number > 0, got {peak!r}"
-            )
-        self.trunk, self.peak = trunk, float(peak)
+        self.trunk, self.peak = (
+            trunk,
+            check_real("peak (the trunk's stable learning rate)", peak, positive=True),
+        )
         self.law = check_choice("law", law, LAWS)
         self.prior = load_prior(prior)
         end = schedule_end(trunk)
@@ -106,8 +103,7 @@ class Forecast:
                 f"step(s) and {len(losses)} loss(es)"
             )
         for s, value in zip(steps, losses, strict=True):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"loss at step {s} must be a finite number > 0, got {value!r}")
+            check_real(f"loss at step {s}", value, positive=True)
             if s >= self.end:
                 total = f"trunk.total_steps = {self.trunk.total_steps}"
                 if self.trunk.units != "steps" or self.trunk.start_step:

@@ -52,7 +52,8 @@ class Law:
       drop_parameters: the parameters of the drop term, which a run without an LR drop does not
         determine: a fit of such a run takes them from a prior (``wsd_plan._transfer``).
       needs_drop: whether a fit needs a run whose rate drops (else the drop term is undetermined).
-      prior_means: a weak prior's mean on some parameters (one decade wide, ``_least_squares``).
+      penalty_means: a weak Gaussian penalty's mean on some parameters (one decade wide,
+        ``_least_squares``).
       product: ``(i, j)``: the solver's variable ``i`` is ``log(p_i * p_j)`` instead of ``log p_i``
         (the multi-power ``B*beta``, which the data determine when ``beta`` alone is not).
       start_grid: starting points of the fit from the power-law part ``(L0, A, alpha)``.
@@ -66,7 +67,7 @@ class Law:
     drop_parameters: tuple[str, ...] = ()
     transfer_relative_to: Mapping[str, str] = dataclasses.field(default_factory=dict)
     needs_drop: bool = False
-    prior_means: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    penalty_means: Mapping[str, float] = dataclasses.field(default_factory=dict)
     product: tuple[int, int] | None = None
 
     @property
@@ -163,7 +164,7 @@ MULTI_POWER = Law(
     drop_parameters=("B", "C", "beta", "gamma"),
     transfer_relative_to=types.MappingProxyType({"B": "A"}),
     needs_drop=True,
-    prior_means=types.MappingProxyType({"C": 2.0, "beta": 0.6, "gamma": 0.6}),
+    penalty_means=types.MappingProxyType({"C": 2.0, "beta": 0.6, "gamma": 0.6}),
     product=(3, 5),  # log B*beta
 )
 ANNEALING = Law(

@@ -1,7 +1,7 @@
 """Levenberg-Marquardt on the Huber-weighted log residuals of a law, with exact Jacobians from JAX.
 
 The fit's objective is ``sum huber(log L - log prediction)`` (delta ``HUBER_DELTA``) plus a mild
-prior (below). A Huber loss is a weighted least-squares problem whose weights depend on the
+penalty (below). A Huber loss is a weighted least-squares problem whose weights depend on the
 residuals (``w = min(1, delta / |r|)``, iteratively reweighted), so a least-squares method applies:
 each iteration solves the damped normal equations ``(J^T W J + P + lam D) step = -(J^T W r + p)``
 with the exact Jacobian ``J`` (``jax.jacfwd``: seven forward passes), accepts the step if the
@@ -14,16 +14,17 @@ with a single cooldown shape determine only the product ``B beta``, and a fit on
 ``B ~ 3e9, beta ~ 1e-9``. The solver's variables are therefore ``log(B beta)`` and ``log beta``
 instead of ``log B`` and ``log beta`` (``Law.product``): the product stays where the data put it.
 
-**Prior.** A Gaussian on ``log C``, ``log beta`` and ``log gamma`` of one decade's standard
+**Penalty.** A Gaussian penalty on ``log C``, ``log beta`` and ``log gamma`` of one decade's standard
 deviation around the published fits' values (C ~ 2, beta ~ 0.6, gamma ~ 0.6; Luo et al. report
 these for both model sizes), weighted as if each were one more residual of size ``HUBER_DELTA``.
 Where the data determine a parameter it is far weaker than the data (the published curves move by
 less than 1e-5 in PredE); where they do not (one cooldown shape says little about ``beta``), it
 keeps the parameter at a meaningful value instead of at the edge of its range.
 
-A fit given an earlier fit as its prior (``fit_loss_law(prior=)``) replaces this one with a Gaussian
-on every variable (``Prior``: a mean and a full precision matrix, arguments of the compiled solver,
-so a fit with another prior reuses it): ``wsd_plan._transfer`` builds it.
+A fit given an earlier fit as its prior (``fit_loss_law(prior=)``) replaces this penalty with a
+Gaussian on every variable (``Penalty``: a mean and a full precision matrix, arguments of the compiled
+solver, so a fit with another prior reuses it): ``wsd_plan._transfer`` builds it from the prior.
+("Prior" names the earlier ``LossLawFit``; "penalty" its Gaussian term in this objective.)
 
 Shapes are padded to buckets (``bucket``) so that a second fit of similar data reuses the compiled
 solver.
@@ -86,9 +87,9 @@ def pack(features: list[Features], losses: list[np.ndarray]) -> Data:
     return Data(packed, log_loss, weight)
 
 
-class Prior(NamedTuple):
-    """A Gaussian prior on the solver's variables, in objective units: the objective adds
-    ``0.5 (u - mean)^T precision (u - mean)`` (precision 0: no prior on that direction)."""
+class Penalty(NamedTuple):
+    """A Gaussian penalty on the solver's variables, in objective units: the objective adds
+    ``0.5 (u - mean)^T precision (u - mean)`` (precision 0: none on that direction)."""
 
     mean: Any
     precision: Any
@@ -98,36 +99,37 @@ class Solution(NamedTuple):
     """The solver's answer: jax arrays out of the solver, float64 host arrays once fetched."""
 
     variables: jax.Array | np.ndarray  # the solver's u
-    objective: jax.Array | np.ndarray  # Huber objective plus prior
-    hessian: jax.Array | np.ndarray  # J^T W J + the prior's curvature at u (Gauss-Newton)
+    objective: jax.Array | np.ndarray  # Huber objective plus penalty
+    hessian: jax.Array | np.ndarray  # J^T W J + the penalty's curvature at u (Gauss-Newton)
     residual_scale: jax.Array | np.ndarray  # sqrt(sum w r^2 / (points - parameters))
 
 
-def _prior(law: Law) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, precision) of the prior on each variable (precision 0: none), in objective units."""
+def _default_terms(law: Law) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, precision) of the default penalty on each variable (precision 0: none), in objective units."""
     names = law.parameters
     mean, precision = np.zeros(len(names)), np.zeros(len(names))
-    for name, value in law.prior_means.items():
+    for name, value in law.penalty_means.items():
         i = names.index(name)
         mean[i] = math.log(value)
         precision[i] = (HUBER_DELTA / PRIOR_SD) ** 2
     return mean, precision
 
 
-def default_prior(law: Law) -> Prior:
-    """The mild prior of a fit without one given (the module's docstring): diagonal."""
-    mean, precision = _prior(law)
-    return Prior(mean, np.diag(precision))
+def default_penalty(law: Law) -> Penalty:
+    """The mild penalty of a fit without a prior (the module's docstring): diagonal."""
+    mean, precision = _default_terms(law)
+    return Penalty(mean, np.diag(precision))
 
 
-def _huber(r: jax.Array) -> jax.Array:
+def huber(r: jax.Array) -> jax.Array:
+    """The Huber loss of each residual: ``r^2 / 2`` within ``HUBER_DELTA``, linear beyond."""
     a = jnp.abs(r)
     return jnp.where(a <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
-def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array, prior: Prior) -> Solution:
+def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array, penalty: Penalty) -> Solution:
     law = LAWS[name]
-    mean, precision = prior
+    mean, precision = penalty
 
     def residuals(u: jax.Array) -> jax.Array:
         pred = law.curve(law.to_theta(u), data.features)
@@ -136,7 +138,7 @@ def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array, prior: P
         return jnp.where(data.weight > 0, r, 0.0)
 
     def objective(u: jax.Array, r: jax.Array) -> jax.Array:
-        total = jnp.sum(_huber(r)) + 0.5 * (u - mean) @ precision @ (u - mean)
+        total = jnp.sum(huber(r)) + 0.5 * (u - mean) @ precision @ (u - mean)
         return jnp.where(jnp.isfinite(total), total, jnp.inf)
 
     def normal_equations(u: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -144,7 +146,7 @@ def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array, prior: P
         jac = jax.jacfwd(residuals)(u)
         w = jnp.minimum(1.0, HUBER_DELTA / jnp.maximum(jnp.abs(r), 1e-300))
         hess = jac.T @ (w[:, None] * jac) + precision
-        # d huber(r)/dr = w r, so the gradient is J^T (w r) (J = dr/du); the prior adds P (u - mean)
+        # d huber(r)/dr = w r, so the gradient is J^T (w r) (J = dr/du); the penalty adds P (u - mean)
         grad = jac.T @ (w * r) + precision @ (u - mean)
         return r, hess, grad, objective(u, r)
 
@@ -186,5 +188,5 @@ def _solve(name: str, u0: jax.Array, data: Data, iterations: jax.Array, prior: P
 @functools.cache
 def solver(law: str) -> Any:
     """The jitted solver of ``law`` over a batch of starting points:
-    ``solver(law)(u0s, data, iterations, prior)`` (``iterations``: the most per start)."""
+    ``solver(law)(u0s, data, iterations, penalty)`` (``iterations``: the most per start)."""
     return jax.jit(jax.vmap(functools.partial(_solve, law), in_axes=(0, None, None, None)))

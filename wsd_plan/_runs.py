@@ -9,8 +9,16 @@ from typing import Any
 import numpy as np
 
 from wsd_core import WSDSpec
-from wsd_core import backend as v
-from wsd_core.backend import ArrayBackend, evaluate, resolve
+from wsd_core.backend import (
+    ArrayBackend,
+    array_clock,
+    check_int,
+    check_real,
+    check_steps,
+    evaluate,
+    resolve,
+    units_at,
+)
 
 
 class _NumpyBackend(ArrayBackend):
@@ -65,17 +73,17 @@ def learning_rates(schedule: Any, num_steps: int, *, peak: float | None = None) 
       >>> learning_rates(WSDSpec(4, decay_steps=2, decay_shape="linear"), 6, peak=1e-3).tolist()
       [0.001, 0.001, 0.001, 0.0005, 0.0, 0.0]
     """
-    num_steps = v.check_steps("num_steps", num_steps, minimum=1)
+    num_steps = check_steps("num_steps", num_steps, minimum=1)
     if isinstance(schedule, WSDSpec):
         if peak is None:
             raise ValueError("peak is required with a WSDSpec: the rate of its stable phase, e.g. 3e-4")
-        peak = v.check_real("peak", peak, minimum=0.0)
+        peak = check_real("peak", peak, minimum=0.0)
         check_update_count(num_steps, "the rates asked for")
-        clock = v.array_clock(schedule, where="the planner")
+        clock = array_clock(schedule, where="the planner")
         backend = _NumpyBackend(schedule)
         counts = np.arange(int(num_steps), dtype=np.int64)
         if clock.ramp is not None:  # units consumed before each update (exact in int64, clamped first)
-            counts = v.units_at(np.clip(counts, clock.lo, clock.hi), clock.ramp, backend)
+            counts = units_at(np.clip(counts, clock.lo, clock.hi), clock.ramp, backend)
         multipliers = evaluate(counts, resolve(schedule), backend)
         return peak * np.asarray(multipliers, dtype=np.float64)
     if peak is not None:
@@ -199,7 +207,7 @@ class LossRun:
                 f"run {self.name!r} is still in its warmup (update {int(steps[-1]):,} of {warmup:,}): "
                 "nothing to fit or forecast yet"
             )
-        warmup = v.check_int(f"warmup_steps (len(lrs) = {lrs.size})", warmup, minimum=0, maximum=lrs.size)
+        warmup = check_int(f"warmup_steps (len(lrs) = {lrs.size})", warmup, minimum=0, maximum=lrs.size)
         object.__setattr__(self, "lrs", lrs)
         object.__setattr__(self, "steps", steps.astype(np.int64))
         object.__setattr__(self, "losses", losses)

@@ -20,12 +20,12 @@ and ``gamma`` carry over as they are. ``TRANSFER_SD`` = 0.3 is the spread of ``l
 over the shipped models (0.26; the two published sizes differ by 0.15). ``docs/planner.md``
 ("Forecasts from a trunk alone") has the validation.
 
-The prior enters the solver's objective (``_least_squares.Prior``) in its units: the objective is
-``sum huber(r)``, about ``sum r^2 / 2``, i.e. ``noise^2`` times a negative log-likelihood; a
-Gaussian prior of precision ``Sigma^-1`` is therefore ``noise^2 Sigma^-1`` there. ``noise`` is these
-runs' own residual scale: the fit solves once with the earlier fit's (a guess), then again from that
-solution with its own (``fit_loss_law``). The fit's covariance is the exact posterior one,
-``(J^T W J / s^2 + Sigma^-1)^-1``.
+The prior enters the solver's objective as a Gaussian penalty (``_least_squares.Penalty``) in its
+units: the objective is ``sum huber(r)``, about ``sum r^2 / 2``, i.e. ``noise^2`` times a negative
+log-likelihood; a Gaussian prior of precision ``Sigma^-1`` is therefore ``noise^2 Sigma^-1`` there.
+``noise`` is these runs' own residual scale: the fit solves once with the earlier fit's (a guess),
+then again from that solution with its own (``fit_loss_law``). The fit's covariance is the exact
+posterior one, ``(J^T W J / s^2 + Sigma^-1)^-1``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from wsd_plan._laws import Law
-from wsd_plan._least_squares import Prior
+from wsd_plan._least_squares import Penalty
 
 # The least relative noise a prior is weighed by: exact (synthetic) losses fit to a residual of 1e-12,
 # which would make the prior's weight 0 and the undetermined drop term singular.
@@ -44,7 +44,7 @@ TRANSFER_SD = 0.3  # on each carried combination's logarithm (the module's docst
 PEAK_EXPONENT = 1.0  # B scales as peak ** -PEAK_EXPONENT: B * peak carries over
 
 
-def prior_for(
+def penalty_from_prior(
     law: Law,
     params: Mapping[str, float],
     covariance: np.ndarray | None,
@@ -52,8 +52,8 @@ def prior_for(
     *,
     peak: float,
     noise: float,
-) -> tuple[Prior, np.ndarray]:
-    """The solver's ``Prior`` from an earlier fit of ``law`` (its ``params``, ``covariance`` and
+) -> tuple[Penalty, np.ndarray]:
+    """The solver's ``Penalty`` from an earlier fit of ``law`` (its ``params``, ``covariance`` and
     ``fitted_peaks``) for runs of peak rate ``peak`` whose logged losses have relative noise
     ``noise``, and the prior's precision on ``theta`` (``log(params)``) in probability units, which
     ``posterior_covariance`` needs."""
@@ -76,15 +76,15 @@ def prior_for(
     # theta = M u (Law.theta_jacobian), so (theta - t)^T P (theta - t) = (u - m)^T M^T P M (u - m)
     m = law.theta_jacobian()
     noise = max(noise, NOISE_FLOOR)
-    return Prior(law.to_variables(theta), noise**2 * (m.T @ precision_theta @ m)), precision_theta
+    return Penalty(law.to_variables(theta), noise**2 * (m.T @ precision_theta @ m)), precision_theta
 
 
 def posterior_covariance(
-    law: Law, hessian: np.ndarray, prior: Prior, precision_theta: np.ndarray, scale: float
+    law: Law, hessian: np.ndarray, penalty: Penalty, precision_theta: np.ndarray, scale: float
 ) -> np.ndarray:
     """The covariance of ``theta`` given the data and the prior: the solver's ``hessian`` less the
     prior's part is the data's ``J^T W J`` (in ``u``), scaled by this fit's residual scale."""
     m = law.theta_jacobian()
     m_inv = np.linalg.inv(m)
-    data_theta = m_inv.T @ (hessian - np.asarray(prior.precision)) @ m_inv
+    data_theta = m_inv.T @ (hessian - np.asarray(penalty.precision)) @ m_inv
     return np.linalg.pinv(data_theta / max(scale, NOISE_FLOOR) ** 2 + precision_theta, hermitian=True)

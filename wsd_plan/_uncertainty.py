@@ -50,6 +50,8 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
+from wsd_core.backend import check_real
+
 LAW_ERROR_BASE = 0.002
 LAW_ERROR_SLOPE = 0.15
 AREA_WEIGHT = 0.03
@@ -61,9 +63,11 @@ def z_value(level: float) -> float:
 
 
 def check_level(level: Any) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
+    """``level`` as a float probability strictly between 0 and 1 (the core's number check first)."""
+    level = check_real("level", level)
+    if not 0 < level < 1:
         raise ValueError(f"level must be a probability strictly between 0 and 1 (e.g. 0.9), got {level!r}")
-    return float(level)
+    return level
 
 
 def coordinates(params: dict[str, float], area: Any, predicted: Any) -> np.ndarray:

@@ -16,12 +16,11 @@ adapters of this class to their framework's hooks.
 from __future__ import annotations
 
 import collections
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, Unpack
 
-from wsd_core.backend import as_list, as_scalar
+from wsd_core.backend import as_list, as_scalar, check_real
 from wsd_plan._forecast import Forecast
 from wsd_plan._grid import CooldownGrid, GridFields, grid_of
 from wsd_plan._uncertainty import check_level
@@ -96,7 +95,7 @@ class ForecastWatcher:
         end = self.forecast.end
         for step, loss in zip(steps, losses, strict=True):
             step, loss = as_scalar(step), as_scalar(loss)
-            if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 < loss < math.inf:
+            if not _is_positive_number(loss):
                 self.warn(
                     "loss",
                     f"the loss at step {step} is {loss!r}: skipped (a loss to forecast from must be a "
@@ -121,8 +120,9 @@ class ForecastWatcher:
         trained says nothing. Warns once when they differ by more than 1%."""
         if self._rates_checked >= RATE_CHECKS or self.problems["rate"]:
             return
-        rate = as_scalar(rate)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
+        try:
+            rate = check_real("rate", rate)  # a rate that is no finite number says nothing to compare
+        except (TypeError, ValueError):
             return
         trunk, peak = self.forecast.trunk, self.forecast.peak
         expected = self.guarded(
@@ -157,3 +157,13 @@ class ForecastWatcher:
         """Restores observations saved by ``state_dict``; a state that is refused leaves the
         forecast as it was, with a warning."""
         self.guarded("restoring the saved observations", step, lambda: self.forecast.load_state_dict(state))
+
+
+def _is_positive_number(value: Any) -> bool:
+    """Whether the core's number check takes ``value`` as a finite number > 0 (a watcher skips what
+    it does not take, with a warning, instead of raising)."""
+    try:
+        check_real("value", value, positive=True)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -9,7 +9,7 @@ import torch
 from torch.optim import Optimizer
 
 from wsd_core import Phase, WSDSpec
-from wsd_core import backend as v
+from wsd_core.backend import check_absolute, check_bool, spec_from_absolute, spec_from_args
 from wsd_torch._state import KNOWN_TORCH_KEYS, SchedulerState, check_policy, owned_names, parse_state
 
 
@@ -87,11 +87,11 @@ class WSDSchedulerBase:
         (torch's convention, as ``CosineAnnealingLR``'s ``eta_min``), instead of a ratio. The spec is
         then the first group's (``min_ratio = min_lr / its lr``); ``_group_spec`` gives the others'."""
         if min_lr is None:
-            self.spec, self.min_lr = v.spec_from_args(spec, fields), None
+            self.spec, self.min_lr = spec_from_args(spec, fields), None
             return
-        min_lr = v.check_absolute("min_lr", min_lr)
+        min_lr = check_absolute("min_lr", min_lr)
         base = base_rate(0, optimizer.param_groups[0], record=False)
-        self.spec = v.spec_from_absolute(
+        self.spec = spec_from_absolute(
             base, {"min_lr": min_lr}, spec=spec, fields=fields, peak_name="param group 0's lr"
         )
         self.min_lr = min_lr
@@ -102,7 +102,7 @@ class WSDSchedulerBase:
         if self.min_lr is None:
             return self.spec
         curve = {name: value for name, value in self.spec.to_dict().items() if name != "min_ratio"}
-        return v.spec_from_absolute(
+        return spec_from_absolute(
             base, {"min_lr": self.min_lr}, fields=curve, peak_name=f"param group {index}'s lr"
         )
 
@@ -141,8 +141,8 @@ class WSDSchedulerBase:
             owner=type(self).__name__,
             spec=self.spec,
             groups=len(self.optimizer.param_groups),
-            allow_spec_change=v.check_bool("allow_spec_change", allow),
-            adopt_foreign=v.check_bool("adopt_foreign_state", adopt),
+            allow_spec_change=check_bool("allow_spec_change", allow),
+            adopt_foreign=check_bool("adopt_foreign_state", adopt),
             settings={"min_lr": self.min_lr},
             torch_keys=self._torch_keys,
             owned=owned_names(self, _subclasses(WSDSchedulerBase)),

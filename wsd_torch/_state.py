@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from wsd_core import WSDSpec
-from wsd_core import backend as v
-from wsd_core.backend import check_saved_spec
+from wsd_core.backend import check_bool, check_choice, check_real, check_saved_spec, check_steps
 
 REQUIRED = ("spec", "last_epoch")  # base_lrs too when saved; without them the optimizer's stay
 # A scheduler's settings beside its spec that change its rates, saved only when set (as plain values)
 _SETTINGS: dict[str, Callable[[Any], Any]] = {
-    "min_lr": lambda value: v.check_real("saved min_lr", value, minimum=0.0),
+    "min_lr": lambda value: check_real("saved min_lr", value, minimum=0.0),
 }
 SPEC_CHANGES = ("refuse", "continue")
 
@@ -28,17 +27,17 @@ SPEC_CHANGES = ("refuse", "continue")
 def check_policy(on_spec_change: Any, adopt_foreign_state: Any) -> tuple[str, bool]:
     """The two load policies every scheduler and the container take at construction."""
     return (
-        v.check_choice("on_spec_change", on_spec_change, SPEC_CHANGES),
-        v.check_bool("adopt_foreign_state", adopt_foreign_state),
+        check_choice("on_spec_change", on_spec_change, SPEC_CHANGES),
+        check_bool("adopt_foreign_state", adopt_foreign_state),
     )
 
 
 def _count(name: str, value: Any) -> int:
-    return v.check_steps(f"saved {name}", value)
+    return check_steps(f"saved {name}", value)
 
 
 def _flag(name: str, value: Any) -> bool:
-    return v.check_bool(f"saved {name}", value)
+    return check_bool(f"saved {name}", value)
 
 
 def _lambdas(name: str, value: Any, groups: int) -> None:

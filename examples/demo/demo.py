@@ -29,7 +29,7 @@ import optax
 from flax import nnx
 
 from wsd_core import WSDSpec
-from wsd_core.backend import plot_series
+from wsd_core.plot import plot_series
 from wsd_jax import WSDCheckpointManager, learning_rate_from_state, wsd_schedule
 from wsd_plan import (
     CooldownCandidate,

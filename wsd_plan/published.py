@@ -13,6 +13,10 @@ each a constant trunk (``"trunk"``) and cooldowns of 20% of a run to 0 (``"coold
 validation loss every 200 updates. A cooldown was restarted from its trunk's checkpoint: its log
 starts there.
 
+``published_runs`` and ``published_rates`` are also ``wsd_plan``'s; the constants name the paper's
+protocol (``PAPER_FIT``: the three runs it fits, ``PAPER_PREDICT``: the six it predicts; ``PEAK``,
+``FLOOR`` and ``WARMUP`` of every run; ``MODELS``) for scripts that reproduce it.
+
 Examples:
   >>> runs = published_runs("lm-25M")
   >>> sorted(runs)[:3]
@@ -32,6 +36,23 @@ import numpy as np
 
 from wsd_core.backend import check_choice
 from wsd_plan._runs import LossRun
+
+__all__ = [
+    "DATA",
+    "FLOOR",
+    "MODELS",
+    "PAPER_FIT",
+    "PAPER_PREDICT",
+    "PEAK",
+    "RUNS",
+    "SCHAIPP_DATA",
+    "SCHAIPP_MODELS",
+    "WARMUP",
+    "published_rates",
+    "published_runs",
+    "read_published",
+    "schaipp_rates",
+]
 
 DATA = Path(__file__).resolve().parent / "data" / "loss-curves"
 SCHAIPP_DATA = Path(__file__).resolve().parent / "data" / "loss-curves-schaipp" / "runs.json"

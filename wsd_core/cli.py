@@ -2,6 +2,7 @@
 
 Subcommands that need more than the core (``wsd plan``, the cooldown planner's) are found through
 the entry point group ``wsd_schedule.commands``: the core never imports a framework package by name.
+Such a subcommand may use ``out_path``, the type of every plot-file argument.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from wsd_core import _validation as v
 from wsd_core._clock import UNITS
 from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES
 from wsd_core._spec import WSDSpec
+from wsd_core._validation import check_real
 from wsd_core._version import __version__
 
 DESCRIPTION = """\
@@ -37,9 +38,12 @@ Every bad value is a usage error (exit status 2) with a message, never a traceba
 # its ``handler(args, parser) -> int`` default. One that cannot be imported is listed with its error.
 COMMANDS_GROUP = "wsd_schedule.commands"
 
+__all__ = ["COMMANDS_GROUP", "main", "out_path"]
+
 
 def out_path(text: str) -> Path:
-    from wsd_core._plot import FORMATS
+    """An ``argparse`` type for a plot file: a name ending in one of ``wsd_core.plot.FORMATS``."""
+    from wsd_core.plot import FORMATS
 
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a file name, got an empty string")
@@ -201,6 +205,7 @@ def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``wsd`` with ``argv`` (default: the process's arguments); returns the exit status."""
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if getattr(args, "unavailable", None):
@@ -212,14 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     peak = None
     if args.command == "plot" and args.peak is not None:
         try:
-            peak = v.check_real("--peak", args.peak, positive=True)
+            peak = check_real("--peak", args.peak, positive=True)
         except ValueError as e:
             parser.error(str(e))
     specs = _specs(args, parser)
     for label, spec in specs.items():
         print(f"== {label}\n{spec.phase_table()}\n")
     if args.command == "plot":
-        from wsd_core._plot import plot_schedules
+        from wsd_core.plot import plot_schedules
 
         try:
             path = plot_schedules(specs, args.out, peak_value=peak)

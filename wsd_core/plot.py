@@ -1,7 +1,8 @@
 """PNG (or PDF, SVG) plots of schedules and curves, with matplotlib only (headless).
 
-Used by the ``wsd`` command and the demo. Neither jax nor torch is needed; matplotlib is imported
-when a plot is drawn, with an error naming the ``plot`` extra if it is missing.
+Used by the ``wsd`` command (``wsd plot``, ``wsd plan --out``) and the demo. Neither jax nor torch
+is needed; matplotlib is imported when a plot is drawn, with an error naming the ``plot`` extra if it
+is missing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from wsd_core._spec import WSDSpec
+
+__all__ = ["FORMATS", "plot_schedules", "plot_series", "schedule_curve"]
 
 FORMATS = ("png", "pdf", "svg")
 
