@@ -32,8 +32,8 @@ MISSING = {
     "orbax": [("wsd_torch", "[torch]")],
     "plan": [
         ("wsd_torch", "[torch]"),
-        ("wsd_plan.lightning", "[integrations]"),
-        ("wsd_plan.transformers", "[peers]"),
+        ("wsd_plan.lightning", "[plan,lightning]"),
+        ("wsd_plan.transformers", "[plan,transformers]"),
     ],
 }
 

@@ -5,7 +5,7 @@ at each validation end and checkpoint save, the kept losses are copied to the ho
 ``wsd_plan.Forecast``, and its ``metrics`` are logged through the trainer's loggers (TensorBoard,
 W&B, CSV...) at the current step. The callback never stops training: a loss that is not finite or
 not > 0, a step past the trunk, or a forecast that fails is a warning, and training goes on
-(``wsd_plan._watch``). Needs ``lightning`` (``pip install 'wsd-schedule[integrations]'``).
+(``wsd_plan._watch``). Needs ``lightning`` (``pip install 'wsd-schedule[plan,lightning]'``).
 
 Examples:
   A trunk of 100,000 updates at 3e-4, a prior from the published 100M model's runs::
@@ -24,7 +24,7 @@ try:
     import lightning as L
 except ImportError as e:  # pragma: no cover - the extra is installed in CI
     raise ImportError(
-        f"wsd_plan.lightning needs lightning ({e}): pip install 'wsd-schedule[integrations]'"
+        f"wsd_plan.lightning needs lightning ({e}): pip install 'wsd-schedule[plan,lightning]'"
     ) from None
 
 from wsd_plan._forecast import Forecast

@@ -5,7 +5,8 @@ The callback observes the training loss the Trainer logs (every ``logging_steps`
 after each evaluation and checkpoint save, logs ``wsd_plan.Forecast.metrics`` with ``Trainer.log``:
 through the Trainer's reporting integrations (``report_to``: TensorBoard, W&B, ...) and into
 ``trainer.state.log_history``. Like transformers' own ``JITCheckpointCallback``, it logs through its
-trainer, given with ``set_trainer``. Needs ``transformers`` (``pip install 'wsd-schedule[peers]'``).
+trainer, given with ``set_trainer``. Needs ``transformers``
+(``pip install 'wsd-schedule[plan,transformers]'``).
 
 It never stops training (``wsd_plan._watch``): a logged loss that is not finite or not > 0 (the
 Trainer's NaN filter logs 0.0), a step past the trunk, or a forecast that fails is a warning. At the
@@ -33,7 +34,7 @@ try:
     from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 except ImportError as e:  # pragma: no cover - the extra is installed in CI
     raise ImportError(
-        f"wsd_plan.transformers needs transformers ({e}): pip install 'wsd-schedule[peers]'"
+        f"wsd_plan.transformers needs transformers ({e}): pip install 'wsd-schedule[plan,transformers]'"
     ) from None
 
 from wsd_plan._forecast import Forecast
