@@ -158,7 +158,10 @@ def assert_close(actual: np.ndarray, expected: list[float], rtol: float, steps: 
     """Relative agreement; the absolute slack is only the smallest normal number of the dtype."""
     expected_arr = np.asarray(expected, dtype=np.float64)
     err = np.abs(actual - expected_arr)
-    bad = err > rtol * np.abs(expected_arr) + _TINY[rtol]
+    # the dtype's smallest normal number: float32's for a float32 tolerance (1e-6 or a geometric one
+    # widened from it by contract_rtol), float64's for 1e-12
+    tiny = _TINY[1e-12] if rtol < 1e-9 else _TINY[1e-6]
+    bad = err > rtol * np.abs(expected_arr) + tiny
     if bad.any():
         k = int(np.argmax(bad))
         raise AssertionError(
