@@ -147,10 +147,15 @@ _TINY = {1e-6: float(np.finfo(np.float32).tiny), 1e-12: float(np.finfo(np.float6
 
 
 def contract_rtol(rtol: float, fields: dict) -> float:
-    """The contract's tolerance for a spec: ``rtol``, but for the geometric shape in float32, whose
-    error grows with |ln r| (docs/contract.md, "Numerics": within 2e-7 |ln r|)."""
+    """The contract's tolerance for a spec: ``rtol``, but in float32 for the geometric shape, whose
+    error grows with |ln r|, and a power stable phase, whose error grows with |b| ln(1 + T / tau)
+    (docs/contract.md, "Numerics")."""
     if rtol == 1e-6 and fields.get("decay_shape") == "geometric":
-        return max(rtol, 2e-7 * abs(float(np.log(fields["min_ratio"]))))
+        rtol = max(rtol, 2e-7 * abs(float(np.log(fields["min_ratio"]))))
+    b = fields.get("stable_power", 0.0)
+    if rtol >= 1e-6 and b:  # float32 exp(b log1p(x)): within 2e-7 + 1.2e-7 |b| (1 + ln(1 + T / tau))
+        tau = fields.get("stable_scale") or max(fields.get("warmup_steps", 0), 1)
+        rtol = max(rtol, 2e-7 + 1.2e-7 * abs(b) * (1 + float(np.log1p(fields["total_steps"] / tau))))
     return rtol
 
 

@@ -40,11 +40,13 @@ def _warmup(shape: str, p: mp.mpf) -> mp.mpf:
         return p
     if shape == "cosine":
         return (1 - mp.cos(mp.pi * p)) / 2
+    if shape == "1-sqrt":
+        return 1 - mp.sqrt(1 - p)
     raise AssertionError(shape)
 
 
-def _decay(shape: str, p: mp.mpf, r: mp.mpf, peak: Any = 1) -> mp.mpf:
-    """The contract's g from ``peak`` P (1 unless period_peaks) to r."""
+def _decay(shape: str, p: mp.mpf, r: mp.mpf, peak: Any = 1, power: float = 1.0) -> mp.mpf:
+    """The contract's g from ``peak`` P (the stable value where the decay starts) to r."""
     P = mp.mpf(peak)
     if shape == "linear":
         return P - (P - r) * p
@@ -58,7 +60,21 @@ def _decay(shape: str, p: mp.mpf, r: mp.mpf, peak: Any = 1) -> mp.mpf:
         return r + (P - r) * (2 * mp.mpf("0.5") ** p - 1)
     if shape == "geometric":
         return P * (r / P) ** p
+    if shape == "polynomial":
+        return r + (P - r) * (1 - p) ** mp.mpf(power)
     raise AssertionError(shape)
+
+
+def _stable(u: int, peak: mp.mpf, f: dict[str, Any]) -> mp.mpf:
+    """The contract's stable value at local step u: P, or P ((u - W) / tau + 1) ** b with u held
+    in [W, T] (tau defaults to W, or 1 without a warmup)."""
+    b = f.get("stable_power", 0.0)
+    if b == 0.0:
+        return peak
+    W, T = f.get("warmup_steps", 0), f["total_steps"]
+    tau = f.get("stable_scale") or max(W, 1)
+    held = min(max(u, W), T)
+    return peak * (mp.mpf(held - W) / tau + 1) ** mp.mpf(b)
 
 
 def _position(u: int, f: dict[str, Any]) -> tuple[str, Any]:
@@ -75,15 +91,17 @@ def _position(u: int, f: dict[str, Any]) -> tuple[str, Any]:
     i = next((k for k, c in enumerate(ends) if u < c), len(ends) - 1)
     start = 0 if i == 0 else ends[i - 1]
     if i > 0 and u - start < N:
-        e = r if lengths[i - 1] > 0 else peaks[i - 1]  # where the previous period ended
+        # from where the previous period ended, to the stable value where the rewarmup ends
+        e = r if lengths[i - 1] > 0 else _stable(start, peaks[i - 1], f)
         w = _warmup(f.get("rewarmup_shape", "linear"), mp.mpf(u - start) / N)
-        return "rewarmup", e + (peaks[i] - e) * w
+        return "rewarmup", e + (_stable(start + N, peaks[i], f) - e) * w
     d = lengths[i]
     b = ends[i] - d
     if d == 0 or u < b:
-        return "stable", peaks[i]
+        return "stable", _stable(u, peaks[i], f)
     p = min(mp.mpf(u - b) / d, mp.mpf(1))
-    return "decay", _decay(f.get("decay_shape", "1-sqrt"), p, r, peaks[i])
+    top = _stable(b, peaks[i], f)
+    return "decay", _decay(f.get("decay_shape", "1-sqrt"), p, r, top, f.get("decay_power", 1.0))
 
 
 def reference_multiplier(
@@ -104,6 +122,9 @@ def reference_multiplier(
     rewarmup_shape: str = "linear",
     units: str = "steps",  # m is the same function of u whatever u counts
     tokens_per_step: Any = None,  # the clock: a caller evaluating update s passes step = C(s)
+    stable_power: float = 0.0,
+    stable_scale: int | None = None,
+    decay_power: float = 1.0,
 ) -> float:
     """m(step) per the contract, rounded to float64 from 340-digit arithmetic."""
     fields = dict(locals())
@@ -118,14 +139,19 @@ def reference_curve(fields: dict[str, Any], steps: Any) -> list[float]:
 
 def reference_stable_fraction(step: int, **fields: Any) -> float:
     """A companion hyperparameter's h(step) per the contract, from 340-digit arithmetic: 1 in the
-    warmup and at the peak, (g(p) - r) / (1 - r) in a decay (1 when r = 1)."""
+    warmup and the stable phase, (m - r) / (top - r) in a decay or rewarmup, top the value the decay
+    starts from or the rewarmup rises to (1 when top <= r)."""
     with mp.workdps(340):
         u = max(step - fields.get("start_step", 0), 0)
         phase, m = _position(u, fields)
         ends = period_ends(fields["total_steps"], fields.get("checkpoints"))
+        lengths = decay_lengths(ends, fields.get("decay_steps"), fields.get("decay_ratio"))
         i = next((k for k, c in enumerate(ends) if u < c), len(ends) - 1)
         peak = mp.mpf((fields.get("period_peaks") or [1.0] * len(ends))[i])
+        start = 0 if i == 0 else ends[i - 1]
+        where = ends[i] - lengths[i] if phase == "decay" else start + fields.get("rewarmup_steps", 0)
+        top = _stable(where, peak, fields)
         r = mp.mpf(fields.get("min_ratio", 0.0))
-        if phase in ("warmup", "stable") or peak == r:
+        if phase in ("warmup", "stable") or top <= r:
             return 1.0
-        return float(min(max((m - r) / (peak - r), 0), 1))
+        return float(min(max((m - r) / (top - r), 0), 1))

@@ -7,8 +7,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-DECAY_SHAPES = ["linear", "cosine", "1-sqrt", "inverse", "exponential", "geometric"]
-WARMUP_SHAPES = ["linear", "cosine"]
+DECAY_SHAPES = ["linear", "cosine", "1-sqrt", "inverse", "exponential", "geometric", "polynomial"]
+WARMUP_SHAPES = ["linear", "cosine", "1-sqrt"]
 
 
 def examples(n: int) -> int:
@@ -62,6 +62,8 @@ def spec_fields(draw: Any, max_total: int = 3000) -> dict[str, Any]:
         fields["min_ratio"] = draw(st.floats(1e-4, 1.0))
     else:
         fields["min_ratio"] = draw(ratios)
+    if shape == "polynomial":
+        fields["decay_power"] = draw(st.one_of(st.sampled_from([2.0, 0.5, 1.0, 3.0]), st.floats(0.1, 4.0)))
     fields["start_step"] = draw(st.sampled_from([0, 0, 1, 7, 1000]))
     if draw(st.booleans()):  # a peak per period (WSD-S), at or above the floor, also above 1
         r = fields["min_ratio"]
@@ -71,7 +73,24 @@ def spec_fields(draw: Any, max_total: int = 3000) -> dict[str, Any]:
     if len(ends) > 1 and draw(st.booleans()):
         fields["rewarmup_steps"] = draw(st.integers(0, min(lengths[1:])))
         fields["rewarmup_shape"] = draw(st.sampled_from(WARMUP_SHAPES))
+    if draw(st.booleans()):  # a power stable phase (OLMo-core's PowerLR; -0.5: inverse square root)
+        _power_stable(draw, fields)
     return fields
+
+
+def _power_stable(draw: Any, fields: dict[str, Any]) -> None:
+    """A stable power and scale, with the floor lowered below where the stable phase ends, so that
+    every decay falls (the spec refuses one that would rise)."""
+    b = draw(st.one_of(st.sampled_from([-0.5, -0.51, -1.0, -0.1]), st.floats(-2.0, -1e-3)))
+    fields["stable_power"] = b
+    scale = draw(st.one_of(st.none(), st.integers(1, 2000)))
+    if scale is not None:
+        fields["stable_scale"] = scale
+    tau = scale or max(fields["warmup_steps"], 1)
+    lowest = min(fields.get("period_peaks") or [1.0])
+    fields["min_ratio"] *= min(
+        1.0, lowest * ((fields["total_steps"] - fields["warmup_steps"]) / tau + 1) ** b
+    )
 
 
 def probe_steps(fields: dict[str, Any]) -> list[int]:

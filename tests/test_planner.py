@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -364,12 +365,14 @@ def test_fit_refuses_bad_input():
         fit_loss_law([])
     with pytest.raises(ValueError, match="7 parameters but the runs hold 2 logged point"):
         fit_loss_law([run])
-    # enough points, and a drop, but only two of them at the peak: the power-law start has no data
+    # only two points at the peak: the power-law start takes the least decayed points instead (as
+    # for a trunk whose stable phase falls as a power of the step), and the fit is made
     lrs = np.r_[np.full(10, 1e-3), np.linspace(1e-3, 1e-4, 40)]
     steps = np.r_[[3, 6], np.arange(15, 50, 5)]
     at_peak_twice = LossRun(lrs, steps, np.linspace(3.0, 2.0, steps.size))
-    with pytest.raises(ValueError, match="at least 3 points logged at the peak"):
-        fit_loss_law([at_peak_twice])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the notes of what 9 points cannot determine
+        assert np.isfinite(fit_loss_law([at_peak_twice]).objective)
 
 
 # --- wsd plan ---------------------------------------------------------------------------------------

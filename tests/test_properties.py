@@ -36,10 +36,14 @@ def test_shape_properties(evaluate, rtol, fields):
     lengths = decay_lengths(ends, fields.get("decay_steps"), fields.get("decay_ratio"))
     peaks = fields.get("period_peaks") or [1.0] * len(ends)
     a, r, n = fields["init_ratio"], fields["min_ratio"], fields.get("rewarmup_steps", 0)
+    b, tau = fields.get("stable_power", 0.0), fields.get("stable_scale") or max(w, 1)
+    # the stable value of period i at local step u: its peak, or the peak times the power's factor
+    stable = lambda i, u: peaks[i] * ((min(max(u, w), total) - w) / tau + 1) ** b
 
-    # finite, and inside [min(init_ratio, min_ratio), the highest peak (or init_ratio if higher)]
+    # finite, and inside [min(init_ratio, min_ratio, where a power stable phase comes to), the highest
+    # peak (or init_ratio if higher)]
     assert np.isfinite(values).all()
-    low = min(a, r)
+    low = min(a, r, *(stable(i, c) for i, c in enumerate(ends)))
     bound = low
     if rtol > 1e-9:  # float32: the bound as the dtype rounds it; XLA on CPU flushes subnormals to 0
         bound = float(np.float32(low))
@@ -62,16 +66,16 @@ def test_shape_properties(evaluate, rtol, fields):
         assert all(b <= a_ + slack for a_, b in itertools.pairwise(seg)), (i, seg)
         if i > 0:
             # each later period starts at its peak, or where the last ended if it rewarms
-            came_from = r if lengths[i - 1] > 0 else peaks[i - 1]
-            expected = came_from if n > 0 else peaks[i]
+            came_from = r if lengths[i - 1] > 0 else stable(i - 1, first)
+            expected = came_from if n > 0 else stable(i, first)
             assert m[s0 + first] == pytest.approx(expected, rel=max(rtol, slack), abs=1e-38)
             rise = [m[s0 + u] for u in range(first, first + n)]
-            sign = 1 if came_from <= peaks[i] else -1
-            assert all(sign * (b - a_) >= -slack * peaks[i] for a_, b in itertools.pairwise(rise))
-            if n < c - first - d:  # a stable phase follows the rewarmup: at the period's peak
-                assert m[s0 + first + n] == pytest.approx(peaks[i], rel=max(rtol, slack))
-    # at and past the end: the floor r (the last peak when the last period has no decay)
-    floor_value = peaks[-1] if lengths[-1] == 0 else r
+            sign = 1 if came_from <= stable(i, first + n) else -1
+            assert all(sign * (y - x) >= -slack * peaks[i] for x, y in itertools.pairwise(rise))
+            if n < c - first - d:  # a stable phase follows the rewarmup: at the period's stable value
+                assert m[s0 + first + n] == pytest.approx(stable(i, first + n), rel=max(rtol, slack))
+    # at and past the end: the floor r (the last stable value when the last period has no decay)
+    floor_value = stable(len(ends) - 1, total) if lengths[-1] == 0 else r
     for s in (s0 + total, s0 + 50 * total, 2**31 - 1):
         if total > w or lengths[-1] == 0:
             assert m[s] == pytest.approx(floor_value, rel=rtol, abs=1e-38)

@@ -75,7 +75,7 @@ def test_bad_input_raises_naming_the_parameter(fields, error, name):
 def test_bad_value_message_names_value_and_valid_range():
     with pytest.raises(ValueError, match=r"min_ratio must satisfy 0 <= value <= 1, got 1\.5"):
         WSDSpec(100, min_ratio=1.5)
-    shapes = r"\['linear', 'cosine', '1-sqrt', 'inverse', 'exponential', 'geometric'\]"
+    shapes = r"\['linear', 'cosine', '1-sqrt', 'inverse', 'exponential', 'geometric', 'polynomial'\]"
     with pytest.raises(ValueError, match=shapes):
         WSDSpec(100, decay_shape="cos")
 

@@ -30,6 +30,15 @@ class Branchable(Protocol):
     def decay_steps(self) -> int | Sequence[int] | None: ...
     @property
     def period_peaks(self) -> Sequence[float] | None: ...
+
+    @property
+    def warmup_steps(self) -> int: ...
+
+    @property
+    def stable_power(self) -> float: ...
+
+    @property
+    def stable_scale(self) -> int | None: ...
     @property
     def decay_starts(self) -> tuple[int, ...]: ...
     @property
@@ -82,9 +91,12 @@ def continue_from(spec: S, at_step: int, total_steps: int, changes: dict[str, An
         # one length per period: the new single period decays like the one at_step falls in
         fields["decay_steps"] = spec.decay_steps[_period_at(spec, at_step)]
     fields.update(total_steps=total_steps, start_step=at_units, warmup_steps=0, checkpoints=None)
+    power = spec.stable_power != 0.0 and not {"stable_power", "stable_scale"} & set(changes)
+    if power:  # the power curve goes on from where the trunk's had come: its step is the trunk's
+        fields["stable_scale"] = at_units - spec.start_step - spec.warmup_steps + _scale(spec)
     fields.update(changes, period_peaks=changes.get("period_peaks"))
     new = build(fields)
-    peak = _peak_at(spec, at_step)
+    peak = _peak_at(spec, at_step) * (_power_factor(spec, at_units) if power else 1.0)
     if "period_peaks" in changes or peak == 1.0:
         return new
     return build({**new.to_dict(), "period_peaks": [peak] * len(new.period_ends)})
@@ -102,7 +114,9 @@ def branch_cooldown(
             f"period {period}, not at the peak. Branch from a stable step, e.g. a pre-decay "
             f"checkpoint {spec.decay_starts}."
         )
-    peak = _peak_at(spec, at_step)
+    # the cooldown starts from the stable value at its first update: the peak, or where a power
+    # stable phase has come to there
+    peak = _peak_at(spec, at_step) * _power_factor(spec, at_units)
     fields = spec.to_dict()
     return build(
         dict(
@@ -148,3 +162,17 @@ def _peak_at(spec: Branchable, step: int) -> float:
 
 def _period_at(spec: Branchable, step: int) -> int:
     return _last_applied(spec, step)[1]
+
+
+def _scale(spec: Branchable) -> int:
+    """tau of a power stable phase (its default: the warmup length, or 1 without one)."""
+    return spec.stable_scale or max(spec.warmup_steps, 1)
+
+
+def _power_factor(spec: Branchable, at_units: int) -> float:
+    """((u - W) / tau + 1) ** b at the spec's own step u of ``at_units`` (1 for a constant stable
+    phase), not held at the run's end: a trunk continued past its end goes on along the curve."""
+    if spec.stable_power == 0.0:
+        return 1.0
+    u = max(at_units - spec.start_step, spec.warmup_steps)
+    return float(((u - spec.warmup_steps) / _scale(spec) + 1) ** spec.stable_power)

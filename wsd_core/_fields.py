@@ -9,9 +9,12 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
+from wsd_core._formula import DECAY_SHAPES, WARMUP_SHAPES
 from wsd_core._validation import (
     MAX_STEP,
+    check_choice,
     check_int,
+    check_ratio,
     check_real,
     check_steps,
     check_strictly_increasing,
@@ -36,6 +39,9 @@ class SpecChanges(TypedDict, total=False):
     rewarmup_shape: str
     units: str
     tokens_per_step: int | Sequence[Sequence[int]] | None
+    stable_power: float
+    stable_scale: int | None
+    decay_power: float
 
 
 class WSDFields(SpecChanges, total=False):
@@ -47,6 +53,10 @@ class WSDFields(SpecChanges, total=False):
 
 
 FIELD_NAMES = ("total_steps", *SpecChanges.__annotations__)  # in the order of WSDSpec's fields
+
+# The fields of the power stable phase and the polynomial decay (0.2), at their defaults: a spec's
+# to_dict leaves them out there, so a spec 0.1 could write reads the same in 0.1.
+SHAPE_DEFAULTS: dict[str, Any] = {"stable_power": 0.0, "stable_scale": None, "decay_power": 1.0}
 
 # Names the peers use for our fields, and what to write instead.
 _ALIASES = {
@@ -157,3 +167,54 @@ def period_ends(checkpoints: int | Sequence[int] | None, total: int) -> tuple[in
     if isinstance(checkpoints, int):
         return _geometric_ends(checkpoints, total)
     return tuple(checkpoints)  # already a validated tuple; tuple() keeps the type checker honest
+
+
+def check_shape_fields(fields: WSDFields) -> dict[str, Any]:
+    """The fields of the shapes checked, in their stored forms: the warmup's and the decay's shapes,
+    ratios and lengths, and the stable phase's power; each against the fields it applies with (a value
+    that would change nothing is refused, not ignored)."""
+    out: dict[str, Any] = {
+        "decay_shape": check_choice("decay_shape", fields["decay_shape"], DECAY_SHAPES),
+        "warmup_shape": check_choice("warmup_shape", fields["warmup_shape"], WARMUP_SHAPES),
+        "init_ratio": check_ratio("init_ratio", fields["init_ratio"]),
+        "min_ratio": check_ratio("min_ratio", fields["min_ratio"]),
+    }
+    # inverse and geometric divide by, or take the logarithm of, the floor: it must be > 0.
+    if out["decay_shape"] in ("inverse", "geometric") and out["min_ratio"] == 0.0:
+        raise ValueError(
+            f"min_ratio must be > 0 for decay_shape={out['decay_shape']!r} (it never reaches 0), got 0.0; "
+            "give a floor such as min_ratio=0.01, or use a shape that decays to 0 such as 'linear'"
+        )
+    steps, ratio = fields["decay_steps"], fields["decay_ratio"]
+    if steps is not None and ratio is not None:
+        raise ValueError(
+            "give at most one of decay_steps and decay_ratio, got "
+            f"decay_steps={steps!r} and decay_ratio={ratio!r}"
+        )
+    out["decay_steps"] = None if steps is None else normalise_decay_steps(steps)
+    out["decay_ratio"] = None if ratio is None else check_ratio("decay_ratio", ratio)
+    return out | _power_fields(fields)
+
+
+def _power_fields(fields: WSDFields) -> dict[str, Any]:
+    power = check_real("stable_power", fields["stable_power"])
+    if power > 0:
+        raise ValueError(
+            f"stable_power must be <= 0 (a stable phase that holds, 0, or falls as a power of the step, "
+            f"e.g. -0.5 for an inverse square root), got {power}"
+        )
+    scale = fields["stable_scale"]
+    if scale is not None:
+        scale = check_steps("stable_scale", scale, minimum=1)
+        if power == 0.0:
+            raise ValueError(
+                f"stable_scale={scale} applies to a power stable phase only: give stable_power < 0 too, "
+                "or leave stable_scale out"
+            )
+    k = check_real("decay_power", fields["decay_power"], positive=True)
+    if k != 1.0 and fields["decay_shape"] != "polynomial":
+        raise ValueError(
+            f"decay_power={k} applies to decay_shape='polynomial' only, got decay_shape="
+            f"{fields['decay_shape']!r}"
+        )
+    return {"stable_power": power, "stable_scale": scale, "decay_power": k}

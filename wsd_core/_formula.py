@@ -63,6 +63,12 @@ class Backend(Protocol):
 
     def exp(self, x: Any) -> Any: ...
 
+    def log1p(self, x: Any) -> Any: ...
+
+    def power(self, x: Any, exponent: float) -> Any:
+        """``x ** exponent`` for ``x >= 0`` and ``exponent > 0``, with a finite gradient at 0."""
+        ...
+
     def divide(self, x: Any, y: Any) -> Any:
         """``x / y``, correctly rounded also where ``x`` is a Python number and ``y`` an array
         (torch computes ``number / tensor`` as ``tensor.reciprocal() * number``, off by an ulp)."""
@@ -71,13 +77,16 @@ class Backend(Protocol):
 
 # --- shapes -----------------------------------------------------------------------------------
 # Decay shapes take progress p, its complement q = 1 - p (formed independently, see above), the floor
-# r (a Python float), the period's peak P (a Python float, or an array where the peaks differ between
-# periods) and ln(r / P) (used by "geometric" alone); each has g(p=0) = P and g(p=1) = r. A decay from
-# P to r is P times the shape from 1 to r / P; each is written so that P = 1.0 (a Python float) gives
-# the very same operations as a single peak. Warmup shapes take progress p and have w(0)=0, w(1)=1.
+# r (a Python float), the value P the decay starts from (the period's peak, or where a power stable
+# phase has come to: a Python float, or an array where it differs between periods), ln(r / P) (used
+# by "geometric" alone) and the plan (whose ``decay_power`` "polynomial" reads); each has g(p=0) = P
+# and g(p=1) = r. A decay from P to r is P times the shape from 1 to r / P; each is written so that
+# P = 1.0 (a Python float) gives the very same operations as a single peak. Warmup shapes take
+# progress p and its complement q and return the fraction risen w(p) and the fraction left 1 - w(p),
+# each written without cancellation; w(0) = 0, w(1) = 1.
 
-DecayShape = Callable[[Any, Any, float, Any, Any, Backend], Any]
-WarmupShape = Callable[[Any, Backend], Any]
+DecayShape = Callable[[Any, Any, float, Any, Any, "Resolved", Backend], Any]
+WarmupShape = Callable[[Any, Any, Backend], tuple[Any, Any]]
 
 
 def _scaled(peak: Any, x: Any) -> Any:
@@ -85,23 +94,25 @@ def _scaled(peak: Any, x: Any) -> Any:
     return x if peak.__class__ is float and peak == 1.0 else peak * x
 
 
-def _decay_linear(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+def _decay_linear(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, plan: Resolved, ops: Backend) -> Any:
     # P - (P - r) p
     return r + (peak - r) * q
 
 
-def _decay_cosine(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+def _decay_cosine(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, plan: Resolved, ops: Backend) -> Any:
     # r + (P - r) (1 + cos(pi p)) / 2
     s = ops.sin(_HALF_PI * q)
     return r + (peak - r) * (s * s)
 
 
-def _decay_one_minus_sqrt(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+def _decay_one_minus_sqrt(
+    p: Any, q: Any, r: float, peak: Any, log_ratio: Any, plan: Resolved, ops: Backend
+) -> Any:
     # r + (P - r) (1 - sqrt(p))
     return r + (peak - r) * (q / (1.0 + ops.sqrt(p)))
 
 
-def _decay_inverse(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+def _decay_inverse(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, plan: Resolved, ops: Backend) -> Any:
     # 1 / (p / r + (1 - p) / P) == P r / (r + p (P - r)), with P - r taken in float64 here for a
     # single peak. The denominator only grows with p, so every rounding step is monotone and so is m
     # (r / (p + r q) is not: with p and q rounded independently it can rise by an ulp when r is near
@@ -114,12 +125,16 @@ def _decay_inverse(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Bac
     return ops.select(zero, lambda: peak, lambda: ops.divide(_scaled(peak, r), den + zero))
 
 
-def _decay_exponential(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+def _decay_exponential(
+    p: Any, q: Any, r: float, peak: Any, log_ratio: Any, plan: Resolved, ops: Backend
+) -> Any:
     # r + (P - r) (2 * 0.5**p - 1)
     return r + (peak - r) * ops.expm1(_LN2 * q)
 
 
-def _decay_geometric(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: Backend) -> Any:
+def _decay_geometric(
+    p: Any, q: Any, r: float, peak: Any, log_ratio: Any, plan: Resolved, ops: Backend
+) -> Any:
     # P (r / P) ** p = P exp(p ln(r / P)), with ln(r / P) taken in float64 (``Resolved``): r itself may
     # be below what float32 can hold (1e-40 flushes to 0 under XLA), its logarithm never is. The
     # exponent is <= 0, so exp cannot overflow; the end of the decay (q = 0) is r exactly rather than
@@ -127,14 +142,27 @@ def _decay_geometric(p: Any, q: Any, r: float, peak: Any, log_ratio: Any, ops: B
     return ops.select(q == 0, lambda: r, lambda: _scaled(peak, ops.exp(p * log_ratio)))
 
 
-def _warmup_linear(p: Any, ops: Backend) -> Any:
-    return p
+def _decay_polynomial(
+    p: Any, q: Any, r: float, peak: Any, log_ratio: Any, plan: Resolved, ops: Backend
+) -> Any:
+    # r + (P - r) (1 - p) ** k (optax's polynomial_schedule, levanter's "polynomial"; k = 1 is linear)
+    return r + (peak - r) * ops.power(q, plan.decay_power)
 
 
-def _warmup_cosine(p: Any, ops: Backend) -> Any:
-    # (1 - cos(pi p)) / 2
-    s = ops.sin(_HALF_PI * p)
-    return s * s
+def _warmup_linear(p: Any, q: Any, ops: Backend) -> tuple[Any, Any]:
+    return p, q
+
+
+def _warmup_cosine(p: Any, q: Any, ops: Backend) -> tuple[Any, Any]:
+    # (1 - cos(pi p)) / 2, and 1 - that = (1 - cos(pi q)) / 2
+    s, c = ops.sin(_HALF_PI * p), ops.sin(_HALF_PI * q)
+    return s * s, c * c
+
+
+def _warmup_one_minus_sqrt(p: Any, q: Any, ops: Backend) -> tuple[Any, Any]:
+    # 1 - sqrt(1 - p) == p / (1 + sqrt(q)) (transformers' warmup_type="1-sqrt"), and 1 - that = sqrt(q)
+    root = ops.sqrt(q)
+    return p / (1.0 + root), root
 
 
 DECAY_SHAPES: dict[str, DecayShape] = {
@@ -144,18 +172,22 @@ DECAY_SHAPES: dict[str, DecayShape] = {
     "inverse": _decay_inverse,
     "exponential": _decay_exponential,
     "geometric": _decay_geometric,
+    "polynomial": _decay_polynomial,
 }
 
 WARMUP_SHAPES: dict[str, WarmupShape] = {
     "linear": _warmup_linear,
     "cosine": _warmup_cosine,
+    "1-sqrt": _warmup_one_minus_sqrt,
 }
 
 
 class Period(NamedTuple):
     """What ``evaluate`` reads of the period a step falls in (local steps): its first step
     ``c_{i-1}``, its first decayed step ``b_i``, its end ``c_i``, its decay length ``d_i``, its peak
-    ``P_i``, the value its rewarmup rises from (the previous period's last value) and ln(r / P_i).
+    ``P_i``, the value its rewarmup rises from (the previous period's last value) and to (the stable
+    value where the rewarmup ends), the value its decay starts from (P_i, or where a power stable phase
+    has come to at ``b_i``) and ln(r / that).
     Array backends hold a value that differs between periods as an array and one that does not as a
     Python number, so a single-peak spec traces the same program as before peaks existed."""
 
@@ -165,6 +197,8 @@ class Period(NamedTuple):
     decay_length: Any
     peak: Any
     rise_from: Any
+    rise_to: Any
+    decay_from: Any
     log_ratio: Any
 
 
@@ -187,6 +221,17 @@ class Resolved(NamedTuple):
     peaks: tuple[float, ...] = ()  # P_i; empty: 1.0 in every period
     rewarmup_steps: int = 0  # N: the first N updates of every period after the first rise to its peak
     rewarmup_shape: str = "linear"
+    stable_power: float = 0.0  # b: the stable phase is P_i ((u - W) / tau + 1) ** b (0: constant)
+    stable_scale: int = 1  # tau
+    decay_power: float = 1.0  # k of the "polynomial" decay shape
+
+    def stable_factor(self, u: int) -> float:
+        """s(u) = ((min(max(u, W), T) - W) / tau + 1) ** b, in float64: the stable phase's value at
+        local step u relative to its peak (1 for a constant stable phase)."""
+        if self.stable_power == 0.0:
+            return 1.0
+        x = (min(max(u, self.warmup_steps), self.ends[-1]) - self.warmup_steps) / self.stable_scale
+        return math.exp(self.stable_power * math.log1p(x))
 
     @property
     def count_range(self) -> tuple[int, int]:
@@ -205,8 +250,13 @@ class Resolved(NamedTuple):
 
     @property
     def floor(self) -> float:
-        """The smallest value m can take: min(init_ratio, min_ratio) (init_ratio only with warmup)."""
-        return min(self.init_ratio, self.min_ratio) if self.warmup_steps > 0 else self.min_ratio
+        """The smallest value m can take: min(init_ratio, min_ratio) (init_ratio only with warmup), or
+        lower where a power stable phase comes below them before a decay starts or the run ends."""
+        low = min(self.init_ratio, self.min_ratio) if self.warmup_steps > 0 else self.min_ratio
+        if self.stable_power != 0.0:
+            last = self.period_peaks[-1] * self.stable_factor(self.ends[-1])
+            low = min(low, last, *self.period_columns()["decay_from"])
+        return low
 
     @property
     def ceiling(self) -> float:
@@ -221,22 +271,31 @@ class Resolved(NamedTuple):
 
     def period_columns(self) -> dict[str, tuple[Any, ...]]:
         """Every ``Period`` field as a tuple over the periods."""
-        peaks, r = self.period_peaks, self.min_ratio
-        # A rewarmup rises from where the previous period ended: the floor, or its peak if it did
-        # not decay. The first period has no rewarmup (its warmup rises from init_ratio).
-        ended = [r if d > 0 else peak for d, peak in zip(self.decay_lengths[:-1], peaks[:-1], strict=True)]
-        rise_from = (r, *ended)
+        peaks, r, s = self.period_peaks, self.min_ratio, self.stable_factor
+        starts = (0, *self.ends[:-1])
+        # A decay starts from the stable value at its first step b_i (the peak, for a constant phase).
+        decay_from = tuple(peak * s(b) for peak, b in zip(peaks, self.decay_starts, strict=True))
+        # A rewarmup rises from where the previous period ended (the floor, or its stable value if it
+        # did not decay) to the stable value where it ends. The first period has no rewarmup (its
+        # warmup rises from init_ratio).
+        ended = [
+            r if d > 0 else peak * s(end)
+            for d, peak, end in zip(self.decay_lengths[:-1], peaks[:-1], self.ends[:-1], strict=True)
+        ]
+        rise_to = tuple(peak * s(a + self.rewarmup_steps) for peak, a in zip(peaks, starts, strict=True))
         if self.decay_shape == "geometric":  # r > 0 there
-            log_ratio = tuple(math.log(r) - math.log(peak) for peak in peaks)
+            log_ratio = tuple(math.log(r) - math.log(top) for top in decay_from)
         else:
             log_ratio = (0.0,) * len(peaks)
         return {
-            "start": (0, *self.ends[:-1]),
+            "start": starts,
             "decay_start": self.decay_starts,
             "end": self.ends,
             "decay_length": self.decay_lengths,
             "peak": peaks,
-            "rise_from": rise_from,
+            "rise_from": (r, *ended),
+            "rise_to": rise_to,
+            "decay_from": decay_from,
             "log_ratio": log_ratio,
         }
 
@@ -261,17 +320,32 @@ def decay_value(u: Any, period: Period, plan: Resolved, ops: Backend) -> Any:
     width = ops.to_float(ops.maximum(d, 1))
     p = ops.clip(ops.to_float(u - b) / width, 0.0, 1.0)
     q = ops.clip(ops.to_float(c - u) / width, 0.0, 1.0)
-    return DECAY_SHAPES[plan.decay_shape](p, q, plan.min_ratio, period.peak, period.log_ratio, ops)
+    return DECAY_SHAPES[plan.decay_shape](
+        p, q, plan.min_ratio, period.decay_from, period.log_ratio, plan, ops
+    )
+
+
+def stable_value(u: Any, period: Period, plan: Resolved, ops: Backend) -> Any:
+    """P_i s(u) at local step ``u`` of a stable phase: the peak, or P_i ((u - W) / tau + 1) ** b with
+    u held in [W, T] (so that no branch ``where`` discards can overflow), as exp(b log1p(x)) with x
+    formed from an integer difference; b <= 0, so the exponent is <= 0."""
+    if plan.stable_power == 0.0:  # static: a constant stable phase is its peak, as before
+        return period.peak
+    held = ops.maximum(u, plan.warmup_steps)
+    held = held - ops.maximum(held - plan.ends[-1], 0)  # min(held, T) with the ops every backend has
+    x = ops.to_float(held - plan.warmup_steps) / float(plan.stable_scale)
+    return _scaled(period.peak, ops.exp(plan.stable_power * ops.log1p(x)))
 
 
 def _rise(start: Any, target: Any, j: Any, length: int, shape: str, ops: Backend) -> Any:
     """start + (target - start) w(j / length), with every term >= 0: written from the start when it
-    rises and from the target (with 1 - w(p) = w(1 - p), true of both warmup shapes) when it falls,
-    so that a value near a small target keeps its relative precision. p and 1 - p are each formed from
-    an integer difference."""
-    w = WARMUP_SHAPES[shape]
-    rise = lambda: start + (target - start) * w(ops.clip(ops.to_float(j) / length, 0.0, 1.0), ops)
-    fall = lambda: target + (start - target) * w(ops.clip(ops.to_float(length - j) / length, 0.0, 1.0), ops)
+    rises and from the target (with the shape's own 1 - w(p)) when it falls, so that a value near a
+    small target keeps its relative precision. p and 1 - p are each formed from an integer difference."""
+    p = lambda: ops.clip(ops.to_float(j) / length, 0.0, 1.0)
+    q = lambda: ops.clip(ops.to_float(length - j) / length, 0.0, 1.0)
+    shape_of = WARMUP_SHAPES[shape]
+    rise = lambda: start + (target - start) * shape_of(p(), q(), ops)[0]
+    fall = lambda: target + (start - target) * shape_of(p(), q(), ops)[1]
     if start.__class__ is float and target.__class__ is float:  # static: one form
         return rise() if start <= target else fall()
     return ops.select(start <= target, rise, fall)
@@ -284,9 +358,10 @@ def warmup_value(u: Any, plan: Resolved, ops: Backend) -> Any:
 
 def rewarmup_value(u: Any, period: Period, plan: Resolved, ops: Backend) -> Any:
     """e + (P_i - e) w(j / N) at the j-th update of a later period (j = u - c_{i-1} < N), rising from
-    the previous period's last value e (the floor, or its peak if it did not decay)."""
+    the previous period's last value e (the floor, or its stable value if it did not decay) to the
+    stable value where the rewarmup ends (P_i for a constant stable phase)."""
     j = u - period.start
-    return _rise(period.rise_from, period.peak, j, plan.rewarmup_steps, plan.rewarmup_shape, ops)
+    return _rise(period.rise_from, period.rise_to, j, plan.rewarmup_steps, plan.rewarmup_shape, ops)
 
 
 def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
@@ -298,21 +373,22 @@ def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
         decay=lambda u, period: decay_value(u, period, plan, ops),
         rewarmup=lambda u, period: rewarmup_value(u, period, plan, ops),
         warmup=lambda u: warmup_value(u, plan, ops),
-        stable=lambda period: period.peak,
+        stable=lambda u, period: stable_value(u, period, plan, ops),
     )
     return ops.clip(m, plan.floor, plan.ceiling)
 
 
 def stable_fraction(step: Any, plan: Resolved, ops: Backend) -> Any:
     """h(step) of the contract's companion hyperparameters: 1 where the rate is at its peak or warming
-    up to it, 0 where a decay reaches the floor, and in between where the rate stands between the
-    floor and its period's peak, ``(m - r) / (P_i - r)`` (in a decay, the shape's own progress; in a
-    rewarmup, the rise). A companion value is ``cooled + (stable - cooled) * h``. Where a period's
-    peak is the floor nothing moves: h = 1."""
+    up to it (or in a power stable phase), 0 where a decay reaches the floor, and in between where the
+    rate stands between the floor and the value the decay starts from or the rewarmup rises to,
+    ``(m - r) / (top - r)`` (in a decay, the shape's own progress; in a rewarmup, the rise). A
+    companion value is ``cooled + (stable - cooled) * h``. Where that top is the floor nothing moves:
+    h = 1."""
     r = plan.min_ratio
 
-    def between(value: Any, period: Period) -> Any:
-        span = period.peak - r
+    def between(value: Any, top: Any) -> Any:
+        span = top - r
         if span.__class__ is float:  # static: one peak for every period
             return (value - r) / span if span > 0 else 1.0
         flat = span <= 0
@@ -322,10 +398,10 @@ def stable_fraction(step: Any, plan: Resolved, ops: Backend) -> Any:
         step,
         plan,
         ops,
-        decay=lambda u, period: between(decay_value(u, period, plan, ops), period),
-        rewarmup=lambda u, period: between(rewarmup_value(u, period, plan, ops), period),
+        decay=lambda u, period: between(decay_value(u, period, plan, ops), period.decay_from),
+        rewarmup=lambda u, period: between(rewarmup_value(u, period, plan, ops), period.rise_to),
         warmup=lambda u: 1.0,  # the warmup counts as the peak: nothing has cooled yet
-        stable=lambda period: 1.0,
+        stable=lambda u, period: 1.0,
     )
     return ops.clip(h, 0.0, 1.0)
 
@@ -338,7 +414,7 @@ def _by_phase(
     decay: Callable[[Any, Period], Any],
     rewarmup: Callable[[Any, Period], Any],
     warmup: Callable[[Any], Any],
-    stable: Callable[[Period], Any],
+    stable: Callable[[Any, Period], Any],
 ) -> Any:
     """The contract's pieces at update count ``step``: ``warmup(u)`` where u < W, ``rewarmup(u, period)``
     in the first N updates of a later period, ``decay(u, period)`` in a period's decay and
@@ -348,7 +424,7 @@ def _by_phase(
     u = ops.maximum(step, s0) - s0
     period = ops.locate(u)
     decaying = (period.decay_length > 0) & (u >= period.decay_start)
-    value = ops.select(decaying, lambda: decay(u, period), lambda: stable(period))
+    value = ops.select(decaying, lambda: decay(u, period), lambda: stable(u, period))
     if plan.rewarms:  # static: no rewarmup branch at all without one
         rising = (period.start > 0) & (u - period.start < plan.rewarmup_steps)
         settled = value
@@ -429,6 +505,14 @@ class ArrayBackend:
     def exp(self, x: Any) -> Any:
         return self._xp.exp(x)
 
+    def log1p(self, x: Any) -> Any:
+        return self._xp.log1p(x)
+
+    def power(self, x: Any, exponent: float) -> Any:
+        # where-guarded as sqrt is: the derivative of x ** k (k < 1) is inf at 0
+        xp, positive = self._xp, x > 0
+        return xp.where(positive, xp.where(positive, x, 1.0) ** exponent, 0.0)
+
     def divide(self, x: Any, y: Any) -> Any:
         return self._xp.divide(x, y)
 
@@ -454,7 +538,12 @@ class PythonBackend:
     sin = staticmethod(math.sin)
     expm1 = staticmethod(math.expm1)
     exp = staticmethod(math.exp)
+    log1p = staticmethod(math.log1p)
     divide = staticmethod(operator.truediv)
+
+    @staticmethod
+    def power(x: Any, exponent: float) -> Any:
+        return x**exponent
 
     @staticmethod
     def select(cond: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:

@@ -16,6 +16,28 @@ _log = logging.getLogger("wsd_core")
 
 def resolve_fields(fields: WSDFields) -> Resolved:
     """The numbers a spec of ``fields`` evaluates to (local steps: ``start_step`` not added), checked."""
+    plan = _resolve(fields)
+    _check_decays_fall(plan)
+    return plan
+
+
+def _check_decays_fall(plan: Resolved) -> None:
+    """With a power stable phase, each decay starts where the phase has come to: it must not be below
+    the floor (the decay would rise; OLMo-core's PowerLR refuses it too)."""
+    if plan.stable_power == 0.0:
+        return
+    for i, (top, d, b) in enumerate(
+        zip(plan.period_columns()["decay_from"], plan.decay_lengths, plan.decay_starts, strict=True)
+    ):
+        if d > 0 and top < plan.min_ratio:
+            raise ValueError(
+                f"min_ratio={plan.min_ratio} is above the value the stable phase has come to where period "
+                f"{i}'s decay starts ({top:.6g} at step {b}): the decay would rise; give a lower "
+                "min_ratio, a stable_power nearer 0 or a larger stable_scale"
+            )
+
+
+def _resolve(fields: WSDFields) -> Resolved:
     ends = period_ends(fields["checkpoints"], fields["total_steps"])
     if fields["warmup_steps"] > ends[0]:
         raise ValueError(
@@ -69,6 +91,9 @@ def resolve_fields(fields: WSDFields) -> Resolved:
         peaks=() if peaks is None else tuple(peaks),
         rewarmup_steps=fields["rewarmup_steps"],
         rewarmup_shape=fields["rewarmup_shape"],
+        stable_power=fields["stable_power"],
+        stable_scale=fields["stable_scale"] or max(fields["warmup_steps"], 1),
+        decay_power=fields["decay_power"],
     )
 
 

@@ -12,15 +12,15 @@ from typing import Any, Unpack, cast
 from wsd_core import _branching, _phases
 from wsd_core._clock import UNITS, TokenRamp, check_clock, check_clock_range, require_clock, token_ramp
 from wsd_core._fields import (
+    SHAPE_DEFAULTS,
     SpecChanges,
     WSDFields,
     check_field_names,
+    check_shape_fields,
     normalise_checkpoints,
-    normalise_decay_steps,
     normalise_peaks,
 )
 from wsd_core._formula import (
-    DECAY_SHAPES,
     WARMUP_SHAPES,
     Period,
     PythonBackend,
@@ -29,15 +29,18 @@ from wsd_core._formula import (
     evaluate,
     rewarmup_value,
     stable_fraction,
+    stable_value,
     warmup_value,
 )
 from wsd_core._phases import Phase
 from wsd_core._resolution import resolve_fields, warn_if_rarely_meant
-from wsd_core._validation import MAX_STEP, check_choice, check_int, check_ratio, check_step_value, check_steps
+from wsd_core._validation import MAX_STEP, check_choice, check_int, check_step_value, check_steps
 
 _WARMUP = "warmup"  # a piece of the run evaluated by warmup_value
 _DECAY = "decay"  # (_DECAY, period): a piece evaluated by decay_value
 _REWARMUP = "rewarmup"  # (_REWARMUP, period): a piece evaluated by rewarmup_value
+_STABLE = "stable"  # (_STABLE, period): a power stable phase, evaluated by stable_value
+_EVALUATE = {_DECAY: decay_value, _REWARMUP: rewarmup_value, _STABLE: stable_value}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +64,9 @@ class WSDSpec:
       decay_ratio: rho, each period decays for ``floor(rho * period_length)`` updates. When neither
         ``decay_steps`` nor ``decay_ratio`` is given, rho = 0.1.
       decay_shape: ``"linear"``, ``"cosine"``, ``"1-sqrt"`` (default), ``"inverse"``,
-        ``"exponential"`` or ``"geometric"`` (``min_ratio ** p``: log-linear from the peak to the floor).
-      warmup_shape: ``"linear"`` (default) or ``"cosine"``.
+        ``"exponential"``, ``"geometric"`` (``min_ratio ** p``: log-linear from the peak to the floor)
+        or ``"polynomial"`` (``(1 - p) ** decay_power``).
+      warmup_shape: ``"linear"`` (default), ``"cosine"`` or ``"1-sqrt"`` (``1 - sqrt(1 - p)``).
       init_ratio: m(0) when W > 0, in [0, 1].
       min_ratio: m at the end of each decay, in [0, 1]; > 0 for ``"inverse"`` and ``"geometric"``.
       checkpoints: period ends c_1 < ... < c_K = T (WSD-S), an int K for geometric ends
@@ -87,6 +91,11 @@ class WSDSpec:
         None for a spec in steps (which refuses one); a spec in tokens without one describes a curve
         in units only (``wsd table``) and cannot be evaluated at update counts. Every count of the
         run, in updates and in units, must fit an int64.
+      stable_power: b <= 0: the stable phase is ``P_i ((u - W) / stable_scale + 1) ** b`` at the
+        spec's step u, and each decay starts from the value it has come to (OLMo-core's ``PowerLR``;
+        -0.5: an inverse square root). 0 (default): a constant stable phase.
+      stable_scale: tau >= 1, the power's time scale (None: the warmup length, or 1 without one).
+      decay_power: k > 0 of the ``"polynomial"`` decay shape (default 1: linear).
 
     Examples:
       >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear")
@@ -111,6 +120,9 @@ class WSDSpec:
     rewarmup_shape: str = "linear"
     units: str = "steps"
     tokens_per_step: int | Sequence[Sequence[int]] | None = None  # the clock: int, or (step, n) pairs
+    stable_power: float = 0.0
+    stable_scale: int | None = None
+    decay_power: float = 1.0
 
     def __new__(cls, *args: Any, **fields: Any) -> WSDSpec:
         # Runs before the generated __init__, whose "unexpected keyword" error names no alternative.
@@ -128,26 +140,8 @@ class WSDSpec:
                 f"start_step + total_steps must be <= 2**63 - 1 (an int64 step count), got "
                 f"{self.start_step} + {total}"
             )
-        set_("decay_shape", check_choice("decay_shape", self.decay_shape, DECAY_SHAPES))
-        set_("warmup_shape", check_choice("warmup_shape", self.warmup_shape, WARMUP_SHAPES))
-        set_("init_ratio", check_ratio("init_ratio", self.init_ratio))
-        # inverse and geometric divide by, or take the logarithm of, the floor: it must be > 0.
-        needs_floor = self.decay_shape in ("inverse", "geometric")
-        set_("min_ratio", check_ratio("min_ratio", self.min_ratio))
-        if needs_floor and self.min_ratio == 0.0:
-            raise ValueError(
-                f"min_ratio must be > 0 for decay_shape={self.decay_shape!r} (it never reaches 0), got 0.0; "
-                "give a floor such as min_ratio=0.01, or use a shape that decays to 0 such as 'linear'"
-            )
-        if self.decay_steps is not None and self.decay_ratio is not None:
-            raise ValueError(
-                "give at most one of decay_steps and decay_ratio, got "
-                f"decay_steps={self.decay_steps!r} and decay_ratio={self.decay_ratio!r}"
-            )
-        if self.decay_steps is not None:
-            set_("decay_steps", normalise_decay_steps(self.decay_steps))
-        if self.decay_ratio is not None:
-            set_("decay_ratio", check_ratio("decay_ratio", self.decay_ratio))
+        for name, value in check_shape_fields(cast(WSDFields, dataclasses.asdict(self))).items():
+            set_(name, value)  # the shapes, their ratios and the decay lengths (``_fields``)
         set_("checkpoints", normalise_checkpoints(self.checkpoints, total))
         set_("period_peaks", normalise_peaks(self.period_peaks, self.min_ratio))
         set_("rewarmup_steps", check_steps("rewarmup_steps", self.rewarmup_steps, minimum=0))
@@ -217,7 +211,7 @@ class WSDSpec:
             m = warmup_value(u, plan, ops)
         else:
             kind, period = piece
-            m = (decay_value if kind is _DECAY else rewarmup_value)(u, period, plan, ops)
+            m = _EVALUATE[kind](u, period, plan, ops)
         return float(ops.clip(m, plan.floor, plan.ceiling))
 
     def stable_fraction(self, step: int | float, *, in_units: bool = False) -> float:
@@ -268,8 +262,10 @@ class WSDSpec:
         for name, index, first, _last in self._segments:
             starts.append(first)
             period: Period = ops.period(index)
-            if name == "stable":
+            if name == "stable" and plan.stable_power == 0.0:
                 pieces.append(float(period.peak))
+            elif name == "stable":
+                pieces.append((_STABLE, period))
             elif name == "warmup":
                 pieces.append(_WARMUP)
             else:
@@ -367,6 +363,9 @@ class WSDSpec:
                 out[name] = list(out[name])
         if isinstance(self.tokens_per_step, tuple):
             out["tokens_per_step"] = [list(pair) for pair in self.tokens_per_step]
+        for name, default in SHAPE_DEFAULTS.items():  # left out at their defaults: 0.1's fields alone
+            if out[name] == default:
+                del out[name]
         return out
 
     @classmethod

@@ -678,17 +678,21 @@ def _covariance(m: np.ndarray, hessian: np.ndarray, scale: float) -> np.ndarray:
 
 
 def power_law_start(runs: Sequence[LossRun], host: Sequence[Features]) -> tuple[float, float, float]:
-    """L0, A, alpha of ``L = L0 + A area^-alpha`` on the points before each run's first LR drop."""
-    xs, ys = [], []
-    for r, f in zip(runs, host, strict=True):
-        at_peak = (f.drop_size > 0).sum(axis=-1) == 0  # no drop (a warmup rise is no drop) yet
-        xs.append(f.area[at_peak])
-        ys.append(r.losses[at_peak])
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    if x.size < 3:
+    """L0, A, alpha of ``L = L0 + A area^-alpha`` on the points before each run's first LR drop; where
+    fewer than 3 are (a power stable phase falls from the warmup on), on the quarter of all points
+    that have dropped least (at least 3): a start, which the solver then corrects."""
+    drops = np.concatenate([f.drop_size.sum(axis=-1) for f in host])  # a warmup rise is no drop
+    x = np.concatenate([f.area for f in host])
+    y = np.concatenate([r.losses for r in runs])
+    at_peak = drops == 0
+    if at_peak.sum() >= 3:
+        x, y = x[at_peak], y[at_peak]
+    elif x.size >= 3:
+        least = np.argsort(drops, kind="stable")[: max(3, x.size // 4)]
+        x, y = x[least], y[least]
+    else:
         raise ValueError(
-            "the fit needs at least 3 points logged at the peak rate, before any LR drop, to fit the "
-            f"power-law part; these runs have {x.size}. Add a constant (or WSD trunk) run."
+            f"the fit needs at least 3 logged points to fit the power-law part; these runs have {x.size}"
         )
     best = (np.inf, float(y.min()) * 0.9, 1.0, 0.5)
     for alpha in np.linspace(0.05, 2.0, 79):
