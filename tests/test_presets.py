@@ -41,7 +41,7 @@ needs_transformers = pytest.mark.skipif(not peers.installed("transformers"), rea
 @needs_transformers
 @given(
     total=st.integers(1, 1500), warmup=st.integers(0, 300), decay=st.integers(0, 800),
-    warmup_type=st.sampled_from(["linear", "cosine"]),
+    warmup_type=st.sampled_from(["linear", "cosine", "1-sqrt"]),
     decay_type=st.sampled_from(["linear", "cosine", "1-sqrt"]), r=ratios,
     by_stable=st.booleans(),
 )  # fmt: skip
@@ -67,8 +67,8 @@ def test_transformers_every_step(total, warmup, decay, warmup_type, decay_type, 
 def test_transformers_refusals():
     with pytest.raises(ValueError, match="num_cycles"):
         presets.from_transformers(10, 10, num_training_steps=100, num_cycles=1.0)
-    with pytest.raises(ValueError, match="1-sqrt"):
-        presets.from_transformers(10, 10, num_training_steps=100, warmup_type="1-sqrt")
+    with pytest.raises(ValueError, match=r"warmup_type must be one of \['linear', 'cosine', '1-sqrt'\]"):
+        presets.from_transformers(10, 10, num_training_steps=100, warmup_type="sqrt")
     with pytest.raises(ValueError, match="num_training_steps or num_stable_steps"):
         presets.from_transformers(10, 10)
     with pytest.raises(ValueError, match="num_warmup_steps"):
@@ -339,6 +339,104 @@ def test_olmo_core_wsds_every_step(lengths, multipliers, warmup, warmup_fraction
     spec = presets.from_olmo_core("WSDS", t_max=sum(lengths), initial_lr=lr, **fields)
     steps = range(sum(lengths) + 20)  # WSDS holds its floor past the last period, as we do
     assert_same_curve(spec.multiplier, lambda t: theirs.get_lr(lr, t, sum(lengths)), steps, scale=lr)
+
+
+@needs_olmo_core
+@given(
+    t_max=st.integers(2, 3000), warmup=st.integers(1, 400),
+    warmup_fraction=st.sampled_from([None, 0.01, 0.05]),
+    decay=st.integers(0, 800), decay_fraction=st.sampled_from([None, 0.1, 0.25]),
+    b=st.one_of(st.sampled_from([-0.51, -0.5, -1.0]), st.floats(-2.0, -0.01)),
+    warmup_min=ratios, decay_min=st.sampled_from([0.0, 0.01, 1e-4]),
+)  # fmt: skip
+@SETTINGS
+def test_olmo_core_power_lr_every_step(t_max, warmup, warmup_fraction, decay, decay_fraction, b, warmup_min,
+                                       decay_min):  # fmt: skip
+    lr = 3e-4
+    fields: dict[str, Any] = {"b": b, "warmup_min_lr": warmup_min * lr * 0.99, "decay_min_lr": decay_min * lr}
+    fields |= {"warmup_fraction": warmup_fraction} if warmup_fraction else {"warmup": warmup}
+    fields |= (
+        {"decay_fraction": decay_fraction} if decay_fraction else {"decay": decay, "decay_fraction": None}
+    )
+    w = round(t_max * warmup_fraction) if warmup_fraction else warmup
+    d = round(t_max * decay_fraction) if decay_fraction else decay
+    assume(0 < w <= t_max - d)  # OLMo-core divides by a warmup of 0
+    tail_start = lr * ((t_max - d) / w) ** b
+    assume(fields["decay_min_lr"] < tail_start)  # OLMo-core asserts its tail falls
+    theirs = OLMO_CORE.PowerLR(**fields)
+    spec = presets.from_olmo_core("PowerLR", t_max=t_max, initial_lr=lr, **fields)
+    steps = range(t_max + 1 if d > 0 else t_max)  # a tail of 0 divides by zero at t_max
+    assert_same_curve(spec.multiplier, lambda t: theirs.get_lr(lr, t, t_max), steps, scale=lr)
+
+
+def _olmo_stage(duration: int, shape: str, start: float | None, end: float) -> Any:
+    fields: dict[str, Any] = {"duration": duration, "shape": shape, "end_lr_fraction": end}
+    if start is not None:
+        fields["start_lr_fraction"] = start
+    return OLMO_CORE.ComposableSchedulerStage(**fields)
+
+
+@needs_olmo_core
+@given(
+    warmup=st.integers(0, 300), stable=st.lists(st.integers(1, 500), min_size=1, max_size=3),
+    decay=st.integers(0, 500), init=ratios, floor=ratios,
+    warmup_shape=st.sampled_from(["linear", "cosine"]), decay_shape=st.sampled_from(["linear", "cosine"]),
+    override=st.one_of(st.none(), st.tuples(st.floats(0.0, 1.0), st.integers(1, 400), ratios,
+                                            st.sampled_from(["linear", "cosine"]))),
+    as_mappings=st.booleans(),
+)  # fmt: skip
+@SETTINGS
+def test_olmo_core_composable_scheduler_every_step(warmup, stable, decay, init, floor, warmup_shape,
+                                                   decay_shape, override, as_mappings):  # fmt: skip
+    lr = 3e-4
+    assume(init < 1.0 and floor < 1.0)
+    stages = [_olmo_stage(warmup, warmup_shape, init, 1.0)] if warmup else []
+    stages += [_olmo_stage(n, "linear", None, 1.0) for n in stable]
+    stages += [_olmo_stage(decay, decay_shape, None, floor)] if decay else []
+    main_end = warmup + sum(stable)
+    kwargs: dict[str, Any] = {"stages": stages}
+    if override is not None:
+        at, duration, end, shape = override
+        start = warmup + round(at * sum(stable))
+        kwargs["override_decay"] = OLMO_CORE.OverrideDecay(
+            start=start, duration=duration, shape=shape, end_lr_fraction=end
+        )
+    theirs = OLMO_CORE.ComposableScheduler(**kwargs)
+    if as_mappings:  # a config read from YAML gives the stages' fields, not OLMo-core's objects
+        kwargs = {k: [vars(x) for x in v] if k == "stages" else vars(v) for k, v in kwargs.items()}
+    spec = presets.from_olmo_core("ComposableScheduler", t_max=1, initial_lr=lr, **kwargs)
+    end = main_end + decay if override is None else start + duration
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "ComposableScheduler ignores t_max"
+        assert_same_curve(spec.multiplier, lambda t: theirs.get_lr(lr, t, 1), range(end + 20), scale=lr)
+
+
+def test_olmo_core_power_and_composable_refusals():
+    with pytest.raises(ValueError, match="b must be negative"):
+        presets.from_olmo_core("PowerLR", t_max=100, initial_lr=1e-3, warmup=5, b=0.5)
+    with pytest.raises(ValueError, match="PowerLR needs warmup >= 1"):
+        presets.from_olmo_core("PowerLR", t_max=100, initial_lr=1e-3, warmup=0)
+    with pytest.raises(ValueError, match="decay would rise"):  # its tail starts at 1e-3 * 9 ** -1
+        presets.from_olmo_core("PowerLR", t_max=100, initial_lr=1e-3, warmup=10, b=-1.0, decay_min_lr=5e-4)
+    stage = lambda **f: {"duration": 10, **f}
+    up, hold, down = (
+        stage(start_lr=0.0, end_lr_fraction=1.0),
+        stage(end_lr_fraction=1.0),
+        stage(end_lr_fraction=0.1),
+    )
+    with pytest.raises(ValueError, match=r"stages\[1\] goes from 0.001 to 0.0005"):
+        presets.from_olmo_core("ComposableScheduler", t_max=1, initial_lr=1e-3,
+                               stages=[up, stage(end_lr_fraction=0.5), hold])  # fmt: skip
+    with pytest.raises(ValueError, match=r"stages\[1\] goes from 0.001 to 0.0001"):  # a rise after it
+        presets.from_olmo_core("ComposableScheduler", t_max=1, initial_lr=1e-3,
+                               stages=[up, down, stage(end_lr_fraction=1.0)])  # fmt: skip
+    with pytest.raises(ValueError, match=r"override_decay.start=5 is not at the peak"):
+        presets.from_olmo_core("ComposableScheduler", t_max=1, initial_lr=1e-3, stages=[up, hold, down],
+                               override_decay={"start": 5, "duration": 10, "end_lr": 0.0})  # fmt: skip
+    with pytest.raises(ValueError, match="give end_lr or end_lr_fraction"):
+        presets.from_olmo_core("ComposableScheduler", t_max=1, initial_lr=1e-3, stages=[{"duration": 5}])
+    with pytest.raises(TypeError, match=r"ComposableScheduler has no fields \['warmup'\]"):
+        presets.from_olmo_core("ComposableScheduler", t_max=1, initial_lr=1e-3, stages=[hold], warmup=3)
 
 
 def test_olmo_core_refusals():

@@ -15,14 +15,13 @@ Each field of a preset's spec is given with where it comes from in the peer's ow
 
 from __future__ import annotations
 
-import itertools
 import re
 import warnings
-from collections.abc import Sequence
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 
+from wsd_core._olmo_core import NAMES, OLMoCoreFields, spec_fields
 from wsd_core._spec import WSDSpec
-from wsd_core._validation import check_choice, check_int, check_ratio, check_real, check_steps, is_sequence
+from wsd_core._validation import check_choice, check_int, check_ratio, check_real, check_steps
 
 __all__ = [
     "from_maxtext",
@@ -32,20 +31,6 @@ __all__ = [
     "from_torchtitan",
     "from_transformers",
 ]
-
-
-class OLMoCoreFields(TypedDict, total=False):
-    """OLMo-core's ``WSD`` and ``WSDS`` scheduler fields, as OLMo-core spells them (``from_olmo_core``)."""
-
-    units: str
-    warmup: int | None
-    warmup_fraction: float | None
-    decay: int | None
-    decay_fraction: float | None
-    warmup_min_lr: float
-    decay_min_lr: float
-    period_lengths: Sequence[int] | None
-    period_lr_multipliers: Sequence[float] | None
 
 
 def _build(preset: str, **fields: tuple[Any, str]) -> WSDSpec:
@@ -147,10 +132,11 @@ def from_transformers(
     """The curve of ``transformers.get_wsd_schedule`` with the same arguments.
 
     transformers warms up from ``min_lr_ratio`` and decays to it, so both ``init_ratio`` and
-    ``min_ratio`` are ``min_lr_ratio``. Refused: ``num_cycles`` other than 0.5 (a cosine that turns
-    back up is no WSD decay), the ``1-sqrt`` warmup (not in the contract), and a warmup longer than
-    the run. Past the end both give ``min_lr_ratio``, except with ``num_decay_steps == 0``, where
-    transformers drops to ``min_lr_ratio`` at the last step and the contract stays at the peak.
+    ``min_ratio`` are ``min_lr_ratio``; every ``warmup_type`` (``1-sqrt`` included) and ``decay_type``
+    has its shape. Refused: ``num_cycles`` other than 0.5 (a cosine that turns back up is no WSD
+    decay) and a warmup longer than the run. Past the end both give ``min_lr_ratio``, except with
+    ``num_decay_steps == 0``, where transformers drops to ``min_lr_ratio`` at the last step and the
+    contract stays at the peak.
 
     Examples:
       >>> from_transformers(100, 200, num_training_steps=1000).decay_starts
@@ -163,11 +149,7 @@ def from_transformers(
             f"num_cycles must be 0.5 (a cosine from the peak to min_lr_ratio), got {num_cycles}; "
             "other values make the cosine turn back up, which is not a WSD decay"
         )
-    if warmup_type == "1-sqrt":
-        raise ValueError(
-            "warmup_type='1-sqrt' has no equivalent in the WSD contract; use 'linear' or 'cosine'"
-        )
-    check_choice("warmup_type", warmup_type, ("linear", "cosine"))
+    check_choice("warmup_type", warmup_type, ("linear", "cosine", "1-sqrt"))
     check_choice("decay_type", decay_type, _TRANSFORMERS_SHAPES)
     if num_training_steps is None and num_stable_steps is None:
         raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
@@ -387,7 +369,8 @@ def from_megatron(
 
 
 def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Unpack[OLMoCoreFields]) -> WSDSpec:
-    """The curve of OLMo-core's ``WSD`` or ``WSDS`` scheduler (``olmo_core.optim.scheduler``, 3.0).
+    """The curve of OLMo-core's ``WSD``, ``WSDS``, ``PowerLR`` or ``ComposableScheduler`` scheduler
+    (``olmo_core.optim.scheduler``, 3.0).
 
     ``initial_lr * spec.multiplier(t)`` equals OLMo-core's ``get_lr(initial_lr, t, t_max)`` at every
     ``t`` in [0, t_max] where OLMo-core returns a rate. ``fields`` are the scheduler's own, as
@@ -409,6 +392,15 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Unpack
       reaches the floor *at* each period's end and starts the next period one step later: the
       spec's ``rewarmup_steps=1`` (the floor at the first update of each later period). Its curve
       does not depend on ``t_max``.
+    * ``PowerLR``: WSD's warmup and linear tail (``decay_fraction`` 0.1 by default) around
+      ``initial_lr * (t / warmup) ** b``: the spec's ``stable_power=b`` (``stable_scale`` the
+      warmup). It needs ``warmup >= 1`` and ``b < 0``; past ``t_max`` the contract holds the floor.
+    * ``ComposableScheduler``: ``stages`` (OLMo-core's ``ComposableSchedulerStage`` objects, or
+      mappings of their fields) that form a WSD curve: a first stage rising to ``initial_lr`` (the
+      warmup, optional), stages holding it, and a last stage falling from it (the decay, optional),
+      linear or cosine; and ``override_decay`` (an ``OverrideDecay``, or a mapping) from a step at
+      the peak: a cooldown branched there, the run ending with it. ``t_max`` is ignored, as
+      OLMo-core ignores it. Any other layout is refused, naming the stage.
 
     Examples:
       >>> spec = from_olmo_core("WSDS", t_max=3000, initial_lr=1e-3, warmup=100, decay=200,
@@ -416,28 +408,10 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Unpack
       >>> spec.period_ends, spec.period_peaks, spec.rewarmup_steps
       ((1000, 3000), (1.0, 0.5), 1)
     """
-    check_choice("name", name, ("WSD", "WSDS"))
+    check_choice("name", name, NAMES)
     t_max = check_steps("t_max", t_max, minimum=1)
     lr = check_real("initial_lr", initial_lr, positive=True)
-    valid = _OLMO_CORE_FIELDS[name]
-    unknown = sorted(set(fields) - set(valid))
-    if unknown:
-        raise TypeError(f"OLMo-core's {name} has no fields {unknown}; its fields are {list(valid)}")
-    f: dict[str, Any] = {**valid, **fields}
-    if (f["warmup"] is None) == (f["warmup_fraction"] is None):
-        raise ValueError(f"give exactly one of warmup and warmup_fraction (OLMo-core's {name} requires it)")
-    if f["decay"] is not None and f["decay_fraction"] is not None and "decay_fraction" in fields:
-        raise ValueError(f"give at most one of decay and decay_fraction, got both ({name})")
-    if f["decay"] is not None:
-        f["decay_fraction"] = None  # WSD's default of 0.1 yields to an explicit decay
-    warmup_min = check_real("warmup_min_lr", f["warmup_min_lr"], minimum=0.0)
-    decay_min = check_real("decay_min_lr", f["decay_min_lr"], minimum=0.0)
-    units = check_choice("units", str(f["units"]), ("steps", "tokens"))  # its StrEnum, or a str
-    if name == "WSD":
-        spec_fields = _olmo_core_wsd(f, t_max, lr, warmup_min, decay_min)
-    else:
-        spec_fields = _olmo_core_wsds(f, lr, warmup_min, decay_min)
-    return _build("from_olmo_core", **spec_fields, units=(units, "units"))
+    return _build("from_olmo_core", **spec_fields(name, t_max, lr, fields))
 
 
 def from_maxtext(
@@ -496,116 +470,4 @@ def from_maxtext(
         decay_steps=(decay - 1, "int(learning_rate_schedule_steps * wsd_decay_steps_fraction) - 1"),
         decay_shape=(shape, "wsd_decay_style"),
         min_ratio=(final, "learning_rate_final_fraction"),
-    )
-
-
-# --- OLMo-core: WSD and WSDS (olmo_core.optim.scheduler) --------------------------------------------
-
-_OLMO_CORE_COMMON: dict[str, Any] = {
-    "units": "steps",
-    "warmup": None,
-    "warmup_fraction": None,
-    "decay": None,
-    "warmup_min_lr": 0.0,
-    "decay_min_lr": 0.0,
-}
-_OLMO_CORE_FIELDS: dict[str, dict[str, Any]] = {
-    "WSD": {**_OLMO_CORE_COMMON, "decay_fraction": 0.1},
-    "WSDS": {
-        **_OLMO_CORE_COMMON,
-        "decay_fraction": None,
-        "period_lengths": None,
-        "period_lr_multipliers": None,
-    },
-}
-
-
-def _olmo_core_length(name: str, value: Any, fraction_name: str, fraction: Any, of: int) -> int:
-    """A length given as steps, or as a fraction of ``of`` rounded with Python's ``round``."""
-    if value is not None:
-        return check_steps(name, value, minimum=0)
-    return round(of * check_ratio(fraction_name, fraction))
-
-
-def _olmo_core_check_below(name: str, value: float, peak: float, what: str) -> None:
-    # OLMo-core asserts 0 <= min_lr < the rate it warms up or decays to/from
-    if not value < peak:
-        raise ValueError(f"{name} must be < {what} ({peak!r}), as OLMo-core asserts, got {value!r}")
-
-
-def _olmo_core_wsd(
-    f: dict[str, Any], t_max: int, lr: float, warmup_min: float, decay_min: float
-) -> dict[str, tuple[Any, str]]:
-    warmup = _olmo_core_length("warmup", f["warmup"], "warmup_fraction", f["warmup_fraction"], t_max)
-    if f["decay"] is None and f["decay_fraction"] is None:
-        raise ValueError("give decay or decay_fraction (OLMo-core's WSD requires one)")
-    decay = _olmo_core_length("decay", f["decay"], "decay_fraction", f["decay_fraction"], t_max)
-    if decay > t_max:
-        raise ValueError(f"decay ({decay}) must be <= t_max ({t_max})")
-    if warmup > t_max - decay:
-        raise ValueError(
-            f"warmup ({warmup}) must be <= t_max - decay ({t_max - decay}): OLMo-core's warmup reaches its "
-            "peak at its last step even inside the decay, which the contract cannot express"
-        )
-    _olmo_core_check_below("warmup_min_lr", warmup_min, lr, "initial_lr")
-    _olmo_core_check_below("decay_min_lr", decay_min, lr, "initial_lr")
-    return dict(
-        total_steps=(t_max, "t_max"),
-        warmup_steps=(warmup, "warmup (or warmup_fraction)"),
-        init_ratio=(warmup_min / lr, "warmup_min_lr / initial_lr"),
-        decay_steps=(decay, "decay (or decay_fraction)"),
-        decay_shape=("linear", "OLMo-core's linear decay"),
-        min_ratio=(decay_min / lr, "decay_min_lr / initial_lr"),
-    )
-
-
-def _olmo_core_wsds(
-    f: dict[str, Any], lr: float, warmup_min: float, decay_min: float
-) -> dict[str, tuple[Any, str]]:
-    raw = f["period_lengths"]
-    if not is_sequence(raw) or not list(raw):
-        raise ValueError(f"period_lengths must be a non-empty list of period lengths, got {raw!r}")
-    lengths = [check_steps(f"period_lengths[{i}]", x, minimum=1) for i, x in enumerate(raw)]
-    multipliers = f["period_lr_multipliers"]
-    if multipliers is not None:
-        multipliers = [
-            check_real(f"period_lr_multipliers[{i}]", m, positive=True) for i, m in enumerate(multipliers)
-        ]
-        if len(multipliers) != len(lengths):
-            raise ValueError(
-                f"period_lr_multipliers must have one entry per period ({len(lengths)}), "
-                f"got {len(multipliers)}"
-            )
-    if (f["decay"] is None) == (f["decay_fraction"] is None):
-        raise ValueError("give exactly one of decay and decay_fraction (OLMo-core's WSDS requires it)")
-    warmup = _olmo_core_length("warmup", f["warmup"], "warmup_fraction", f["warmup_fraction"], lengths[0])
-    decays = [
-        _olmo_core_length("decay", f["decay"], "decay_fraction", f["decay_fraction"], n) for n in lengths
-    ]
-    if warmup + decays[0] > lengths[0]:
-        raise ValueError(
-            f"first period: warmup ({warmup}) + decay ({decays[0]}) exceeds its length ({lengths[0]})"
-        )
-    for i, (n, d) in enumerate(zip(lengths, decays, strict=True)):
-        if d > n:
-            raise ValueError(f"period {i}: decay ({d}) exceeds its length ({n})")
-        if d == 0:
-            raise ValueError(
-                f"period {i} has no decay; OLMo-core's WSDS divides by zero at the end of such a period"
-            )
-    peaks = multipliers or [1.0] * len(lengths)
-    _olmo_core_check_below("warmup_min_lr", warmup_min, lr * peaks[0], "the first period's peak")
-    for i, m in enumerate(peaks):
-        _olmo_core_check_below("decay_min_lr", decay_min, lr * m, f"period {i}'s peak")
-    ends = list(itertools.accumulate(lengths))
-    return dict(
-        total_steps=(ends[-1], "the sum of period_lengths"),
-        checkpoints=(ends if len(ends) > 1 else None, "period_lengths"),
-        warmup_steps=(warmup, "warmup (or warmup_fraction)"),
-        init_ratio=(warmup_min / lr, "warmup_min_lr / initial_lr"),
-        decay_steps=(decays[0] if len(set(decays)) == 1 else decays, "decay (or decay_fraction)"),
-        decay_shape=("linear", "OLMo-core's linear decay"),
-        min_ratio=(decay_min / lr, "decay_min_lr / initial_lr"),
-        period_peaks=(multipliers, "period_lr_multipliers"),
-        rewarmup_steps=(1 if len(ends) > 1 else 0, "OLMo-core's floor at each WSDS period's end"),
     )
