@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PEER_STAMP := $(VENV)/.peer-wheels
 EXTRAS := jax,orbax,flax,torch,plot,plan,tensorboard,test,dev,docs,peers,integrations
 # Peer wheels read by tests/peers.py (downloaded without their heavy dependencies; tests skip if absent).
-PEER_WHEELS := torchtitan==0.3.0 megatron-core==0.16.1 ai2-olmo-core==3.0.0
+PEER_WHEELS := torchtitan==0.3.0 megatron-core==0.16.1 ai2-olmo-core==3.0.0 marin-levanter==0.2.20.dev202606180959
 DEMO_DIR ?= demo_output
 
 .PHONY: all demo test test-fast lint docs bench format clean

@@ -131,6 +131,44 @@ def olmo_core_scheduler() -> Any:
     )
 
 
+def levanter_optimizer_config() -> Any:
+    """marin-levanter's ``levanter/optim/config.py`` (its ``OptimizerConfig.lr_scheduler`` and the
+    ``LrSchedule`` classes), with stand-ins for what it imports that is not about schedules (draccus's
+    registry, equinox, haliax, levanter's tracker and gradient utilities). The schedule code (optax's
+    schedules joined by ``join_schedules``) runs unmodified, on the installed jax and optax."""
+    wheel = _wheel("marin_levanter")
+    if wheel is None or not installed("jax") or not installed("optax"):
+        return None
+
+    class ChoiceRegistry:
+        @classmethod
+        def register_subclass(cls, name: str) -> Any:
+            return lambda registered: registered
+
+    stand_in = lambda *args, **kwargs: None
+    return _exec_from_wheel(
+        wheel,
+        "levanter/optim/config.py",
+        "levanter.optim.config",
+        {
+            "draccus": {"ChoiceRegistry": ChoiceRegistry},
+            "equinox": {"Module": object, "is_array": stand_in},
+            "haliax": {"is_named_array": stand_in},
+            "levanter": {},
+            "levanter.tracker": {"log_hyperparameters": stand_in},
+            "levanter.optim": {},
+            "levanter.optim.clip_update_norm": {"ClipUpdateNormConfig": object},
+            "levanter.optim.skipstep": {"SkipStepConfig": object},
+            "levanter.optim.util": {
+                "log_norm_passthrough": stand_in,
+                "scan_aware_clip_by_block_rms": stand_in,
+            },
+            "levanter.utils": {},
+            "levanter.utils.jax_utils": {"leaf_key_paths": stand_in},
+        },
+    )
+
+
 def megatron_microbatches() -> Any:
     """Megatron-LM's ``num_microbatches_calculator.py`` (its batch-size ramp, ``rampup_batch_size``)."""
     wheel = _wheel("megatron_core")

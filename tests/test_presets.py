@@ -80,6 +80,78 @@ def test_transformers_refusals():
     assert spec.total_steps == 100
 
 
+# --- levanter (marin-levanter) ----------------------------------------------------------------------
+
+LEVANTER = peers.levanter_optimizer_config()
+needs_levanter = pytest.mark.skipif(
+    LEVANTER is None, reason="marin-levanter wheel not downloaded (or no jax)"
+)
+
+
+def _levanter_rates(config: dict[str, Any], total: int, steps: range) -> list[float]:
+    """levanter's own schedule (optax's schedules joined), in float64, at every step at once."""
+    import numpy as np
+
+    from tests.backends import enable_x64
+
+    with enable_x64():
+        schedule = LEVANTER.AdamConfig(**config).lr_scheduler(total)
+        return [float(x) for x in np.asarray(schedule(np.arange(steps.start, steps.stop, dtype=np.int64)))]
+
+
+@needs_levanter
+@given(
+    total=st.integers(1, 3000), lr_schedule=st.sampled_from(["linear", "cosine", "polynomial", "constant"]),
+    warmup=st.one_of(st.sampled_from([0.0, 0.01, 0.1, 1.0]), st.integers(2, 300)),
+    decay=st.one_of(st.none(), st.sampled_from([0.0, 0.2, 0.5, 1.0]), st.integers(2, 500)),
+    min_lr_ratio=ratios, rewarmup=st.one_of(st.sampled_from([0.0, 0.05]), st.integers(2, 50)),
+    cycles=st.one_of(st.none(), st.integers(1, 4), st.just("length")), power=st.sampled_from([2.0, 0.5, 3.0]),
+)  # fmt: skip
+@SETTINGS
+def test_levanter_every_step(total, lr_schedule, warmup, decay, min_lr_ratio, rewarmup, cycles, power):
+    lr = 3e-4
+    config: dict[str, Any] = dict(learning_rate=lr, warmup=warmup, decay=decay, min_lr_ratio=min_lr_ratio,
+                                  rewarmup=rewarmup)  # fmt: skip
+    ours: dict[str, Any] = dict(warmup=warmup, decay=decay, min_lr_ratio=min_lr_ratio, rewarmup=rewarmup)
+    if cycles == "length":
+        config["cycle_length"] = ours["cycle_length"] = max(1, total // 3)
+    elif cycles is not None:
+        config["cycles"] = ours["cycles"] = cycles
+    if lr_schedule == "polynomial":
+        config["lr_schedule"] = LEVANTER.PolynomialLrSchedule(power=power)
+        ours["power"] = power
+    else:
+        config["lr_schedule"] = lr_schedule
+    try:
+        spec = presets.from_levanter(total, lr_schedule=lr_schedule, **ours)
+    except ValueError as e:
+        assume("different rewarmups" not in str(e) and "at least one step" not in str(e))
+        raise
+    steps = range(total + 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Cycle length does not divide total number of steps"
+        theirs = _levanter_rates(config, total, steps)
+    assert_same_curve(spec.multiplier, lambda t: theirs[t], steps, scale=lr)
+
+
+def test_levanter_refusals():
+    for name in ("inv", "inv_sqrt", "inv_sqrt_decay", "power"):
+        with pytest.raises(ValueError, match=f"lr_schedule='{name}' has no WSD spec"):
+            presets.from_levanter(1000, lr_schedule=name)
+    with pytest.raises(ValueError, match="power goes with lr_schedule='polynomial'"):
+        presets.from_levanter(1000, lr_schedule="polynomial")
+    with pytest.raises(ValueError, match="power goes with lr_schedule='polynomial'"):
+        presets.from_levanter(1000, lr_schedule="linear", power=2.0)
+    with pytest.raises(ValueError, match="at most one of cycle_length and cycles"):
+        presets.from_levanter(1000, cycles=2, cycle_length=500)
+    with pytest.raises(ValueError, match=r"different rewarmups \[10, 15\]"):  # cycles of 200 and 300 steps
+        presets.from_levanter(600, cycles=[100, 300], rewarmup=0.05)
+    with pytest.raises(ValueError, match=r"fraction in \[0, 1\] or a whole number of steps, got 2.5"):
+        presets.from_levanter(1000, warmup=2.5)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        presets.from_levanter(1000, lr_schedule="cos")
+
+
 # --- torchtitan -----------------------------------------------------------------------------------
 
 TORCHTITAN = peers.torchtitan_lr_scheduler()
@@ -585,7 +657,7 @@ def test_a_preset_error_names_the_presets_own_field():
         presets.from_transformers(10, 20, num_training_steps=100, min_lr_ratio=1.5)
 
 
-@pytest.mark.parametrize("name", presets.__all__)
+@pytest.mark.parametrize("name", [n for n in presets.__all__ if n != "from_levanter"])  # 0.1's presets
 def test_the_presets_of_0_1_still_work_as_classmethods_with_a_warning(name):
     calls: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
         "from_transformers": ((10, 20), {"num_training_steps": 100}),

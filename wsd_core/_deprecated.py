@@ -17,7 +17,15 @@ from wsd_core._formula import Resolved
 from wsd_core._phases import Phase
 from wsd_core._spec import WSDSpec
 
-PRESETS = tuple(presets.__all__)
+# 0.1's presets (classmethods then); the presets added since are functions only
+PRESETS = (
+    "from_maxtext",
+    "from_megatron",
+    "from_olmo_core",
+    "from_pytorch_accelerated",
+    "from_torchtitan",
+    "from_transformers",
+)
 EVALUATIONS = ("multiplier_in_units", "stable_fraction_in_units", "phase_in_units")
 NAMES = (*PRESETS, *EVALUATIONS, "resolved")
 

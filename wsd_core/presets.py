@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from typing import Any, Unpack
 
+from wsd_core import _levanter
 from wsd_core._olmo_core import NAMES, OLMoCoreFields, spec_fields
 from wsd_core._spec import WSDSpec
 from wsd_core._validation import check_choice, check_int, check_ratio, check_real, check_steps
 
 __all__ = [
+    "from_levanter",
     "from_maxtext",
     "from_megatron",
     "from_olmo_core",
@@ -412,6 +415,47 @@ def from_olmo_core(name: str, *, t_max: int, initial_lr: float, **fields: Unpack
     t_max = check_steps("t_max", t_max, minimum=1)
     lr = check_real("initial_lr", initial_lr, positive=True)
     return _build("from_olmo_core", **spec_fields(name, t_max, lr, fields))
+
+
+def from_levanter(
+    num_train_steps: int,
+    *,
+    lr_schedule: str = "cosine",
+    warmup: int | float = 0.01,
+    decay: int | float | None = None,
+    min_lr_ratio: float = 0.1,
+    rewarmup: int | float = 0.0,
+    cycle_length: int | float | Sequence[int] | None = None,
+    cycles: int | Sequence[int] | None = None,
+    power: float | None = None,
+) -> WSDSpec:
+    """The curve of levanter's optimizer config (``OptimizerConfig.lr_scheduler(num_train_steps)``,
+    marin-levanter 0.2), from its fields as levanter spells them and with its defaults.
+
+    ``learning_rate * spec.multiplier(t)`` equals levanter's schedule at every step, also past the
+    end. levanter splits the run into cycles (``cycles``: a count or the cycle ends;
+    ``cycle_length``: a length, a fraction of the run, or a list of lengths), each with a warmup
+    (``warmup`` in the first, ``rewarmup`` in the later ones, rising from where the last cycle
+    ended), a stable phase and a decay of ``decay`` steps (None: the rest of the cycle) to
+    ``min_lr_ratio``; a fraction (<= 1) counts in its cycle's steps. The cycles are the spec's
+    periods (WSD-S), the rewarmup its ``rewarmup_steps``.
+
+    ``lr_schedule``: ``"linear"``, ``"cosine"`` (exponent 1), ``"polynomial"`` with ``power``
+    (levanter's ``PolynomialLrSchedule``, default power 2.0 there: give it) and ``"constant"``
+    (no decay). Refused, as the contract has no such decay: ``"inv"`` (its first decayed step
+    repeats the second), ``"inv_sqrt"``, ``"inv_sqrt_decay"`` and ``"power"`` (not decays to the
+    floor); and a fractional ``rewarmup`` that gives cycles of different lengths different
+    rewarmups (the contract has one length). The deprecated ``cooldown`` and ``haps`` are not taken.
+
+    Examples:
+      >>> spec = from_levanter(10_000, lr_schedule="linear", warmup=0.01, decay=0.2, min_lr_ratio=0.0)
+      >>> spec.warmup_steps, spec.decay_starts, spec.decay_shape
+      (100, (8000,), 'linear')
+    """
+    total = check_steps("num_train_steps", num_train_steps, minimum=1)
+    ends = _levanter.cycle_ends(total, cycle_length, cycles)
+    fields = _levanter.spec_fields(total, lr_schedule, warmup, decay, min_lr_ratio, rewarmup, ends, power)
+    return _build("from_levanter", **fields)
 
 
 def from_maxtext(
