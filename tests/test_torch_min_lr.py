@@ -1,6 +1,7 @@
-"""``min_lr``: the torch schedulers' floor as an absolute rate, the same in every param group.
+"""``min_lr``: the torch schedulers' floor as an absolute rate, the same in every param group or one
+per group (Megatron-LM's per-group ``min_lr``).
 
-Group g follows the spec with ``min_ratio = min_lr / base_lr_g`` (``docs/contract.md``, "Absolute
+Group g follows the spec with ``min_ratio = min_lr_g / base_lr_g`` (``docs/contract.md``, "Absolute
 values"): checked against the 340-digit reference, against torch's own ``CosineAnnealingLR`` with
 ``eta_min``, and through saving, loading and groups added later.
 """
@@ -203,3 +204,45 @@ def test_cuda_per_group_floors_need_no_host_sync_and_replay_in_a_graph():
     for s in range(70):
         assert [float(g["lr"]) for g in optimizer.param_groups] == pytest.approx(expected[s], rel=2e-6), s
         graph.replay()
+
+
+@pytest.mark.parametrize("cls", SCHEDULERS)
+def test_one_floor_per_group_follows_the_reference_and_round_trips(cls):
+    fields: dict[str, Any] = {"total_steps": 60, "warmup_steps": 5, "decay_steps": 20, "decay_shape": "1-sqrt"}
+    floors = [1e-4, 3e-3, 0.0, 2e-4]
+    scheduler = cls(_optimizer(), min_lr=floors, **fields)
+    rates = _run(scheduler, 64)
+    rtol = 1e-12 if cls is WSDLR else 2e-6
+    for g, (base, floor) in enumerate(zip(BASES, floors, strict=True)):
+        expected = [base * reference_multiplier(s, **fields, min_ratio=floor / base) for s in range(64)]
+        np.testing.assert_allclose(rates[:, g], expected, rtol=rtol, atol=1e-300)
+    buffer = io.BytesIO()
+    torch.save(scheduler.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert state["min_lr"] == floors  # a list, as torch.save(weights_only=True) reads it
+    again = cls(_optimizer(), min_lr=tuple(floors), **fields)
+    again.load_state_dict(state)
+    assert again.last_epoch == 64
+    with pytest.raises(
+        ValueError, match=r"saved state was made with min_lr=\(0\.0001, 0\.003, 0\.0, 0\.0002\)"
+    ):
+        cls(_optimizer(), min_lr=1e-4, **fields).load_state_dict(state)
+
+
+@pytest.mark.parametrize("cls", SCHEDULERS)
+def test_one_floor_per_group_is_checked_per_group(cls):
+    with pytest.raises(
+        ValueError, match=r"min_lr must be one rate, or one per param group \(4\), got 2 rates"
+    ):
+        cls(_optimizer(), total_steps=10, min_lr=[1e-4, 1e-4])
+    with pytest.raises(ValueError, match=r"min_lr\[2\] must be >= 0"):
+        cls(_optimizer(), total_steps=10, min_lr=[1e-4, 1e-4, -1.0, 1e-4])
+    with pytest.raises(ValueError, match=r"min_lr=0\.002 with param group 2.s lr 0\.001"):
+        cls(_optimizer(), total_steps=10, min_lr=[1e-4, 1e-4, 2e-3, 1e-4])
+    optimizer = _optimizer([1e-3])
+    scheduler = cls(optimizer, total_steps=20, decay_steps=10, min_lr=[1e-4])
+    optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 1e-2})
+    with pytest.raises(ValueError, match="param group 1 was added since"):
+        optimizer.step()
+        scheduler.step()

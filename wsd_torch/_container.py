@@ -100,7 +100,7 @@ class WSDSchedulersContainer(Stateful):
         device_resident: bool = False,
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
-        min_lr: float | None = None,
+        min_lr: float | Sequence[float] | None = None,
         **fields: Unpack[WSDFields],
     ) -> WSDSchedulersContainer:
         """One scheduler of ``spec`` per optimizer (``WSDDeviceLR`` if ``device_resident``, else

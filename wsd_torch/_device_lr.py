@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any, Unpack
 
 import torch
@@ -59,9 +60,9 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         ``WSDLR``.
       adopt_foreign_state: accept a state without a spec and take over its step count, as for
         ``WSDLR``.
-      min_lr: the floor as an absolute rate, the same in every param group, instead of the spec's
-        ``min_ratio`` (as for ``WSDLR``). Groups with different base rates then follow different
-        multipliers: one table row per distinct base rate.
+      min_lr: the floor as an absolute rate, the same in every param group, or one per group,
+        instead of the spec's ``min_ratio`` (as for ``WSDLR``). Groups with different base rates or
+        floors then follow different multipliers: one table row per distinct group spec.
 
     Examples:
       >>> p = torch.nn.Parameter(torch.zeros(2))
@@ -94,7 +95,7 @@ class WSDDeviceLR(WSDSchedulerBase, LRScheduler):
         dtype: torch.dtype = torch.float32,
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
-        min_lr: float | None = None,
+        min_lr: float | Sequence[float] | None = None,
         **fields: Unpack[WSDFields],
     ) -> None:
         check_optimizer("WSDDeviceLR", optimizer)

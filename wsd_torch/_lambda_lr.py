@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Unpack
 
 import torch
@@ -38,9 +38,10 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         state saved under another spec (see ``WSDSchedulerBase``).
       adopt_foreign_state: accept a state without a spec (``LambdaLR``, ``get_wsd_schedule``,
         torchtitan) and take over its step count.
-      min_lr: the floor as an absolute rate, the same in every param group (torch's convention),
-        instead of the spec's ``min_ratio``: group g follows the spec with
-        ``min_ratio = min_lr / base_lr_g``. Saved in the state; a different one is a spec change.
+      min_lr: the floor as an absolute rate, the same in every param group (torch's convention), or
+        a list of one per group (Megatron-LM's per-group ``min_lr``), instead of the spec's
+        ``min_ratio``: group g follows the spec with ``min_ratio = min_lr_g / base_lr_g``. Saved in
+        the state; a different one is a spec change.
 
     Examples:
       >>> import torch
@@ -64,7 +65,7 @@ class WSDLR(WSDSchedulerBase, LambdaLR):
         last_epoch: int = -1,
         on_spec_change: str = "refuse",
         adopt_foreign_state: bool = False,
-        min_lr: float | None = None,
+        min_lr: float | Sequence[float] | None = None,
         **fields: Unpack[WSDFields],
     ) -> None:
         check_optimizer("WSDLR", optimizer)

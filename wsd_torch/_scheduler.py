@@ -48,7 +48,7 @@ class WSDSchedulerBase:
 
     on_spec_change: str
     adopt_foreign_state: bool
-    min_lr: float | None = None
+    min_lr: float | tuple[float, ...] | None = None
 
     def _init_torch(self, init: Callable[[], None]) -> None:
         """Runs torch's ``LRScheduler.__init__`` (``init``) and records the attributes it set: torch's
@@ -81,34 +81,41 @@ class WSDSchedulerBase:
     # --- an absolute floor ----------------------------------------------------------------------
 
     def _spec_and_floor(
-        self, optimizer: Optimizer, spec: WSDSpec | None, fields: Mapping[str, Any], min_lr: float | None
+        self, optimizer: Optimizer, spec: WSDSpec | None, fields: Mapping[str, Any], min_lr: Any
     ) -> None:
         """Sets ``spec`` and ``min_lr``: the floor as an absolute rate, the same in every param group
-        (torch's convention, as ``CosineAnnealingLR``'s ``eta_min``), instead of a ratio. The spec is
-        then the first group's (``min_ratio = min_lr / its lr``); ``_group_spec`` gives the others'."""
+        (torch's convention, as ``CosineAnnealingLR``'s ``eta_min``), or one per group (Megatron-LM's
+        per-group ``min_lr``), instead of a ratio. The spec is then the first group's
+        (``min_ratio = its min_lr / its lr``); ``_group_spec`` gives the others'."""
         if min_lr is None:
             self.spec, self.min_lr = spec_from_args(spec, fields), None
             return
-        min_lr = check_absolute("min_lr", min_lr)
+        floors = check_floors(min_lr, len(optimizer.param_groups))
         base = base_rate(0, optimizer.param_groups[0], record=False)
         self.spec = spec_from_absolute(
-            base, {"min_lr": min_lr}, spec=spec, fields=fields, peak_name="param group 0's lr"
+            base, {"min_lr": floor_of(floors, 0)}, spec=spec, fields=fields, peak_name="param group 0's lr"
         )
-        self.min_lr = min_lr
+        self.min_lr = floors
 
     def _group_spec(self, index: int, base: float) -> WSDSpec:
         """The spec param group ``index`` follows: the spec itself, or with ``min_lr``, the spec with
-        ``min_ratio = min_lr / base``, so that every group's floor is the same absolute rate."""
+        ``min_ratio = its min_lr / base``, so that each group's floor is its absolute rate."""
         if self.min_lr is None:
             return self.spec
         curve = {name: value for name, value in self.spec.to_dict().items() if name != "min_ratio"}
         return spec_from_absolute(
-            base, {"min_lr": self.min_lr}, fields=curve, peak_name=f"param group {index}'s lr"
+            base,
+            {"min_lr": floor_of(self.min_lr, index)},
+            fields=curve,
+            peak_name=f"param group {index}'s lr",
         )
 
     def _floor_entry(self) -> dict[str, Any]:
-        # min_lr, saved only when set: a state without it is the same as before it existed
-        return {} if self.min_lr is None else {"min_lr": self.min_lr}
+        # min_lr, saved only when set (a list with one per group): a state without it is the same as
+        # before it existed
+        if self.min_lr is None:
+            return {}
+        return {"min_lr": list(self.min_lr) if isinstance(self.min_lr, tuple) else self.min_lr}
 
     # --- state: the TwoStepState protocol (``wsd_torch._state``) ---------------------------------
 
@@ -186,3 +193,26 @@ def _subclasses(cls: type) -> list[type]:
     for sub in subs:
         found += [sub, *_subclasses(sub)]
     return found
+
+
+def check_floors(min_lr: Any, groups: int) -> float | tuple[float, ...]:
+    """``min_lr`` as one absolute rate for every param group, or a tuple of one per group."""
+    if isinstance(min_lr, (list, tuple)):
+        if len(min_lr) != groups:
+            raise ValueError(
+                f"min_lr must be one rate, or one per param group ({groups}), got {len(min_lr)} rates"
+            )
+        return tuple(check_absolute(f"min_lr[{i}]", x) for i, x in enumerate(min_lr))
+    return check_absolute("min_lr", min_lr)
+
+
+def floor_of(floors: float | tuple[float, ...], index: int) -> float:
+    """Param group ``index``'s floor; a group added after ``min_lr`` gave one per group has none."""
+    if not isinstance(floors, tuple):
+        return floors
+    if index >= len(floors):
+        raise ValueError(
+            f"min_lr gives a floor for each of {len(floors)} param groups, but param group {index} was added "
+            "since: build the scheduler again with a min_lr for every group"
+        )
+    return floors[index]

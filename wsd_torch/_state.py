@@ -19,9 +19,16 @@ from wsd_core.backend import check_bool, check_choice, check_real, check_saved_s
 REQUIRED = ("spec", "last_epoch")  # base_lrs too when saved; without them the optimizer's stay
 # A scheduler's settings beside its spec that change its rates, saved only when set (as plain values)
 _SETTINGS: dict[str, Callable[[Any], Any]] = {
-    "min_lr": lambda value: check_real("saved min_lr", value, minimum=0.0),
+    "min_lr": lambda value: _floors(value),
 }
 SPEC_CHANGES = ("refuse", "continue")
+
+
+def _floors(value: Any) -> float | tuple[float, ...]:
+    """A saved ``min_lr``: one rate, or a list of one per param group (saved as a list)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(check_real(f"saved min_lr[{i}]", x, minimum=0.0) for i, x in enumerate(value))
+    return check_real("saved min_lr", value, minimum=0.0)
 
 
 def check_policy(on_spec_change: Any, adopt_foreign_state: Any) -> tuple[str, bool]:
