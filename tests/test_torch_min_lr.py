@@ -208,7 +208,12 @@ def test_cuda_per_group_floors_need_no_host_sync_and_replay_in_a_graph():
 
 @pytest.mark.parametrize("cls", SCHEDULERS)
 def test_one_floor_per_group_follows_the_reference_and_round_trips(cls):
-    fields: dict[str, Any] = {"total_steps": 60, "warmup_steps": 5, "decay_steps": 20, "decay_shape": "1-sqrt"}
+    fields: dict[str, Any] = {
+        "total_steps": 60,
+        "warmup_steps": 5,
+        "decay_steps": 20,
+        "decay_shape": "1-sqrt",
+    }
     floors = [1e-4, 3e-3, 0.0, 2e-4]
     scheduler = cls(_optimizer(), min_lr=floors, **fields)
     rates = _run(scheduler, 64)
