@@ -8,6 +8,7 @@ for r near 1e-300) before rounding to float64. It is slow and simple on purpose.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -125,12 +126,28 @@ def reference_multiplier(
     stable_power: float = 0.0,
     stable_scale: int | None = None,
     decay_power: float = 1.0,
+    rate_batch_exponent: float = 0.0,
 ) -> float:
     """m(step) per the contract, rounded to float64 from 340-digit arithmetic."""
     fields = dict(locals())
     with mp.workdps(340):
         _, m = _position(max(step - start_step, 0), fields)
-        return float(m)
+        held = min(max(step, start_step), start_step + total_steps)  # the rate is constant past the end
+        return float(m * _batch_factor(held, tokens_per_step, rate_batch_exponent))
+
+
+def _batch_factor(units: int, ramp: Any, e: float) -> mp.mpf:
+    """(batch / first batch) ** e of the ramp pair whose updates the units count ``units`` reaches:
+    the pair k whose first update has consumed sum_{j<k} (from_{j+1} - from_j) n_j units."""
+    if not e or not isinstance(ramp, (list, tuple)):
+        return mp.mpf(1)
+    pairs = [tuple(p) for p in ramp]
+    factor, consumed = mp.mpf(1), 0
+    for (start, n), (next_start, next_n) in itertools.pairwise(pairs):
+        consumed += (next_start - start) * n  # the units consumed before update next_start
+        if units >= consumed:
+            factor = (mp.mpf(next_n) / pairs[0][1]) ** mp.mpf(e)
+    return factor
 
 
 def reference_curve(fields: dict[str, Any], steps: Any) -> list[float]:

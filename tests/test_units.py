@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -319,18 +320,21 @@ def test_a_container_passes_the_ramp_and_the_floor_to_every_scheduler():
         other.load_state_dict(state)
 
 
-@given(fields=spec_fields(max_total=2000), ramp=ramps())
+@given(fields=spec_fields(max_total=2000), ramp=ramps(), exponent=st.sampled_from([0.0, 0.0, 0.5, 1.0]))
 @settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_any_spec_under_any_ramp_follows_the_reference_at_the_units_consumed(fields, ramp):
+def test_any_spec_under_any_ramp_follows_the_reference_at_the_units_consumed(fields, ramp, exponent):
     import jax.numpy as jnp
 
     from wsd_jax import wsd_schedule
 
+    if exponent and len(ramp) > 1:  # the batch rule: the rate times (batch / first batch) ** e
+        fields = {**fields, "rate_batch_exponent": exponent, "tokens_per_step": ramp}
     spec = WSDSpec(**{**fields, "units": "tokens", "tokens_per_step": ramp})
     r = token_ramp(ramp)
     hi = r.first_step_reaching(spec.end_step) + 2
     boundaries = [spec.start_step, spec.start_step + spec.warmup_steps, *spec.decay_starts, *spec.period_ends]
     near = [r.first_step_reaching(x) + k for x in boundaries for k in (-1, 0, 1)]  # each phase's edges
+    near += [start + k for start, _ in ramp for k in (-1, 0, 1)]  # and each ramp step's
     steps = sorted({s for s in [*range(0, hi, max(1, hi // 200)), *near] if s >= 0})
     want = [reference_multiplier(r.consumed(s), **fields) for s in steps]
     jax_values = np.asarray(wsd_schedule(1.0, spec=spec)(jnp.asarray(steps)), np.float64)
@@ -448,3 +452,48 @@ def test_branching_a_spec_in_tokens_takes_update_counts():
     assert [extended.multiplier(s) for s in range(60)] == [spec.multiplier(s) for s in range(60)]
     with pytest.raises(ValueError, match="at_step must be >= 5000"):
         WSDSpec(**{**FIELDS, "start_step": 5000}, tokens_per_step=RAMP).branch_cooldown(1, 100)
+
+
+@pytest.mark.parametrize("path", ["WSDLR", "WSDDeviceLR", "planner"])
+def test_the_batch_rule_scales_the_rate_with_the_batch_on_every_backend(path):
+    fields = {**FIELDS, "tokens_per_step": RAMP, "rate_batch_exponent": 0.5}
+    spec = WSDSpec(**fields)
+    want = np.array([reference_multiplier(token_ramp(RAMP).consumed(s), **fields) for s in range(STEPS)])
+    # the rate of a batch 8x the first is sqrt(8)x the rate without the rule, from its ramp step on
+    plain = _expected()
+    np.testing.assert_allclose(want[120:130] / plain[120:130], math.sqrt(8), rtol=1e-14)
+    np.testing.assert_allclose(want[:40], plain[:40], rtol=0, atol=0)
+    if path == "planner":
+        pytest.importorskip("jax")
+        from wsd_plan import learning_rates
+
+        np.testing.assert_allclose(learning_rates(spec, STEPS, peak=1.0), want, rtol=1e-12)
+        return
+    import torch
+
+    from wsd_torch import WSDLR, WSDDeviceLR
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = (WSDLR if path == "WSDLR" else WSDDeviceLR)(optimizer, spec=spec)
+    rates = []
+    for _ in range(STEPS):
+        rates.append(float(scheduler.get_last_lr()[0]))
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(rates, want, rtol=1e-12 if path == "WSDLR" else 1e-6)
+
+
+def test_the_batch_rule_needs_a_ramp_and_round_trips():
+    with pytest.raises(ValueError, match=r"rate_batch_exponent=0\.5 scales the rate with a batch ramp"):
+        WSDSpec(1000, units="tokens", tokens_per_step=256, rate_batch_exponent=0.5)
+    with pytest.raises(ValueError, match=r"rate_batch_exponent=0\.5 scales the rate with a batch ramp"):
+        WSDSpec(1000, rate_batch_exponent=0.5)
+    with pytest.raises(ValueError, match="rate_batch_exponent must be >= 0"):
+        WSDSpec(**{**FIELDS, "tokens_per_step": RAMP, "rate_batch_exponent": -1.0})
+    spec = WSDSpec(**{**FIELDS, "tokens_per_step": RAMP, "rate_batch_exponent": 0.5})
+    assert WSDSpec.from_dict(spec.to_dict()) == spec
+    assert "rate_batch_exponent" not in WSDSpec(**{**FIELDS, "tokens_per_step": RAMP}).to_dict()
+    # a cooldown branched off it keeps the rule: the same rate at its first update as the trunk's
+    at = 70  # 25,600 tokens in: stable, at a batch twice the first
+    branch = spec.branch_cooldown(at, 20_000)
+    assert branch.multiplier(at) == pytest.approx(spec.multiplier(at), rel=1e-15)

@@ -128,6 +128,7 @@ def branch_cooldown(
             period_peaks=None if peak == 1.0 else [peak],
             units=fields["units"],
             tokens_per_step=fields["tokens_per_step"],
+            rate_batch_exponent=fields.get("rate_batch_exponent", 0.0),
         )
     )
 

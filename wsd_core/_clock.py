@@ -15,7 +15,14 @@ import bisect
 import numbers
 from typing import Any, NamedTuple, Protocol
 
-from wsd_core._validation import MAX_STEP, check_steps, check_strictly_increasing, is_bool, is_sequence
+from wsd_core._validation import (
+    MAX_STEP,
+    check_real,
+    check_steps,
+    check_strictly_increasing,
+    is_bool,
+    is_sequence,
+)
 
 UNITS = ("steps", "tokens", "samples")
 
@@ -122,6 +129,18 @@ def check_clock(units: str, value: Any) -> int | tuple[tuple[int, int], ...] | N
     if len(ramp.rates) == 1:
         return ramp.rates[0]
     return tuple(zip(ramp.starts, ramp.rates, strict=True))
+
+
+def check_batch_rule(exponent: Any, tokens_per_step: Any) -> float:
+    """``rate_batch_exponent`` checked: a finite e >= 0, and one that is not 0 only with a batch ramp
+    (``tokens_per_step`` pairs: a constant batch has nothing for the rate to follow)."""
+    e = check_real("rate_batch_exponent", exponent, minimum=0.0)
+    if e != 0.0 and not isinstance(tokens_per_step, tuple):
+        raise ValueError(
+            f"rate_batch_exponent={e} scales the rate with a batch ramp: give tokens_per_step as "
+            f"(from_step, tokens_per_step) pairs (a spec in tokens or samples), got {tokens_per_step!r}"
+        )
+    return e
 
 
 def check_clock_range(ramp: TokenRamp, end: int, units: str) -> None:

@@ -42,6 +42,7 @@ class SpecChanges(TypedDict, total=False):
     stable_power: float
     stable_scale: int | None
     decay_power: float
+    rate_batch_exponent: float
 
 
 class WSDFields(SpecChanges, total=False):
@@ -54,9 +55,14 @@ class WSDFields(SpecChanges, total=False):
 
 FIELD_NAMES = ("total_steps", *SpecChanges.__annotations__)  # in the order of WSDSpec's fields
 
-# The fields of the power stable phase and the polynomial decay (0.2), at their defaults: a spec's
-# to_dict leaves them out there, so a spec 0.1 could write reads the same in 0.1.
-SHAPE_DEFAULTS: dict[str, Any] = {"stable_power": 0.0, "stable_scale": None, "decay_power": 1.0}
+# The fields added in 0.2 (the power stable phase, the polynomial decay, the batch rate rule), at
+# their defaults: a spec's to_dict leaves them out there, so a spec 0.1 could write reads the same in 0.1.
+NEW_DEFAULTS: dict[str, Any] = {
+    "stable_power": 0.0,
+    "stable_scale": None,
+    "decay_power": 1.0,
+    "rate_batch_exponent": 0.0,
+}
 
 # Names the peers use for our fields, and what to write instead.
 _ALIASES = {

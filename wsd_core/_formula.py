@@ -25,6 +25,7 @@ Numerics (why the shapes are not typed exactly as the contract prints them):
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import operator
 from collections.abc import Callable
@@ -224,6 +225,16 @@ class Resolved(NamedTuple):
     stable_power: float = 0.0  # b: the stable phase is P_i ((u - W) / tau + 1) ** b (0: constant)
     stable_scale: int = 1  # tau
     decay_power: float = 1.0  # k of the "polynomial" decay shape
+    # the batch rate rule: (local u from which, the factor (batch / first batch) ** e) at each ramp step
+    rate_changes: tuple[tuple[int, float], ...] = ()
+
+    def rate_factor(self, u: float) -> float:
+        """The batch rule's factor at local step u (1 without one), in float64."""
+        factor = 1.0
+        for since, value in self.rate_changes:
+            if u >= since:
+                factor = value
+        return factor
 
     def stable_factor(self, u: int) -> float:
         """s(u) = ((min(max(u, W), T) - W) / tau + 1) ** b, in float64: the stable phase's value at
@@ -375,7 +386,27 @@ def evaluate(step: Any, plan: Resolved, ops: Backend) -> Any:
         warmup=lambda u: warmup_value(u, plan, ops),
         stable=lambda u, period: stable_value(u, period, plan, ops),
     )
-    return ops.clip(m, plan.floor, plan.ceiling)
+    m = ops.clip(m, plan.floor, plan.ceiling)
+    if not plan.rate_changes:  # static: no batch rule, no factor
+        return m
+    u = ops.maximum(step, plan.start_step) - plan.start_step
+    u = u - ops.maximum(u - plan.ends[-1], 0)  # held at T: past the end the rate is constant
+    return m * batch_factor(u, plan, ops)
+
+
+def batch_factor(u: Any, plan: Resolved, ops: Backend) -> Any:
+    """The batch rule's factor at local step ``u``: ``(batch / first batch) ** e`` of the ramp step
+    the units ``u`` fall in, chosen by integer comparisons among values taken in float64."""
+    factor: Any = 1.0
+    for since, value in plan.rate_changes:
+        factor = ops.select(
+            u >= since, functools.partial(_constant, value), functools.partial(_constant, factor)
+        )
+    return factor
+
+
+def _constant(value: Any) -> Any:
+    return value
 
 
 def stable_fraction(step: Any, plan: Resolved, ops: Backend) -> Any:

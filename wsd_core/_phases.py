@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from wsd_core._formula import Resolved
+from wsd_core._formula import (
+    PythonBackend,
+    Resolved,
+    decay_value,
+    evaluate,
+    rewarmup_value,
+    stable_value,
+    warmup_value,
+)
+
+_WARMUP = "warmup"  # a piece of the run evaluated by warmup_value
+_PARTS = {"decay": decay_value, "rewarmup": rewarmup_value, "stable": stable_value}
 
 
 class Phase(NamedTuple):
@@ -83,3 +94,44 @@ def phase_table(plan: Resolved, units: str, at: Callable[[int], float]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+class Pieces:
+    """The run cut into phases for ``WSDSpec.multiplier`` on Python floats: ``pieces[k]`` holds for
+    steps in ``[starts[k-1], starts[k])``: the constant value there (a constant stable phase, before
+    the start, after the end), or the part of the formula that evaluates it (``_WARMUP``, or
+    ``(name, Period)``). A C-level bisect replaces the formula's period lookup."""
+
+    def __init__(self, plan: Resolved, ops: PythonBackend, segments: list[Segment]) -> None:
+        self.plan, self.ops = plan, ops
+        bare = plan._replace(rate_changes=())  # the batch rule's factor is applied in ``value``
+        starts: list[int] = []
+        pieces: list[Any] = [float(evaluate(plan.start_step, bare, ops))]  # before s0
+        for name, index, first, _last in segments:
+            starts.append(first)
+            period = ops.period(index)
+            if name == "stable" and plan.stable_power == 0.0:
+                pieces.append(float(period.peak))
+            else:
+                pieces.append(_WARMUP if name == "warmup" else (name, period))
+        end = plan.start_step + plan.ends[-1]
+        starts.append(end)  # at and past the end: the final floor
+        pieces.append(float(evaluate(end, bare, ops)))
+        self.starts, self.pieces = tuple(starts), tuple(pieces)
+
+    def value(self, step: int | float) -> float:
+        """m at the spec's own count ``step`` (start_step included)."""
+        piece = self.pieces[bisect.bisect_right(self.starts, step)]
+        plan = self.plan
+        if piece.__class__ is not float:
+            u, ops = step - plan.start_step, self.ops
+            if piece is _WARMUP:
+                m = warmup_value(u, plan, ops)
+            else:
+                name, period = piece
+                m = _PARTS[name](u, period, plan, ops)
+            piece = float(ops.clip(m, plan.floor, plan.ceiling))
+        if not plan.rate_changes:
+            return piece
+        # the batch rule's factor (docs/contract.md), at the spec's own step held in [s0, s0 + T]
+        return piece * plan.rate_factor(min(max(step - plan.start_step, 0), plan.ends[-1]))

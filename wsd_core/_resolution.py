@@ -7,6 +7,7 @@ import logging
 import math
 from typing import cast
 
+from wsd_core._clock import token_ramp
 from wsd_core._fields import WSDFields, period_ends
 from wsd_core._formula import Resolved
 
@@ -94,6 +95,21 @@ def _resolve(fields: WSDFields) -> Resolved:
         stable_power=fields["stable_power"],
         stable_scale=fields["stable_scale"] or max(fields["warmup_steps"], 1),
         decay_power=fields["decay_power"],
+        rate_changes=_rate_changes(fields),
+    )
+
+
+def _rate_changes(fields: WSDFields) -> tuple[tuple[int, float], ...]:
+    """Where the batch rule's factor changes, in local units (C(from_step) - s0), and to what:
+    ``(batch / first batch) ** e`` from each ramp step on."""
+    e = fields["rate_batch_exponent"]
+    if e == 0.0:
+        return ()
+    ramp = token_ramp(fields["tokens_per_step"])
+    first = ramp.rates[0]
+    return tuple(
+        (since - fields["start_step"], (rate / first) ** e)
+        for since, rate in zip(ramp.consumed_at[1:], ramp.rates[1:], strict=True)
     )
 
 

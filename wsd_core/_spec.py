@@ -3,16 +3,23 @@ numbers. Its phases, branches, clock and fields' checks have their own modules."
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack, cast
 
 from wsd_core import _branching, _phases
-from wsd_core._clock import UNITS, TokenRamp, check_clock, check_clock_range, require_clock, token_ramp
+from wsd_core._clock import (
+    UNITS,
+    TokenRamp,
+    check_batch_rule,
+    check_clock,
+    check_clock_range,
+    require_clock,
+    token_ramp,
+)
 from wsd_core._fields import (
-    SHAPE_DEFAULTS,
+    NEW_DEFAULTS,
     SpecChanges,
     WSDFields,
     check_field_names,
@@ -22,25 +29,13 @@ from wsd_core._fields import (
 )
 from wsd_core._formula import (
     WARMUP_SHAPES,
-    Period,
     PythonBackend,
     Resolved,
-    decay_value,
-    evaluate,
-    rewarmup_value,
     stable_fraction,
-    stable_value,
-    warmup_value,
 )
 from wsd_core._phases import Phase
 from wsd_core._resolution import resolve_fields, warn_if_rarely_meant
 from wsd_core._validation import MAX_STEP, check_choice, check_int, check_step_value, check_steps
-
-_WARMUP = "warmup"  # a piece of the run evaluated by warmup_value
-_DECAY = "decay"  # (_DECAY, period): a piece evaluated by decay_value
-_REWARMUP = "rewarmup"  # (_REWARMUP, period): a piece evaluated by rewarmup_value
-_STABLE = "stable"  # (_STABLE, period): a power stable phase, evaluated by stable_value
-_EVALUATE = {_DECAY: decay_value, _REWARMUP: rewarmup_value, _STABLE: stable_value}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +91,9 @@ class WSDSpec:
         -0.5: an inverse square root). 0 (default): a constant stable phase.
       stable_scale: tau >= 1, the power's time scale (None: the warmup length, or 1 without one).
       decay_power: k > 0 of the ``"polynomial"`` decay shape (default 1: linear).
+      rate_batch_exponent: e >= 0: with a batch ramp (``tokens_per_step`` pairs), the rate is also
+        multiplied by ``(batch / first batch) ** e`` from each ramp step on (OLMo-core's batch-size
+        schedule: 0.5). 0 (default): the rate does not follow the batch.
 
     Examples:
       >>> spec = WSDSpec(1000, warmup_steps=100, decay_steps=200, decay_shape="linear")
@@ -123,6 +121,7 @@ class WSDSpec:
     stable_power: float = 0.0
     stable_scale: int | None = None
     decay_power: float = 1.0
+    rate_batch_exponent: float = 0.0
 
     def __new__(cls, *args: Any, **fields: Any) -> WSDSpec:
         # Runs before the generated __init__, whose "unexpected keyword" error names no alternative.
@@ -148,6 +147,7 @@ class WSDSpec:
         set_("rewarmup_shape", check_choice("rewarmup_shape", self.rewarmup_shape, WARMUP_SHAPES))
         set_("units", check_choice("units", self.units, UNITS))
         set_("tokens_per_step", check_clock(self.units, self.tokens_per_step))
+        set_("rate_batch_exponent", check_batch_rule(self.rate_batch_exponent, self.tokens_per_step))
         if self.clock is not None:
             check_clock_range(self.clock, self.end_step, self.units)
         warn_if_rarely_meant(self._resolved)  # resolved now: periods, decays, warmup are validated
@@ -201,18 +201,7 @@ class WSDSpec:
             step = check_step_value(step)
         if not in_units and self.units != "steps":
             step = self.units_at(step)
-        starts, pieces = self._pieces
-        piece = pieces[bisect.bisect_right(starts, step)]
-        if piece.__class__ is float:
-            return piece
-        plan, ops = self._resolved, self._python_backend
-        u = step - plan.start_step
-        if piece is _WARMUP:
-            m = warmup_value(u, plan, ops)
-        else:
-            kind, period = piece
-            m = _EVALUATE[kind](u, period, plan, ops)
-        return float(ops.clip(m, plan.floor, plan.ceiling))
+        return self._pieces.value(step)
 
     def stable_fraction(self, step: int | float, *, in_units: bool = False) -> float:
         """h at update count ``step`` (a count of the spec's units with ``in_units=True``) of a
@@ -251,28 +240,8 @@ class WSDSpec:
         return _phases.segments(self._resolved)
 
     @functools.cached_property
-    def _pieces(self) -> tuple[tuple[int, ...], tuple[Any, ...]]:
-        """The run cut into phases, for ``multiplier``: ``pieces[k]`` holds for steps in
-        ``[starts[k-1], starts[k])``: the constant value there (stable, before the start, after the
-        end), or which part of the formula ``evaluate`` uses to evaluate (``_WARMUP``, or
-        ``(_DECAY | _REWARMUP, Period)``). A C-level bisect replaces the formula's period lookup."""
-        plan, ops = self._resolved, self._python_backend
-        starts: list[int] = []
-        pieces: list[Any] = [float(evaluate(self.start_step, plan, ops))]  # before s0
-        for name, index, first, _last in self._segments:
-            starts.append(first)
-            period: Period = ops.period(index)
-            if name == "stable" and plan.stable_power == 0.0:
-                pieces.append(float(period.peak))
-            elif name == "stable":
-                pieces.append((_STABLE, period))
-            elif name == "warmup":
-                pieces.append(_WARMUP)
-            else:
-                pieces.append((_DECAY if name == "decay" else _REWARMUP, period))
-        starts.append(self.end_step)  # at and past the end: the final floor
-        pieces.append(float(evaluate(self.end_step, plan, self._python_backend)))
-        return tuple(starts), tuple(pieces)
+    def _pieces(self) -> _phases.Pieces:
+        return _phases.Pieces(self._resolved, self._python_backend, self._segments)
 
     # --- introspection (optimizer steps, start_step included) ---------------------------------
 
@@ -363,7 +332,7 @@ class WSDSpec:
                 out[name] = list(out[name])
         if isinstance(self.tokens_per_step, tuple):
             out["tokens_per_step"] = [list(pair) for pair in self.tokens_per_step]
-        for name, default in SHAPE_DEFAULTS.items():  # left out at their defaults: 0.1's fields alone
+        for name, default in NEW_DEFAULTS.items():  # left out at their defaults: 0.1's fields alone
             if out[name] == default:
                 del out[name]
         return out
