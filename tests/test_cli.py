@@ -78,6 +78,14 @@ def test_decay_steps_takes_one_length_or_one_per_period():
     assert decay_rows("100") == [["900", "999", "100"], ["2900", "2999", "100"]]
 
 
+def test_table_shows_a_power_stable_phase_and_a_polynomial_decay():
+    done = _wsd("table", "--total-steps", "1000", "--warmup-steps", "100", "--decay-steps", "200",
+                "--decay-shape", "polynomial", "--decay-power", "2", "--stable-power", "-0.5")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stable = next(line.split() for line in done.stdout.splitlines() if line.startswith("stable"))
+    assert stable[-3:] == ["1", "->", f"{(799 / 100) ** -0.5:g}"]  # (u / W) ** -0.5 at its last step
+
+
 def test_plot_writes_png_and_prints_phase_tables(tmp_path):
     out = tmp_path / "s.png"
     done = _wsd("plot", "--total-steps", "1000", "--warmup-steps", "50", "--decay-ratio", "0.2",
@@ -117,6 +125,8 @@ def test_plot_needs_no_jax_or_torch(tmp_path):
         (["--total-steps", "abc"], "--total-steps"),
         (["--decay-shape", "sqrt"], "invalid choice"),
         (["--decay-steps", "10", "20"], "--decay-steps"),  # two lengths, one period
+        (["--decay-power", "2"], "--decay-power 2.0 is the exponent of --decay-shape polynomial"),
+        (["--stable-power", "0.5"], "stable_power must be <= 0"),
     ],
 )
 def test_bad_values_are_usage_errors_without_a_traceback(tmp_path, args, message):

@@ -170,6 +170,8 @@ def test_every_name_a_page_mentions_exists():
                     _resolve(dotted)
                 except (AttributeError, ModuleNotFoundError):
                     missing.append(f"{page.name}: {dotted}")
+                except ImportError:  # the module is there, its extra (lightning, ...) is not installed
+                    continue
     assert not missing, missing
 
 

@@ -5,6 +5,7 @@ spec refuses, how it branches and serializes, and the planner on a power trunk."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -116,3 +117,33 @@ def test_the_planner_fits_and_plans_off_a_power_trunk():
     plan = plan_cooldown(fit, trunk, peak=3e-4, budgets=[12_000], lengths=[1000, 3000])
     best = plan.best_for(12_000)
     assert best.spec.multiplier(best.at_step) == pytest.approx(trunk.multiplier(best.at_step), rel=1e-12)
+
+
+def test_a_spec_with_the_new_fields_travels_in_orbax_checkpoints_and_torch_states(tmp_path):
+    pytest.importorskip("orbax.checkpoint")
+    import jax.numpy as jnp
+
+    from wsd_jax import WSDCheckpointManager
+
+    ramp = [(0, 256), (40, 512)]
+    spec = WSDSpec(200_000, units="tokens", warmup_steps=2000, decay_steps=20_000, decay_shape="polynomial",
+                   decay_power=2.0, stable_power=-0.5, stable_scale=1000, tokens_per_step=ramp,
+                   rate_batch_exponent=0.5)  # fmt: skip
+    with WSDCheckpointManager(tmp_path, spec) as manager:
+        manager.save(10, {"w": jnp.zeros(3)}, force=True)
+    assert WSDCheckpointManager.open(tmp_path).spec == spec
+    torch = pytest.importorskip("torch")
+    from wsd_torch import WSDLR
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = WSDLR(optimizer, spec=spec)
+    for _ in range(50):
+        optimizer.step()
+        scheduler.step()
+    again = WSDLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), spec=spec)
+    again.load_state_dict(scheduler.state_dict())
+    assert again.get_last_lr() == scheduler.get_last_lr() == [spec.multiplier(50)]
+    other = WSDLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0),
+                  spec=dataclasses.replace(spec, stable_power=-0.4))  # fmt: skip
+    with pytest.raises(ValueError, match="spec"):  # another power is another schedule
+        other.load_state_dict(scheduler.state_dict())

@@ -119,6 +119,15 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
         help="the rewarmup's shape (default linear)",
     )  # fmt: skip
     spec.add_argument(
+        "--decay-power", type=float, default=1.0, metavar="K",
+        help="the polynomial decay shape's exponent: (1 - p) ** K (default 1)",
+    )  # fmt: skip
+    spec.add_argument(
+        "--stable-power", type=float, default=0.0, metavar="B",
+        help="a stable phase falling as ((u - W) / tau + 1) ** B, B <= 0 (-0.5: inverse square root)",
+    )  # fmt: skip
+    spec.add_argument("--stable-scale", type=int, metavar="TAU", help="tau of --stable-power (default W)")
+    spec.add_argument(
         "--units", default="steps", choices=list(UNITS),
         help="what the lengths count (default steps); the table then reads in those units",
     )  # fmt: skip
@@ -178,6 +187,11 @@ def _one_or_each(values: list[int] | None) -> int | tuple[int, ...] | None:
 
 def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, WSDSpec]:
     checkpoints = args.checkpoints if args.geometric_checkpoints is None else args.geometric_checkpoints
+    if args.decay_power != 1.0 and "polynomial" not in args.decay_shape:
+        usage_error(
+            parser,
+            ValueError(f"--decay-power {args.decay_power} is the exponent of --decay-shape polynomial"),
+        )
     specs = {}
     for decay_shape, warmup_shape in itertools.product(args.decay_shape, args.warmup_shape):
         try:
@@ -196,6 +210,9 @@ def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[st
                 rewarmup_steps=args.rewarmup_steps,
                 rewarmup_shape=args.rewarmup_shape,
                 units=args.units,
+                stable_power=args.stable_power,
+                stable_scale=args.stable_scale,
+                decay_power=args.decay_power if decay_shape == "polynomial" else 1.0,
             )
         except (TypeError, ValueError) as e:
             usage_error(parser, e)
