@@ -657,7 +657,7 @@ def test_a_preset_error_names_the_presets_own_field():
         presets.from_transformers(10, 20, num_training_steps=100, min_lr_ratio=1.5)
 
 
-@pytest.mark.parametrize("name", [n for n in presets.__all__ if n != "from_levanter"])  # 0.1's presets
+@pytest.mark.parametrize("name", presets.__all__)
 def test_the_presets_of_0_1_still_work_as_classmethods_with_a_warning(name):
     calls: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
         "from_transformers": ((10, 20), {"num_training_steps": 100}),
@@ -666,6 +666,7 @@ def test_the_presets_of_0_1_still_work_as_classmethods_with_a_warning(name):
         "from_megatron": ((1e-3, 10, 100, 20, "linear"), {"min_lr": 1e-5}),
         "from_olmo_core": (("WSD",), {"t_max": 300, "initial_lr": 1e-3, "warmup": 10, "decay": 20}),
         "from_maxtext": ((1000,), {"wsd_decay_steps_fraction": 0.2}),
+        "from_levanter": ((1000,), {"lr_schedule": "linear", "decay": 0.2}),
     }
     args, kwargs = calls[name]
     with pytest.warns(

@@ -17,15 +17,9 @@ from wsd_core._formula import Resolved
 from wsd_core._phases import Phase
 from wsd_core._spec import WSDSpec
 
-# 0.1's presets (classmethods then); the presets added since are functions only
-PRESETS = (
-    "from_maxtext",
-    "from_megatron",
-    "from_olmo_core",
-    "from_pytorch_accelerated",
-    "from_torchtitan",
-    "from_transformers",
-)
+# the presets as classmethods, 0.1's spelling (also for the presets added since, so that either
+# spelling works for every preset until 0.3)
+PRESETS = tuple(presets.__all__)
 EVALUATIONS = ("multiplier_in_units", "stable_fraction_in_units", "phase_in_units")
 NAMES = (*PRESETS, *EVALUATIONS, "resolved")
 
