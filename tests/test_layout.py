@@ -267,7 +267,7 @@ def test_the_spec_is_lean():
     assert len(public - deprecated) <= 16, sorted(public - deprecated)
     assert deprecated == {
         *(f"from_{p}" for p in ("transformers", "torchtitan", "pytorch_accelerated", "megatron", "olmo_core",
-                                "maxtext")),
+                                "maxtext", "levanter")),
         "multiplier_in_units", "stable_fraction_in_units", "phase_in_units", "resolved",
     }  # fmt: skip
     assert len((ROOT / "wsd_core" / "_spec.py").read_text().splitlines()) <= 400
