@@ -313,8 +313,10 @@ def test_wsd_fit_saves_a_prior_that_wsd_plan_forecasts_a_trunk_alone_with(tmp_pa
     main(["fit", "--run", *_write_run(tmp_path, small["constant_24000"], "trunk25"),
           "--run", *_write_run(tmp_path, small["wsd_20000_24000"], "cooldown25"),
           "--warmup-steps", str(lc.WARMUP), "--save", str(saved)])  # fmt: skip
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "multi-power law fit on 2 run(s)" in out and f"wrote {saved}" in out
+    # each leave-one-run-out refit is said as it ends: a save is not minutes of one silent line
+    assert "refit 1 of 2, without trunk25:" in err and "refit 2 of 2, without cooldown25:" in err
     prior = LossLawFit.from_json(saved.read_text())
     assert prior.law_error_scale >= 1 and prior.fitted_peaks == (lc.PEAK, lc.PEAK)
     (tmp_path / "trunk.json").write_text(__import__("json").dumps(TRUNK.to_dict()))

@@ -18,8 +18,9 @@ import dataclasses
 import functools
 import importlib
 import os
+import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import jax
@@ -253,12 +254,24 @@ class LossLawFit:
     def law_error_scale(self) -> float:
         """The factor (>= 1) on the law's error chosen by leaving each fitted run out: the smallest
         that puts every left-out run's final loss inside the 90% interval of the fit on the others
-        (1 where no run can be left out). Computed on first use: it refits the law once per run."""
+        (1 where no run can be left out). Computed on first use: it refits the law once per run
+        (``measure_law_error`` does it now, saying each refit)."""
+        return self._leave_each_run_out(None)
+
+    def measure_law_error(self, progress: Callable[[int, int, str, float], None] | None = None) -> float:
+        """``law_error_scale``, computed now if it was not: ``progress(k, n, run name, seconds)`` is
+        called after each of the n refits (``wsd fit --save`` prints them)."""
+        if "law_error_scale" not in self.__dict__:
+            self.__dict__["law_error_scale"] = self._leave_each_run_out(progress)
+        return self.law_error_scale
+
+    def _leave_each_run_out(self, progress: Callable[[int, int, str, float], None] | None) -> float:
         needed = [1.0]
         for i in range(len(self.fitted_runs)):
             others = self.fitted_runs[:i] + self.fitted_runs[i + 1 :]
             if not others:
                 continue
+            start = time.perf_counter()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -267,6 +280,14 @@ class LossLawFit:
                     left_out = sub.predict_batch([run.lrs], [run.steps[-1:]], warmup_steps=run.warmup_steps)
             except ValueError:  # the others cannot be fit alone (no LR drop left, too few points)
                 continue
+            finally:
+                if progress is not None:
+                    progress(
+                        i + 1,
+                        len(self.fitted_runs),
+                        _label(self.fitted_runs[i], i),
+                        time.perf_counter() - start,
+                    )
             (sd,), (sd_without_law,) = (left_out.log_sd(0, scale=scale) for scale in (1.0, 0.0))
             # the smallest s with |error| <= z sqrt(sd_without_law^2 + s^2 law^2)
             error = abs(float(np.log(run.losses[-1] / left_out.final[0]))) / z_value(0.9)
