@@ -411,12 +411,16 @@ def test_wsd_plan_ranks_and_plots(tmp_path, capsys):
     # fmt: on
     captured = capsys.readouterr()
     text = captured.out
-    # progress goes to stderr, a line per stage with its time; the report to stdout
+    # progress goes to stderr, a line per stage with its time (a stage of several steps: a line naming
+    # it, then one per step with its time); the report to stdout
     assert (
         "fitting the multi-power law to 2 run(s)" in captured.err and "predicting and ranking" in captured.err
     )
     assert "fitting the" not in text
-    assert all(line.endswith(" s") or line.startswith("  warning: ") for line in captured.err.splitlines())
+    assert all(
+        line.endswith((" s", ":")) or line.startswith("  warning: ") for line in captured.err.splitlines()
+    )
+    assert "refit 1 of 2, without " in captured.err
     assert "held out wsdld_20000_24000" in text and "rank  branch at" in text
     assert "inside its 90% interval" in text
     assert "law-optimal end of a 24000-update run" in text and "law-optimal end of a 22000-update run" in text

@@ -133,7 +133,7 @@ def measure_law_error(fit: LossLawFit) -> None:
         warnings.simplefilter("ignore")  # the refits' notes are the fit's own, said once above
         scale = fit.measure_law_error(progress=said)
     print(
-        f"  the law's error x{scale:.2f}, {time.perf_counter() - start:.1f} s in all",
+        f"  the law's error x{scale:.2f}, in all: {time.perf_counter() - start:.1f} s",
         file=sys.stderr,
         flush=True,
     )
