@@ -4,6 +4,7 @@ TensorBoard logger, read back from the event files it wrote."""
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -112,7 +113,9 @@ def test_lightning_logs_the_forecast_through_its_tensorboard_logger(tmp_path):
         def val_dataloader(self):
             return torch.utils.data.DataLoader(data[:64], batch_size=64)
 
-    callback = ForecastCallback(Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40, 80], budgets=[240])
+    callback = ForecastCallback(
+        Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40, 80], budgets=[240], monitor=None
+    )  # the training loss: every batch's
     trainer = L.Trainer(
         max_steps=STEPS, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="run"),
         callbacks=[callback], val_check_interval=40, limit_val_batches=1, enable_progress_bar=False,
@@ -150,7 +153,9 @@ def test_hf_trainer_logs_the_forecast_through_its_tensorboard_integration(tmp_pa
         optim="sgd",
     )  # fmt: skip
     data = _data()
-    callback = ForecastCallback(Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40, 80], budgets=[240])
+    callback = ForecastCallback(
+        Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40, 80], budgets=[240], monitor=None
+    )  # the training loss the Trainer logs
     trainer = Trainer(
         model=Model(), args=args, train_dataset=data, eval_dataset=data[:64], callbacks=[callback]
     )
@@ -160,6 +165,87 @@ def test_hf_trainer_logs_the_forecast_through_its_tensorboard_integration(tmp_pa
     logged = [h for h in trainer.state.log_history if "forecast/now_40" in h]
     assert [h["step"] for h in logged] == [40, 80, 120, 160]
     assert callback.forecast.state_dict()["steps"] == list(range(4, STEPS + 1, 4))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("lightning"), reason="lightning not installed (integrations extra)")
+def test_lightning_forecasts_the_validation_loss_and_logs_beside_it(tmp_path, caplog):
+    # before: the per-batch training loss was forecast, logged at update 40 where validation logs at 39
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from wsd_plan.lightning import ForecastCallback
+
+    data = _data()
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = _Regression()
+
+        def training_step(self, batch, _):
+            return self.net(batch["x"], batch["y"])
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", self.net(batch["x"], batch["y"]))
+
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=LR)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(
+                opt, _rates(TRUNK)), "interval": "step"}}  # fmt: skip
+
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(data, batch_size=16)
+
+        def val_dataloader(self):
+            return torch.utils.data.DataLoader(data[:64], batch_size=64)
+
+    callback = ForecastCallback(Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40, 80])
+    trainer = L.Trainer(
+        max_steps=STEPS, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="run"),
+        callbacks=[callback], val_check_interval=10, limit_val_batches=1, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, log_every_n_steps=10,
+    )  # fmt: skip
+    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="wsd_plan"):
+        warnings.simplefilter("ignore")
+        trainer.fit(Module())
+    assert callback.watcher.source == "val_loss"
+    assert any("forecasting val_loss instead of the training loss" in r.getMessage() for r in caplog.records)
+    assert callback.forecast.state_dict()["steps"] == list(range(10, STEPS + 1, 10))  # validations only
+    val_steps, _ = _logged(tmp_path / "run", "val_loss")
+    forecast_steps, _ = _logged(tmp_path / "run", "forecast/now_40")
+    assert forecast_steps and set(forecast_steps) <= set(val_steps)  # each beside the loss it forecasts
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("transformers"), reason="transformers not installed")
+def test_hf_forecasts_the_evaluation_loss_once_an_evaluation_reports_it(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    from wsd_plan.transformers import ForecastCallback
+
+    class Model(_Regression):
+        def forward(self, x, y):
+            return {"loss": super().forward(x, y)}
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=STEPS, per_device_train_batch_size=16, logging_steps=4,
+        eval_strategy="steps", eval_steps=10, save_strategy="no", report_to=[], use_cpu=True,
+        learning_rate=LR, lr_scheduler_type="constant_with_warmup", warmup_steps=WARMUP, disable_tqdm=True,
+        optim="sgd", label_names=["y"],  # (the evaluation reports eval_loss where it knows the labels)
+    )  # fmt: skip
+    data = _data()
+    callback = ForecastCallback(Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40])
+    trainer = Trainer(
+        model=Model(), args=args, train_dataset=data, eval_dataset=data[:64], callbacks=[callback]
+    )
+    callback.set_trainer(trainer)
+    trainer.train()
+    assert callback.watcher.source == "eval_loss"
+    assert callback.forecast.state_dict()["steps"] == list(range(10, STEPS + 1, 10))
+    evaluated = {h["step"] for h in trainer.state.log_history if "eval_loss" in h}
+    forecast = [h["step"] for h in trainer.state.log_history if "forecast/now_40" in h]
+    assert forecast and set(forecast) <= evaluated
 
 
 @pytest.mark.skipif(not peers.installed("transformers"), reason="transformers not installed")
@@ -258,7 +344,9 @@ def _lightning_run(tmp_path: Path, trunk: WSDSpec, steps: int, *, resume: bool =
         def val_dataloader(self):
             return torch.utils.data.DataLoader(data[:64], batch_size=64)
 
-    callback = ForecastCallback(Forecast(trunk, peak=LR, prior=PRIOR), lengths=[20], budgets=[100])
+    callback = ForecastCallback(  # the training loss, bad values included
+        Forecast(trunk, peak=LR, prior=PRIOR), lengths=[20], budgets=[100], monitor=None
+    )
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=40, save_top_k=-1)
     trainer = L.Trainer(
         max_steps=steps, accelerator="cpu", logger=False, callbacks=[callback, checkpoints],

@@ -16,6 +16,7 @@ adapters of this class to their framework's hooks.
 from __future__ import annotations
 
 import collections
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, Unpack
@@ -28,6 +29,8 @@ from wsd_plan._uncertainty import check_level
 T = TypeVar("T")
 RATE_CHECKS = 3  # logged rates compared with the trunk's, at the first logs that carry one
 RATE_TOLERANCE = 0.01  # relative
+TRAINING_LOSS = "the training loss"  # what a watcher forecasts until a callback's monitor is logged
+_log = logging.getLogger("wsd_plan")
 
 
 def checked_request(forecast: Any, grid: CooldownGrid, level: float) -> dict[str, Any]:
@@ -66,6 +69,19 @@ class ForecastWatcher:
         self.forecast = forecast
         self.problems: collections.Counter[str] = collections.Counter()  # occurrences by kind
         self._rates_checked = 0
+        self.source = TRAINING_LOSS  # the loss the forecast is fed (``use``)
+
+    def use(self, source: str, step: int) -> None:
+        """Forecasts the loss named ``source`` from now on (a callback's ``monitor``, once it is
+        logged): the observations of another loss are dropped, as the two are not one curve, and the
+        switch is said once (the ``wsd_plan`` logger, at INFO)."""
+        if source == self.source:
+            return
+        self.guarded(
+            "starting afresh", step, lambda: self.forecast.load_state_dict({"steps": [], "losses": []})
+        )
+        _log.info("wsd_plan forecast: from step %d, forecasting %s instead of %s", step, source, self.source)
+        self.source = source
 
     def warn(self, kind: str, message: str) -> None:
         """Warns of a problem of ``kind`` the first time; later ones are counted (``problems``)."""
@@ -149,14 +165,23 @@ class ForecastWatcher:
         return self.guarded("the forecast", step, lambda: self.forecast.metrics(**self.request))
 
     def state_dict(self) -> dict[str, Any]:
-        """The forecast's observations (empty, with a warning, if they cannot be read)."""
+        """The forecast's observations and the loss they are of (empty, with a warning, if they
+        cannot be read)."""
         state = self.guarded("saving the observations", -1, self.forecast.state_dict)
-        return state if state is not None else {"steps": [], "losses": []}
+        return {**(state if state is not None else {"steps": [], "losses": []}), "source": self.source}
 
     def load_state_dict(self, state: Any, step: int = -1) -> None:
-        """Restores observations saved by ``state_dict``; a state that is refused leaves the
-        forecast as it was, with a warning."""
-        self.guarded("restoring the saved observations", step, lambda: self.forecast.load_state_dict(state))
+        """Restores observations saved by ``state_dict`` (one saved before ``source`` existed is of
+        the training loss); a state that is refused leaves the forecast as it was, with a warning."""
+        source = state.get("source", TRAINING_LOSS) if isinstance(state, dict) else TRAINING_LOSS
+        observations = {k: v for k, v in state.items() if k != "source"} if isinstance(state, dict) else state
+
+        def restore() -> bool:
+            self.forecast.load_state_dict(observations)
+            return True
+
+        if self.guarded("restoring the saved observations", step, restore):
+            self.source = source if isinstance(source, str) else TRAINING_LOSS
 
 
 def _is_positive_number(value: Any) -> bool:

@@ -1,8 +1,12 @@
 """``ForecastCallback`` for the Hugging Face ``Trainer``: the cooled-down loss forecast, logged as the
 trunk trains.
 
-The callback observes the training loss the Trainer logs (every ``logging_steps``: their mean) and,
-after each evaluation and checkpoint save, logs ``wsd_plan.Forecast.metrics`` with ``Trainer.log``:
+The callback forecasts the evaluation loss ``monitor`` (default ``"eval_loss"``, what the Trainer's
+evaluation reports) once an evaluation reports it; until then (or with ``monitor=None``) the training
+loss the Trainer logs (every ``logging_steps``: their mean). ``callback.watcher.source`` says which
+loss is forecast; the switch is said once on the ``wsd_plan`` logger. After each evaluation and
+checkpoint save it logs ``wsd_plan.Forecast.metrics`` with ``Trainer.log`` (at the step of the
+evaluation):
 through the Trainer's reporting integrations (``report_to``: TensorBoard, W&B, ...) and into
 ``trainer.state.log_history``. Like transformers' own ``JITCheckpointCallback``, it logs through its
 trainer, given with ``set_trainer``. Needs ``transformers``
@@ -39,7 +43,7 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
 
 from wsd_plan._forecast import Forecast
 from wsd_plan._grid import CooldownGrid, GridFields
-from wsd_plan._watch import ForecastWatcher
+from wsd_plan._watch import TRAINING_LOSS, ForecastWatcher
 
 # Where the observations ride in a checkpoint: an entry of TrainerState.stateful_callbacks, which the
 # Trainer writes into every checkpoint's trainer_state.json and reads back on resume. (Not the
@@ -56,13 +60,18 @@ class ForecastCallback(TrainerCallback):
       forecast: the ``Forecast`` of this run's trunk (its ``trunk`` is the schedule trained with).
       grid: what to forecast: a ``CooldownGrid`` or its fields as keywords (``lengths=``, ``budgets=``,
         ...), and ``level``: as for ``ForecastWatcher``, which does the work (checked now).
+      monitor: the evaluation metric to forecast once an evaluation reports it; None: the
+        training loss throughout.
     """
 
     def __init__(
         self, forecast: Forecast, grid: CooldownGrid | None = None, *, level: float = 0.9,
-        **fields: Unpack[GridFields],
+        monitor: str | None = "eval_loss", **fields: Unpack[GridFields],
     ) -> None:  # fmt: skip
         self.watcher = ForecastWatcher(forecast, grid, level=level, **fields)
+        if monitor is not None and not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of an evaluation metric or None, got {monitor!r}")
+        self.monitor = monitor
         self.forecast = forecast
         self.trainer: Trainer | None = None
         self.logged_at = -1  # the step of the last forecast logged
@@ -103,7 +112,8 @@ class ForecastCallback(TrainerCallback):
         if logs and "loss" in logs and state.global_step > 0:
             if "learning_rate" in logs:
                 self.watcher.check_rate(state.global_step, logs["learning_rate"])
-            self.watcher.observe([state.global_step], [logs["loss"]])
+            if self.watcher.source == TRAINING_LOSS:
+                self.watcher.observe([state.global_step], [logs["loss"]])
             if control.should_save:  # this log comes before the checkpoint it belongs to
                 self._keep_in(state)
 
@@ -116,6 +126,11 @@ class ForecastCallback(TrainerCallback):
     def on_evaluate(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
     ) -> None:
+        metrics = kwargs.get("metrics")
+        value = metrics.get(self.monitor) if isinstance(metrics, dict) and self.monitor else None
+        if value is not None and state.global_step > 0:
+            self.watcher.use(str(self.monitor), state.global_step)
+            self.watcher.observe([state.global_step], [value])
         self._log(state)
 
     def on_save(
