@@ -154,6 +154,21 @@ def reference_curve(fields: dict[str, Any], steps: Any) -> list[float]:
     return [reference_multiplier(int(s), **fields) for s in steps]
 
 
+def reference_tops(**fields: Any) -> list[float]:
+    """Every value a companion's h is measured against (``reference_stable_fraction``'s ``top``): each
+    period's decay start and rewarmup target, which a power stable phase puts below the peak."""
+    ends = period_ends(fields["total_steps"], fields.get("checkpoints"))
+    lengths = decay_lengths(ends, fields.get("decay_steps"), fields.get("decay_ratio"))
+    peaks = fields.get("period_peaks") or [1.0] * len(ends)
+    with mp.workdps(50):
+        tops = []
+        for i, end in enumerate(ends):
+            start = 0 if i == 0 else ends[i - 1]
+            for where in (end - lengths[i], start + fields.get("rewarmup_steps", 0)):
+                tops.append(float(_stable(where, mp.mpf(peaks[i]), fields)))
+    return tops
+
+
 def reference_stable_fraction(step: int, **fields: Any) -> float:
     """A companion hyperparameter's h(step) per the contract, from 340-digit arithmetic: 1 in the
     warmup and the stable phase, (m - r) / (top - r) in a decay or rewarmup, top the value the decay
