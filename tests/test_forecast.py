@@ -202,6 +202,23 @@ def _prior() -> LossLawFit:
                       residual_scale=1e-3)  # fmt: skip
 
 
+def test_the_first_forecast_of_a_process_says_that_it_compiles_and_later_ones_say_nothing(
+    monkeypatch, capsys
+):
+    from wsd_plan import _forecast
+
+    monkeypatch.setattr(_forecast, "_compiled", False)  # as in a fresh process
+    trunk = _synthetic_trunk(PARAMS, 3e-4, 12_000, noise=1e-3)
+    forecast = Forecast(WSDSpec(100_000, warmup_steps=1000, decay_steps=0), peak=3e-4, prior=_prior())
+    forecast.observe(trunk.steps[:60], trunk.losses[:60])
+    forecast.now(lengths=[2000])
+    assert capsys.readouterr().err.count("the first forecast compiles the law's solver") == 1
+    forecast.observe(trunk.steps[60:], trunk.losses[60:])
+    forecast.now(lengths=[2000])
+    Forecast(WSDSpec(100_000, warmup_steps=1000, decay_steps=0), peak=3e-4, prior=_prior()).observe(1500, 3.0)
+    assert capsys.readouterr().err == ""
+
+
 def test_a_forecast_fed_as_the_run_goes_equals_one_fed_the_log_at_once():
     trunk = _synthetic_trunk(PARAMS, 3e-4, 20_000, noise=1e-3)
     spec = WSDSpec(100_000, warmup_steps=1000, decay_steps=0)

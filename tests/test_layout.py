@@ -168,6 +168,7 @@ INTERNALS_UNDER_TEST = {
     "wsd_plan._optimize": "final_loss and isotonic_non_increasing, against direct evaluations",
     "wsd_plan._uncertainty": "LAW_ERROR_BASE, the interval's base width",
     "wsd_plan._transfer": "TRANSFER_SD, how much a prior widens between runs",
+    "wsd_plan._forecast": "the once-per-process compile notice, reset as in a fresh process",
 }
 
 

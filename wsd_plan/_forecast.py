@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import sys
 import warnings
 from typing import Any, SupportsFloat, Unpack
 
@@ -29,6 +30,18 @@ from wsd_plan._laws import LAWS
 from wsd_plan._least_squares import MIN_POINTS
 from wsd_plan._plan import CooldownCandidate, CooldownPlan, plan_cooldown
 from wsd_plan._runs import LossRun, learning_rates, schedule_end
+
+# Whether this process has fitted a forecast yet: its first fit compiles the law's solver (5-20 s on
+# a CPU), which is said in one line so that a run's first evaluation does not pause without a word.
+_compiled = False
+
+
+def _say_the_first_compile() -> None:
+    global _compiled
+    if not _compiled:
+        _compiled = True
+        print("wsd_plan: the first forecast compiles the law's solver (about 5-20 s, once per process)",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 class Forecast:
@@ -176,6 +189,7 @@ class Forecast:
         if self._fit is None or self._fitted_points != len(self._steps):
             full = self._fit is None or len(self._steps) >= 2 * self._full_refit_points
             run = self._fitted_run()
+            _say_the_first_compile()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a forecast's notes are in fit.notes
                 try:
