@@ -45,6 +45,9 @@ def test_demo_runs_end_to_end_small_and_again_in_the_same_folder(demo, tmp_path,
             "The forecasts made from the trunk alone",
         ):
             assert name in out  # fmt: skip
+        # the trunk alone decides, or says plainly why it cannot
+        assert "deciding from the trunk alone, for a 150-update run" in out
+        assert "distinguishably worse (90%)" in out or "it cannot rank the" in out
         # both cooldowns were forecast from the trunk alone, and compared with what they measured
         assert out.count("its 90% interval)") == 2
         assert (tmp_path / "logs" / "cooldown-50.csv").read_text().startswith("step,loss\n")

@@ -152,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ends = f"ends at {c.final_loss:.4f} [{c.low:.4f}, {c.high:.4f}]"
                 print(f"  [trunk] step {done:>6}: forecast, trunk alone: a {cooldown}-update cooldown from "
                       f"step {at} {ends}", flush=True)  # fmt: skip
+                if at == second:  # the decision a run faces: which cooldown for the full budget
+                    # (the trunk's own decay starts at total - cooldown: branches may not start later)
+                    choice = forecast.plan(budgets=[total], lengths=[cooldown],
+                                           shapes=["linear", "1-sqrt", "cosine"])  # fmt: skip
+                    print(_decision(choice, total, done), flush=True)
 
     trunk_dir = out / "checkpoints" / "trunk"
     print(f"Training the trunk ({total} steps, checkpoints in {trunk_dir})", flush=True)
@@ -236,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     series.update({f"{k} (predicted)": (p[0].tolist(), p[1].tolist()) for k, p in predicted.items()})
     styles: dict[str, dict[str, Any]] = {f"{k} (predicted)": {"linestyle": "--"} for k in predicted}
     bands = _plan_bands(plan, series, styles)
+    bands.update(_forecast_bands(forecasts, series, styles))
     trunk_losses = logs["WSD trunk"]["loss"]
     ylim = (min(min(v["loss"]) for v in logs.values()) - 0.05, trunk_losses[len(trunk_losses) // 5])
     loss_plot = plot_series(series, out / "eval_losses.png", title="Held-out loss: measured and predicted",
@@ -266,6 +272,44 @@ def _plan_bands(plan: CooldownPlan, series: dict[str, Any], styles: dict[str, An
         bands[label] = ((c.steps[shown] + 1).tolist(), c.predicted_low[shown].tolist(),
                         c.predicted_high[shown].tolist())  # fmt: skip
     return bands
+
+
+def _forecast_bands(
+    forecasts: dict[str, CooldownCandidate], series: dict[str, Any], styles: dict[str, Any]
+) -> dict[str, Any]:
+    """Adds each forecast made from the trunk alone to the loss plot's series; returns its 90%
+    interval from the branch step on, to shade."""
+    bands = {}
+    for name, c in forecasts.items():
+        assert c.predicted_low is not None and c.predicted_high is not None
+        label = f"forecast of the {name}, trunk alone (90% interval)"
+        shown = c.steps >= c.at_step - 1
+        steps = (c.steps[shown] + 1).tolist()  # updates done
+        series[label] = (steps, c.predicted[shown].tolist())
+        styles[label] = {"linestyle": "-.", "linewidth": 1.5}
+        bands[label] = (steps, c.predicted_low[shown].tolist(), c.predicted_high[shown].tolist())
+    return bands
+
+
+def _decision(plan: CooldownPlan, budget: int, seen: int) -> str:
+    """What the trunk alone decides for a run of ``budget`` updates: the best cooldown, and which
+    others are distinguishably worse at 90%, or plainly that it cannot rank them yet."""
+    best = plan.best_for(budget)
+    others = [c for c in plan.candidates if c.end_step == budget and c is not best]
+    worse = [c for c in others if c.distinguishable]
+    head = (
+        f"  [trunk] step {seen:>6}: deciding from the trunk alone, for a {budget}-update run: "
+        f"{best.shape} {best.length} from step {best.at_step}, forecast {best.final_loss:.4f} "
+        f"[{best.low:.4f}, {best.high:.4f}]"
+    )
+    if not others:
+        return head
+    if worse:
+        return (f"{head};\n    {len(worse)} of the {len(others)} other cooldowns forecast distinguishably "
+                f"worse (90%), {len(others) - len(worse)} within its uncertainty of it")  # fmt: skip
+    spread = max(c.final_loss for c in others) - best.final_loss
+    return (f"{head};\n    it cannot rank the {len(others) + 1} cooldowns yet: they differ by at most "
+            f"{spread:.4f}, less than the uncertainty of their differences")  # fmt: skip
 
 
 def _published_prior() -> LossLawFit:
