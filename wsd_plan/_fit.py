@@ -36,6 +36,7 @@ from wsd_plan._predictions import FitUncertainty, Predictions
 from wsd_plan._runs import LossRun, check_step_array, learning_rates, resolve_warmup
 from wsd_plan._transfer import penalty_from_prior, posterior_covariance
 from wsd_plan._uncertainty import check_level, coordinates, z_value
+from wsd_plan.calibration import Calibration, calibration_of, protocol_of
 
 ITERATIONS = 200
 
@@ -91,6 +92,8 @@ class LossLawFit:
       residual_scale: the root-mean-square weighted log residual: the logged losses' noise and
         the law's misfit on its own runs, relative to the loss.
       prior: the earlier fit given as ``fit_loss_law(prior=)`` (None: none; not saved by ``to_json``).
+      calibration: the factor on its intervals measured on real runs for what it was given (its
+        ``protocol``), or None: the model-based intervals (``wsd_plan.calibration``).
     """
 
     def report(self, held_out: Sequence[LossRun] = ()) -> str:
@@ -125,10 +128,22 @@ class LossLawFit:
     fitted_runs: tuple[LossRun, ...] = dataclasses.field(default=(), compare=False, repr=False)
     # the earlier fit whose drop term stood in for what the runs do not determine (refits use it too)
     prior: LossLawFit | None = dataclasses.field(default=None, compare=False, repr=False)
+    # how its intervals are scaled, measured for what it was given (``wsd_plan.calibration``)
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         peaks = _fit_json.check_built(self.law, self.params, self.fitted_peaks, self.covariance)
         object.__setattr__(self, "fitted_peaks", peaks)
+        if self.calibration is not None and not isinstance(self.calibration, Calibration):
+            raise TypeError(
+                f"calibration must be a Calibration or None, got {type(self.calibration).__name__}"
+            )
+
+    @property
+    def protocol(self) -> str | None:
+        """What the fit was given, as its calibration names it (``wsd_plan.calibration.PROTOCOLS``;
+        None: not calibrated)."""
+        return None if self.calibration is None else self.calibration.protocol
 
     @property
     def fit_error(self) -> dict[str, float]:
@@ -247,7 +262,11 @@ class LossLawFit:
 
     def _uncertainty(self) -> FitUncertainty:
         return FitUncertainty(
-            self.covariance, self.residual_scale, self.fitted_coordinates, lambda: self.law_error_scale
+            self.covariance,
+            self.residual_scale,
+            self.fitted_coordinates,
+            lambda: self.law_error_scale,
+            self.calibration,
         )
 
     @functools.cached_property
@@ -498,9 +517,13 @@ def fit_loss_law(
         theta_device = jnp.asarray(theta)
         curves = [np.asarray(_jitted_law(law)(theta_device, on_device(f))) for f in host]
     fitted = np.concatenate([coordinates(params, f.area, c) for f, c in zip(host, curves, strict=True)])
+    protocol = protocol_of(drops=any(_drops(r) for r in runs), prior=given is not None,
+                           prior_peaks=None if given is None else given.fitted_peaks,
+                           peak=float(np.exp(np.mean(np.log(peaks)))))  # fmt: skip
     fit = LossLawFit(law, params, {}, float(found.objective), fitted_peaks=(min(peaks), max(peaks)),
                      notes=notes, covariance=covariance, residual_scale=scale, fitted_coordinates=fitted,
-                     fitted_runs=tuple(runs), prior=given)  # fmt: skip
+                     fitted_runs=tuple(runs), prior=given,
+                     calibration=calibration_of(law, protocol))  # fmt: skip
     return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
 
 

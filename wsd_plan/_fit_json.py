@@ -3,11 +3,13 @@ saved fit predicts, and states its uncertainty, exactly as the one it was saved 
 
 Saved: the law, its parameters, the fit's metrics, objective, notes and fitted peaks; the Laplace
 covariance, residual scale and the fitted points' coordinates (``_uncertainty``); the leave-one-
-run-out ``law_error_scale``; and each other law's fit to the same runs (``other_law_fits``), whose
-predictions every interval holds. The fitted runs themselves are not saved (their rates of every
-update would dominate the file): what needs them is computed before saving, so a loaded fit does not
-refit anything. Floats are written with ``repr``, which reads back to the same float; a metric that
-is not a number (``R2`` of a flat curve) is written as ``null``. Strict JSON: no ``NaN`` tokens.
+run-out ``law_error_scale``; its calibration (``wsd_plan.calibration``; absent in the fits of
+earlier releases, which keep their model-based intervals); and each other law's fit to the same runs
+(``other_law_fits``), whose predictions an uncalibrated interval holds. The fitted runs themselves
+are not saved (their rates of every update would dominate the file): what needs them is computed
+before saving, so a loaded fit does not refit anything. Floats are written with ``repr``, which
+reads back to the same float; a metric that is not a number (``R2`` of a flat curve) is written as
+``null``. Strict JSON: no ``NaN`` tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from wsd_plan._laws import PARAMETERS
+from wsd_plan.calibration import Calibration
 
 FORMAT = "wsd_plan.LossLawFit"
 VERSION = 1
@@ -36,6 +39,8 @@ def encode(fields: dict[str, Any]) -> dict[str, Any]:
             value = {run: finite(m) for run, m in value.items()}
         elif name == "other_law_fits":
             value = [encode(other) for other in value]
+        elif isinstance(value, Calibration):
+            value = value.to_dict()
         elif isinstance(value, tuple):
             value = list(value)
         out[name] = value
@@ -101,6 +106,7 @@ def decode(data: Any) -> dict[str, Any]:
             data.get("law_error_scale"), f"{what} law_error_scale", 1.0, MAX_LAW_ERROR_SCALE
         ),
     }
+    fields["calibration"] = _calibration(data.get("calibration"), what)
     others = data.get("other_law_fits", [])
     if not isinstance(others, list):
         raise ValueError(f"{what} other_law_fits must be a list of saved fits, got {type(others).__name__}")
@@ -222,3 +228,18 @@ def _matrix(value: Any, shape: tuple[int | None, int], name: str) -> np.ndarray 
 
 def _get(data: Any, key: str) -> Any:
     return data.get(key) if isinstance(data, dict) else type(data).__name__
+
+
+def _calibration(value: Any, what: str) -> Calibration | None:
+    """A saved calibration (absent in fits saved before 0.2's calibrated intervals: None)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"protocol", "form", "factor"}:
+        raise ValueError(
+            f"{what} calibration must be an object of 'protocol', 'form' and 'factor' (or absent), "
+            f"got {value!r:.200}"
+        )
+    try:
+        return Calibration(value["protocol"], value["form"], value["factor"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} calibration: {e}") from None

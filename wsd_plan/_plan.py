@@ -25,6 +25,7 @@ from wsd_plan._grid import CooldownGrid, GridFields, grid_of
 from wsd_plan._predictions import Predictions
 from wsd_plan._runs import branch_in_updates, branch_rates, check_update_count, schedule_end, trunk_schedule
 from wsd_plan._uncertainty import check_level
+from wsd_plan.calibration import Calibration
 
 CURVE_POINTS = 64  # predicted points per candidate curve (the final step is always one)
 
@@ -105,6 +106,7 @@ class CooldownPlan:
       level: the probability of every interval (0.9: 90%).
       law_error_scale: the fit's leave-one-run-out factor on the law's error (1: none needed).
       second_law: the law of the ``second_opinion`` fit, if one was given.
+      calibration: the fit's calibration of its intervals (``wsd_plan.calibration``; None: model-based).
       second_best: per end step, the candidate the second law predicts best (where it differs from
         ``best_for(end)``, the two laws disagree: evidence that the answer is uncertain).
     """
@@ -114,6 +116,7 @@ class CooldownPlan:
     law_error_scale: float
     second_law: str | None = None
     second_best: dict[int, CooldownCandidate] = dataclasses.field(default_factory=dict)
+    calibration: Calibration | None = None
 
     def laws_agree(self, end_step: int) -> bool:
         """Whether the second law's best run of ``end_step`` updates is this plan's best (True when
@@ -185,9 +188,15 @@ class CooldownPlan:
         scale = ""
         if self.law_error_scale > 1:
             scale = f", widened {self.law_error_scale:.2f}x by leaving each fitted run out"
+        if self.calibration is None:
+            sources = (
+                f"parameters, noise, the law's own error{scale}, and how far the other law fitted to the "
+                "same runs predicts otherwise"
+            )
+        else:
+            sources = f"calibrated on held-out models for a fit of {self.calibration.protocol}"
         lines.append(
-            f"+-: half the {self.level:.0%} interval on the final loss (parameters, noise, the law's own "
-            f"error{scale}, and how far the other law fitted to the same runs predicts otherwise); ~ marks "
+            f"+-: half the {self.level:.0%} interval on the final loss ({sources}); ~ marks "
             "a candidate not distinguishable from its budget's best"
         )
         return "\n".join(lines)
@@ -273,7 +282,7 @@ def plan_cooldown(
             second_best[end] = ranked[min(mine, key=lambda i: other[i])]
     candidates = tuple(sorted(ranked.values(), key=lambda c: (c.end_step, c.final_loss)))
     law = second_opinion.law if second_opinion else None
-    return CooldownPlan(candidates, level, fit.law_error_scale, law, second_best)
+    return CooldownPlan(candidates, level, fit.law_error_scale, law, second_best, fit.calibration)
 
 
 BYTES_PER_UPDATE = 40  # the trunk's and a branch's rates, the cumulative sums and a step index

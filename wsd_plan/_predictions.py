@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from wsd_plan._uncertainty import check_level, difference_sd, log_sd, z_value
+from wsd_plan.calibration import Calibration
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -27,12 +28,15 @@ class FitUncertainty:
       fitted: the coordinates of every fitted point (``_uncertainty.coordinates``).
       scale_of: gives the leave-one-run-out factor on the law's error (``law_error_scale``), which
         refits the law once per run: asked for only when a standard deviation needs it.
+      calibration: the factor on the intervals measured for what the fit was given (None: the
+        model-based intervals; ``wsd_plan.calibration``).
     """
 
     covariance: np.ndarray | None
     residual_scale: float | None
     fitted: np.ndarray | None
     scale_of: Callable[[], float]
+    calibration: Calibration | None = None
 
     @functools.cached_property
     def law_error_scale(self) -> float:
@@ -81,17 +85,27 @@ class Predictions:
 
     def interval(self, run: int, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` on ``run``'s loss at each of its steps, with probability ``level``: the
-        smallest interval holding every fitted law's (each law's prediction, the same relative width)."""
-        half = z_value(check_level(level)) * self.log_sd(run)
+        smallest interval holding every fitted law's (each law's prediction, the same relative width:
+        the fit's calibrated one if it has a calibration)."""
+        level = check_level(level)
+        half = self._half(self.log_sd(run), level)
         curves = np.stack([law[run] for law in self._laws])
         return curves.min(axis=0) * np.exp(-half), curves.max(axis=0) * np.exp(half)
 
     def final_intervals(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` on every run's final loss, in one evaluation of the standard deviations."""
+        level = check_level(level)
         last = lambda arrays: np.stack([a[-1] for a in arrays])
-        half = z_value(check_level(level)) * self._sd(last(self.jacobians), last(self.points), None)
+        half = self._half(self._sd(last(self.jacobians), last(self.points), None), level)
         finals = np.stack([last(law) for law in self._laws])
         return finals.min(axis=0) * np.exp(-half), finals.max(axis=0) * np.exp(half)
+
+    def _half(self, log_sd: np.ndarray, level: float) -> np.ndarray:
+        """The log half-width of the ``level`` intervals of predictions of these standard deviations."""
+        calibration = self.uncertainty.calibration
+        if calibration is None:
+            return z_value(level) * log_sd
+        return calibration.half_width(log_sd, level)
 
     def _sd(self, jacobians: np.ndarray, points: np.ndarray, scale: float | None) -> np.ndarray:
         """``log_sd`` of these rows with the fit's uncertainty (``scale`` None: its law_error_scale)."""

@@ -30,12 +30,17 @@ interval, every interval of the fit widens by the smallest factor that covers th
 choice uses only the runs the fit was given.
 
 **The choice of law**, which none of the above sees when the law itself is wrong. The other laws
-(``wsd_plan.LAWS``) are fitted to the same runs (``LossLawFit.other_law_fits``), and an interval is
+(``wsd_plan.laws.LAWS``) are fitted to the same runs (``LossLawFit.other_law_fits``), and an interval is
 the smallest one that holds every law's: each law's prediction with this fit's relative width. Laws
 that fit the same runs about equally well but disagree on a schedule give it a wide interval; where
 they agree, nothing widens. So an order called with 90% confidence is one that every fitted law
 makes with that confidence. Measured on synthetic truths with the wrong law fitted
 (``benchmarks/planner_calibration.py``, the table in ``docs/planner.md``).
+
+**Calibrated on real runs.** A fit of the Multi-Power Law records what it was given (its protocol)
+and scales the standard deviation above by a factor measured for that protocol on held-out models
+of the shipped curves (``wsd_plan.calibration``): the constants here are conservative for the
+protocols measured, 5-10 times wider than the errors on trunk-alone forecasts.
 
 The difference ``L_a - L_b`` of two schedules at one step shares most of its error: the parameter
 part is computed on the difference itself (its gradient is ``L_a g_a - L_b g_b``), the noise is that
