@@ -81,13 +81,9 @@ def _check_forecast_logged(folder: Path, prefix: str = "") -> None:
     assert branch and all(b + 40 == 240 or b + 80 == 240 for b in branch)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not peers.installed("lightning"), reason="lightning not installed (integrations extra)")
-def test_lightning_logs_the_forecast_through_its_tensorboard_logger(tmp_path):
+def _trunk_module() -> Any:
+    """A Lightning module of the regression trained on the trunk's schedule, logging ``val_loss``."""
     import lightning as L
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from wsd_plan.lightning import ForecastCallback
 
     data = _data()
 
@@ -113,6 +109,17 @@ def test_lightning_logs_the_forecast_through_its_tensorboard_logger(tmp_path):
         def val_dataloader(self):
             return torch.utils.data.DataLoader(data[:64], batch_size=64)
 
+    return Module()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("lightning"), reason="lightning not installed (integrations extra)")
+def test_lightning_logs_the_forecast_through_its_tensorboard_logger(tmp_path):
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from wsd_plan.lightning import ForecastCallback
+
     callback = ForecastCallback(
         Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40, 80], budgets=[240], monitor=None
     )  # the training loss: every batch's
@@ -123,7 +130,7 @@ def test_lightning_logs_the_forecast_through_its_tensorboard_logger(tmp_path):
     )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's notes on workers and dataloader sizes
-        trainer.fit(Module())
+        trainer.fit(_trunk_module())
     _check_forecast_logged(tmp_path / "run")
     # every training batch was observed once, at the updates done before it
     observed = callback.forecast.state_dict()["steps"]
@@ -176,30 +183,6 @@ def test_lightning_forecasts_the_validation_loss_and_logs_beside_it(tmp_path, ca
 
     from wsd_plan.lightning import ForecastCallback
 
-    data = _data()
-
-    class Module(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = _Regression()
-
-        def training_step(self, batch, _):
-            return self.net(batch["x"], batch["y"])
-
-        def validation_step(self, batch, _):
-            self.log("val_loss", self.net(batch["x"], batch["y"]))
-
-        def configure_optimizers(self):
-            opt = torch.optim.SGD(self.parameters(), lr=LR)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(
-                opt, _rates(TRUNK)), "interval": "step"}}  # fmt: skip
-
-        def train_dataloader(self):
-            return torch.utils.data.DataLoader(data, batch_size=16)
-
-        def val_dataloader(self):
-            return torch.utils.data.DataLoader(data[:64], batch_size=64)
-
     callback = ForecastCallback(Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[40, 80])
     trainer = L.Trainer(
         max_steps=STEPS, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="run"),
@@ -208,7 +191,7 @@ def test_lightning_forecasts_the_validation_loss_and_logs_beside_it(tmp_path, ca
     )  # fmt: skip
     with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="wsd_plan"):
         warnings.simplefilter("ignore")
-        trainer.fit(Module())
+        trainer.fit(_trunk_module())
     assert callback.watcher.source == "val_loss"
     assert any("forecasting val_loss instead of the training loss" in r.getMessage() for r in caplog.records)
     assert callback.forecast.state_dict()["steps"] == list(range(10, STEPS + 1, 10))  # validations only
