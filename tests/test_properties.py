@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from tests.backends import BACKENDS
 from tests.reference import decay_lengths, period_ends
@@ -23,6 +23,10 @@ def _slack(rtol: float) -> float:
 
 @pytest.mark.parametrize(("evaluate", "rtol"), BACKENDS)
 @given(fields=spec_fields())
+@example(fields={"total_steps": 8, "checkpoints": [1, 8], "decay_steps": 0, "warmup_steps": 0,
+                 "decay_shape": "polynomial", "warmup_shape": "linear", "init_ratio": 1.0,
+                 "min_ratio": 0.1111111111111111, "decay_power": 2.0, "start_step": 0,
+                 "stable_power": -1.0})  # fmt: skip
 @SETTINGS
 def test_shape_properties(evaluate, rtol, fields):
     spec = WSDSpec(**fields)
@@ -43,7 +47,9 @@ def test_shape_properties(evaluate, rtol, fields):
     # finite, and inside [min(init_ratio, min_ratio, where a power stable phase comes to), the highest
     # peak (or init_ratio if higher)]
     assert np.isfinite(values).all()
-    low = min(a, r, *(stable(i, c) for i, c in enumerate(ends)))
+    # (where a power phase comes to is computed here by Python's pow, by the backends through log1p
+    # and exp: the two may differ in the last few bits, e.g. 9 ** -1 and the backends' 1/9 - 1 ulp)
+    low = min(a, r, *(stable(i, c) * (1 - 4 * np.finfo(np.float64).eps) for i, c in enumerate(ends)))
     bound = low
     if rtol > 1e-9:  # float32: the bound as the dtype rounds it; XLA on CPU flushes subnormals to 0
         bound = float(np.float32(low))
