@@ -213,7 +213,19 @@ def test_the_shipped_factors_are_what_the_script_makes_of_the_shipped_cases():
     validation = _validation_module()
     shipped_file = shipped_data()
     made = validation.calibration(validation.cases_of(shipped_file))
-    assert made == shipped_file
+    # the same to the last bits numpy and scipy versions may differ in (the floors run this too)
+    assert _close(made, shipped_file)
+
+
+def _close(a: object, b: object) -> bool:
+    """``a == b``, floats to 1e-12 relative, through dicts and lists."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-12, abs=1e-300)
+    return a == b
 
 
 @pytest.mark.slow
