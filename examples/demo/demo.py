@@ -257,38 +257,39 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
 
 
-def _plan_bands(plan: CooldownPlan, series: dict[str, Any], styles: dict[str, Any]) -> dict[str, Any]:
-    """Adds each budget's best cooldown of the plan to the loss plot's series; returns its 90%
-    interval from the branch on, to shade."""
+def _bands(
+    labelled: dict[str, CooldownCandidate],
+    style: dict[str, Any],
+    series: dict[str, Any],
+    styles: dict[str, Any],
+) -> dict[str, Any]:
+    """Adds each labelled cooldown's predicted curve from its branch step on to the loss plot's
+    series (drawn in ``style``); returns its 90% interval there, to shade."""
     bands = {}
-    for end in plan.end_steps:
-        c = plan.best_for(end)
+    for label, c in labelled.items():
         assert c.predicted_low is not None and c.predicted_high is not None  # (a plan's always has them)
-        label = f"plan: best of {end} updates, {c.shape} {c.length} from {c.at_step} (90% interval)"
         shown = c.steps >= c.at_step - 1
-        # the x axis counts updates done: the loss at a step is after its update
-        series[label] = ((c.steps[shown] + 1).tolist(), c.predicted[shown].tolist())
-        styles[label] = {"linestyle": ":", "linewidth": 1.8}
-        bands[label] = ((c.steps[shown] + 1).tolist(), c.predicted_low[shown].tolist(),
-                        c.predicted_high[shown].tolist())  # fmt: skip
+        steps = (c.steps[shown] + 1).tolist()  # the x axis counts updates done: a step's loss is after it
+        series[label] = (steps, c.predicted[shown].tolist())
+        styles[label] = style
+        bands[label] = (steps, c.predicted_low[shown].tolist(), c.predicted_high[shown].tolist())
     return bands
+
+
+def _plan_bands(plan: CooldownPlan, series: dict[str, Any], styles: dict[str, Any]) -> dict[str, Any]:
+    """Each budget's best cooldown of the plan, with its 90% interval from the branch on."""
+    best = {end: plan.best_for(end) for end in plan.end_steps}
+    labelled = {f"plan: best of {end} updates, {c.shape} {c.length} from {c.at_step} (90% interval)": c
+                for end, c in best.items()}  # fmt: skip
+    return _bands(labelled, {"linestyle": ":", "linewidth": 1.8}, series, styles)
 
 
 def _forecast_bands(
     forecasts: dict[str, CooldownCandidate], series: dict[str, Any], styles: dict[str, Any]
 ) -> dict[str, Any]:
-    """Adds each forecast made from the trunk alone to the loss plot's series; returns its 90%
-    interval from the branch step on, to shade."""
-    bands = {}
-    for name, c in forecasts.items():
-        assert c.predicted_low is not None and c.predicted_high is not None
-        label = f"forecast of the {name}, trunk alone (90% interval)"
-        shown = c.steps >= c.at_step - 1
-        steps = (c.steps[shown] + 1).tolist()  # updates done
-        series[label] = (steps, c.predicted[shown].tolist())
-        styles[label] = {"linestyle": "-.", "linewidth": 1.5}
-        bands[label] = (steps, c.predicted_low[shown].tolist(), c.predicted_high[shown].tolist())
-    return bands
+    """Each forecast made from the trunk alone, with its 90% interval from the branch step on."""
+    labelled = {f"forecast of the {name}, trunk alone (90% interval)": c for name, c in forecasts.items()}
+    return _bands(labelled, {"linestyle": "-.", "linewidth": 1.5}, series, styles)
 
 
 def _decision(plan: CooldownPlan, budget: int, seen: int) -> str:
