@@ -154,19 +154,24 @@ def reference_curve(fields: dict[str, Any], steps: Any) -> list[float]:
     return [reference_multiplier(int(s), **fields) for s in steps]
 
 
-def reference_tops(**fields: Any) -> list[float]:
-    """Every value a companion's h is measured against (``reference_stable_fraction``'s ``top``): each
-    period's decay start and rewarmup target, which a power stable phase puts below the peak."""
+def _tops(i: int, fields: dict[str, Any]) -> dict[str, Any]:
+    """Period i's values a companion's h is measured against, by phase: the value its decay starts
+    from, and the one its rewarmup rises to (below the peak under a power stable phase)."""
     ends = period_ends(fields["total_steps"], fields.get("checkpoints"))
     lengths = decay_lengths(ends, fields.get("decay_steps"), fields.get("decay_ratio"))
-    peaks = fields.get("period_peaks") or [1.0] * len(ends)
+    peak = mp.mpf((fields.get("period_peaks") or [1.0] * len(ends))[i])
+    start = 0 if i == 0 else ends[i - 1]
+    return {
+        "decay": _stable(ends[i] - lengths[i], peak, fields),
+        "rewarmup": _stable(start + fields.get("rewarmup_steps", 0), peak, fields),
+    }
+
+
+def reference_tops(**fields: Any) -> list[float]:
+    """Every value a companion's h is measured against (``reference_stable_fraction``'s ``top``)."""
+    periods = len(period_ends(fields["total_steps"], fields.get("checkpoints")))
     with mp.workdps(50):
-        tops = []
-        for i, end in enumerate(ends):
-            start = 0 if i == 0 else ends[i - 1]
-            for where in (end - lengths[i], start + fields.get("rewarmup_steps", 0)):
-                tops.append(float(_stable(where, mp.mpf(peaks[i]), fields)))
-    return tops
+        return [float(top) for i in range(periods) for top in _tops(i, fields).values()]
 
 
 def reference_stable_fraction(step: int, **fields: Any) -> float:
@@ -177,12 +182,8 @@ def reference_stable_fraction(step: int, **fields: Any) -> float:
         u = max(step - fields.get("start_step", 0), 0)
         phase, m = _position(u, fields)
         ends = period_ends(fields["total_steps"], fields.get("checkpoints"))
-        lengths = decay_lengths(ends, fields.get("decay_steps"), fields.get("decay_ratio"))
         i = next((k for k, c in enumerate(ends) if u < c), len(ends) - 1)
-        peak = mp.mpf((fields.get("period_peaks") or [1.0] * len(ends))[i])
-        start = 0 if i == 0 else ends[i - 1]
-        where = ends[i] - lengths[i] if phase == "decay" else start + fields.get("rewarmup_steps", 0)
-        top = _stable(where, peak, fields)
+        top = _tops(i, fields)["decay" if phase == "decay" else "rewarmup"]
         r = mp.mpf(fields.get("min_ratio", 0.0))
         if phase in ("warmup", "stable") or top <= r:
             return 1.0
