@@ -309,10 +309,11 @@ def _line(protocol: str, model: str, group: Sequence[HeldOut]) -> dict[str, Any]
             "median_error": error, "ratio": width / error if error > 0 else None}  # fmt: skip
 
 
-def summary(scored: Sequence[Scored]) -> list[dict[str, Any]]:
-    """One line per (scenario, data set): counts, PredE, final error, held-out coverage and width,
-    regret (the table of ``docs/planner.md``)."""
-    found = {id(h.case): h for h in held_out(scored, choose_forms(scored))}
+def summary(held: Sequence[HeldOut]) -> list[dict[str, Any]]:
+    """One line per (scenario, data set) of the held-out cases (``held_out``): counts, PredE, final
+    error, held-out coverage and width, regret (the table of ``docs/planner.md``)."""
+    scored = [h.case for h in held]
+    found = {id(h.case): h for h in held}
     lines = []
     for protocol in PROTOCOLS:
         for label, in_set in (("published (Luo et al.)", lambda m: m in PUBLISHED),
@@ -364,11 +365,12 @@ def markdown_by_model(lines: Sequence[dict[str, Any]]) -> str:
 def rows() -> list[Row]:
     """What ``python -m benchmarks`` reports: per protocol, held-out coverage, width ratio, regret."""
     found = validation()
-    lines = summary(found)
+    held = held_out(found, choose_forms(found))
+    lines = summary(held)
     print(markdown(lines))
     why = "the issue's bar: intervals calibrated on held-out models, as narrow as the errors"
     out = []
-    for x in validation_lines(held_out(found, choose_forms(found))):
+    for x in validation_lines(held):
         if x["model"] != "all":
             what = f"forecast, {x['protocol']}, {x['model']} held out ({x['n']} cooldowns)"
             out.append(Row("8 forecast", f"{what}: coverage, median half-width, median error, ratio",
@@ -396,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     found = validation()
     made = calibration(found)
-    print(markdown(summary(found)))
+    print(markdown(summary(held_out(found, choose_forms(found)))))
     print()
     print(markdown_by_model(made["validation"]))
     if args.write_calibration:
