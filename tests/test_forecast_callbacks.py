@@ -268,6 +268,20 @@ def test_a_failing_fit_warns_and_the_run_goes_on(monkeypatch):
         assert watcher.metrics(39) is None
 
 
+def test_observations_saved_before_the_monitor_existed_load_as_the_training_losses():
+    from wsd_plan import ForecastWatcher
+
+    watcher = ForecastWatcher(Forecast(TRUNK, peak=LR, prior=PRIOR), lengths=[100])
+    watcher.use("val_loss", 40)
+    watcher.load_state_dict({"steps": [20, 30], "losses": [3.0, 2.9]})  # as 0.2's first callbacks saved
+    assert watcher.source == "the training loss" and watcher.forecast.state_dict()["steps"] == [20, 30]
+    with pytest.warns(UserWarning, match="restoring the saved observations"):
+        watcher.load_state_dict({"steps": [20, 30], "losses": [3.0], "source": "val_loss"})  # damaged
+    assert watcher.source == "the training loss" and watcher.forecast.state_dict()["steps"] == [20, 30]
+    watcher.load_state_dict(watcher.state_dict() | {"source": "val_loss"})
+    assert watcher.source == "val_loss"
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -299,7 +313,13 @@ def _reported(loss: Any, step: int) -> Any:
     return loss + (torch.tensor(BAD_LOSSES[step]) - loss).detach()
 
 
-def _lightning_run(tmp_path: Path, trunk: WSDSpec, steps: int, *, resume: bool = False) -> Any:
+# the validation loss a model logs at these updates: NaN and 0
+BAD_VALIDATIONS = {40: float("nan"), 100: 0.0}
+
+
+def _lightning_run(
+    tmp_path: Path, trunk: WSDSpec, steps: int, *, resume: bool = False, monitor: str | None = None
+) -> Any:
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -316,7 +336,9 @@ def _lightning_run(tmp_path: Path, trunk: WSDSpec, steps: int, *, resume: bool =
             return _reported(self.net(batch["x"], batch["y"]), self.trainer.global_step)
 
         def validation_step(self, batch, _):
-            self.log("val_loss", self.net(batch["x"], batch["y"]))
+            loss = self.net(batch["x"], batch["y"])
+            bad = BAD_VALIDATIONS.get(self.trainer.global_step) if monitor else None
+            self.log("val_loss", loss if bad is None else torch.tensor(bad))
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=LR)
@@ -327,8 +349,8 @@ def _lightning_run(tmp_path: Path, trunk: WSDSpec, steps: int, *, resume: bool =
         def val_dataloader(self):
             return torch.utils.data.DataLoader(data[:64], batch_size=64)
 
-    callback = ForecastCallback(  # the training loss, bad values included
-        Forecast(trunk, peak=LR, prior=PRIOR), lengths=[20], budgets=[100], monitor=None
+    callback = ForecastCallback(  # bad values included
+        Forecast(trunk, peak=LR, prior=PRIOR), lengths=[20], budgets=[100], monitor=monitor
     )
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=40, save_top_k=-1)
     trainer = L.Trainer(
@@ -361,6 +383,25 @@ def test_lightning_trains_every_step_through_bad_losses_a_short_trunk_and_a_resu
                                 resume=True)  # fmt: skip
     steps = resumed.forecast.state_dict()["steps"]
     assert steps[0] < 80 and max(steps) == 159 and not set(BAD_LOSSES) & set(steps)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not peers.installed("lightning"), reason="lightning not installed (integrations extra)")
+def test_lightning_trains_every_step_through_bad_validation_losses_a_short_trunk_and_a_resume(tmp_path):
+    # the validation loss forecast (monitor=): a NaN and a 0 logged, validations past the trunk's end
+    trunk = WSDSpec(120, warmup_steps=WARMUP, decay_steps=0)
+    callback, said = _lightning_run(tmp_path / "a", trunk, 160, monitor="val_loss")
+    observed = callback.forecast.state_dict()["steps"]
+    assert callback.watcher.source == "val_loss"
+    # 40 (NaN) and 100 (0) skipped; 120 the trunk's end (nothing to forecast), 140 and 160 past it
+    assert observed == [20, 60, 80]
+    assert any("the loss at step 40 is nan: skipped" in m for m in said)
+    assert any("past the trunk's end" in m for m in said)
+    resumed, _ = _lightning_run(tmp_path / "a", WSDSpec(200, warmup_steps=WARMUP, decay_steps=0), 160,
+                                resume=True, monitor="val_loss")  # fmt: skip
+    # the checkpoint at update 80 was written before that update's validation: it holds 20 and 60
+    state = resumed.watcher.state_dict()
+    assert state["source"] == "val_loss" and state["steps"] == [20, 60, 120, 140, 160]
 
 
 @pytest.mark.slow
