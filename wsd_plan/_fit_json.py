@@ -94,7 +94,7 @@ def decode(data: Any) -> dict[str, Any]:
         "fit_metrics": _metrics(data.get("fit_metrics", {}), what),
         "objective": _number(data.get("objective", 0.0), f"{what} objective", low=0.0),
         "fitted_peaks": _peaks(data.get("fitted_peaks"), what),
-        "notes": _notes(data.get("notes", ()), what),
+        "notes": _notes(data.get("notes", []), what),
         "residual_scale": _optional(
             data.get("residual_scale"), f"{what} residual_scale", 0.0, MAX_RESIDUAL_SCALE
         ),
