@@ -44,6 +44,40 @@ TRANSFER_SD = 0.3  # on each carried combination's logarithm (the module's docst
 PEAK_EXPONENT = 1.0  # B scales as peak ** -PEAK_EXPONENT: B * peak carries over
 
 
+def carry_rows(law: Law) -> np.ndarray:
+    """The carried combinations of ``theta`` (``log(params)``), one row each: a drop-term parameter, or
+    its ratio to the power-law parameter it scales with (``Law.transfer_relative_to``)."""
+    names = law.parameters
+    rows = np.zeros((len(law.drop_parameters), len(names)))
+    for r, name in enumerate(law.drop_parameters):
+        rows[r, names.index(name)] = 1.0
+        if name in law.transfer_relative_to:
+            rows[r, names.index(law.transfer_relative_to[name])] = -1.0
+    return rows
+
+
+def carried(
+    law: Law,
+    params: Mapping[str, float],
+    covariance: np.ndarray | None,
+    fitted_peaks: tuple[float, float] | None,
+    *,
+    peak: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What an earlier fit of ``law`` says of runs of peak rate ``peak``: its ``theta``, with ``B``
+    moved to that peak (``PEAK_EXPONENT``; as it is where ``fitted_peaks`` is not known), and the
+    carried combinations' covariance, the fit's own (0 where it has none)."""
+    names = law.parameters
+    theta = np.log(np.asarray([params[n] for n in names], np.float64))
+    if fitted_peaks is not None:
+        shift = PEAK_EXPONENT * (0.5 * np.log(fitted_peaks[0] * fitted_peaks[1]) - np.log(peak))
+        for name in law.transfer_relative_to:
+            theta[names.index(name)] += shift
+    rows = carry_rows(law)
+    own = np.zeros((len(names), len(names))) if covariance is None else np.asarray(covariance, np.float64)
+    return theta, rows @ own @ rows.T
+
+
 def penalty_from_prior(
     law: Law,
     params: Mapping[str, float],
@@ -57,21 +91,17 @@ def penalty_from_prior(
     ``fitted_peaks``) for runs of peak rate ``peak`` whose logged losses have relative noise
     ``noise``, and the prior's precision on ``theta`` (``log(params)``) in probability units, which
     ``posterior_covariance`` needs."""
-    names = law.parameters
-    theta = np.log(np.asarray([params[n] for n in names], np.float64))
-    if fitted_peaks is not None:
-        shift = PEAK_EXPONENT * (0.5 * np.log(fitted_peaks[0] * fitted_peaks[1]) - np.log(peak))
-        for name in law.transfer_relative_to:
-            theta[names.index(name)] += shift
-    # each row of `rows` is one transferred combination of log(params): a drop-term parameter, or
-    # its ratio to the power-law parameter it scales with (Law.transfer_relative_to)
-    rows = np.zeros((len(law.drop_parameters), len(names)))
-    for r, name in enumerate(law.drop_parameters):
-        rows[r, names.index(name)] = 1.0
-        if name in law.transfer_relative_to:
-            rows[r, names.index(law.transfer_relative_to[name])] = -1.0
-    own = np.zeros((len(names), len(names))) if covariance is None else np.asarray(covariance)
-    block = rows @ own @ rows.T + np.eye(len(rows)) * TRANSFER_SD**2
+    theta, own = carried(law, params, covariance, fitted_peaks, peak=peak)
+    return gaussian_penalty(law, theta, own + np.eye(len(own)) * TRANSFER_SD**2, noise=noise)
+
+
+def gaussian_penalty(
+    law: Law, theta: np.ndarray, block: np.ndarray, *, noise: float, rows: np.ndarray | None = None
+) -> tuple[Penalty, np.ndarray]:
+    """The ``Penalty`` of a Gaussian prior on combinations of ``theta`` (``rows``; default the carried
+    ones, ``carry_rows``): mean those of ``theta``, covariance ``block``; and its precision on
+    ``theta``."""
+    rows = carry_rows(law) if rows is None else rows
     precision_theta = rows.T @ np.linalg.inv(block) @ rows
     # theta = M u (Law.theta_jacobian), so (theta - t)^T P (theta - t) = (u - m)^T M^T P M (u - m)
     m = law.theta_jacobian()
