@@ -298,7 +298,10 @@ def test_a_forecast_refuses_bad_input(call, match):
     [
         (dict(trunk=30_000), "trunk must be a WSDSpec"),
         (dict(peak=0.0), r"peak \(the trunk's stable learning rate\) must be > 0, got 0.0"),
-        (dict(prior=3), "prior must be a LossLawFit, the path of one saved with to_json, or None; got int"),
+        (
+            dict(prior=3),
+            "prior must be a LossLawFit or ModelLadder, the path of one saved with to_json, or None; got int",
+        ),
         (dict(prior="/nonexistent/fit.json"), "prior: cannot read the saved fit '/nonexistent/fit.json'"),
         (dict(law="power"), "law"),
     ],

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from wsd_plan._forecast import Forecast as Forecast
     from wsd_plan._grid import CooldownGrid as CooldownGrid
     from wsd_plan._grid import GridFields as GridFields
+    from wsd_plan._ladder import ModelLadder as ModelLadder
     from wsd_plan._laws import PARAMETERS as PARAMETERS
     from wsd_plan._loading import load_run as load_run
     from wsd_plan._loading import read_schedule as read_schedule
@@ -57,6 +58,7 @@ _HOMES = {
     "curve_metrics": "_fit",
     "fit_loss_law": "_fit",
     "relative_errors": "_fit",
+    "ModelLadder": "_ladder",
     "PARAMETERS": "_laws",
     "load_run": "_loading",
     "read_schedule": "_loading",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import re
 from pathlib import Path
@@ -33,6 +34,8 @@ PLAN_EXAMPLE = (
 FIT_EXAMPLE = (
     "examples:\n  wsd fit --published lm-100M --save prior.json   (a prior from the shipped curves)\n"
     "  wsd fit --run trunk.csv trunk.json --run cooldown.csv cooldown.json --peak 3e-4 --save fit.json\n"
+    "  wsd fit --ladder 25e6=fit-25m.json 100e6=fit-100m.json --parameters 400e6 --save ladder.json\n"
+    "      (a prior for a 400M model's trunk from fits of two smaller sizes: a model ladder)\n"
 )
 
 
@@ -115,10 +118,18 @@ def add_fit_command(sub: Any) -> None:
     fit.add_argument("--published", metavar="MODEL", help="fit every run of a model shipped with the package "
                      f"({', '.join(PUBLISHED_MODELS)}, or one of Schaipp et al.'s, e.g. slimpajama-60M) "
                      "instead of --run")  # fmt: skip
+    fit.add_argument("--ladder", nargs="+", metavar="SIZE=FIT.json",
+                     help="instead of fitting runs, make a model ladder of fits saved by wsd fit --save, each"
+                     " "
+                     "with its model's parameter count (e.g. 25e6=fit-25m.json): a prior whose drop term "
+                     "moves with the model size, for a model of --parameters")  # fmt: skip
+    fit.add_argument("--parameters", type=float, metavar="N",
+                     help="with --ladder: the parameter count of the model the prior is for")  # fmt: skip
     fit.add_argument("--save", metavar="FIT.json", type=_json_path, help="write the fit here (JSON)")
     fit.add_argument("--law", default="multi-power", help="the loss-curve law to fit (default %(default)s)")
-    fit.add_argument("--prior", metavar="FIT.json", help="an earlier fit standing in for what the runs "
-                     "cannot determine (as in wsd plan)")  # fmt: skip
+    fit.add_argument("--prior", metavar="FIT.json", help="an earlier fit (or a saved --ladder) standing in "
+                     "for "
+                     "what the runs cannot determine (as in wsd plan)")  # fmt: skip
     fit.add_argument("--peak", type=float, help="the stable learning rate of the WSDSpec schedules")
     fit.add_argument("--warmup-steps", type=int, help="the runs' warmup length")
     fit.add_argument("--step-column", help="the log's step column")
@@ -140,12 +151,16 @@ def _json_path(text: str) -> str:
 
 
 def _fit_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from wsd_plan._command import run_fit
+    from wsd_plan._command import run_fit, run_ladder
 
     try:
         from wsd_plan._laws import LAWS
 
         check_choice("--law", args.law, LAWS)
+        if args.ladder is not None or args.parameters is not None:
+            lines = run_ladder(_check_ladder_usage(args))
+            print("\n".join(lines))
+            return 0
         if (args.run is None) == (args.published is None):
             raise ValueError("wsd fit needs --run (repeat for more) or --published MODEL, not both")
         if args.published is not None and (args.peak is not None or args.warmup_steps is not None):
@@ -158,6 +173,36 @@ def _fit_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.exit(2, f"wsd fit: error: {in_cli_terms(str(e))}\n")
     print("\n".join(lines))
     return 0
+
+
+def _check_ladder_usage(args: argparse.Namespace) -> argparse.Namespace:
+    """``wsd fit --ladder``'s flags: each ``SIZE=FIT.json`` read into ``args.sizes``; every flag of a
+    fit of runs refused by name."""
+    if args.ladder is None or args.parameters is None:
+        raise ValueError("a model ladder needs --ladder SIZE=FIT.json ... and --parameters N (the size of "
+                         "the "
+                         "model it is a prior for), both")  # fmt: skip
+    given = [flag for flag, value in (("--run", args.run), ("--published", args.published),
+             ("--prior", args.prior), ("--peak", args.peak), ("--warmup-steps", args.warmup_steps))
+             if value is not None]  # fmt: skip
+    if given:
+        raise ValueError(f"--ladder combines saved fits and fits no runs: leave out {', '.join(given)}")
+    args.sizes = {}
+    for item in args.ladder:
+        size, sep, path = item.partition("=")
+        try:
+            value = float(size)
+        except ValueError:
+            value = math.nan
+        if not sep or not path or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"--ladder takes SIZE=FIT.json, a positive parameter count and a saved fit "
+                             "(e.g. "
+                             f"25e6=fit-25m.json), got {item!r}")  # fmt: skip
+        if value in args.sizes:
+            raise ValueError(f"--ladder gives the size {size} twice ({args.sizes[value]} and {path})")
+        args.sizes[value] = path
+    check_real("--parameters", args.parameters, positive=True)
+    return args
 
 
 def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 
 from wsd_core import WSDSpec
 from wsd_plan._fit import LossLawFit, fit_loss_law, load_prior
+from wsd_plan._ladder import ModelLadder
 from wsd_plan._laws import LAWS
 from wsd_plan._loading import load_run, read_schedule
 from wsd_plan._logs import LogError
@@ -85,8 +86,9 @@ def published_inputs(args: argparse.Namespace) -> tuple[list[LossRun], list[Loss
     return fitted, held_out, WSDSpec(longest, warmup_steps=published.WARMUP, decay_steps=0)
 
 
-def read_prior(path: str | None) -> LossLawFit | None:
-    """``--prior FIT.json``: a fit saved by ``wsd fit --save`` (``LossLawFit.to_json``)."""
+def read_prior(path: str | None) -> LossLawFit | ModelLadder | None:
+    """``--prior FIT.json``: a fit saved by ``wsd fit --save`` (``LossLawFit.to_json``), or a
+    ladder saved by ``wsd fit --ladder``."""
     if path is None:
         return None
     with stage(f"reading the prior {path}"):
@@ -115,6 +117,17 @@ def run_fit(args: argparse.Namespace) -> list[str]:
             text = fit.to_json()
             write_atomically(Path(args.save), text)
         lines.append(f"wrote {args.save}")
+    return lines
+
+
+def run_ladder(args: argparse.Namespace) -> list[str]:
+    """``wsd fit --ladder``: a ``ModelLadder`` of saved fits (``args.sizes``), reported and saved."""
+    with stage(f"reading {len(args.sizes)} saved fit(s)"):
+        ladder = ModelLadder(args.sizes, parameters=args.parameters).of_law(args.law)
+    lines = ladder.report().splitlines()
+    if args.save is not None:
+        write_atomically(Path(args.save), ladder.to_json())
+        lines.append(f"wrote {args.save} (a prior: wsd plan --prior {args.save}, Forecast(prior=...))")
     return lines
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from wsd_core.backend import check_choice, check_int
 from wsd_plan import _fit_json
 from wsd_plan._features import Features, features
+from wsd_plan._ladder import ModelLadder, is_ladder_json
 from wsd_plan._laws import LAWS, Law
 from wsd_plan._least_squares import HUBER_DELTA, Data, Penalty, Solution, default_penalty, pack, solver
 from wsd_plan._predictions import FitUncertainty, Predictions
@@ -127,7 +128,7 @@ class LossLawFit:
     fitted_coordinates: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
     fitted_runs: tuple[LossRun, ...] = dataclasses.field(default=(), compare=False, repr=False)
     # the earlier fit whose drop term stood in for what the runs do not determine (refits use it too)
-    prior: LossLawFit | None = dataclasses.field(default=None, compare=False, repr=False)
+    prior: LossLawFit | ModelLadder | None = dataclasses.field(default=None, compare=False, repr=False)
     # how its intervals are scaled, measured for what it was given (``wsd_plan.calibration``)
     calibration: Calibration | None = None
 
@@ -453,7 +454,7 @@ def fit_loss_law(
     law: str = "multi-power",
     *,
     iterations: int = ITERATIONS,
-    prior: LossLawFit | str | os.PathLike | None = None,
+    prior: LossLawFit | ModelLadder | str | os.PathLike | None = None,
     start: LossLawFit | None = None,
 ) -> LossLawFit:
     """Fits ``law`` to the logged losses of ``runs``.
@@ -468,7 +469,9 @@ def fit_loss_law(
         saved with ``to_json`` (``wsd fit --save``), whose drop term, widened by how far it moves
         between models, stands in for what ``runs`` do not determine: with one, ``runs`` may be a
         trunk alone, a run with no LR drop yet (``wsd_plan._transfer`` says what carries over and
-        how sure it is). Its law, or its fit of ``law`` among ``other_law_fits``, is used.
+        how sure it is). Its law, or its fit of ``law`` among ``other_law_fits``, is used. Or a
+        ``ModelLadder`` (or the path of one saved with its ``to_json``): fits of other model sizes,
+        whose drop term moves with the parameter count (``wsd_plan._ladder``).
       start: a fit of ``law`` to start the solver from instead of its grid of starting points: the
         previous fit of a log that has grown since (``Forecast`` refits so), a few iterations from
         the new optimum. (The solver only ever lowers the objective, so a start cannot diverge.)
@@ -519,7 +522,8 @@ def fit_loss_law(
     fitted = np.concatenate([coordinates(params, f.area, c) for f, c in zip(host, curves, strict=True)])
     protocol = protocol_of(drops=any(_drops(r) for r in runs), prior=given is not None,
                            prior_peaks=None if given is None else given.fitted_peaks,
-                           peak=float(np.exp(np.mean(np.log(peaks)))))  # fmt: skip
+                           peak=float(np.exp(np.mean(np.log(peaks)))),
+                           ladder=isinstance(given, ModelLadder))  # fmt: skip
     fit = LossLawFit(law, params, {}, float(found.objective), fitted_peaks=(min(peaks), max(peaks)),
                      notes=notes, covariance=covariance, residual_scale=scale, fitted_coordinates=fitted,
                      fitted_runs=tuple(runs), prior=given,
@@ -527,19 +531,25 @@ def fit_loss_law(
     return dataclasses.replace(fit, fit_metrics=fit.evaluate(runs))
 
 
-def _penalty_of(spec: Law, fit: LossLawFit, peak: float, noise: float) -> tuple[Penalty, np.ndarray]:
-    return penalty_from_prior(spec, fit.params, fit.covariance, fit.fitted_peaks, peak=peak, noise=noise)
+def _penalty_of(
+    spec: Law, prior: LossLawFit | ModelLadder, peak: float, noise: float
+) -> tuple[Penalty, np.ndarray]:
+    if isinstance(prior, ModelLadder):
+        return prior.penalty(spec, peak=peak, noise=noise)
+    return penalty_from_prior(
+        spec, prior.params, prior.covariance, prior.fitted_peaks, peak=peak, noise=noise
+    )
 
 
-def load_prior(prior: Any, name: str = "prior") -> LossLawFit | None:
+def load_prior(prior: Any, name: str = "prior") -> LossLawFit | ModelLadder | None:
     """A prior as every entry point takes it (``fit_loss_law``, ``Forecast``, ``wsd plan --prior``): a
-    ``LossLawFit``, the path of one saved with ``LossLawFit.to_json`` (``wsd fit --save``), or None.
-    A file that cannot be read, or is not a saved fit, is refused naming ``name`` and the path."""
-    if prior is None or isinstance(prior, LossLawFit):
+    ``LossLawFit`` or ``ModelLadder``, the path of one saved with its ``to_json`` (``wsd fit --save``),
+    or None. A file that cannot be read, or is neither, is refused naming ``name`` and the path."""
+    if prior is None or isinstance(prior, (LossLawFit, ModelLadder)):
         return prior
     if not isinstance(prior, (str, os.PathLike)):
         raise TypeError(
-            f"{name} must be a LossLawFit, the path of one saved with to_json, or None; got "
+            f"{name} must be a LossLawFit or ModelLadder, the path of one saved with to_json, or None; got "
             f"{type(prior).__name__}"
         )
     path = os.fspath(prior)
@@ -550,17 +560,20 @@ def load_prior(prior: Any, name: str = "prior") -> LossLawFit | None:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise ValueError(f"{name}: cannot read the saved fit {path!r}: {reason}") from None
     try:
-        return LossLawFit.from_json(text)
+        return ModelLadder.from_json(text) if is_ladder_json(text) else LossLawFit.from_json(text)
     except ValueError as e:
         raise ValueError(f"{name} {path}: {e}") from None
 
 
-def check_prior(prior: object, law: str) -> LossLawFit:
-    """``prior`` as a fit of ``law``: itself, or its fit of that law among ``other_law_fits``."""
+def check_prior(prior: object, law: str) -> LossLawFit | ModelLadder:
+    """``prior`` as a fit of ``law``: itself, or its fit of that law among ``other_law_fits`` (for a
+    ``ModelLadder``, each size's)."""
+    if isinstance(prior, ModelLadder):
+        return prior.of_law(law)
     if not isinstance(prior, LossLawFit):
         raise TypeError(
-            f"prior must be a LossLawFit (fit_loss_law's result, or LossLawFit.from_json of a saved one), "
-            f"got {type(prior).__name__}"
+            f"prior must be a LossLawFit (fit_loss_law's result, or LossLawFit.from_json of a saved one) "
+            f"or a ModelLadder, got {type(prior).__name__}"
         )
     if prior.law == law:
         return prior

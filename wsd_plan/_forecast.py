@@ -26,6 +26,7 @@ from wsd_core import WSDSpec
 from wsd_core.backend import as_list, as_scalar, check_choice, check_int, check_real, require_clock
 from wsd_plan._fit import LossLawFit, fit_loss_law, load_prior
 from wsd_plan._grid import CooldownGrid, GridFields, grid_of
+from wsd_plan._ladder import ModelLadder
 from wsd_plan._laws import LAWS
 from wsd_plan._least_squares import MIN_POINTS
 from wsd_plan._plan import CooldownCandidate, CooldownPlan, plan_cooldown
@@ -71,8 +72,8 @@ class Forecast:
     """
 
     def __init__(
-        self, trunk: WSDSpec, *, peak: SupportsFloat, prior: LossLawFit | str | os.PathLike | None = None,
-        law: str = "multi-power",
+        self, trunk: WSDSpec, *, peak: SupportsFloat,
+        prior: LossLawFit | ModelLadder | str | os.PathLike | None = None, law: str = "multi-power",
     ) -> None:  # fmt: skip
         if not isinstance(trunk, WSDSpec):
             raise TypeError(f"trunk must be a WSDSpec (the run's schedule), got {type(trunk).__name__}")

@@ -12,7 +12,10 @@ protocol on the shipped curves (the published 25M and 100M models, Schaipp et al
 * ``"trunk + prior, same peak"``: a trunk alone and a prior fitted at the same peak rate (another model
   size or dataset);
 * ``"trunk + prior, other peak"``: a trunk alone and a prior fitted at another peak rate (e.g. the
-  published curves as the prior of a run at 1e-3).
+  published curves as the prior of a run at 1e-3);
+* ``"trunk + ladder prior"``: a trunk alone and a ``ModelLadder``, fits of other sizes of the same
+  family (``wsd_plan._ladder``), at a peak within those its fits were fitted at (at another, the
+  ladder is calibrated as ``"trunk + prior, other peak"``).
 
 A protocol's calibration is split-conformal: every held-out cooldown of every shipped model gives the
 factor its final loss needed to lie inside the interval, and the factor shipped is the 90% conformal
@@ -51,7 +54,8 @@ from wsd_plan._uncertainty import z_value
 RUNS = "runs"
 PRIOR_SAME_PEAK = "trunk + prior, same peak"
 PRIOR_OTHER_PEAK = "trunk + prior, other peak"
-PROTOCOLS = (RUNS, PRIOR_SAME_PEAK, PRIOR_OTHER_PEAK)
+PRIOR_LADDER = "trunk + ladder prior"
+PROTOCOLS = (RUNS, PRIOR_SAME_PEAK, PRIOR_OTHER_PEAK, PRIOR_LADDER)
 FORMS = ("scaled", "constant")
 LEVEL = 0.9  # the level the factors are measured at
 DATA = "data/calibration.json"  # in the wsd_plan package
@@ -93,20 +97,29 @@ class Calibration:
 
 
 def protocol_of(
-    *, drops: bool, prior: bool, prior_peaks: tuple[float, float] | None, peak: float
+    *, drops: bool, prior: bool, prior_peaks: tuple[float, float] | None, peak: float, ladder: bool = False
 ) -> str | None:
     """The protocol of a fit (None: one not calibrated): ``drops``, whether a fitted run's rate
     drops; ``prior``, whether a prior was given, fitted at ``prior_peaks`` (None: not known, then
-    taken as another peak); ``peak``, the runs' peak."""
+    taken as another peak); ``peak``, the runs' peak; ``ladder``, whether the prior is a
+    ``ModelLadder`` (a ladder at another peak than its fits' is calibrated as any prior at another
+    peak: it then carries what one fit does, the drop term)."""
     if not prior:
         return RUNS if drops else None
     if drops:
         return None
-    if prior_peaks is None:
+    if not within_peaks(prior_peaks, peak):
         return PRIOR_OTHER_PEAK
-    low, high = prior_peaks
-    same = low * (1 - SAME_PEAK_TOLERANCE) <= peak <= high * (1 + SAME_PEAK_TOLERANCE)
-    return PRIOR_SAME_PEAK if same else PRIOR_OTHER_PEAK
+    return PRIOR_LADDER if ladder else PRIOR_SAME_PEAK
+
+
+def within_peaks(peaks: tuple[float, float] | None, peak: float) -> bool:
+    """Whether ``peak`` is one a prior fitted at ``peaks`` (lowest, highest; None: not known) was
+    fitted at, to ``SAME_PEAK_TOLERANCE``."""
+    if peaks is None:
+        return False
+    low, high = peaks
+    return low * (1 - SAME_PEAK_TOLERANCE) <= peak <= high * (1 + SAME_PEAK_TOLERANCE)
 
 
 def calibration_of(law: str, protocol: str | None) -> Calibration | None:
