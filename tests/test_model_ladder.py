@@ -221,3 +221,38 @@ def test_wsd_fit_ladder_mistakes_are_reported_without_a_traceback(capsys, args, 
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
     assert message in err, err
+
+
+def test_a_forecast_takes_a_ladder_and_a_saved_one(tmp_path):
+    from wsd_core import WSDSpec
+    from wsd_plan import Forecast, branch_rates, learning_rates
+
+    ladder = ModelLadder({n: _fit(n) for n in SIZES}, parameters=TARGET)
+    (tmp_path / "ladder.json").write_text(ladder.to_json())
+    truth, spec = _params(TARGET), WSDSpec(20_000, warmup_steps=300, init_ratio=0.01, decay_steps=0)
+    law = LossLawFit("multi-power", truth, {}, 0.0)
+    steps = np.arange(400, 4001, 400)
+    losses = law.predict(spec, steps, peak=PEAK)
+    for prior in (ladder, tmp_path / "ladder.json"):
+        forecast = Forecast(spec, peak=PEAK, prior=prior)
+        forecast.observe(steps, losses)
+        assert forecast.fit.protocol == PRIOR_LADDER
+        (now,) = forecast.now(lengths=[2000], shapes=["linear"], min_ratios=[0.0])
+        lrs = branch_rates(learning_rates(spec, 6000, peak=PEAK), now.spec, PEAK)
+        exact = float(law.predict(lrs, [lrs.size - 1], warmup_steps=300)[0])
+        assert now.final_loss == pytest.approx(exact, rel=2e-3)
+        assert now.low <= exact <= now.high
+
+
+@pytest.mark.slow
+def test_wsd_fit_makes_a_ladder_of_shipped_models_by_name(tmp_path, capsys):
+    from wsd_core.cli import main
+
+    saved = tmp_path / "ladder.json"
+    main(["fit", "--ladder", "33e6=slimpajama-33M", "53e6=slimpajama-53M", "--parameters", "60e6",
+          "--save", str(saved)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert "every run of the shipped slimpajama-33M" in captured.err
+    assert "a model ladder of 2 size(s) (33M, 53M)" in captured.out
+    ladder = ModelLadder.from_json(saved.read_text())
+    assert ladder == ModelLadder({33e6: _slimpajama_fit(33), 53e6: _slimpajama_fit(53)}, parameters=60e6)

@@ -119,10 +119,10 @@ def add_fit_command(sub: Any) -> None:
                      f"({', '.join(PUBLISHED_MODELS)}, or one of Schaipp et al.'s, e.g. slimpajama-60M) "
                      "instead of --run")  # fmt: skip
     fit.add_argument("--ladder", nargs="+", metavar="SIZE=FIT.json",
-                     help="instead of fitting runs, make a model ladder of fits saved by wsd fit --save, each"
-                     " "
-                     "with its model's parameter count (e.g. 25e6=fit-25m.json): a prior whose drop term "
-                     "moves with the model size, for a model of --parameters")  # fmt: skip
+                     help="instead of fitting runs, make a model ladder of fits saved by wsd fit --save, "
+                     "each with its model's parameter count (e.g. 25e6=fit-25m.json; or a model shipped "
+                     "with the package, e.g. 33e6=slimpajama-33M): a prior whose parameters move with the "
+                     "model size, for a model of --parameters")  # fmt: skip
     fit.add_argument("--parameters", type=float, metavar="N",
                      help="with --ladder: the parameter count of the model the prior is for")  # fmt: skip
     fit.add_argument("--save", metavar="FIT.json", type=_json_path, help="write the fit here (JSON)")

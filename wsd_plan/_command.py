@@ -122,8 +122,17 @@ def run_fit(args: argparse.Namespace) -> list[str]:
 
 def run_ladder(args: argparse.Namespace) -> list[str]:
     """``wsd fit --ladder``: a ``ModelLadder`` of saved fits (``args.sizes``), reported and saved."""
-    with stage(f"reading {len(args.sizes)} saved fit(s)"):
-        ladder = ModelLadder(args.sizes, parameters=args.parameters).of_law(args.law)
+    from wsd_plan import published
+
+    fits: dict[float, Any] = {}
+    for size, given in args.sizes.items():
+        shipped = given in published.MODELS + published.SCHAIPP_MODELS and not Path(given).exists()
+        fits[size] = given
+        if shipped:  # a model shipped with the package: its fit to every run, made now
+            with stage(f"fitting the {args.law} law to every run of the shipped {given}"):
+                fits[size] = fit_loss_law(list(published.published_runs(given).values()), args.law)
+    with stage(f"reading {sum(isinstance(f, str) for f in fits.values())} saved fit(s), making the ladder"):
+        ladder = ModelLadder(fits, parameters=args.parameters).of_law(args.law)
     lines = ladder.report().splitlines()
     if args.save is not None:
         write_atomically(Path(args.save), ladder.to_json())
