@@ -76,11 +76,11 @@ def test_text_that_is_not_a_saved_fit_is_refused_naming_what_is_wrong(fitted, ch
 def test_a_saved_fit_without_its_optional_fields_reads():
     # the format's optional fields have defaults; a missing "notes" was once refused ("must be a list
     # of strings, got ()") while every other optional field read
-    minimal = {"format": "wsd_plan.LossLawFit", "version": 1, "law": "annealing",
-               "params": {"L0": 3.0, "A": 0.5, "alpha": 0.5, "C": 1.0}}  # fmt: skip
+    params = {"L0": 3.0, "A": 0.5, "alpha": 0.5, "C": 1.0}
+    minimal = {"format": "wsd_plan.LossLawFit", "version": 1, "law": "annealing", "params": params}
     fit = LossLawFit.from_json(json.dumps(minimal))
     assert fit.notes == () and fit.covariance is None and fit.calibration is None
-    assert fit == LossLawFit("annealing", minimal["params"], {}, 0.0)
+    assert fit == LossLawFit("annealing", params, {}, 0.0)
 
 
 def test_a_parameter_that_is_not_positive_and_text_that_is_not_json_are_refused(fitted):
