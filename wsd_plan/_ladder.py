@@ -42,7 +42,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,10 +118,16 @@ class ModelLadder:
         for size, fit in fits.items():
             name = f"fits[{size!r}]"
             pairs.append((_check_size(f"{name}'s key, a parameter count,", size), _rungs(fit, name)))
-        pairs.sort(key=lambda pair: pair[0])
+        self._keep(pairs, parameters)
+
+    def _keep(
+        self, given: Sequence[tuple[float, Mapping[str, Rung]]], parameters: Any, law: str | None = None
+    ) -> None:
+        """Keeps the (size, rungs) pairs by size, the law it is a prior of, the target's size."""
+        pairs = sorted(given, key=lambda pair: pair[0])
         self.sizes: tuple[float, ...] = tuple(size for size, _ in pairs)  # smallest first
         self.rungs: tuple[Mapping[str, Rung], ...] = tuple(rungs for _, rungs in pairs)  # by law, per size
-        self.law: str = next(iter(pairs[0][1]))  # the first size's own law
+        self.law: str = law or next(iter(pairs[0][1]))  # the first size's own law
         self.parameters = _check_size("parameters", parameters)
 
     def __repr__(self) -> str:
@@ -155,7 +161,7 @@ class ModelLadder:
         if law == self.law:
             return self
         ladder = ModelLadder.__new__(ModelLadder)
-        ladder.__dict__.update(self.__dict__, law=law)
+        ladder._keep(list(zip(self.sizes, self.rungs, strict=True)), self.parameters, law)
         return ladder
 
     def carried(self, law: Law, *, peak: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -254,8 +260,9 @@ class ModelLadder:
             )
         if len(set(map(repr, sizes))) != len(sizes):
             raise ValueError(f"not a saved ModelLadder: a size is given twice in {sizes!r}")
-        loaded = {}
+        pairs = []
         for i, (size, saved) in enumerate(zip(sizes, fits, strict=True)):
+            size = _check_size(f"a saved ModelLadder's size {i}", size)
             if not isinstance(saved, list) or not saved:
                 raise ValueError(
                     f"not a saved ModelLadder: its fits of size {size!r} must be a non-empty list"
@@ -264,8 +271,9 @@ class ModelLadder:
                 decoded = [_fit_json.decode(one) for one in saved]
             except ValueError as e:
                 raise ValueError(f"not a saved ModelLadder: its fit {i} (size {size!r}): {e}") from None
-            loaded[size] = {**decoded[0], "other_law_fits": tuple(decoded[1:])}
-        ladder = cls(loaded, data.get("parameters"))  # type: ignore[arg-type]
+            pairs.append((size, _rungs_of(decoded)))
+        ladder = cls.__new__(cls)
+        ladder._keep(pairs, data.get("parameters"))
         return ladder.of_law(data["law"]) if isinstance(data.get("law"), str) else ladder
 
 
@@ -310,15 +318,10 @@ def _rungs(fit: Any, name: str) -> dict[str, Rung]:
                 f"{name}: {path!r} is a saved ModelLadder; a ladder is made of fits (wsd fit --save)"
             )
         try:
-            fit = _fit_json.loads(text)
+            fields = _fit_json.loads(text)
         except ValueError as e:
             raise ValueError(f"{name} {path}: {e}") from None
-    if isinstance(fit, dict):
-        fields = [fit, *fit.get("other_law_fits", ())]
-        return {
-            f["law"]: Rung(f["params"], f["covariance"], f["fitted_peaks"], f["residual_scale"])
-            for f in fields
-        }
+        return _rungs_of([fields, *fields["other_law_fits"]])
     if isinstance(fit, ModelLadder) or not all(hasattr(fit, a) for a in ("law", "params", "other_law_fits")):
         raise TypeError(
             f"{name} must be a LossLawFit or the path of one saved with to_json, got {type(fit).__name__}"
@@ -328,6 +331,13 @@ def _rungs(fit: Any, name: str) -> dict[str, Rung]:
         cov = None if one.covariance is None else np.asarray(one.covariance, np.float64)
         out[one.law] = Rung(dict(one.params), cov, one.fitted_peaks, one.residual_scale)
     return out
+
+
+def _rungs_of(saved: list[dict[str, Any]]) -> dict[str, Rung]:
+    """The rungs of saved fits' fields (``_fit_json.decode``), by law, the first's law first."""
+    return {
+        f["law"]: Rung(f["params"], f["covariance"], f["fitted_peaks"], f["residual_scale"]) for f in saved
+    }
 
 
 def _row_name(law: Law, row: np.ndarray) -> str:
