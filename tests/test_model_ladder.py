@@ -115,7 +115,7 @@ def test_a_ladder_round_trips_through_json_and_a_path_is_a_prior(tmp_path):
         ({float("nan"): "fit"}, 1e8, ValueError, "must be a positive, finite parameter count"),
         ({True: "fit"}, 1e8, ValueError, "must be a positive, finite parameter count"),
         ({1e7: 3}, 1e8, TypeError, r"fits\[10000000.0\] must be a LossLawFit or the path of one"),
-        ({1e7: {"law": "annealing"}}, 1e8, TypeError, r"must be a LossLawFit or the path of one, got dict"),
+        ({1e7: {"law": "annealing"}}, 1e8, TypeError, r"must be a LossLawFit or the path of one saved with to_json, got dict"),
         ({1e7: "/nonexistent/fit.json"}, 1e8, ValueError, "cannot read the saved fit"),
         ({1e7: "FIT"}, -1.0, ValueError, "parameters must be a positive, finite parameter count"),
         ({1e7: "FIT"}, "1e8", ValueError, "parameters must be a positive, finite parameter count"),
@@ -138,7 +138,7 @@ def test_a_ladder_refuses_a_ladder_as_a_rung_a_missing_law_and_damaged_json(tmp_
     for change, match in [({"version": 9}, "of version 9"), ({"format": "x"}, "its 'format' must be"),
                           ({"sizes": [1e7, 2e7]}, "lists of one length"),
                           ({"parameters": 0}, "parameters must be a positive"),
-                          ({"sizes": [-1.0]}, "size 0 must be a positive, finite parameter count")]:  # fmt: skip
+                          ({"sizes": [-1.0]}, "size 0 must be a positive, finite")]:  # fmt: skip
         with pytest.raises(ValueError, match=match):
             ModelLadder.from_json(json.dumps(data | change))
     data["fits"][0][0]["params"]["C"] = -1.0
