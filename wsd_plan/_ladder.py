@@ -129,6 +129,8 @@ class ModelLadder:
         self.rungs: tuple[Mapping[str, Rung], ...] = tuple(rungs for _, rungs in pairs)  # by law, per size
         self.law: str = law or next(iter(pairs[0][1]))  # the first size's own law
         self.parameters = _check_size("parameters", parameters)
+        # carried()'s answers by (law, peak): a Forecast refits at every evaluation with one peak
+        self._carried: dict[tuple[str, float], tuple[np.ndarray, ...]] = {}
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{s:.3g}" for s in self.sizes)
@@ -171,6 +173,16 @@ class ModelLadder:
         more and ``peak`` lies within the peaks it was fitted at (``A`` and ``alpha`` are in units of
         the rate's area, measured across peaks only as far as the ladder spans them). At another
         peak each ``tau`` of the drop term is at least ``TRANSFER_SD``, as one fit's would be."""
+        key = (law.name, float(peak))
+        if key not in self._carried:
+            found = self._carry(law, float(peak))
+            for array in found:
+                array.setflags(write=False)
+            self._carried[key] = found
+        rows, theta, block, taus = self._carried[key]
+        return rows, theta, block, taus
+
+    def _carry(self, law: Law, peak: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         thetas, owns = [], []
         for rung in (r[law.name] for r in self.rungs):
             theta, _ = carried(law, rung.params, rung.covariance, rung.fitted_peaks, peak=peak)
