@@ -83,7 +83,8 @@ def add_plan_command(sub: Any) -> None:
     plan.add_argument("--law", default="multi-power", help="the loss-curve law to fit (default %(default)s)")
     plan.add_argument("--prior", metavar="FIT.json", help="an earlier fit (wsd fit --save) of another model, "
                       "peak or dataset whose drop term stands in for what the runs cannot determine: with it "
-                      "--run may be a trunk alone, before any cooldown")  # fmt: skip
+                      "--run may be a trunk alone, before any cooldown; or a model ladder of other sizes' "
+                      "fits (wsd fit --ladder ... --save)")  # fmt: skip
     plan.add_argument("--second-opinion", action="store_true",
                       help="fit the other law too and say, per budget, whether it picks the same best "
                       "run")  # fmt: skip

@@ -53,7 +53,8 @@ class Forecast:
       trunk: the run's schedule (a ``WSDSpec``): the rate of every update observed comes from it.
       peak: the trunk's stable learning rate.
       prior: an earlier fit (a ``LossLawFit``, or the path of one saved with ``LossLawFit.to_json``)
-        whose drop term stands in for what the trunk cannot determine yet (``fit_loss_law(prior=)``).
+        whose drop term stands in for what the trunk cannot determine yet (``fit_loss_law(prior=)``),
+        or a ``ModelLadder`` of fits of other model sizes (or the path of a saved one).
         None: the observations must include an LR drop, as for ``fit_loss_law``.
       law: the loss-curve law to fit (``"multi-power"`` or ``"annealing"``).
 
