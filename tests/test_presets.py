@@ -24,10 +24,13 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 ULPS = 4 * 2.0**-52  # the peers' literal formulas round to a few ulps of 1 near a floor of 0
 
 
-def assert_same_curve(ours, theirs, steps, scale=1.0):
+def assert_same_curve(ours, theirs, steps, scale=1.0, power=1.0):
+    # a curve raised to a power below 1 near 0 raises the peers' rounding of its base with it: an ulp
+    # of 1 under a square root is 1.5e-8 of the peak
+    floor = ULPS ** min(power, 1.0) * scale
     for s in steps:
         a, b = scale * ours(s), theirs(s)
-        assert abs(a - b) <= 1e-12 * abs(b) + ULPS * scale, f"step {s}: ours {a!r}, peer {b!r}"
+        assert abs(a - b) <= 1e-12 * abs(b) + floor, f"step {s}: ours {a!r}, peer {b!r}"
 
 
 ratios = st.sampled_from([0.0, 0.1, 0.5, 1e-3, 1.0])
@@ -104,6 +107,8 @@ def _levanter_rates(config: dict[str, Any], total: int, steps: range) -> list[fl
 @needs_levanter
 @example(total=1, lr_schedule="constant", warmup=0.0, decay=None, min_lr_ratio=0.0, rewarmup=0.0, cycles=None,
          power=2.0)  # fmt: skip
+@example(total=1315, lr_schedule="polynomial", warmup=0.0, decay=None, min_lr_ratio=0.0, rewarmup=0.0,
+         cycles=None, power=0.5)  # fmt: skip  # levanter's last step: 3.2e-12 where ours is 0
 @given(
     total=st.integers(1, 3000), lr_schedule=st.sampled_from(["linear", "cosine", "polynomial", "constant"]),
     warmup=st.one_of(st.sampled_from([0.0, 0.01, 0.1, 1.0]), st.integers(2, 300)),
@@ -135,7 +140,8 @@ def test_levanter_every_step(total, lr_schedule, warmup, decay, min_lr_ratio, re
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Cycle length does not divide total number of steps"
         theirs = _levanter_rates(config, total, steps)
-    assert_same_curve(spec.multiplier, lambda t: theirs[t], steps, scale=lr)
+    assert_same_curve(spec.multiplier, lambda t: theirs[t], steps, scale=lr,
+                      power=power if lr_schedule == "polynomial" else 1.0)  # fmt: skip
 
 
 def test_levanter_refusals():
