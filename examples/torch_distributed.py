@@ -14,6 +14,7 @@ stopping. Each rank writes the rates every update used and a checksum of its fin
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import tempfile
@@ -73,7 +74,10 @@ def build(mode: str, world: int) -> tuple[torch.nn.Module, list[torch.optim.Opti
 
 
 def worker(rank: int, args: argparse.Namespace) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{args.init_file}", rank=rank, world_size=args.world)
+    # a peer that dies (gloo's teardown has aborted a worker, rarely) fails the others' collectives
+    # within two minutes instead of gloo's default 30
+    dist.init_process_group("gloo", init_method=f"file://{args.init_file}", rank=rank, world_size=args.world,
+                            timeout=datetime.timedelta(seconds=120))  # fmt: skip
     model, optimizers = build(args.mode, args.world)
     schedulers = WSDSchedulersContainer([WSDLR(o, spec=SPEC) for o in optimizers])
     state = {"app": ModelAndOptimizers(model, optimizers), "schedulers": schedulers}

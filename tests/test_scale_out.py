@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,10 +35,13 @@ def test_sharded_jax_resharded_restore_matches_a_single_device_run(tmp_path):
 
 # A worker process of a CPU (gloo) FSDP2 run has, rarely and under load, aborted in C++ with this
 # message (a std::thread destroyed while joinable): twice in about ten full runs, not reproduced in 28
-# runs of the phase under 4x load. Only a run whose ranks all wrote their results (training and
-# checkpoint done; the abort was in the barrier, the process-group teardown or the exit: torch's and
-# gloo's code) is repeated, once; any other failure, or the same one twice, fails the test.
+# runs of the phase under 4x load; and a DDP run once hung after both ranks wrote their results (one
+# worker gone, the other in the barrier or the teardown, until the 600 s timeout). Only a run whose
+# ranks all wrote their results (training and checkpoint done; the trouble was in the barrier, the
+# process-group teardown or the exit: torch's and gloo's code) is repeated, once; any other failure,
+# or the same one twice, fails the test. A phase takes seconds: a run past RUN_TIMEOUT_S has hung.
 _TEARDOWN_ABORT = "terminate called without an active exception"
+RUN_TIMEOUT_S = 240
 
 
 def _torch_run(mode: str, phase: str, tmp: Path) -> list[dict]:
@@ -45,18 +49,26 @@ def _torch_run(mode: str, phase: str, tmp: Path) -> list[dict]:
     for attempt in (1, 2):
         for stale in out.glob("rank*.json"):
             stale.unlink()
-        done = subprocess.run(
+        # its own process group: a hung run is killed with its workers, which would outlive it
+        run = subprocess.Popen(
             [sys.executable, str(ROOT / "examples" / "torch_distributed.py"), "--mode", mode,
              "--phase", phase, "--ckpt", str(tmp / "ckpt"), "--out", str(out)],
-            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
-        if done.returncode == 0:
+        try:
+            _, stderr = run.communicate(timeout=RUN_TIMEOUT_S)
+            hung = False
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            _, stderr = run.communicate()
+            hung = True
+        if not hung and run.returncode == 0:
             break
         written = sorted(p.name for p in out.glob("rank*.json"))
-        after_the_work = _TEARDOWN_ABORT in done.stderr and written == ["rank0.json", "rank1.json"]
+        after_the_work = (hung or _TEARDOWN_ABORT in stderr) and written == ["rank0.json", "rank1.json"]
         assert attempt == 1 and after_the_work, (
-            f"{mode} {phase} (attempt {attempt}) failed; rank results written: {written}\n"
-            + done.stderr[-3000:]
+            f"{mode} {phase} (attempt {attempt}) {'hung' if hung else 'failed'}; rank results written: "
+            f"{written}\n" + stderr[-3000:]
         )
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
