@@ -553,12 +553,7 @@ def load_prior(prior: Any, name: str = "prior") -> LossLawFit | ModelLadder | No
             f"{type(prior).__name__}"
         )
     path = os.fspath(prior)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ValueError(f"{name}: cannot read the saved fit {path!r}: {reason}") from None
+    text = _fit_json.read_saved(path, name)
     try:
         return ModelLadder.from_json(text) if is_ladder_json(text) else LossLawFit.from_json(text)
     except ValueError as e:

@@ -51,6 +51,17 @@ def dumps(fields: dict[str, Any]) -> str:
     return json.dumps(encode(fields), allow_nan=False, indent=1)
 
 
+def read_saved(path: str, name: str) -> str:
+    """The text of a saved fit (or ladder) at ``path``; a file that cannot be read is refused naming
+    ``name`` (the argument or flag it was given as) and the path."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ValueError(f"{name}: cannot read the saved fit {path!r}: {reason}") from None
+
+
 def loads(text: str) -> dict[str, Any]:
     """A saved fit's fields, checked: each mistake is named with what is valid."""
     try:

@@ -315,16 +315,11 @@ def _ladder_data(text: Any) -> dict[str, Any]:
 
 
 def _rungs(fit: Any, name: str) -> dict[str, Rung]:
-    """What a ladder keeps of ``fit``: a ``LossLawFit``, the path of a saved one, or a saved one's
-    fields (``_fit_json.decode``); its own law first, then its ``other_law_fits``."""
+    """What a ladder keeps of ``fit``, a ``LossLawFit`` or the path of a saved one: its own law first,
+    then its ``other_law_fits``."""
     if isinstance(fit, (str, os.PathLike)):
         path = os.fspath(fit)
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise ValueError(f"{name}: cannot read the saved fit {path!r}: {reason}") from None
+        text = _fit_json.read_saved(path, name)
         if is_ladder_json(text):
             raise ValueError(
                 f"{name}: {path!r} is a saved ModelLadder; a ladder is made of fits (wsd fit --save)"
