@@ -420,8 +420,8 @@ def ladder_rows(scored: Sequence[Scored]) -> list[Row]:
     """Per ladder (``LADDERS``): the worst held-out size's mean final-loss error from a ladder prior."""
     out = []
     why = "the issue's bar: a held-out size's final losses from the ladder of the other sizes"
+    cases = [s for s in scored if s.protocol == "trunk + ladder prior"]
     for family in LADDERS:
-        cases = [s for s in scored if s.protocol == "trunk + ladder prior"]
         errors = {m: float(np.mean([abs(s.final_error) for s in cases if s.model == m])) for m in family}
         worst = max(errors, key=errors.__getitem__)
         data_set, value = family[0].split("-")[0], errors[worst]

@@ -129,8 +129,7 @@ def add_fit_command(sub: Any) -> None:
     fit.add_argument("--save", metavar="FIT.json", type=_json_path, help="write the fit here (JSON)")
     fit.add_argument("--law", default="multi-power", help="the loss-curve law to fit (default %(default)s)")
     fit.add_argument("--prior", metavar="FIT.json", help="an earlier fit (or a saved --ladder) standing in "
-                     "for "
-                     "what the runs cannot determine (as in wsd plan)")  # fmt: skip
+                     "for what the runs cannot determine (as in wsd plan)")  # fmt: skip
     fit.add_argument("--peak", type=float, help="the stable learning rate of the WSDSpec schedules")
     fit.add_argument("--warmup-steps", type=int, help="the runs' warmup length")
     fit.add_argument("--step-column", help="the log's step column")
@@ -181,8 +180,7 @@ def _check_ladder_usage(args: argparse.Namespace) -> argparse.Namespace:
     fit of runs refused by name."""
     if args.ladder is None or args.parameters is None:
         raise ValueError("a model ladder needs --ladder SIZE=FIT.json ... and --parameters N (the size of "
-                         "the "
-                         "model it is a prior for), both")  # fmt: skip
+                         "the model it is a prior for), both")  # fmt: skip
     given = [flag for flag, value in (("--run", args.run), ("--published", args.published),
              ("--prior", args.prior), ("--peak", args.peak), ("--warmup-steps", args.warmup_steps))
              if value is not None]  # fmt: skip
@@ -197,8 +195,7 @@ def _check_ladder_usage(args: argparse.Namespace) -> argparse.Namespace:
             value = math.nan
         if not sep or not path or not math.isfinite(value) or value <= 0:
             raise ValueError(f"--ladder takes SIZE=FIT.json, a positive parameter count and a saved fit "
-                             "(e.g. "
-                             f"25e6=fit-25m.json), got {item!r}")  # fmt: skip
+                             f"(e.g. 25e6=fit-25m.json), got {item!r}")  # fmt: skip
         if value in args.sizes:
             raise ValueError(f"--ladder gives the size {size} twice ({args.sizes[value]} and {path})")
         args.sizes[value] = path

@@ -246,8 +246,8 @@ class ModelLadder:
             lines.append("  (L0, A and alpha are left to the runs: " + (
                 "one size says nothing of how they move)" if len(set(self.sizes)) < 2
                 else "its fits' peaks are not known)"))  # fmt: skip
-        else:
-            low, high = min(p[0] for p in peaks), max(p[1] for p in peaks)
+        elif (span := self.fitted_peaks) is not None:  # (the power-law part is carried within it)
+            low, high = span
             lines.append(
                 f"  (L0, A and alpha are the prior's only for runs at peaks from {low:.3g} to {high:.3g})"
             )
